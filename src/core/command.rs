@@ -1,0 +1,182 @@
+//! Typed commands that reach the node's store.
+//!
+//! `resp::command` turns a client's argument vector into one of these (or answers it on the connection itself
+//! when it touches no data, like PING or CLIENT). Every field is already validated for syntax; what needs the
+//! store or the clock (relative TTLs, integer parsing of stored values) is resolved by `core`.
+
+use bytes::Bytes;
+
+/// A point in time for a key to expire, as the client gave it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExpireAt {
+    /// Relative to the time the node applies the command, in milliseconds (EX, PX, EXPIRE, PEXPIRE).
+    /// May be zero or negative for EXPIRE/PEXPIRE, which then delete the key.
+    InMs(i64),
+    /// Absolute Unix time in milliseconds (EXAT, PXAT, EXPIREAT, PEXPIREAT).
+    AtMs(i64),
+}
+
+/// SET's NX / XX condition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SetCond {
+    /// Always write.
+    #[default]
+    Always,
+    /// NX: only when the key does not exist.
+    IfAbsent,
+    /// XX: only when the key exists.
+    IfPresent,
+}
+
+/// What SET does with the key's time to live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SetTtl {
+    /// No option: the new value has no expiry.
+    #[default]
+    Clear,
+    /// KEEPTTL: keep the old expiry.
+    Keep,
+    /// EX / PX / EXAT / PXAT.
+    At(ExpireAt),
+}
+
+/// EXPIRE's NX / XX / GT / LT condition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ExpireCond {
+    /// Always set.
+    #[default]
+    Always,
+    /// NX: only when the key has no expiry.
+    IfNoTtl,
+    /// XX: only when the key has an expiry.
+    IfTtl,
+    /// GT: only when the new expiry is greater (a key without expiry counts as infinite).
+    Greater,
+    /// LT: only when the new expiry is less (a key without expiry counts as infinite).
+    Less,
+}
+
+/// GETEX's option.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum GetExTtl {
+    /// No option: leave the expiry as it is.
+    #[default]
+    Keep,
+    /// PERSIST: remove the expiry.
+    Persist,
+    /// EX / PX / EXAT / PXAT.
+    At(ExpireAt),
+}
+
+/// Which clock unit TTL-style commands answer in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeUnit {
+    /// Seconds (TTL, EXPIRETIME).
+    Seconds,
+    /// Milliseconds (PTTL, PEXPIRETIME).
+    Millis,
+}
+
+/// A command that reads or writes the keyspace, or asks the node about itself.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    /// GET key.
+    Get { key: Bytes },
+    /// SET and its aliases (SETEX, PSETEX, SETNX, GETSET).
+    Set {
+        key: Bytes,
+        value: Bytes,
+        cond: SetCond,
+        ttl: SetTtl,
+        /// GET option: answer with the old value instead of OK.
+        get: bool,
+        /// SETNX answers 1/0 instead of OK/nil.
+        reply_int: bool,
+    },
+    /// GETDEL key.
+    GetDel { key: Bytes },
+    /// GETEX key [option].
+    GetEx { key: Bytes, ttl: GetExTtl },
+    /// MGET key [key ...].
+    MGet { keys: Vec<Bytes> },
+    /// MSET key value [key value ...]; with `if_none_exist` this is MSETNX.
+    MSet { pairs: Vec<(Bytes, Bytes)>, if_none_exist: bool },
+    /// DEL / UNLINK key [key ...].
+    Del { keys: Vec<Bytes> },
+    /// EXISTS key [key ...] (a key named twice counts twice, as in Redis).
+    Exists { keys: Vec<Bytes> },
+    /// TOUCH key [key ...]: count existing keys and mark them used.
+    Touch { keys: Vec<Bytes> },
+    /// EXPIRE / PEXPIRE / EXPIREAT / PEXPIREAT.
+    Expire { key: Bytes, at: ExpireAt, cond: ExpireCond },
+    /// TTL / PTTL.
+    Ttl { key: Bytes, unit: TimeUnit },
+    /// EXPIRETIME / PEXPIRETIME.
+    ExpireTime { key: Bytes, unit: TimeUnit },
+    /// PERSIST key.
+    Persist { key: Bytes },
+    /// INCR / DECR / INCRBY / DECRBY.
+    IncrBy { key: Bytes, delta: i64 },
+    /// INCRBYFLOAT key increment.
+    IncrByFloat { key: Bytes, delta: f64 },
+    /// APPEND key value.
+    Append { key: Bytes, value: Bytes },
+    /// STRLEN key.
+    StrLen { key: Bytes },
+    /// GETRANGE key start end.
+    GetRange { key: Bytes, start: i64, end: i64 },
+    /// SETRANGE key offset value.
+    SetRange { key: Bytes, offset: u64, value: Bytes },
+    /// TYPE key.
+    Type { key: Bytes },
+    /// DBSIZE.
+    DbSize,
+    /// FLUSHALL / FLUSHDB.
+    FlushAll,
+    /// KEYS pattern.
+    Keys { pattern: Bytes },
+    /// SCAN cursor [MATCH pattern] [COUNT count] [TYPE type].
+    Scan { cursor: u64, pattern: Option<Bytes>, count: usize, type_filter: Option<Bytes> },
+    /// RANDOMKEY.
+    RandomKey,
+    /// INFO [section ...], with the facts only the runtime knows.
+    Info { sections: Vec<String>, server: ServerFacts },
+}
+
+/// Facts about the process that the runtime supplies for INFO (the core reads no clock and no OS state).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ServerFacts {
+    /// Process id.
+    pub process_id: u32,
+    /// TCP port of the RESP listener.
+    pub tcp_port: u16,
+    /// Milliseconds since the process started.
+    pub uptime_ms: u64,
+    /// Clients connected now.
+    pub connected_clients: u64,
+    /// Connections accepted since start.
+    pub total_connections_received: u64,
+    /// Connections refused because of `maxclients`.
+    pub rejected_connections: u64,
+    /// Commands processed since start (all connections).
+    pub total_commands_processed: u64,
+    /// Resident set size of the process in bytes, when the OS tells it (0 otherwise).
+    pub used_memory_rss: u64,
+    /// Number of runtime worker threads.
+    pub io_threads: u32,
+}
+
+impl Command {
+    /// Whether the command may add data, so it is refused with OOM when memory cannot be freed.
+    pub fn may_grow(&self) -> bool {
+        matches!(
+            self,
+            Command::Set { .. }
+                | Command::MSet { .. }
+                | Command::IncrBy { .. }
+                | Command::IncrByFloat { .. }
+                | Command::Append { .. }
+                | Command::SetRange { .. }
+        )
+    }
+}

@@ -1,0 +1,10 @@
+//! The sans-IO node: every decision Shoal makes about data and membership, with time and randomness as inputs.
+//!
+//! Nothing here reads a clock, opens a socket or draws from a thread RNG; the tokio runtime and the simulator
+//! feed the same `Node` and carry out the effects it writes into its `Outbox`.
+
+pub mod command;
+pub mod reply;
+
+/// Wall-clock time in milliseconds since the Unix epoch, as the driver supplies it.
+pub type Millis = u64;
