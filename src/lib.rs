@@ -4,6 +4,7 @@
 //! layer, and `runtime` drives both with tokio. The `shoal-sim` crate drives the same `core` in simulated time.
 #![forbid(unsafe_code)]
 
+pub mod config;
 pub mod core;
 pub mod resp;
 pub mod runtime;

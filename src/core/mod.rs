@@ -3,8 +3,17 @@
 //! Nothing here reads a clock, opens a socket or draws from a thread RNG; the tokio runtime and the simulator
 //! feed the same `Node` and carry out the effects it writes into its `Outbox`.
 
+pub mod clock;
 pub mod command;
+pub mod exec;
+pub mod glob;
+pub mod info;
+pub mod node;
 pub mod reply;
+pub mod store;
+pub mod version;
+
+pub use node::{ConnId, Input, Node, NodeConfig, Outbox, Output, ReqId, TimerId};
 
 /// Wall-clock time in milliseconds since the Unix epoch, as the driver supplies it.
 pub type Millis = u64;

@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Shoal vs redis-server under the same redis-benchmark commands, alternating, on loopback.
+# Prints ops/s, p50 and p99 for both and the ratio Shoal/Redis, then resident memory after loading 1M keys.
+# Usage: bench/compare-redis.sh [rounds]   (each row is the median of `rounds` alternating runs; default 1)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROUNDS=${1:-1}
+N=${N:-200000}
+KEYS_FOR_MEMORY=${KEYS_FOR_MEMORY:-1000000}
+
+if ! command -v redis-server >/dev/null || ! command -v redis-benchmark >/dev/null; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server redis-tools >/dev/null
+fi
+cargo build --release -q
+
+REDIS_PORT=${REDIS_PORT:-16379}
+SHOAL_PORT=${SHOAL_PORT:-16380}
+WORK=$(mktemp -d)
+redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$WORK" >"$WORK/redis.log" 2>&1 &
+REDIS_PID=$!
+RUST_LOG=warn ./target/release/shoal --listen "127.0.0.1:$SHOAL_PORT" ${SHOAL_ARGS:-} >"$WORK/shoal.log" 2>&1 &
+SHOAL_PID=$!
+cleanup() { kill "$REDIS_PID" "$SHOAL_PID" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$WORK"; }
+trap cleanup EXIT
+for port in "$REDIS_PORT" "$SHOAL_PORT"; do
+  for _ in $(seq 100); do redis-cli -p "$port" PING >/dev/null 2>&1 && break; sleep 0.1; done
+done
+
+# run PORT CLIENTS PIPELINE -> lines "test rps p50 p99"
+run() {
+  redis-benchmark -p "$1" -t set,get -n "$N" -r 100000 -d 100 -c "$2" -P "$3" --csv 2>/dev/null \
+    | tr -d '"' | awk -F, 'NR>1 {print $1, $2, $5, $7}'
+}
+
+median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+
+printf "%-6s %-10s | %12s %8s %8s | %12s %8s %8s | %7s %7s\n" \
+  test "clients" "redis ops/s" "p50 ms" "p99 ms" "shoal ops/s" "p50 ms" "p99 ms" "ops x" "p99 x"
+for cfg in "50 1" "50 16" "1 1"; do
+  set -- $cfg
+  C=$1; P=$2
+  : >"$WORK/r.txt"; : >"$WORK/s.txt"
+  for _ in $(seq "$ROUNDS"); do
+    run "$REDIS_PORT" "$C" "$P" >>"$WORK/r.txt"
+    run "$SHOAL_PORT" "$C" "$P" >>"$WORK/s.txt"
+  done
+  for t in SET GET; do
+    r_ops=$(awk -v t=$t '$1==t {print $2}' "$WORK/r.txt" | median)
+    r_p50=$(awk -v t=$t '$1==t {print $3}' "$WORK/r.txt" | median)
+    r_p99=$(awk -v t=$t '$1==t {print $4}' "$WORK/r.txt" | median)
+    s_ops=$(awk -v t=$t '$1==t {print $2}' "$WORK/s.txt" | median)
+    s_p50=$(awk -v t=$t '$1==t {print $3}' "$WORK/s.txt" | median)
+    s_p99=$(awk -v t=$t '$1==t {print $4}' "$WORK/s.txt" | median)
+    awk -v t=$t -v c="-c $C -P $P" -v ro="$r_ops" -v r5="$r_p50" -v r9="$r_p99" -v so="$s_ops" -v s5="$s_p50" -v s9="$s_p99" \
+      'BEGIN { printf "%-6s %-10s | %12.0f %8.3f %8.3f | %12.0f %8.3f %8.3f | %7.2f %7.2f\n", t, c, ro, r5, r9, so, s5, s9, so/ro, (r9>0 ? s9/r9 : 0) }'
+  done
+done
+
+# Resident memory after loading the same keys into both (key:0 .. key:N-1, 100-byte values).
+gen() { python3 -c "
+import sys
+v = 'x' * 100
+out = sys.stdout
+for i in range($KEYS_FOR_MEMORY):
+    k = 'key:%d' % i
+    out.write('*3\r\n\$3\r\nSET\r\n\$%d\r\n%s\r\n\$100\r\n%s\r\n' % (len(k), k, v))
+"; }
+rss_mb() { awk '/VmRSS/ {printf "%.1f", $2/1024}' "/proc/$1/status"; }
+for port in "$REDIS_PORT" "$SHOAL_PORT"; do redis-cli -p "$port" FLUSHALL >/dev/null; done
+r_before=$(rss_mb "$REDIS_PID"); s_before=$(rss_mb "$SHOAL_PID")
+gen | redis-cli -p "$REDIS_PORT" --pipe >/dev/null
+gen | redis-cli -p "$SHOAL_PORT" --pipe >/dev/null
+r_keys=$(redis-cli -p "$REDIS_PORT" DBSIZE); s_keys=$(redis-cli -p "$SHOAL_PORT" DBSIZE)
+r_rss=$(rss_mb "$REDIS_PID"); s_rss=$(rss_mb "$SHOAL_PID")
+echo
+echo "memory after loading $KEYS_FOR_MEMORY keys of 100 bytes (RSS MiB; after FLUSHALL before load: redis $r_before, shoal $s_before)"
+awk -v rk="$r_keys" -v sk="$s_keys" -v r="$r_rss" -v s="$s_rss" \
+  'BEGIN { printf "redis %s keys %.1f MiB | shoal %s keys %.1f MiB | ratio %.2f\n", rk, r, sk, s, s/r }'

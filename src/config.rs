@@ -1,0 +1,176 @@
+//! Command-line flags, the TOML config file and `SHOAL_*` environment variables, all with the same names.
+//!
+//! Precedence: a flag on the command line, then its environment variable, then the config file, then the
+//! default. Unknown keys in the file and malformed values are errors that name the offending setting.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::{anyhow, bail, Context};
+use clap::Parser;
+use serde::Deserialize;
+
+use crate::core::store::EvictionPolicy;
+use crate::core::NodeConfig;
+use crate::resp::frame::Limits;
+use crate::runtime::ServerConfig;
+
+/// Settings as given by flags, environment or file; `None` means "not given here".
+#[derive(Debug, Clone, Default, Parser, Deserialize, PartialEq)]
+#[command(name = "shoal", version, about = "Shoal: an AP in-memory cache cluster that speaks the Redis protocol")]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Options {
+    /// TOML config file with the same setting names (e.g. `listen = "127.0.0.1:6380"`).
+    #[arg(long, env = "SHOAL_CONFIG")]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+    /// Address for Redis-protocol clients [default: 127.0.0.1:6380].
+    #[arg(long, env = "SHOAL_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// This node's name, unique in its cluster [default: shoal-<port>].
+    #[arg(long, env = "SHOAL_NAME")]
+    pub name: Option<String>,
+    /// Memory limit for data, e.g. `100mb`, `1gb`, `0` for none [default: 0].
+    #[arg(long, env = "SHOAL_MAXMEMORY")]
+    pub maxmemory: Option<String>,
+    /// Eviction policy: allkeys-lru, allkeys-random, volatile-lru, noeviction [default: allkeys-lru].
+    #[arg(long, env = "SHOAL_MAXMEMORY_POLICY")]
+    pub maxmemory_policy: Option<String>,
+    /// Password clients must AUTH with.
+    #[arg(long, env = "SHOAL_REQUIREPASS")]
+    pub requirepass: Option<String>,
+    /// Most clients connected at once [default: 10000].
+    #[arg(long, env = "SHOAL_MAXCLIENTS")]
+    pub maxclients: Option<usize>,
+    /// Largest bulk string a client may send, e.g. `512mb` [default: 512mb].
+    #[arg(long, env = "SHOAL_PROTO_MAX_BULK_LEN")]
+    pub proto_max_bulk_len: Option<String>,
+    /// Runtime worker threads; 1 runs everything on one thread like Redis [default: 1].
+    #[arg(long, env = "SHOAL_THREADS")]
+    pub threads: Option<usize>,
+}
+
+impl Options {
+    /// Fill every setting not given here from `file`.
+    pub fn or(self, file: Options) -> Options {
+        Options {
+            config: self.config.or(file.config),
+            listen: self.listen.or(file.listen),
+            name: self.name.or(file.name),
+            maxmemory: self.maxmemory.or(file.maxmemory),
+            maxmemory_policy: self.maxmemory_policy.or(file.maxmemory_policy),
+            requirepass: self.requirepass.or(file.requirepass),
+            maxclients: self.maxclients.or(file.maxclients),
+            proto_max_bulk_len: self.proto_max_bulk_len.or(file.proto_max_bulk_len),
+            threads: self.threads.or(file.threads),
+        }
+    }
+
+    /// Parse a TOML config file's text.
+    pub fn from_toml(text: &str) -> anyhow::Result<Options> {
+        toml::from_str(text).map_err(|e| anyhow!("invalid config file: {e}"))
+    }
+
+    /// Flags and environment, merged with the config file they name (if any).
+    pub fn load() -> anyhow::Result<Options> {
+        let cli = Options::parse();
+        let Some(path) = cli.config.clone() else { return Ok(cli) };
+        let text = std::fs::read_to_string(&path).with_context(|| format!("reading config file {}", path.display()))?;
+        Ok(cli.or(Options::from_toml(&text).with_context(|| path.display().to_string())?))
+    }
+
+    /// The server configuration these options describe, with defaults for what is not given.
+    pub fn server_config(&self, seed: u64) -> anyhow::Result<ServerConfig> {
+        let d = ServerConfig::default();
+        let listen = self.listen.unwrap_or(d.listen);
+        let maxmemory = self.maxmemory.as_deref().map(parse_bytes).transpose().context("--maxmemory")?;
+        let bulk = self.proto_max_bulk_len.as_deref().map(parse_bytes).transpose().context("--proto-max-bulk-len")?;
+        let eviction = self.maxmemory_policy.as_deref().map(parse_policy).transpose()?;
+        if self.threads == Some(0) {
+            bail!("--threads must be at least 1");
+        }
+        let limits = Limits { bulk_len_max: bulk.map_or(d.limits.bulk_len_max, |b| b as usize), ..d.limits };
+        Ok(ServerConfig {
+            listen,
+            requirepass: self.requirepass.clone().filter(|p| !p.is_empty()),
+            maxclients: self.maxclients.unwrap_or(d.maxclients),
+            limits,
+            node: NodeConfig {
+                name: self.name.clone().unwrap_or_else(|| format!("shoal-{}", listen.port())),
+                maxmemory_bytes: maxmemory.map_or(0, |m| m as usize),
+                eviction: eviction.unwrap_or_default(),
+                value_bytes_max: limits.bulk_len_max,
+                ..NodeConfig::default()
+            },
+            seed,
+            ..d
+        })
+    }
+}
+
+/// Parse a size the way Redis's config does: `100`, `1k` (1000), `1kb` (1024), `5mb`, `1gb`, case-insensitive.
+pub fn parse_bytes(text: &str) -> anyhow::Result<u64> {
+    let t = text.trim().to_ascii_lowercase();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num.parse().map_err(|_| anyhow!("invalid size {text:?}: expected a number with an optional unit"))?;
+    let mult: u64 = match unit {
+        "" | "b" => 1,
+        "k" => 1_000,
+        "kb" => 1 << 10,
+        "m" => 1_000_000,
+        "mb" => 1 << 20,
+        "g" => 1_000_000_000,
+        "gb" => 1 << 30,
+        _ => bail!("invalid size {text:?}: unknown unit {unit:?} (use b, k, kb, m, mb, g, gb)"),
+    };
+    n.checked_mul(mult).ok_or_else(|| anyhow!("invalid size {text:?}: too large"))
+}
+
+/// Parse an eviction policy by its Redis name.
+pub fn parse_policy(text: &str) -> anyhow::Result<EvictionPolicy> {
+    Ok(match text.to_ascii_lowercase().as_str() {
+        "allkeys-lru" => EvictionPolicy::AllKeysLru,
+        "allkeys-random" => EvictionPolicy::AllKeysRandom,
+        "volatile-lru" => EvictionPolicy::VolatileLru,
+        "noeviction" => EvictionPolicy::NoEviction,
+        other => bail!("unknown maxmemory policy {other:?} (allkeys-lru, allkeys-random, volatile-lru, noeviction)"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse_like_redis() {
+        assert_eq!(parse_bytes("100").unwrap(), 100);
+        assert_eq!(parse_bytes("1k").unwrap(), 1000);
+        assert_eq!(parse_bytes("1kb").unwrap(), 1024);
+        assert_eq!(parse_bytes("100mb").unwrap(), 100 << 20);
+        assert_eq!(parse_bytes("1GB").unwrap(), 1 << 30);
+        assert!(parse_bytes("12xb").is_err());
+        assert!(parse_bytes("mb").is_err());
+        assert!(parse_bytes("99999999999999999gb").is_err());
+    }
+
+    #[test]
+    fn flags_win_over_file_and_defaults_fill_the_rest() {
+        let file = Options::from_toml("listen = \"127.0.0.1:7000\"\nmaxmemory = \"1mb\"\nname = \"f\"").unwrap();
+        let cli = Options { name: Some("cli".into()), ..Options::default() };
+        let cfg = cli.or(file).server_config(1).unwrap();
+        assert_eq!(cfg.listen.port(), 7000);
+        assert_eq!(cfg.node.name, "cli");
+        assert_eq!(cfg.node.maxmemory_bytes, 1 << 20);
+        assert_eq!(cfg.maxclients, 10_000);
+    }
+
+    #[test]
+    fn unknown_file_keys_and_bad_values_are_errors() {
+        assert!(Options::from_toml("listn = \"x\"").is_err());
+        let bad = Options { maxmemory: Some("lots".into()), ..Options::default() };
+        assert!(bad.server_config(1).is_err());
+        let bad = Options { maxmemory_policy: Some("lfu".into()), ..Options::default() };
+        assert!(bad.server_config(1).is_err());
+    }
+}

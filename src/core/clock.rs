@@ -1,0 +1,109 @@
+//! The hybrid logical clock (HLC) every node stamps its writes with.
+//!
+//! A timestamp packs 48 bits of physical milliseconds and 16 bits of logical counter into a `u64`, so plain
+//! integer order is causal order. The clock never goes backwards: when the wall clock stalls or jumps back, the
+//! logical counter advances instead; when it receives a timestamp from the future it advances past it.
+
+use serde::{Deserialize, Serialize};
+
+use super::Millis;
+
+/// A hybrid logical clock timestamp: `physical_ms << 16 | logical`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+pub struct Timestamp(pub u64);
+
+const LOGICAL_BITS: u32 = 16;
+const LOGICAL_MASK: u64 = (1 << LOGICAL_BITS) - 1;
+const PHYSICAL_MAX: u64 = (1 << 48) - 1;
+
+impl Timestamp {
+    /// The timestamp for a physical time with a zero logical counter.
+    pub fn from_millis(ms: Millis) -> Timestamp {
+        Timestamp(ms.min(PHYSICAL_MAX) << LOGICAL_BITS)
+    }
+
+    /// The physical milliseconds part.
+    pub fn millis(self) -> Millis {
+        self.0 >> LOGICAL_BITS
+    }
+
+    /// The logical counter part.
+    pub fn logical(self) -> u16 {
+        (self.0 & LOGICAL_MASK) as u16
+    }
+}
+
+/// One node's hybrid logical clock.
+#[derive(Debug, Clone, Default)]
+pub struct Hlc {
+    last: Timestamp,
+}
+
+impl Hlc {
+    /// A clock that has issued nothing yet.
+    pub fn new() -> Hlc {
+        Hlc::default()
+    }
+
+    /// A fresh timestamp, strictly greater than every one this clock issued or observed.
+    pub fn now(&mut self, wall_ms: Millis) -> Timestamp {
+        let wall = Timestamp::from_millis(wall_ms);
+        // When the wall clock is behind (or equal), the logical counter carries causality; a carry out of the
+        // 16 logical bits simply advances the physical part by one millisecond, which keeps order intact.
+        self.last = if wall > self.last { wall } else { Timestamp(self.last.0 + 1) };
+        self.last
+    }
+
+    /// Advance past a timestamp received from elsewhere (a replica, a peer).
+    pub fn observe(&mut self, seen: Timestamp) {
+        if seen > self.last {
+            self.last = seen;
+        }
+    }
+
+    /// The last timestamp issued or observed.
+    pub fn last(&self) -> Timestamp {
+        self.last
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn never_goes_backwards_when_wall_clock_jumps_back() {
+        let mut c = Hlc::new();
+        let a = c.now(10_000);
+        let b = c.now(5_000);
+        let d = c.now(5_000);
+        assert!(a < b && b < d);
+        assert_eq!(b.millis(), 10_000);
+        assert_eq!(b.logical(), 1);
+    }
+
+    #[test]
+    fn follows_wall_clock_when_it_moves_forward() {
+        let mut c = Hlc::new();
+        c.now(1_000);
+        let t = c.now(2_000);
+        assert_eq!((t.millis(), t.logical()), (2_000, 0));
+    }
+
+    #[test]
+    fn advances_past_observed_timestamps() {
+        let mut c = Hlc::new();
+        c.observe(Timestamp::from_millis(50_000));
+        let t = c.now(1_000);
+        assert!(t > Timestamp::from_millis(50_000));
+        assert_eq!(t.millis(), 50_000);
+    }
+
+    #[test]
+    fn logical_overflow_carries_into_physical() {
+        let mut c = Hlc::new();
+        c.observe(Timestamp((7 << 16) | 0xffff));
+        let t = c.now(0);
+        assert_eq!((t.millis(), t.logical()), (8, 0));
+    }
+}

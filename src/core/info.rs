@@ -1,0 +1,113 @@
+//! The text of INFO: Redis's `# Section` / `field:value` layout, with the sections Shoal has.
+//!
+//! Facts the core cannot know (process id, uptime, connections) come in `ServerFacts` from the runtime.
+
+use std::fmt::Write;
+
+use super::command::ServerFacts;
+use super::node::Node;
+use super::store::EvictionPolicy;
+use super::Millis;
+
+/// The sections INFO knows, in the order Redis prints them.
+pub const SECTIONS: [&str; 7] = ["server", "clients", "memory", "persistence", "stats", "replication", "keyspace"];
+
+/// Render INFO for the requested sections (empty, `default`, `all` or `everything` mean every section).
+pub fn render(node: &Node, now: Millis, requested: &[String], server: &ServerFacts) -> String {
+    let all = requested.is_empty()
+        || requested.iter().any(|s| ["default", "all", "everything"].contains(&s.to_ascii_lowercase().as_str()));
+    let mut out = String::with_capacity(1024);
+    for name in SECTIONS {
+        if all || requested.iter().any(|s| s.eq_ignore_ascii_case(name)) {
+            if !out.is_empty() {
+                out.push_str("\r\n");
+            }
+            section(&mut out, name, node, now, server);
+        }
+    }
+    out
+}
+
+fn section(out: &mut String, name: &str, node: &Node, now: Millis, f: &ServerFacts) {
+    let stats = node.stats();
+    let store = node.store().stats();
+    let cfg = node.config();
+    let _ = match name {
+        "server" => write!(
+            out,
+            "# Server\r\nredis_version:7.2.0\r\nshoal_version:{}\r\nredis_mode:standalone\r\nshoal_node:{}\r\n\
+             process_id:{}\r\ntcp_port:{}\r\nuptime_in_seconds:{}\r\nuptime_in_days:{}\r\nio_threads_active:{}\r\n\
+             unix_time_ms:{}\r\n",
+            env!("CARGO_PKG_VERSION"),
+            cfg.name,
+            f.process_id,
+            f.tcp_port,
+            f.uptime_ms / 1000,
+            f.uptime_ms / 86_400_000,
+            f.io_threads,
+            now
+        ),
+        "clients" => write!(out, "# Clients\r\nconnected_clients:{}\r\nmaxclients:0\r\n", f.connected_clients),
+        "memory" => {
+            let used = node.store().used_bytes();
+            write!(
+                out,
+                "# Memory\r\nused_memory:{used}\r\nused_memory_human:{}\r\nused_memory_rss:{}\r\n\
+                 used_memory_rss_human:{}\r\nmaxmemory:{}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{}\r\n\
+                 evicted_keys:{}\r\n",
+                human(used as u64),
+                f.used_memory_rss,
+                human(f.used_memory_rss),
+                cfg.maxmemory_bytes,
+                human(cfg.maxmemory_bytes as u64),
+                policy_name(cfg.eviction),
+                store.evicted_keys
+            )
+        }
+        "persistence" => write!(out, "# Persistence\r\nloading:0\r\nrdb_changes_since_last_save:0\r\naof_enabled:0\r\n"),
+        "stats" => write!(
+            out,
+            "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\nrejected_connections:{}\r\n\
+             expired_keys:{}\r\nevicted_keys:{}\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\noom_rejections:{}\r\n",
+            f.total_connections_received,
+            f.total_commands_processed.max(stats.commands),
+            f.rejected_connections,
+            store.expired_keys,
+            store.evicted_keys,
+            stats.keyspace_hits,
+            stats.keyspace_misses,
+            stats.oom_rejections
+        ),
+        "replication" => write!(out, "# Replication\r\nrole:master\r\nconnected_slaves:0\r\n"),
+        "keyspace" => {
+            out.push_str("# Keyspace\r\n");
+            let keys = node.store().len();
+            if keys > 0 {
+                let _ = write!(out, "db0:keys={keys},expires={},avg_ttl=0\r\n", node.store().expiring_len());
+            }
+            Ok(())
+        }
+        _ => Ok(()),
+    };
+}
+
+/// The Redis name of an eviction policy.
+pub fn policy_name(p: EvictionPolicy) -> &'static str {
+    match p {
+        EvictionPolicy::AllKeysLru => "allkeys-lru",
+        EvictionPolicy::AllKeysRandom => "allkeys-random",
+        EvictionPolicy::VolatileLru => "volatile-lru",
+        EvictionPolicy::NoEviction => "noeviction",
+    }
+}
+
+/// Bytes in Redis's human form (`1.50M`).
+pub fn human(bytes: u64) -> String {
+    let units = [(1u64 << 30, "G"), (1 << 20, "M"), (1 << 10, "K")];
+    for (size, unit) in units {
+        if bytes >= size {
+            return format!("{:.2}{unit}", bytes as f64 / size as f64);
+        }
+    }
+    format!("{bytes}B")
+}

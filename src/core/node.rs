@@ -1,0 +1,235 @@
+//! `Node`: the sans-IO state machine at the heart of every Shoal process.
+//!
+//! A driver (the tokio runtime or the simulator) calls `Node::handle(now, input, &mut outbox)` with the current
+//! wall-clock time and one input, then carries out every `Output` the node wrote: replies to clients and timers
+//! to schedule. The node owns its store, its hybrid logical clock and a seeded RNG; it reads no clock and does
+//! no I/O, so the same inputs always produce the same outputs.
+
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
+
+use super::clock::Hlc;
+use super::command::Command;
+use super::reply::{Reply, ERR_OOM};
+use super::store::{EvictionPolicy, Store};
+use super::version::NodeId;
+use super::Millis;
+
+/// A client connection, as the driver numbers them.
+pub type ConnId = u64;
+/// A request on one connection, numbered by the connection in the order it arrived.
+pub type ReqId = u64;
+
+/// The node's timers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum TimerId {
+    /// Reclaim expired keys (Redis's active expiry).
+    ActiveExpire,
+}
+
+/// One input to the node.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Input {
+    /// The driver started the node: it schedules its first timers.
+    Start,
+    /// A client command.
+    Client {
+        /// The connection that sent it.
+        conn: ConnId,
+        /// The request's number on that connection.
+        req: ReqId,
+        /// The command.
+        cmd: Command,
+    },
+    /// A timer the node scheduled is due.
+    Timer(TimerId),
+}
+
+/// One effect the driver must carry out.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Output {
+    /// Send `reply` to request `req` of connection `conn`.
+    Reply {
+        /// The connection.
+        conn: ConnId,
+        /// The request the reply answers.
+        req: ReqId,
+        /// The reply.
+        reply: Reply,
+    },
+    /// Deliver `Input::Timer(timer)` after `after_ms` milliseconds.
+    Schedule {
+        /// Delay in milliseconds.
+        after_ms: Millis,
+        /// The timer.
+        timer: TimerId,
+    },
+}
+
+/// Where the node writes its effects; the driver drains it after every call.
+#[derive(Debug, Default)]
+pub struct Outbox {
+    items: Vec<Output>,
+}
+
+impl Outbox {
+    /// An empty outbox.
+    pub fn new() -> Outbox {
+        Outbox::default()
+    }
+
+    /// Add an effect.
+    pub fn push(&mut self, out: Output) {
+        self.items.push(out);
+    }
+
+    /// Take every effect written so far, in order.
+    pub fn drain(&mut self) -> std::vec::Drain<'_, Output> {
+        self.items.drain(..)
+    }
+
+    /// Whether nothing is pending.
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// Number of pending effects.
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+}
+
+/// Settings of one node's data path.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeConfig {
+    /// The node's name, unique in its cluster.
+    pub name: String,
+    /// Memory limit for stored data in bytes; 0 means no limit.
+    pub maxmemory_bytes: usize,
+    /// What to evict when over the limit.
+    pub eviction: EvictionPolicy,
+    /// Largest value a write may produce (Redis's proto-max-bulk-len).
+    pub value_bytes_max: usize,
+    /// Period of active expiry.
+    pub active_expire_period_ms: Millis,
+    /// Most keys one active-expiry pass removes before it yields (it reschedules itself at once).
+    pub active_expire_keys_max: usize,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        NodeConfig {
+            name: "shoal".to_string(),
+            maxmemory_bytes: 0,
+            eviction: EvictionPolicy::AllKeysLru,
+            value_bytes_max: 512 * 1024 * 1024,
+            active_expire_period_ms: 100,
+            active_expire_keys_max: 2_000,
+        }
+    }
+}
+
+/// Counters the node keeps for INFO.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NodeStats {
+    /// Reads that found their key.
+    pub keyspace_hits: u64,
+    /// Reads that did not.
+    pub keyspace_misses: u64,
+    /// Data commands executed.
+    pub commands: u64,
+    /// Writes refused with OOM.
+    pub oom_rejections: u64,
+}
+
+/// One Shoal node's logic and state.
+pub struct Node {
+    pub(crate) config: NodeConfig,
+    pub(crate) id: NodeId,
+    pub(crate) hlc: Hlc,
+    pub(crate) store: Store,
+    pub(crate) rng: StdRng,
+    pub(crate) stats: NodeStats,
+}
+
+impl Node {
+    /// A node with `config`, whose randomness all derives from `seed`.
+    pub fn new(config: NodeConfig, seed: u64) -> Node {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let store = Store::new(rng.random());
+        Node { id: NodeId::from_name(&config.name), config, hlc: Hlc::new(), store, rng, stats: NodeStats::default() }
+    }
+
+    /// The node's id.
+    pub fn id(&self) -> NodeId {
+        self.id
+    }
+
+    /// The node's configuration.
+    pub fn config(&self) -> &NodeConfig {
+        &self.config
+    }
+
+    /// The node's keyspace (read-only).
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The node's counters.
+    pub fn stats(&self) -> NodeStats {
+        self.stats
+    }
+
+    /// Process one input at wall-clock time `now`, writing effects into `out`.
+    pub fn handle(&mut self, now: Millis, input: Input, out: &mut Outbox) {
+        match input {
+            Input::Start => self.schedule_active_expire(out, self.config.active_expire_period_ms),
+            Input::Client { conn, req, cmd } => {
+                let reply = self.execute(now, cmd);
+                out.push(Output::Reply { conn, req, reply });
+            }
+            Input::Timer(TimerId::ActiveExpire) => self.active_expire(now, out),
+        }
+    }
+
+    /// Run one data command and return its reply.
+    pub fn execute(&mut self, now: Millis, cmd: Command) -> Reply {
+        self.stats.commands += 1;
+        let limited = self.config.maxmemory_bytes != 0;
+        if limited && cmd.may_grow() && !self.make_room(now) {
+            self.stats.oom_rejections += 1;
+            return Reply::err(ERR_OOM);
+        }
+        let reply = self.apply(now, cmd);
+        if limited {
+            self.make_room(now);
+        }
+        reply
+    }
+
+    /// Evict until the store fits under `maxmemory`; false when it cannot.
+    fn make_room(&mut self, now: Millis) -> bool {
+        let limit = self.config.maxmemory_bytes;
+        if self.store.used_bytes() <= limit {
+            return true;
+        }
+        let rng = &mut self.rng;
+        self.store.evict_to(limit, self.config.eviction, now, |n| rng.random_range(0..n))
+    }
+
+    fn active_expire(&mut self, now: Millis, out: &mut Outbox) {
+        let max = self.config.active_expire_keys_max;
+        let removed = self.store.expire_due(now, max);
+        // A full pass means more keys may be due: come back almost at once instead of waiting a period, but
+        // still yield so clients are served in between.
+        let after = if removed == max { 1 } else { self.config.active_expire_period_ms };
+        self.schedule_active_expire(out, after);
+    }
+
+    fn schedule_active_expire(&self, out: &mut Outbox, after_ms: Millis) {
+        out.push(Output::Schedule { after_ms, timer: TimerId::ActiveExpire });
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,156 @@
+//! The one task that owns the `core::Node`: it feeds the node batches of commands and due timers, reads the
+//! wall clock for it, and routes every output (replies to connections, timers to its own timer heap).
+//!
+//! Connection tasks parse and encode; this task only executes, so its loop stays short. It takes as many
+//! messages as are queued at once (`recv_many`) and groups the replies per connection before sending them back,
+//! so one wake-up of a connection carries all the replies of its pipeline.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+
+use crate::core::command::Command;
+use crate::core::reply::Reply;
+use crate::core::{ConnId, Input, Millis, Node, Outbox, Output, ReqId, TimerId};
+
+/// Replies for one connection, in the order the node produced them.
+pub type ReplyBatch = Vec<(ReqId, Reply)>;
+
+/// Messages from connection tasks to the node task.
+#[derive(Debug)]
+pub enum ToNode {
+    /// A connection opened; its replies go to `tx`.
+    Open { conn: ConnId, tx: mpsc::UnboundedSender<ReplyBatch> },
+    /// Commands read from one connection, in order.
+    Batch { conn: ConnId, cmds: Vec<(ReqId, Command)> },
+    /// A connection closed.
+    Close { conn: ConnId },
+}
+
+/// Most messages taken from the queue per loop turn.
+const RECV_BATCH_MAX: usize = 512;
+
+/// The current wall-clock time in Unix milliseconds.
+pub fn wall_ms() -> Millis {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as Millis)
+}
+
+/// Timers the node asked for, ordered by deadline, then by the order they were scheduled.
+#[derive(Default)]
+struct Timers {
+    heap: BinaryHeap<Reverse<(Instant, u64, TimerId)>>,
+    seq: u64,
+}
+
+impl Timers {
+    fn schedule(&mut self, after_ms: Millis, timer: TimerId) {
+        self.seq += 1;
+        self.heap.push(Reverse((Instant::now() + Duration::from_millis(after_ms), self.seq, timer)));
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        self.heap.peek().map(|Reverse((at, _, _))| *at)
+    }
+
+    /// Pop every timer due at `now`, in deadline order.
+    fn pop_due(&mut self, now: Instant) -> Vec<TimerId> {
+        let mut due = Vec::new();
+        while let Some(Reverse((at, _, t))) = self.heap.peek() {
+            if *at > now {
+                break;
+            }
+            due.push(*t);
+            self.heap.pop();
+        }
+        due
+    }
+}
+
+/// Run the node until `shutdown` flips to true or every sender is gone.
+pub async fn run(mut node: Node, mut rx: mpsc::Receiver<ToNode>, mut shutdown: watch::Receiver<bool>) -> Node {
+    let mut conns: HashMap<ConnId, mpsc::UnboundedSender<ReplyBatch>> = HashMap::new();
+    let mut timers = Timers::default();
+    let mut out = Outbox::new();
+    let mut msgs = Vec::with_capacity(RECV_BATCH_MAX);
+    node.handle(wall_ms(), Input::Start, &mut out);
+    route(&mut out, &conns, &mut timers);
+    loop {
+        let deadline = timers.next_deadline();
+        tokio::select! {
+            biased;
+            n = rx.recv_many(&mut msgs, RECV_BATCH_MAX) => {
+                if n == 0 {
+                    break;
+                }
+                let now = wall_ms();
+                for msg in msgs.drain(..) {
+                    match msg {
+                        ToNode::Open { conn, tx } => {
+                            conns.insert(conn, tx);
+                        }
+                        ToNode::Close { conn } => {
+                            conns.remove(&conn);
+                        }
+                        ToNode::Batch { conn, cmds } => {
+                            for (req, cmd) in cmds {
+                                node.handle(now, Input::Client { conn, req, cmd }, &mut out);
+                            }
+                        }
+                    }
+                }
+            }
+            _ = sleep_until(deadline), if deadline.is_some() => {
+                let now = wall_ms();
+                for timer in timers.pop_due(Instant::now()) {
+                    node.handle(now, Input::Timer(timer), &mut out);
+                }
+            }
+            _ = shutdown.changed() => {
+                if *shutdown.borrow() {
+                    break;
+                }
+            }
+        }
+        route(&mut out, &conns, &mut timers);
+    }
+    node
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Carry out the node's outputs: replies grouped per connection (consecutive runs), timers onto the heap.
+fn route(out: &mut Outbox, conns: &HashMap<ConnId, mpsc::UnboundedSender<ReplyBatch>>, timers: &mut Timers) {
+    let mut current: Option<(ConnId, ReplyBatch)> = None;
+    for item in out.drain() {
+        match item {
+            Output::Reply { conn, req, reply } => match &mut current {
+                Some((c, batch)) if *c == conn => batch.push((req, reply)),
+                _ => {
+                    if let Some((c, batch)) = current.take() {
+                        send(conns, c, batch);
+                    }
+                    current = Some((conn, vec![(req, reply)]));
+                }
+            },
+            Output::Schedule { after_ms, timer } => timers.schedule(after_ms, timer),
+        }
+    }
+    if let Some((c, batch)) = current {
+        send(conns, c, batch);
+    }
+}
+
+fn send(conns: &HashMap<ConnId, mpsc::UnboundedSender<ReplyBatch>>, conn: ConnId, batch: ReplyBatch) {
+    // A connection that closed meanwhile simply loses its replies.
+    if let Some(tx) = conns.get(&conn) {
+        let _ = tx.send(batch);
+    }
+}

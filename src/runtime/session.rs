@@ -1,0 +1,217 @@
+//! A connection's own state (protocol version, authentication, name) and the commands that only touch it:
+//! PING, ECHO, HELLO, AUTH, SELECT, QUIT, RESET, CLIENT, COMMAND, CONFIG GET, TIME.
+//!
+//! Until a client authenticates (when `requirepass` is set) only AUTH, HELLO with AUTH, QUIT and RESET are
+//! allowed, as in Redis. Everything else is turned into a `core::Command` for the node.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use super::node_task::wall_ms;
+use super::Shared;
+use crate::core::command::Command;
+use crate::core::glob;
+use crate::core::info::policy_name;
+use crate::core::reply::{Reply, ERR_NOAUTH, ERR_WRONGPASS};
+use crate::core::ConnId;
+use crate::resp::command::{parse, ConnCommand, Parsed};
+use crate::resp::encode::Protocol;
+use crate::resp::table;
+
+/// What the connection does with one request.
+pub enum Step {
+    /// Answer now.
+    Reply(Reply),
+    /// Send to the node.
+    Data(Command),
+    /// Answer, then close the connection (QUIT).
+    ReplyThenClose(Reply),
+}
+
+/// One connection's state.
+pub struct Session {
+    id: ConnId,
+    peer: String,
+    protocol: Protocol,
+    authenticated: bool,
+    name: Option<Bytes>,
+    shared: Arc<Shared>,
+}
+
+impl Session {
+    /// A new session for connection `id` from `peer`.
+    pub fn new(id: ConnId, peer: String, shared: Arc<Shared>) -> Session {
+        let authenticated = shared.config.requirepass.is_none();
+        shared.clients.open(id, &peer);
+        Session { id, peer, protocol: Protocol::Resp2, authenticated, name: None, shared }
+    }
+
+    /// The protocol replies are encoded in.
+    pub fn protocol(&self) -> Protocol {
+        self.protocol
+    }
+
+    /// Forget the connection in the shared client list.
+    pub fn close(&self) {
+        self.shared.clients.close(self.id);
+    }
+
+    /// Decide what to do with one request's arguments.
+    pub fn handle(&mut self, args: Vec<Bytes>) -> Step {
+        let parsed = parse(args);
+        if !self.authenticated && !self.allowed_unauthenticated(&parsed) {
+            return Step::Reply(Reply::err(ERR_NOAUTH));
+        }
+        match parsed {
+            Parsed::Data(cmd) => Step::Data(cmd),
+            Parsed::Error(e) => Step::Reply(e),
+            Parsed::Conn(ConnCommand::Quit) => Step::ReplyThenClose(Reply::Ok),
+            Parsed::Conn(ConnCommand::Info(sections)) => {
+                Step::Data(Command::Info { sections, server: self.shared.facts() })
+            }
+            Parsed::Conn(c) => Step::Reply(self.conn_command(c)),
+        }
+    }
+
+    fn allowed_unauthenticated(&self, parsed: &Parsed) -> bool {
+        match parsed {
+            Parsed::Conn(ConnCommand::Auth { .. } | ConnCommand::Quit | ConnCommand::Reset) => true,
+            Parsed::Conn(ConnCommand::Hello { auth, .. }) => auth.is_some(),
+            _ => false,
+        }
+    }
+
+    fn conn_command(&mut self, cmd: ConnCommand) -> Reply {
+        match cmd {
+            ConnCommand::Ping(None) => Reply::simple("PONG"),
+            ConnCommand::Ping(Some(msg)) | ConnCommand::Echo(msg) => Reply::Bulk(msg),
+            ConnCommand::Auth { user, pass } => self.auth(user.as_deref(), &pass),
+            ConnCommand::Hello { proto, auth, setname } => self.hello(proto, auth, setname),
+            ConnCommand::Select(0) => Reply::Ok,
+            ConnCommand::Select(_) => Reply::err("ERR DB index is out of range"),
+            ConnCommand::Reset => {
+                self.protocol = Protocol::Resp2;
+                self.name = None;
+                self.authenticated = self.shared.config.requirepass.is_none();
+                self.shared.clients.set_name(self.id, None);
+                Reply::simple("RESET")
+            }
+            ConnCommand::ClientSetName(name) => {
+                if name.iter().any(|b| *b <= b' ' || *b > b'~') {
+                    return Reply::err("ERR Client names cannot contain spaces, newlines or special characters.");
+                }
+                let name = (!name.is_empty()).then_some(name);
+                self.shared.clients.set_name(self.id, name.clone());
+                self.name = name;
+                Reply::Ok
+            }
+            ConnCommand::ClientGetName => self.name.clone().map_or(Reply::Nil, Reply::Bulk),
+            ConnCommand::ClientId => Reply::Int(self.id as i64),
+            ConnCommand::ClientInfo => Reply::Verbatim(self.client_line()),
+            ConnCommand::ClientList => Reply::Verbatim(self.shared.clients.list(self.protocol)),
+            ConnCommand::ClientSetInfo | ConnCommand::ClientNoop => Reply::Ok,
+            ConnCommand::CommandList => table::command_list(),
+            ConnCommand::CommandCount => table::command_count(),
+            ConnCommand::CommandInfo(names) => table::command_info(&names),
+            ConnCommand::CommandDocs(names) => table::command_docs(&names),
+            ConnCommand::ConfigGet(patterns) => self.config_get(&patterns),
+            ConnCommand::ConfigSet | ConnCommand::ConfigResetStat | ConnCommand::ConfigRewrite => {
+                Reply::err("ERR Shoal's configuration is read-only at runtime; restart with new flags or config file")
+            }
+            ConnCommand::Time => {
+                let ms = wall_ms();
+                Reply::Array(vec![
+                    Reply::Bulk(Bytes::from((ms / 1000).to_string())),
+                    Reply::Bulk(Bytes::from(((ms % 1000) * 1000).to_string())),
+                ])
+            }
+            // Answered in `handle`; kept here so the match stays exhaustive.
+            ConnCommand::Quit => Reply::Ok,
+            ConnCommand::Info(_) => Reply::err("ERR internal: INFO reached the session"),
+        }
+    }
+
+    fn auth(&mut self, user: Option<&[u8]>, pass: &[u8]) -> Reply {
+        let Some(expected) = &self.shared.config.requirepass else {
+            return Reply::err(
+                "ERR AUTH <password> called without any password configured for the default user. \
+                 Are you sure your configuration is correct?",
+            );
+        };
+        let user_ok = user.is_none_or(|u| u == b"default");
+        if user_ok && constant_time_eq(expected.as_bytes(), pass) {
+            self.authenticated = true;
+            Reply::Ok
+        } else {
+            Reply::err(ERR_WRONGPASS)
+        }
+    }
+
+    fn hello(&mut self, proto: Option<i64>, auth: Option<(Bytes, Bytes)>, setname: Option<Bytes>) -> Reply {
+        let protocol = match proto {
+            None => self.protocol,
+            Some(2) => Protocol::Resp2,
+            Some(3) => Protocol::Resp3,
+            Some(_) => return Reply::err("NOPROTO unsupported protocol version"),
+        };
+        if let Some((user, pass)) = auth {
+            let r = self.auth(Some(&user), &pass);
+            if r.is_error() {
+                return r;
+            }
+        }
+        if let Some(name) = setname {
+            let r = self.conn_command(ConnCommand::ClientSetName(name));
+            if r.is_error() {
+                return r;
+            }
+        }
+        self.protocol = protocol;
+        let field = |k: &'static str, v: Reply| (Reply::simple(k), v);
+        Reply::Map(vec![
+            field("server", Reply::Bulk(Bytes::from_static(b"redis"))),
+            field("version", Reply::Bulk(Bytes::from_static(b"7.2.0"))),
+            field("proto", Reply::Int(if protocol == Protocol::Resp3 { 3 } else { 2 })),
+            field("id", Reply::Int(self.id as i64)),
+            field("mode", Reply::Bulk(Bytes::from_static(b"standalone"))),
+            field("role", Reply::Bulk(Bytes::from_static(b"master"))),
+            field("modules", Reply::Array(vec![])),
+        ])
+    }
+
+    fn client_line(&self) -> String {
+        let name = self.name.as_ref().map(|n| String::from_utf8_lossy(n).into_owned()).unwrap_or_default();
+        let resp = if self.protocol == Protocol::Resp3 { 3 } else { 2 };
+        format!("id={} addr={} name={} db=0 resp={}\n", self.id, self.peer, name, resp)
+    }
+
+    fn config_get(&self, patterns: &[Bytes]) -> Reply {
+        let c = &self.shared.config;
+        let params: Vec<(&str, String)> = vec![
+            ("bind", c.listen.ip().to_string()),
+            ("port", c.listen.port().to_string()),
+            ("maxmemory", c.node.maxmemory_bytes.to_string()),
+            ("maxmemory-policy", policy_name(c.node.eviction).to_string()),
+            ("maxclients", c.maxclients.to_string()),
+            ("proto-max-bulk-len", c.limits.bulk_len_max.to_string()),
+            ("databases", "1".to_string()),
+            ("save", String::new()),
+            ("appendonly", "no".to_string()),
+            ("timeout", "0".to_string()),
+            ("requirepass", c.requirepass.clone().unwrap_or_default()),
+        ];
+        let mut out = Vec::new();
+        for (name, value) in params {
+            if patterns.iter().any(|p| glob::matches(&p.to_ascii_lowercase(), name.as_bytes())) {
+                out.push((Reply::Bulk(Bytes::from_static(name.as_bytes())), Reply::Bulk(Bytes::from(value))));
+            }
+        }
+        Reply::Map(out)
+    }
+}
+
+/// Compare two secrets in time independent of where they differ.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}

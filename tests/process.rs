@@ -1,0 +1,91 @@
+//! The `shoal` binary as a real process: starts with flags, answers redis-cli, leaves on SIGTERM.
+
+mod common;
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::eventually;
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start(args: &[&str]) -> Proc {
+    let child = Command::new(env!("CARGO_BIN_EXE_shoal"))
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("shoal binary starts");
+    Proc(child)
+}
+
+fn redis_cli(port: u16, args: &[&str]) -> String {
+    let out = Command::new("redis-cli")
+        .args(["-p", &port.to_string()])
+        .args(args)
+        .output()
+        .expect("redis-cli is installed (apt-get install redis-tools)");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[test]
+fn redis_cli_set_get_expire_ttl_then_sigterm() {
+    let port = free_port();
+    let mut p = start(&["--listen", &format!("127.0.0.1:{port}"), "--maxmemory", "10mb"]);
+    assert!(eventually(Duration::from_secs(10), || redis_cli(port, &["PING"]) == "PONG"), "node answers PING");
+    assert_eq!(redis_cli(port, &["SET", "k", "v"]), "OK");
+    assert_eq!(redis_cli(port, &["GET", "k"]), "v");
+    assert_eq!(redis_cli(port, &["EXPIRE", "k", "100"]), "1");
+    assert_eq!(redis_cli(port, &["TTL", "k"]), "100");
+    assert_eq!(redis_cli(port, &["CONFIG", "GET", "maxmemory"]), format!("maxmemory\n{}", 10 << 20));
+    sigterm(p.0.id());
+    let exited = eventually(Duration::from_secs(10), || matches!(p.0.try_wait(), Ok(Some(_))));
+    assert!(exited, "SIGTERM stops the node");
+    assert!(p.0.wait().unwrap().success(), "graceful exit code 0");
+}
+
+#[test]
+fn bad_flags_are_clear_errors() {
+    let out = Command::new(env!("CARGO_BIN_EXE_shoal")).args(["--maxmemory", "lots"]).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("maxmemory"), "{err}");
+}
+
+#[test]
+fn config_file_and_environment_use_the_same_names() {
+    let port = free_port();
+    let dir = std::env::temp_dir().join(format!("shoal-cfg-{port}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("shoal.toml");
+    std::fs::write(&file, format!("listen = \"127.0.0.1:{port}\"\nmaxmemory = \"1mb\"\n")).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_shoal"))
+        .args(["--config", file.to_str().unwrap()])
+        .env("SHOAL_MAXMEMORY_POLICY", "allkeys-random")
+        .env("RUST_LOG", "warn")
+        .spawn()
+        .unwrap();
+    let _p = Proc(child);
+    assert!(eventually(Duration::from_secs(10), || redis_cli(port, &["PING"]) == "PONG"));
+    assert_eq!(redis_cli(port, &["CONFIG", "GET", "maxmemory"]), format!("maxmemory\n{}", 1 << 20));
+    assert_eq!(redis_cli(port, &["CONFIG", "GET", "maxmemory-policy"]), "maxmemory-policy\nallkeys-random");
+}
+
+/// Send SIGTERM with the `kill` command (the crate forbids unsafe code, so no libc call).
+fn sigterm(pid: u32) {
+    let ok = Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap().success();
+    assert!(ok);
+}
