@@ -6,12 +6,10 @@ use tokio::sync::watch;
 
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .init();
     let options = Options::load()?;
-    let config = options.server_config(rand::random())?;
+    let config = options.server_config(os_seed())?;
     let threads = options.threads.unwrap_or(1);
     let mut builder = if threads == 1 {
         tokio::runtime::Builder::new_current_thread()
@@ -43,4 +41,17 @@ async fn wait_for_signal() {
         _ = term.recv() => {}
     }
     tracing::info!("signal received");
+}
+
+/// A seed from the OS's randomness (so clients cannot predict the store's hash seed), or from time and pid.
+fn os_seed() -> u64 {
+    use std::io::Read;
+    let mut buf = [0u8; 8];
+    match std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut buf)) {
+        Ok(()) => u64::from_le_bytes(buf),
+        Err(_) => {
+            let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+            t.as_nanos() as u64 ^ (std::process::id() as u64) << 32
+        }
+    }
 }

@@ -121,7 +121,10 @@ fn requirepass_demands_auth() {
     let srv = TestServer::start(cfg);
     let mut raw = srv.raw();
     raw.roundtrip(&request(&[b"GET", b"k"]), b"-NOAUTH Authentication required.\r\n");
-    raw.roundtrip(&request(&[b"AUTH", b"wrong"]), b"-WRONGPASS invalid username-password pair or user is disabled.\r\n");
+    raw.roundtrip(
+        &request(&[b"AUTH", b"wrong"]),
+        b"-WRONGPASS invalid username-password pair or user is disabled.\r\n",
+    );
     raw.roundtrip(&request(&[b"AUTH", b"default", b"s3cret"]), b"+OK\r\n");
     raw.roundtrip(&request(&[b"SET", b"k", b"v"]), b"+OK\r\n");
     let url = format!("redis://:s3cret@{}/", srv.addr);
@@ -211,7 +214,7 @@ fn scan_walks_the_keyspace() {
         let _: () = c.set(format!("user:{i}"), i).unwrap();
     }
     let _: () = c.set("other", 1).unwrap();
-    let keys: Vec<String> = c.scan_match("user:*").unwrap().collect();
+    let keys: Vec<String> = c.scan_match::<_, String>("user:*").unwrap().map(|k| k.unwrap()).collect();
     assert_eq!(keys.len(), 500);
     let all: Vec<String> = redis::cmd("KEYS").arg("*").query(&mut c).unwrap();
     assert_eq!(all.len(), 501);

@@ -10,9 +10,7 @@ use rand::RngExt;
 use super::command::{Command, ExpireAt, ExpireCond, GetExTtl, SetCond, SetTtl, TimeUnit};
 use super::glob;
 use super::node::Node;
-use super::reply::{
-    Reply, ERR_NAN_OR_INF, ERR_NOT_FLOAT, ERR_NOT_INTEGER, ERR_OVERFLOW, ERR_STRING_TOO_LONG,
-};
+use super::reply::{Reply, ERR_NAN_OR_INF, ERR_NOT_FLOAT, ERR_NOT_INTEGER, ERR_OVERFLOW, ERR_STRING_TOO_LONG};
 use super::store::Entry;
 use super::version::Version;
 use super::Millis;
@@ -30,7 +28,7 @@ impl Node {
     /// Apply one command to the store (limits already checked by `execute`).
     pub(crate) fn apply(&mut self, now: Millis, cmd: Command) -> Reply {
         match cmd {
-            Command::Get { key } => self.read(&key, now).map_or(Reply::Nil, |v| Reply::Bulk(v)),
+            Command::Get { key } => self.read(&key, now).map_or(Reply::Nil, Reply::Bulk),
             Command::Set { key, value, cond, ttl, get, reply_int } => {
                 self.set(now, &key, value, cond, ttl, get, reply_int)
             }
@@ -61,11 +59,16 @@ impl Node {
                     Reply::Ok
                 }
             }
-            Command::Del { keys } => {
-                Reply::Int(keys.iter().filter(|k| self.store.get(k, now).is_some() && self.store.remove(k).is_some()).count() as i64)
+            Command::Del { keys } => Reply::Int(
+                keys.iter().filter(|k| self.store.get(k, now).is_some() && self.store.remove(k).is_some()).count()
+                    as i64,
+            ),
+            Command::Exists { keys } => {
+                Reply::Int(keys.iter().filter(|k| self.store.peek(k, now).is_some()).count() as i64)
             }
-            Command::Exists { keys } => Reply::Int(keys.iter().filter(|k| self.store.peek(k, now).is_some()).count() as i64),
-            Command::Touch { keys } => Reply::Int(keys.iter().filter(|k| self.store.get(k, now).is_some()).count() as i64),
+            Command::Touch { keys } => {
+                Reply::Int(keys.iter().filter(|k| self.store.get(k, now).is_some()).count() as i64)
+            }
             Command::Expire { key, at, cond } => self.expire(now, &key, at, cond),
             Command::Ttl { key, unit } => match self.store.peek(&key, now) {
                 None => Reply::Int(-2),
@@ -116,9 +119,9 @@ impl Node {
             ),
             Command::Scan { cursor, pattern, count, type_filter } => {
                 let strings_only = type_filter.as_ref().is_none_or(|t| t.eq_ignore_ascii_case(b"string"));
-                let (next, keys) = self.store.scan(cursor, count, now, |k| {
-                    strings_only && pattern.as_ref().is_none_or(|p| glob::matches(p, k))
-                });
+                let (next, keys) = self
+                    .store
+                    .scan(cursor, count, now, |k| strings_only && pattern.as_ref().is_none_or(|p| glob::matches(p, k)));
                 Reply::Array(vec![
                     Reply::Bulk(Bytes::from(next.to_string())),
                     Reply::Array(keys.into_iter().map(Reply::Bulk).collect()),
@@ -173,7 +176,16 @@ impl Node {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn set(&mut self, now: Millis, key: &[u8], value: Bytes, cond: SetCond, ttl: SetTtl, get: bool, reply_int: bool) -> Reply {
+    fn set(
+        &mut self,
+        now: Millis,
+        key: &[u8],
+        value: Bytes,
+        cond: SetCond,
+        ttl: SetTtl,
+        get: bool,
+        reply_int: bool,
+    ) -> Reply {
         if let Some(r) = self.check_size(value.len()) {
             return r;
         }

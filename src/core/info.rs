@@ -64,7 +64,9 @@ fn section(out: &mut String, name: &str, node: &Node, now: Millis, f: &ServerFac
                 store.evicted_keys
             )
         }
-        "persistence" => write!(out, "# Persistence\r\nloading:0\r\nrdb_changes_since_last_save:0\r\naof_enabled:0\r\n"),
+        "persistence" => {
+            write!(out, "# Persistence\r\nloading:0\r\nrdb_changes_since_last_save:0\r\naof_enabled:0\r\n")
+        }
         "stats" => write!(
             out,
             "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\nrejected_connections:{}\r\n\

@@ -20,7 +20,7 @@ use crate::core::command::Command;
 use crate::core::reply::Reply;
 use crate::core::{ConnId, ReqId};
 use crate::resp::encode::encode;
-use crate::resp::frame::parse_request;
+use crate::resp::frame::RequestParser;
 
 /// Replies waiting for earlier ones, indexed from the oldest unanswered request.
 struct Window {
@@ -72,6 +72,7 @@ pub async fn serve(mut socket: TcpStream, conn: ConnId, shared: Arc<Shared>, mut
     let mut rbuf = BytesMut::with_capacity(16 * 1024);
     let mut wbuf = BytesMut::with_capacity(16 * 1024);
     let mut window = Window::new();
+    let mut parser = RequestParser::new();
     let mut close_at: Option<ReqId> = None;
     let max_in_flight = shared.config.pending_requests_max;
     'conn: loop {
@@ -85,7 +86,7 @@ pub async fn serve(mut socket: TcpStream, conn: ConnId, shared: Arc<Shared>, mut
                 let mut batch: Vec<(ReqId, Command)> = Vec::new();
                 let mut parsed = 0u64;
                 loop {
-                    match parse_request(&mut rbuf, &shared.config.limits) {
+                    match parser.parse(&mut rbuf, &shared.config.limits) {
                         Ok(Some(args)) if args.is_empty() => continue,
                         Ok(Some(args)) => {
                             parsed += 1;

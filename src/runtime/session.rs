@@ -17,7 +17,7 @@ use crate::core::reply::{Reply, ERR_NOAUTH, ERR_WRONGPASS};
 use crate::core::ConnId;
 use crate::resp::command::{parse, ConnCommand, Parsed};
 use crate::resp::encode::Protocol;
-use crate::resp::table;
+use crate::resp::introspect::command_reply;
 
 /// What the connection does with one request.
 pub enum Step {
@@ -110,13 +110,17 @@ impl Session {
             ConnCommand::ClientId => Reply::Int(self.id as i64),
             ConnCommand::ClientInfo => Reply::Verbatim(self.client_line()),
             ConnCommand::ClientList => Reply::Verbatim(self.shared.clients.list(self.protocol)),
-            ConnCommand::ClientSetInfo | ConnCommand::ClientNoop => Reply::Ok,
-            ConnCommand::CommandList => table::command_list(),
-            ConnCommand::CommandCount => table::command_count(),
-            ConnCommand::CommandInfo(names) => table::command_info(&names),
-            ConnCommand::CommandDocs(names) => table::command_docs(&names),
+            ConnCommand::ClientSetInfo { .. } | ConnCommand::ClientNoEvict(_) | ConnCommand::ClientNoTouch(_) => {
+                Reply::Ok
+            }
+            c @ (ConnCommand::CommandList
+            | ConnCommand::CommandCount
+            | ConnCommand::CommandInfo(_)
+            | ConnCommand::CommandDocs(_)
+            | ConnCommand::Help(_)) => command_reply(&c).unwrap_or(Reply::err("ERR internal: no reply")),
             ConnCommand::ConfigGet(patterns) => self.config_get(&patterns),
-            ConnCommand::ConfigSet | ConnCommand::ConfigResetStat | ConnCommand::ConfigRewrite => {
+            ConnCommand::ConfigResetStat => Reply::Ok,
+            ConnCommand::ConfigSet | ConnCommand::ConfigRewrite => {
                 Reply::err("ERR Shoal's configuration is read-only at runtime; restart with new flags or config file")
             }
             ConnCommand::Time => {

@@ -43,7 +43,20 @@ fn set_nx_xx_get_and_keepttl() {
     assert_eq!(n.execute(T0, with(SetCond::IfPresent, SetTtl::Clear, false)), Reply::Nil);
     assert_eq!(n.execute(T0, with(SetCond::IfAbsent, SetTtl::At(ExpireAt::InMs(5_000)), false)), Reply::Ok);
     assert_eq!(n.execute(T0, with(SetCond::IfAbsent, SetTtl::Clear, true)), Reply::Bulk(b("2")));
-    assert_eq!(n.execute(T0, Command::Set { key: b("k"), value: b("3"), cond: SetCond::IfPresent, ttl: SetTtl::Keep, get: true, reply_int: false }), Reply::Bulk(b("2")));
+    assert_eq!(
+        n.execute(
+            T0,
+            Command::Set {
+                key: b("k"),
+                value: b("3"),
+                cond: SetCond::IfPresent,
+                ttl: SetTtl::Keep,
+                get: true,
+                reply_int: false
+            }
+        ),
+        Reply::Bulk(b("2"))
+    );
     assert_eq!(n.execute(T0 + 1_000, ttl("k")), Reply::Int(4_000));
     assert_eq!(n.execute(T0, set("k", "4")), Reply::Ok);
     assert_eq!(n.execute(T0, ttl("k")), Reply::Int(-1), "plain SET clears the TTL");
@@ -52,7 +65,14 @@ fn set_nx_xx_get_and_keepttl() {
 #[test]
 fn setnx_answers_integers() {
     let mut n = node();
-    let nx = Command::Set { key: b("k"), value: b("v"), cond: SetCond::IfAbsent, ttl: SetTtl::Clear, get: false, reply_int: true };
+    let nx = Command::Set {
+        key: b("k"),
+        value: b("v"),
+        cond: SetCond::IfAbsent,
+        ttl: SetTtl::Clear,
+        get: false,
+        reply_int: true,
+    };
     assert_eq!(n.execute(T0, nx.clone()), Reply::Int(1));
     assert_eq!(n.execute(T0, nx), Reply::Int(0));
 }
@@ -60,7 +80,17 @@ fn setnx_answers_integers() {
 #[test]
 fn expired_keys_are_never_returned() {
     let mut n = node();
-    n.execute(T0, Command::Set { key: b("k"), value: b("v"), cond: SetCond::Always, ttl: SetTtl::At(ExpireAt::InMs(100)), get: false, reply_int: false });
+    n.execute(
+        T0,
+        Command::Set {
+            key: b("k"),
+            value: b("v"),
+            cond: SetCond::Always,
+            ttl: SetTtl::At(ExpireAt::InMs(100)),
+            get: false,
+            reply_int: false,
+        },
+    );
     assert_eq!(n.execute(T0 + 99, get("k")), Reply::Bulk(b("v")));
     assert_eq!(n.execute(T0 + 100, get("k")), Reply::Nil);
     assert_eq!(n.execute(T0 + 100, ttl("k")), Reply::Int(-2));
@@ -75,7 +105,17 @@ fn active_expiry_reclaims_keys_nobody_reads() {
     assert!(matches!(out.drain().next(), Some(Output::Schedule { timer: TimerId::ActiveExpire, .. })));
     for i in 0..5_000 {
         let k = format!("k{i}");
-        n.execute(T0, Command::Set { key: b(&k), value: b("v"), cond: SetCond::Always, ttl: SetTtl::At(ExpireAt::InMs(50)), get: false, reply_int: false });
+        n.execute(
+            T0,
+            Command::Set {
+                key: b(&k),
+                value: b("v"),
+                cond: SetCond::Always,
+                ttl: SetTtl::At(ExpireAt::InMs(50)),
+                get: false,
+                reply_int: false,
+            },
+        );
     }
     n.execute(T0, set("keep", "v"));
     // A pass removes at most active_expire_keys_max keys and then asks to run again almost at once.
@@ -153,8 +193,14 @@ fn mset_mget_msetnx_del_exists() {
     let mut n = node();
     let pairs = vec![(b("a"), b("1")), (b("b"), b("2"))];
     assert_eq!(n.execute(T0, Command::MSet { pairs, if_none_exist: false }), Reply::Ok);
-    assert_eq!(n.execute(T0, Command::MGet { keys: vec![b("a"), b("x"), b("b")] }), Reply::Array(vec![Reply::Bulk(b("1")), Reply::Nil, Reply::Bulk(b("2"))]));
-    assert_eq!(n.execute(T0, Command::MSet { pairs: vec![(b("a"), b("9")), (b("c"), b("3"))], if_none_exist: true }), Reply::Int(0));
+    assert_eq!(
+        n.execute(T0, Command::MGet { keys: vec![b("a"), b("x"), b("b")] }),
+        Reply::Array(vec![Reply::Bulk(b("1")), Reply::Nil, Reply::Bulk(b("2"))])
+    );
+    assert_eq!(
+        n.execute(T0, Command::MSet { pairs: vec![(b("a"), b("9")), (b("c"), b("3"))], if_none_exist: true }),
+        Reply::Int(0)
+    );
     assert_eq!(n.execute(T0, get("c")), Reply::Nil);
     assert_eq!(n.execute(T0, Command::Exists { keys: vec![b("a"), b("a"), b("x")] }), Reply::Int(2));
     assert_eq!(n.execute(T0, Command::Del { keys: vec![b("a"), b("x"), b("b")] }), Reply::Int(2));
@@ -177,7 +223,7 @@ fn keys_and_scan_match() {
         let Reply::Array(parts) = r else { panic!() };
         let Reply::Bulk(c) = &parts[0] else { panic!() };
         let Reply::Array(ks) = &parts[1] else { panic!() };
-        seen.extend(ks.iter().cloned().map(|k| format!("{k:?}")));
+        seen.extend(ks.iter().map(|k| format!("{k:?}")));
         cursor = std::str::from_utf8(c).unwrap().parse().unwrap();
         if cursor == 0 {
             break;
@@ -197,7 +243,11 @@ fn maxmemory_evicts_instead_of_growing_and_noeviction_refuses() {
     assert!(n.store().stats().evicted_keys > 4_000);
     assert_eq!(n.execute(T0 + 5_000, get("k4999")), Reply::Bulk(b(&"x".repeat(100))), "recent keys survive");
 
-    let cfg = NodeConfig { maxmemory_bytes: 10_000, eviction: crate::core::store::EvictionPolicy::NoEviction, ..NodeConfig::default() };
+    let cfg = NodeConfig {
+        maxmemory_bytes: 10_000,
+        eviction: crate::core::store::EvictionPolicy::NoEviction,
+        ..NodeConfig::default()
+    };
     let mut n = Node::new(cfg, 1);
     let mut oom = 0;
     for i in 0..200 {
