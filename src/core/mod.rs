@@ -4,6 +4,7 @@
 //! feed the same `Node` and carry out the effects it writes into its `Outbox`.
 
 pub mod command;
+pub mod membership;
 pub mod reply;
 
 /// Wall-clock time in milliseconds since the Unix epoch, as the driver supplies it.

@@ -1,0 +1,3 @@
+//! Membership tests: hand-built packets, codec properties, and multi-node scenarios on a simulated network.
+
+mod harness;
