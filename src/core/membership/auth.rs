@@ -9,7 +9,7 @@
 //! Replay: there is no replay window. A recorded packet replays as a valid one; foca tolerates duplicates, and
 //! what a replay can claim is bounded by incarnations: stale Alive/Suspect updates lose to newer ones, and a
 //! replayed Down (or leave) of a member's current identity makes that member renew its identity (incarnation
-//! + 1) and rejoin, i.e. churn, not a lasting wrong view. A timestamp window would need synchronized clocks,
+//! plus one) and rejoin, i.e. churn, not a lasting wrong view. A timestamp window would need synchronized clocks,
 //! which an AP cache must not depend on for membership.
 
 use bytes::{BufMut, Bytes, BytesMut};
