@@ -87,7 +87,8 @@ pub struct MembershipCounters {
     pub rejected_auth: u64,
     /// Dropped: unknown envelope, codec version or malformed payload.
     pub rejected_decode: u64,
-    /// Dropped by foca after decoding (from ourselves, addressed elsewhere, inconsistent).
+    /// Refused by foca after decoding (claims to come from ourselves, indirect probe of ourselves, ...); with a
+    /// trailing-garbage packet foca may have applied the decoded updates before refusing the rest.
     pub rejected_protocol: u64,
     /// Dropped because this node has left the cluster.
     pub dropped_after_leave: u64,

@@ -221,6 +221,7 @@ fn node_that_lost_every_peer_finds_its_way_back() {
     sim.run_for(10_000);
     assert_eq!(sim.live_names(4), ["n4"]);
     assert!(!sim.live_names(0).contains(&"n4".to_string()));
+    let incarnation_before = sim.membership(4).identity().incarnation;
     sim.isolate(4, false);
     let all = [0, 1, 2, 3, 4];
     assert!(
@@ -228,6 +229,43 @@ fn node_that_lost_every_peer_finds_its_way_back() {
         "views: {:?}",
         sim.live_names(4)
     );
+    // It was declared down while away, so it came back under a renewed identity.
+    let renewed = sim.membership(4).identity().incarnation;
+    assert!(
+        renewed > incarnation_before,
+        "incarnation {incarnation_before} -> {renewed}"
+    );
+    assert!(sim
+        .log
+        .iter()
+        .any(|l| l.node == 4 && matches!(l.event, MemberEvent::Rejoined(_))));
+}
+
+#[test]
+fn wan_profile_joins_and_detects_a_crash() {
+    let wan = GossipConfig::wan();
+    let mut sim = Sim::new(9);
+    sim.delay_ms = (20, 120);
+    sim.add_nodes(5, &wan, None);
+    for i in 0..5 {
+        sim.join(i, &[0]);
+    }
+    let all = [0, 1, 2, 3, 4];
+    assert!(
+        sim.run_until(30_000, |s| all_agree(s, &all, 5)).is_some(),
+        "WAN cluster never converged"
+    );
+    let crashed_at = sim.now;
+    sim.crash(3);
+    let addr = addr_of(3);
+    let detected = sim.run_until(60_000, |s| {
+        [0, 1, 2, 4]
+            .iter()
+            .all(|&o| s.down_seen_at(o, addr, crashed_at).is_some())
+    });
+    let took = detected.expect("WAN detection") - crashed_at;
+    eprintln!("WAN profile, 5 nodes, 20-120 ms one-way: crash detected by all in {took} ms");
+    assert!(took < 30_000, "took {took} ms");
 }
 
 #[test]
