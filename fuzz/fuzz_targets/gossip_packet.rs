@@ -20,7 +20,11 @@ fuzz_target!(|data: &[u8]| {
     // A plain node reaches the decoder and foca: split the input into several datagrams so that state built by
     // one (members, suspicions) is exercised by the next, then fire every timer those packets scheduled.
     let mut plain = node(None);
-    for packet in data.split(|&b| b == 0xA0).filter(|p| !p.is_empty()).take(16) {
+    for packet in data
+        .split(|&b| b == 0xA0)
+        .filter(|p| !p.is_empty())
+        .take(16)
+    {
         let mut datagram = vec![0xA0];
         datagram.extend_from_slice(packet);
         plain.handle_packet(NOW, from, &datagram, &mut out);
