@@ -8,6 +8,7 @@ pub mod command;
 pub mod exec;
 pub mod glob;
 pub mod info;
+pub mod membership;
 pub mod node;
 pub mod reply;
 pub mod store;

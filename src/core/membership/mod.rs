@@ -1,0 +1,246 @@
+//! SWIM membership for one node: foca driven sans-IO, with Shoal's identity, wire codec and authentication.
+//!
+//! `Membership` owns a foca instance and turns every input (a datagram, a timer, a join or leave request) into
+//! effects appended to an outbox: datagrams to send, timers to schedule, view changes. It never reads a clock
+//! (foca is timer-driven; `now` is taken for uniformity with `core::Node`) and draws randomness only from the
+//! seeded `StdRng` it is built with, so the same inputs give the same outputs. Packets from the network go through
+//! the size check, then the envelope (mode byte and MAC), then the codec; a packet that fails any step is counted
+//! and dropped with no effect on state. Besides foca's protocol, membership runs its own announce round: every
+//! `announce_period_ms` it announces to the seeds that are not live members and to a few down members, so
+//! groups that started apart merge and a node that lost every peer finds its way back.
+
+pub mod auth;
+pub mod codec;
+pub mod config;
+pub mod effect;
+pub mod identity;
+pub mod view;
+
+#[cfg(test)]
+mod tests;
+
+use std::net::SocketAddr;
+
+use foca::{Foca, NoCustomBroadcast, State};
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
+
+pub use auth::{ClusterSecret, SecretError};
+pub use config::{ConfigError, GossipConfig, Profile};
+pub use effect::{GossipEffect, GossipTimer};
+pub use identity::Identity;
+pub use view::{MemberEvent, MemberInfo, MemberState, MembershipCounters};
+
+use crate::core::Millis;
+use auth::{Envelope, EnvelopeError};
+use codec::RmpCodec;
+use effect::Effects;
+
+/// Mixed into the seed of the announce-round RNG so it differs from foca's.
+const ANNOUNCE_RNG_SALT: u64 = 0x5ea1_5eed_a770_0001;
+
+/// One node's membership: its identity, its view of the others, and the SWIM protocol that maintains it.
+pub struct Membership {
+    foca: Foca<Identity, RmpCodec, StdRng, NoCustomBroadcast>,
+    config: GossipConfig,
+    envelope: Envelope,
+    seeds: Vec<SocketAddr>,
+    rng: StdRng,
+    counters: MembershipCounters,
+    announce_scheduled: bool,
+    left: bool,
+}
+
+impl Membership {
+    /// A node that knows nobody yet; `rng_seed` fixes every random choice it makes.
+    pub fn new(
+        identity: Identity,
+        config: GossipConfig,
+        secret: Option<ClusterSecret>,
+        rng_seed: u64,
+    ) -> Result<Self, ConfigError> {
+        config.validate()?;
+        if identity.name.len() > identity::NAME_BYTES_MAX {
+            return Err(ConfigError::NameTooLong(identity.name.len()));
+        }
+        let envelope = Envelope::new(secret);
+        let foca_config = config.to_foca(envelope.overhead());
+        let foca = Foca::new(identity, foca_config, StdRng::seed_from_u64(rng_seed), RmpCodec);
+        let mut membership = Self {
+            foca,
+            config,
+            envelope,
+            seeds: Vec::new(),
+            rng: StdRng::seed_from_u64(rng_seed ^ ANNOUNCE_RNG_SALT),
+            counters: MembershipCounters::default(),
+            announce_scheduled: false,
+            left: false,
+        };
+        membership.refresh_gauges();
+        Ok(membership)
+    }
+
+    /// Sets the seeds and announces to them now; the announce round then repeats every `announce_period_ms`.
+    pub fn join(&mut self, _now: Millis, seeds: &[SocketAddr], out: &mut Vec<GossipEffect>) {
+        if self.left {
+            return;
+        }
+        self.set_seeds(seeds);
+        self.announce_round(out);
+        self.schedule_announce(out);
+        self.refresh_gauges();
+    }
+
+    /// Replaces the seed addresses (the runtime re-resolves DNS seeds and calls this); our own address is ignored.
+    pub fn set_seeds(&mut self, seeds: &[SocketAddr]) {
+        let own = self.foca.identity().gossip_addr;
+        self.seeds = seeds.iter().copied().filter(|addr| *addr != own).collect();
+        self.seeds.sort_unstable();
+        self.seeds.dedup();
+    }
+
+    /// Handles one datagram received from `from` (informational: the authenticated header names the sender).
+    pub fn handle_packet(&mut self, _now: Millis, _from: SocketAddr, packet: &[u8], out: &mut Vec<GossipEffect>) {
+        self.counters.packets_received += 1;
+        if self.left {
+            self.counters.dropped_after_leave += 1;
+            return;
+        }
+        if packet.len() > self.config.max_packet_size {
+            self.counters.rejected_oversize += 1;
+            return;
+        }
+        let payload = match self.envelope.open(packet) {
+            Ok(payload) => payload,
+            Err(EnvelopeError::Truncated) => return self.counters.rejected_truncated += 1,
+            Err(EnvelopeError::Garbage) => return self.counters.rejected_decode += 1,
+            Err(EnvelopeError::Auth) => return self.counters.rejected_auth += 1,
+        };
+        let mut effects = Effects { envelope: &self.envelope, counters: &mut self.counters, out };
+        if let Err(error) = self.foca.handle_data(payload, &mut effects) {
+            match error {
+                foca::Error::Decode(_) | foca::Error::MalformedPacket | foca::Error::DataTooBig => {
+                    self.counters.rejected_decode += 1;
+                }
+                _ => self.counters.rejected_protocol += 1,
+            }
+        }
+        self.refresh_gauges();
+    }
+
+    /// Handles a timer scheduled by an earlier `Schedule` effect.
+    pub fn handle_timer(&mut self, _now: Millis, timer: GossipTimer, out: &mut Vec<GossipEffect>) {
+        if self.left {
+            return;
+        }
+        match timer {
+            GossipTimer::Foca(timer) => {
+                let mut effects = Effects { envelope: &self.envelope, counters: &mut self.counters, out };
+                if self.foca.handle_timer(timer, &mut effects).is_err() {
+                    self.counters.timer_errors += 1;
+                }
+            }
+            GossipTimer::Announce => {
+                self.announce_scheduled = false;
+                self.announce_round(out);
+                self.schedule_announce(out);
+            }
+        }
+        self.refresh_gauges();
+    }
+
+    /// Leaves the cluster gracefully: tells a few members this identity is down, then ignores all input.
+    pub fn leave(&mut self, _now: Millis, out: &mut Vec<GossipEffect>) {
+        if self.left {
+            return;
+        }
+        let mut effects = Effects { envelope: &self.envelope, counters: &mut self.counters, out };
+        if self.foca.leave_cluster(&mut effects).is_err() {
+            self.counters.timer_errors += 1;
+        }
+        self.left = true;
+        self.refresh_gauges();
+    }
+
+    /// This node's current identity (renewed after being declared down).
+    pub fn identity(&self) -> &Identity {
+        self.foca.identity()
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &GossipConfig {
+        &self.config
+    }
+
+    /// Every known member, this node included, sorted by name, then address.
+    pub fn members(&self) -> Vec<MemberInfo> {
+        let own_state = if self.left { MemberState::Down } else { MemberState::Alive };
+        let mut view: Vec<MemberInfo> = self
+            .foca
+            .iter_membership_state()
+            .map(|member| MemberInfo::new(member.id(), member_state(member.state())))
+            .chain(std::iter::once(MemberInfo::new(self.foca.identity(), own_state)))
+            .collect();
+        view.sort();
+        view
+    }
+
+    /// The live (alive or suspect) members, this node included, sorted.
+    pub fn live_members(&self) -> Vec<MemberInfo> {
+        self.members().into_iter().filter(|m| m.state.is_live()).collect()
+    }
+
+    /// A digest of the live set: two nodes with equal digests see the same live members.
+    pub fn live_digest(&self) -> u64 {
+        view::live_digest(&self.members())
+    }
+
+    /// Packet, event and view counters.
+    pub fn counters(&self) -> &MembershipCounters {
+        &self.counters
+    }
+
+    /// Announces to every seed that is not a live member and to up to `announce_down_max` down members.
+    fn announce_round(&mut self, out: &mut Vec<GossipEffect>) {
+        let live: Vec<SocketAddr> = self.foca.iter_members().map(|m| m.id().gossip_addr).collect();
+        let mut targets: Vec<Identity> =
+            self.seeds.iter().filter(|seed| !live.contains(seed)).map(|seed| Identity::placeholder(*seed)).collect();
+        let mut down: Vec<Identity> = self
+            .foca
+            .iter_membership_state()
+            .filter(|m| m.state() == State::Down && !self.seeds.contains(&m.id().gossip_addr))
+            .map(|m| m.id().clone())
+            .collect();
+        down.sort();
+        for _ in 0..self.config.announce_down_max.min(down.len()) {
+            let pick = self.rng.random_range(0..down.len());
+            targets.push(down.swap_remove(pick));
+        }
+        for target in targets {
+            let mut effects = Effects { envelope: &self.envelope, counters: &mut self.counters, out };
+            if self.foca.announce(target, &mut effects).is_ok() {
+                self.counters.announces_sent += 1;
+            }
+        }
+    }
+
+    fn schedule_announce(&mut self, out: &mut Vec<GossipEffect>) {
+        if !self.announce_scheduled {
+            self.announce_scheduled = true;
+            out.push(GossipEffect::Schedule { after_ms: self.config.announce_period_ms, timer: GossipTimer::Announce });
+        }
+    }
+
+    fn refresh_gauges(&mut self) {
+        let view = self.members();
+        self.counters.set_gauges(&view);
+    }
+}
+
+fn member_state(state: State) -> MemberState {
+    match state {
+        State::Alive => MemberState::Alive,
+        State::Suspect => MemberState::Suspect,
+        State::Down => MemberState::Down,
+    }
+}

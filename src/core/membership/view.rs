@@ -1,0 +1,169 @@
+//! What a node can tell about its membership: members with their state, change events, a digest of the live
+//! set, and counters for metrics.
+//!
+//! Views are sorted by (name, gossip address, incarnation), so two nodes that hold the same live set produce the
+//! same digest; the digest is FNV-1a over a fixed encoding, stable across builds and platforms.
+
+use std::net::SocketAddr;
+
+use super::identity::Identity;
+
+/// How this node currently sees a member.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum MemberState {
+    /// Answers probes.
+    Alive,
+    /// Missed a probe; still counted as live until declared down.
+    Suspect,
+    /// Declared down (crashed, left, or replaced by a newer identity not yet seen).
+    Down,
+}
+
+impl MemberState {
+    /// Alive and suspect members are live: they own ring tokens.
+    pub fn is_live(self) -> bool {
+        matches!(self, Self::Alive | Self::Suspect)
+    }
+}
+
+/// One row of the membership view.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct MemberInfo {
+    /// Node name.
+    pub name: String,
+    /// Gossip address (unique among members).
+    pub gossip_addr: SocketAddr,
+    /// Redis-protocol address.
+    pub client_addr: SocketAddr,
+    /// Identity incarnation (start time in ms, plus renewals).
+    pub incarnation: u64,
+    /// State as this node sees it.
+    pub state: MemberState,
+}
+
+impl MemberInfo {
+    /// The row for `id` in `state`.
+    pub fn new(id: &Identity, state: MemberState) -> Self {
+        Self {
+            name: id.name.clone(),
+            gossip_addr: id.gossip_addr,
+            client_addr: id.client_addr,
+            incarnation: id.incarnation,
+            state,
+        }
+    }
+}
+
+/// A change in the membership view, in the order it happened.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MemberEvent {
+    /// A member became live.
+    Up(Identity),
+    /// A live member was declared down (or left).
+    Down(Identity),
+    /// A member's identity was replaced by a newer one on the same gossip address (restart or renewal).
+    Renamed {
+        /// The identity that was replaced.
+        old: Identity,
+        /// The identity that replaced it.
+        new: Identity,
+    },
+    /// This node learned it had been declared down and rejoined under a renewed identity.
+    Rejoined(Identity),
+}
+
+/// Counters and gauges for metrics; counters only grow, gauges reflect the view after the last call.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MembershipCounters {
+    /// Datagrams handed to `handle_packet`.
+    pub packets_received: u64,
+    /// Datagrams emitted as `Send` effects.
+    pub packets_sent: u64,
+    /// Dropped: longer than `max_packet_size`.
+    pub rejected_oversize: u64,
+    /// Dropped: too short for the envelope.
+    pub rejected_truncated: u64,
+    /// Dropped: missing, unexpected or wrong MAC tag.
+    pub rejected_auth: u64,
+    /// Dropped: unknown envelope, codec version or malformed payload.
+    pub rejected_decode: u64,
+    /// Refused by foca after decoding (claims to come from ourselves, indirect probe of ourselves, ...); with a
+    /// trailing-garbage packet foca may have applied the decoded updates before refusing the rest.
+    pub rejected_protocol: u64,
+    /// Dropped because this node has left the cluster.
+    pub dropped_after_leave: u64,
+    /// Errors foca reported on timers (a driver that delivers timers late or out of order causes these).
+    pub timer_errors: u64,
+    /// Announces sent to seeds and down members.
+    pub announces_sent: u64,
+    /// `Up` events.
+    pub member_up_events: u64,
+    /// `Down` events.
+    pub member_down_events: u64,
+    /// `Renamed` events.
+    pub rename_events: u64,
+    /// Times this node renewed its identity to rejoin.
+    pub rejoins: u64,
+    /// Gauge: members seen alive, this node included.
+    pub members_alive: u64,
+    /// Gauge: members seen suspect.
+    pub members_suspect: u64,
+    /// Gauge: members seen down and not yet forgotten.
+    pub members_down: u64,
+}
+
+impl MembershipCounters {
+    /// Recomputes the gauges from a sorted view.
+    pub(crate) fn set_gauges(&mut self, view: &[MemberInfo]) {
+        let count = |state| view.iter().filter(|m| m.state == state).count() as u64;
+        self.members_alive = count(MemberState::Alive);
+        self.members_suspect = count(MemberState::Suspect);
+        self.members_down = count(MemberState::Down);
+    }
+}
+
+/// FNV-1a 64 over the live rows of `view` (which must be sorted); equal digests mean equal live sets.
+pub fn live_digest(view: &[MemberInfo]) -> u64 {
+    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
+    let mut hash = OFFSET;
+    let mut eat = |bytes: &[u8]| {
+        for &b in bytes {
+            hash ^= u64::from(b);
+            hash = hash.wrapping_mul(PRIME);
+        }
+    };
+    for member in view.iter().filter(|m| m.state.is_live()) {
+        eat(&(member.name.len() as u64).to_le_bytes());
+        eat(member.name.as_bytes());
+        eat(member.gossip_addr.to_string().as_bytes());
+        eat(&[0xff]);
+        eat(member.client_addr.to_string().as_bytes());
+        eat(&[0xff]);
+        eat(&member.incarnation.to_le_bytes());
+    }
+    hash
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(name: &str, state: MemberState) -> MemberInfo {
+        let addr: SocketAddr = "127.0.0.1:1".parse().expect("addr");
+        MemberInfo { name: name.into(), gossip_addr: addr, client_addr: addr, incarnation: 7, state }
+    }
+
+    #[test]
+    fn digest_covers_live_members_only() {
+        let a = vec![row("a", MemberState::Alive), row("b", MemberState::Suspect)];
+        let mut b = a.clone();
+        b.push(row("c", MemberState::Down));
+        assert_eq!(live_digest(&a), live_digest(&b));
+        b[1].state = MemberState::Down;
+        assert_ne!(live_digest(&a), live_digest(&b));
+        let mut c = a.clone();
+        c[0].incarnation += 1;
+        assert_ne!(live_digest(&a), live_digest(&c));
+    }
+}
