@@ -10,10 +10,11 @@ use anyhow::{anyhow, bail, Context};
 use clap::Parser;
 use serde::Deserialize;
 
+use crate::core::membership::{ClusterSecret, GossipConfig, Profile};
 use crate::core::store::EvictionPolicy;
 use crate::core::NodeConfig;
 use crate::resp::frame::Limits;
-use crate::runtime::ServerConfig;
+use crate::runtime::{ClusterConfig, ServerConfig};
 
 /// Settings as given by flags, environment or file; `None` means "not given here".
 #[derive(Debug, Clone, Default, Parser, Deserialize, PartialEq)]
@@ -48,6 +49,34 @@ pub struct Options {
     /// Runtime worker threads; 1 runs everything on one thread like Redis [default: 1].
     #[arg(long, env = "SHOAL_THREADS")]
     pub threads: Option<usize>,
+    /// UDP address for cluster gossip, or `off` for a standalone node [default: 127.0.0.1:7946].
+    #[arg(long, env = "SHOAL_CLUSTER")]
+    pub cluster: Option<String>,
+    /// Gossip address to announce to peers when `--cluster` binds a wildcard address.
+    #[arg(long, env = "SHOAL_ADVERTISE")]
+    pub advertise: Option<SocketAddr>,
+    /// A seed to join through, `host:port` (repeatable; DNS names are re-resolved periodically).
+    #[arg(long = "seed", env = "SHOAL_SEED", value_delimiter = ',')]
+    #[serde(default)]
+    pub seed: Vec<String>,
+    /// Shared secret (16 bytes or more) that authenticates every gossip packet.
+    #[arg(long, env = "SHOAL_CLUSTER_SECRET")]
+    pub cluster_secret: Option<String>,
+    /// File holding the cluster secret (its bytes, trailing newline removed).
+    #[arg(long, env = "SHOAL_CLUSTER_SECRET_FILE")]
+    pub cluster_secret_file: Option<PathBuf>,
+    /// Failure-detection preset: lan or wan [default: lan].
+    #[arg(long, env = "SHOAL_GOSSIP_PROFILE")]
+    pub gossip_profile: Option<String>,
+    /// SWIM probe period in ms (overrides the profile).
+    #[arg(long, env = "SHOAL_PROBE_PERIOD_MS")]
+    pub probe_period_ms: Option<u64>,
+    /// SWIM probe round-trip timeout in ms (overrides the profile).
+    #[arg(long, env = "SHOAL_PROBE_RTT_MS")]
+    pub probe_rtt_ms: Option<u64>,
+    /// How long a suspect member has to refute before it is declared down, in ms (overrides the profile).
+    #[arg(long, env = "SHOAL_SUSPECT_TO_DOWN_MS")]
+    pub suspect_to_down_ms: Option<u64>,
 }
 
 impl Options {
@@ -63,6 +92,15 @@ impl Options {
             maxclients: self.maxclients.or(file.maxclients),
             proto_max_bulk_len: self.proto_max_bulk_len.or(file.proto_max_bulk_len),
             threads: self.threads.or(file.threads),
+            cluster: self.cluster.or(file.cluster),
+            advertise: self.advertise.or(file.advertise),
+            seed: if self.seed.is_empty() { file.seed } else { self.seed },
+            cluster_secret: self.cluster_secret.or(file.cluster_secret),
+            cluster_secret_file: self.cluster_secret_file.or(file.cluster_secret_file),
+            gossip_profile: self.gossip_profile.or(file.gossip_profile),
+            probe_period_ms: self.probe_period_ms.or(file.probe_period_ms),
+            probe_rtt_ms: self.probe_rtt_ms.or(file.probe_rtt_ms),
+            suspect_to_down_ms: self.suspect_to_down_ms.or(file.suspect_to_down_ms),
         }
     }
 
@@ -103,8 +141,48 @@ impl Options {
                 ..NodeConfig::default()
             },
             seed,
+            cluster: self.cluster_config()?,
             ..d
         })
+    }
+
+    /// The cluster settings, or `None` with `--cluster off`.
+    fn cluster_config(&self) -> anyhow::Result<Option<ClusterConfig>> {
+        let listen = match self.cluster.as_deref() {
+            Some("off" | "none" | "") => return Ok(None),
+            Some(addr) => addr.parse().map_err(|e| anyhow!("--cluster {addr:?}: {e} (expected ip:port or off)"))?,
+            None => "127.0.0.1:7946".parse().expect("valid default"),
+        };
+        let profile = match self.gossip_profile.as_deref().map(str::to_ascii_lowercase).as_deref() {
+            None | Some("lan") => Profile::Lan,
+            Some("wan") => Profile::Wan,
+            Some(other) => bail!("--gossip-profile {other:?}: expected lan or wan"),
+        };
+        let mut gossip = GossipConfig::for_profile(profile);
+        gossip.probe_period_ms = self.probe_period_ms.unwrap_or(gossip.probe_period_ms);
+        gossip.probe_rtt_ms = self.probe_rtt_ms.unwrap_or(gossip.probe_rtt_ms);
+        gossip.suspect_to_down_after_ms = self.suspect_to_down_ms.unwrap_or(gossip.suspect_to_down_after_ms);
+        gossip.validate().map_err(|e| anyhow!("gossip settings: {e}"))?;
+        let secret = match (&self.cluster_secret, &self.cluster_secret_file) {
+            (Some(_), Some(_)) => bail!("give --cluster-secret or --cluster-secret-file, not both"),
+            (Some(s), None) => Some(s.as_bytes().to_vec()),
+            (None, Some(path)) => {
+                let text = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+                let trimmed = text.strip_suffix(b"\n").unwrap_or(&text);
+                Some(trimmed.strip_suffix(b"\r").unwrap_or(trimmed).to_vec())
+            }
+            (None, None) => None,
+        };
+        if let Some(s) = &secret {
+            ClusterSecret::from_bytes(s).map_err(|e| anyhow!("cluster secret: {e}"))?;
+        }
+        Ok(Some(ClusterConfig {
+            advertise: self.advertise,
+            seeds: self.seed.clone(),
+            gossip,
+            secret,
+            ..ClusterConfig::new(listen)
+        }))
     }
 }
 

@@ -44,7 +44,7 @@ fn redis_cli(port: u16, args: &[&str]) -> String {
 #[test]
 fn redis_cli_set_get_expire_ttl_then_sigterm() {
     let port = free_port();
-    let mut p = start(&["--listen", &format!("127.0.0.1:{port}"), "--maxmemory", "10mb"]);
+    let mut p = start(&["--listen", &format!("127.0.0.1:{port}"), "--maxmemory", "10mb", "--cluster", "off"]);
     assert!(eventually(Duration::from_secs(10), || redis_cli(port, &["PING"]) == "PONG"), "node answers PING");
     assert_eq!(redis_cli(port, &["SET", "k", "v"]), "OK");
     assert_eq!(redis_cli(port, &["GET", "k"]), "v");
@@ -71,7 +71,7 @@ fn config_file_and_environment_use_the_same_names() {
     let dir = std::env::temp_dir().join(format!("shoal-cfg-{port}"));
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("shoal.toml");
-    std::fs::write(&file, format!("listen = \"127.0.0.1:{port}\"\nmaxmemory = \"1mb\"\n")).unwrap();
+    std::fs::write(&file, format!("listen = \"127.0.0.1:{port}\"\nmaxmemory = \"1mb\"\ncluster = \"off\"\n")).unwrap();
     let child = Command::new(env!("CARGO_BIN_EXE_shoal"))
         .args(["--config", file.to_str().unwrap()])
         .env("SHOAL_MAXMEMORY_POLICY", "allkeys-random")

@@ -139,6 +139,8 @@ pub enum Command {
     Scan { cursor: u64, pattern: Option<Bytes>, count: usize, type_filter: Option<Bytes> },
     /// RANDOMKEY.
     RandomKey,
+    /// SHOAL.MEMBERS: the members this node knows, with their state.
+    Members,
     /// INFO [section ...], with the facts only the runtime knows.
     Info { sections: Vec<String>, server: ServerFacts },
 }

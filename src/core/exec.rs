@@ -131,8 +131,32 @@ impl Node {
                 let rng = &mut self.rng;
                 self.store.random_key(now, |n| rng.random_range(0..n)).map_or(Reply::Nil, Reply::Bulk)
             }
+            Command::Members => self.members_reply(),
             Command::Info { sections, server } => Reply::Verbatim(super::info::render(self, now, &sections, &server)),
         }
+    }
+
+    /// SHOAL.MEMBERS: one map per known member (this node alone when it runs without a cluster).
+    fn members_reply(&self) -> Reply {
+        let Some(m) = &self.membership else {
+            return Reply::Array(vec![]);
+        };
+        let text = |s: String| Reply::Bulk(Bytes::from(s));
+        let field = |k: &'static str, v: Reply| (Reply::simple(k), v);
+        Reply::Array(
+            m.members()
+                .into_iter()
+                .map(|info| {
+                    Reply::Map(vec![
+                        field("name", text(info.name.clone())),
+                        field("cluster_addr", text(info.gossip_addr.to_string())),
+                        field("client_addr", text(info.client_addr.to_string())),
+                        field("state", Reply::Bulk(Bytes::from_static(info.state.as_str().as_bytes()))),
+                        field("incarnation", Reply::Int(info.incarnation as i64)),
+                    ])
+                })
+                .collect(),
+        )
     }
 
     /// The live value of `key`, counting a hit or a miss.

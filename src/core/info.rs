@@ -10,7 +10,8 @@ use super::store::EvictionPolicy;
 use super::Millis;
 
 /// The sections INFO knows, in the order Redis prints them.
-pub const SECTIONS: [&str; 7] = ["server", "clients", "memory", "persistence", "stats", "replication", "keyspace"];
+pub const SECTIONS: [&str; 8] =
+    ["server", "clients", "memory", "persistence", "stats", "replication", "cluster", "keyspace"];
 
 /// Render INFO for the requested sections (empty, `default`, `all` or `everything` mean every section).
 pub fn render(node: &Node, now: Millis, requested: &[String], server: &ServerFacts) -> String {
@@ -81,6 +82,7 @@ fn section(out: &mut String, name: &str, node: &Node, now: Millis, f: &ServerFac
             stats.oom_rejections
         ),
         "replication" => write!(out, "# Replication\r\nrole:master\r\nconnected_slaves:0\r\n"),
+        "cluster" => cluster(out, node),
         "keyspace" => {
             out.push_str("# Keyspace\r\n");
             let keys = node.store().len();
@@ -112,4 +114,30 @@ pub fn human(bytes: u64) -> String {
         }
     }
     format!("{bytes}B")
+}
+
+/// The cluster section: this node's view of the membership, with a digest of the live set.
+fn cluster(out: &mut String, node: &Node) -> std::fmt::Result {
+    let Some(m) = node.membership() else {
+        return write!(out, "# Cluster\r\ncluster_enabled:0\r\n");
+    };
+    let c = m.counters();
+    write!(
+        out,
+        "# Cluster\r\ncluster_enabled:1\r\nnode_name:{}\r\ncluster_addr:{}\r\nincarnation:{}\r\n\
+         members_alive:{}\r\nmembers_suspect:{}\r\nmembers_down:{}\r\nlive_digest:{:016x}\r\n\
+         gossip_packets_received:{}\r\ngossip_packets_sent:{}\r\ngossip_rejected_auth:{}\r\n\
+         gossip_rejected_malformed:{}\r\n",
+        m.identity().name,
+        m.identity().gossip_addr,
+        m.identity().incarnation,
+        c.members_alive,
+        c.members_suspect,
+        c.members_down,
+        m.live_digest(),
+        c.packets_received,
+        c.packets_sent,
+        c.rejected_auth,
+        c.rejected_oversize + c.rejected_truncated + c.rejected_decode + c.rejected_protocol,
+    )
 }

@@ -5,11 +5,15 @@
 //! to schedule. The node owns its store, its hybrid logical clock and a seeded RNG; it reads no clock and does
 //! no I/O, so the same inputs always produce the same outputs.
 
+use std::net::SocketAddr;
+
+use bytes::Bytes;
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 
 use super::clock::Hlc;
 use super::command::Command;
+use super::membership::{GossipEffect, GossipTimer, MemberEvent, Membership};
 use super::reply::{Reply, ERR_OOM};
 use super::store::{EvictionPolicy, Store};
 use super::version::NodeId;
@@ -20,11 +24,13 @@ pub type ConnId = u64;
 /// A request on one connection, numbered by the connection in the order it arrived.
 pub type ReqId = u64;
 
-/// The node's timers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+/// The node's timers. When several are due at once, drivers deliver them in `Ord` order (membership needs it).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub enum TimerId {
     /// Reclaim expired keys (Redis's active expiry).
     ActiveExpire,
+    /// A membership (SWIM) timer.
+    Gossip(GossipTimer),
 }
 
 /// One input to the node.
@@ -43,6 +49,17 @@ pub enum Input {
     },
     /// A timer the node scheduled is due.
     Timer(TimerId),
+    /// A gossip datagram arrived from `from`.
+    Gossip {
+        /// The sender's address.
+        from: SocketAddr,
+        /// The datagram.
+        packet: Bytes,
+    },
+    /// The seed addresses were (re-)resolved.
+    SetSeeds(Vec<SocketAddr>),
+    /// Leave the cluster gracefully (before a shutdown).
+    Leave,
 }
 
 /// One effect the driver must carry out.
@@ -64,6 +81,15 @@ pub enum Output {
         /// The timer.
         timer: TimerId,
     },
+    /// Send one gossip datagram.
+    SendGossip {
+        /// Destination gossip address.
+        to: SocketAddr,
+        /// The datagram.
+        packet: Bytes,
+    },
+    /// The membership view changed (for logs and metrics).
+    Member(MemberEvent),
 }
 
 /// Where the node writes its effects; the driver drains it after every call.
@@ -150,6 +176,9 @@ pub struct Node {
     pub(crate) store: Store,
     pub(crate) rng: StdRng,
     pub(crate) stats: NodeStats,
+    pub(crate) membership: Option<Membership>,
+    seeds: Vec<SocketAddr>,
+    gossip_out: Vec<GossipEffect>,
 }
 
 impl Node {
@@ -157,7 +186,30 @@ impl Node {
     pub fn new(config: NodeConfig, seed: u64) -> Node {
         let mut rng = StdRng::seed_from_u64(seed);
         let store = Store::new(rng.random());
-        Node { id: NodeId::from_name(&config.name), config, hlc: Hlc::new(), store, rng, stats: NodeStats::default() }
+        Node {
+            id: NodeId::from_name(&config.name),
+            config,
+            hlc: Hlc::new(),
+            store,
+            rng,
+            stats: NodeStats::default(),
+            membership: None,
+            seeds: Vec::new(),
+            gossip_out: Vec::new(),
+        }
+    }
+
+    /// A node that is a member of a cluster: it joins through `seeds` when started.
+    pub fn clustered(config: NodeConfig, seed: u64, membership: Membership, seeds: Vec<SocketAddr>) -> Node {
+        let mut node = Node::new(config, seed);
+        node.membership = Some(membership);
+        node.seeds = seeds;
+        node
+    }
+
+    /// The node's membership, when it is part of a cluster.
+    pub fn membership(&self) -> Option<&Membership> {
+        self.membership.as_ref()
     }
 
     /// The node's id.
@@ -183,12 +235,43 @@ impl Node {
     /// Process one input at wall-clock time `now`, writing effects into `out`.
     pub fn handle(&mut self, now: Millis, input: Input, out: &mut Outbox) {
         match input {
-            Input::Start => self.schedule_active_expire(out, self.config.active_expire_period_ms),
+            Input::Start => {
+                self.schedule_active_expire(out, self.config.active_expire_period_ms);
+                let seeds = self.seeds.clone();
+                self.with_membership(out, |m, effects| m.join(now, &seeds, effects));
+            }
             Input::Client { conn, req, cmd } => {
                 let reply = self.execute(now, cmd);
                 out.push(Output::Reply { conn, req, reply });
             }
             Input::Timer(TimerId::ActiveExpire) => self.active_expire(now, out),
+            Input::Timer(TimerId::Gossip(timer)) => {
+                self.with_membership(out, |m, effects| m.handle_timer(now, timer, effects))
+            }
+            Input::Gossip { from, packet } => {
+                self.with_membership(out, |m, effects| m.handle_packet(now, from, &packet, effects))
+            }
+            Input::SetSeeds(seeds) => {
+                self.seeds = seeds;
+                let seeds = self.seeds.clone();
+                self.with_membership(out, |m, _| m.set_seeds(&seeds));
+            }
+            Input::Leave => self.with_membership(out, |m, effects| m.leave(now, effects)),
+        }
+    }
+
+    /// Run `f` on the membership (if any) and turn its effects into outputs.
+    fn with_membership(&mut self, out: &mut Outbox, f: impl FnOnce(&mut Membership, &mut Vec<GossipEffect>)) {
+        let Some(m) = self.membership.as_mut() else { return };
+        f(m, &mut self.gossip_out);
+        for effect in self.gossip_out.drain(..) {
+            out.push(match effect {
+                GossipEffect::Send { to, packet } => Output::SendGossip { to, packet },
+                GossipEffect::Schedule { after_ms, timer } => {
+                    Output::Schedule { after_ms, timer: TimerId::Gossip(timer) }
+                }
+                GossipEffect::Changed(event) => Output::Member(event),
+            });
         }
     }
 

@@ -5,6 +5,7 @@
 
 pub mod clients;
 pub mod conn;
+pub mod gossip;
 pub mod node_task;
 pub mod session;
 pub mod stats;
@@ -14,11 +15,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use tokio::net::TcpListener;
+use anyhow::Context;
+use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::core::command::ServerFacts;
+use crate::core::membership::{ClusterSecret, GossipConfig, Identity, Membership};
 use crate::core::{Node, NodeConfig};
 use crate::resp::frame::Limits;
 use clients::Clients;
@@ -42,6 +45,39 @@ pub struct ServerConfig {
     pub node: NodeConfig,
     /// Seed for the node's RNG (drawn from the OS by the binary).
     pub seed: u64,
+    /// Cluster membership settings; `None` runs a standalone node.
+    pub cluster: Option<ClusterConfig>,
+}
+
+/// How a node finds and watches its peers.
+#[derive(Debug, Clone)]
+pub struct ClusterConfig {
+    /// UDP address for gossip (the same port over TCP will carry peer data).
+    pub listen: SocketAddr,
+    /// The address peers and clients should use to reach this node's gossip port, when `listen` is a wildcard.
+    pub advertise: Option<SocketAddr>,
+    /// Seeds as `host:port`; names are re-resolved every `seed_refresh_ms`.
+    pub seeds: Vec<String>,
+    /// How often seeds are re-resolved.
+    pub seed_refresh_ms: u64,
+    /// SWIM timing.
+    pub gossip: GossipConfig,
+    /// Shared secret that authenticates gossip packets.
+    pub secret: Option<Vec<u8>>,
+}
+
+impl ClusterConfig {
+    /// Gossip on `listen` with LAN timing, no seeds and no secret.
+    pub fn new(listen: SocketAddr) -> ClusterConfig {
+        ClusterConfig {
+            listen,
+            advertise: None,
+            seeds: Vec::new(),
+            seed_refresh_ms: 30_000,
+            gossip: GossipConfig::lan(),
+            secret: None,
+        }
+    }
 }
 
 impl Default for ServerConfig {
@@ -54,6 +90,7 @@ impl Default for ServerConfig {
             limits: Limits::default(),
             node: NodeConfig::default(),
             seed: 0,
+            cluster: None,
         }
     }
 }
@@ -93,6 +130,8 @@ impl Shared {
 pub struct ServerHandle {
     /// The address the RESP listener is bound to.
     pub addr: SocketAddr,
+    /// The gossip address, when clustered.
+    pub cluster_addr: Option<SocketAddr>,
     shutdown: watch::Sender<bool>,
     task: JoinHandle<anyhow::Result<()>>,
 }
@@ -107,25 +146,73 @@ impl ServerHandle {
 
 /// Bind and start a server on the current tokio runtime; returns once it accepts connections.
 pub async fn start(config: ServerConfig) -> anyhow::Result<ServerHandle> {
-    let listener = TcpListener::bind(config.listen).await?;
-    let addr = listener.local_addr()?;
+    let sockets = Sockets::bind(&config).await?;
+    let addr = sockets.tcp.local_addr()?;
+    let cluster_addr = sockets.udp.as_ref().map(|u| u.local_addr()).transpose()?;
     let (shutdown, rx) = watch::channel(false);
-    let task = tokio::spawn(run(listener, config, rx));
-    Ok(ServerHandle { addr, shutdown, task })
+    let task = tokio::spawn(run(sockets, config, rx));
+    Ok(ServerHandle { addr, cluster_addr, shutdown, task })
 }
 
 /// Run a server until `shutdown` becomes true.
 pub async fn serve(config: ServerConfig, shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
-    let listener = TcpListener::bind(config.listen).await?;
-    run(listener, config, shutdown).await
+    let sockets = Sockets::bind(&config).await?;
+    run(sockets, config, shutdown).await
 }
 
-async fn run(listener: TcpListener, config: ServerConfig, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
+/// The listening sockets, bound before anything starts so that address errors come first and clearly.
+struct Sockets {
+    tcp: TcpListener,
+    udp: Option<Arc<UdpSocket>>,
+}
+
+impl Sockets {
+    async fn bind(config: &ServerConfig) -> anyhow::Result<Sockets> {
+        let tcp = TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("binding the client listener on {}", config.listen))?;
+        let udp = match &config.cluster {
+            Some(c) => Some(Arc::new(
+                UdpSocket::bind(c.listen).await.with_context(|| format!("binding gossip (UDP) on {}", c.listen))?,
+            )),
+            None => None,
+        };
+        Ok(Sockets { tcp, udp })
+    }
+}
+
+/// Build the node: standalone, or with membership joined through the resolved seeds.
+async fn build_node(
+    config: &ServerConfig,
+    client_addr: SocketAddr,
+    udp: Option<&UdpSocket>,
+) -> anyhow::Result<(Node, Vec<SocketAddr>)> {
+    let (Some(cluster), Some(udp)) = (&config.cluster, udp) else {
+        return Ok((Node::new(config.node.clone(), config.seed), Vec::new()));
+    };
+    let gossip_addr = cluster.advertise.unwrap_or(udp.local_addr()?);
+    // A restarted node comes back with a higher incarnation than any it had before: its start time.
+    let identity = Identity::new(gossip_addr, client_addr, config.node.name.clone(), node_task::wall_ms());
+    let secret = cluster.secret.as_deref().map(ClusterSecret::from_bytes).transpose()?;
+    let membership = Membership::new(identity, cluster.gossip.clone(), secret, config.seed ^ 0x9e37_79b9)?;
+    let seeds = gossip::resolve(&cluster.seeds).await;
+    tracing::info!(node = %config.node.name, gossip = %gossip_addr, seeds = ?seeds, "joining the cluster");
+    Ok((Node::clustered(config.node.clone(), config.seed, membership, seeds.clone()), seeds))
+}
+
+async fn run(sockets: Sockets, config: ServerConfig, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
+    let Sockets { tcp: listener, udp } = sockets;
     let addr = listener.local_addr()?;
     tracing::info!(node = %config.node.name, %addr, "shoal listening for RESP clients");
     let (to_node, rx) = mpsc::channel(4096);
-    let node = Node::new(config.node.clone(), config.seed);
-    let node_task = tokio::spawn(node_task::run(node, rx, shutdown.clone()));
+    let (node, seeds) = build_node(&config, addr, udp.as_deref()).await?;
+    if let (Some(udp), Some(cluster)) = (&udp, &config.cluster) {
+        let dropped = Arc::new(AtomicU64::new(0));
+        tokio::spawn(gossip::receive(udp.clone(), to_node.clone(), dropped, shutdown.clone()));
+        let period = std::time::Duration::from_millis(cluster.seed_refresh_ms.max(1_000));
+        tokio::spawn(gossip::refresh_seeds(cluster.seeds.clone(), seeds, period, to_node.clone(), shutdown.clone()));
+    }
+    let node_task = tokio::spawn(node_task::run(node, rx, shutdown.clone(), udp));
     let shared = Arc::new(Shared {
         config,
         to_node,

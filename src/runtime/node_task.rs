@@ -7,7 +7,12 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use tokio::net::UdpSocket;
 
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
@@ -28,6 +33,10 @@ pub enum ToNode {
     Batch { conn: ConnId, cmds: Vec<(ReqId, Command)> },
     /// A connection closed.
     Close { conn: ConnId },
+    /// A gossip datagram arrived.
+    Gossip { from: SocketAddr, packet: Bytes },
+    /// The seeds resolved to new addresses.
+    SetSeeds(Vec<SocketAddr>),
 }
 
 /// Most messages taken from the queue per loop turn.
@@ -55,30 +64,41 @@ impl Timers {
         self.heap.peek().map(|Reverse((at, _, _))| *at)
     }
 
-    /// Pop every timer due at `now`, in deadline order.
+    /// Pop every timer due at `now`. They are handed over sorted by `TimerId` (a stable sort, so equal timers
+    /// keep their scheduling order): foca requires timers that are due together to arrive in that order.
     fn pop_due(&mut self, now: Instant) -> Vec<TimerId> {
         let mut due = Vec::new();
-        while let Some(Reverse((at, _, t))) = self.heap.peek() {
-            if *at > now {
-                break;
-            }
-            due.push(*t);
-            self.heap.pop();
+        while self.heap.peek().is_some_and(|Reverse((at, _, _))| *at <= now) {
+            let Reverse((_, _, t)) = self.heap.pop().expect("peeked");
+            due.push(t);
         }
+        due.sort();
         due
     }
 }
 
-/// Run the node until `shutdown` flips to true or every sender is gone.
-pub async fn run(mut node: Node, mut rx: mpsc::Receiver<ToNode>, mut shutdown: watch::Receiver<bool>) -> Node {
-    let mut conns: HashMap<ConnId, mpsc::UnboundedSender<ReplyBatch>> = HashMap::new();
-    let mut timers = Timers::default();
+/// The node task's I/O: connections' reply queues, timers, and the gossip socket.
+struct Io {
+    conns: HashMap<ConnId, mpsc::UnboundedSender<ReplyBatch>>,
+    timers: Timers,
+    gossip: Option<Arc<UdpSocket>>,
+}
+
+/// Run the node until `shutdown` flips to true or every sender is gone. On shutdown a clustered node leaves
+/// the cluster first, so its peers drop it at once instead of suspecting it.
+pub async fn run(
+    mut node: Node,
+    mut rx: mpsc::Receiver<ToNode>,
+    mut shutdown: watch::Receiver<bool>,
+    gossip: Option<Arc<UdpSocket>>,
+) -> Node {
+    let mut io = Io { conns: HashMap::new(), timers: Timers::default(), gossip };
     let mut out = Outbox::new();
     let mut msgs = Vec::with_capacity(RECV_BATCH_MAX);
     node.handle(wall_ms(), Input::Start, &mut out);
-    route(&mut out, &conns, &mut timers);
+    route(&mut out, &mut io);
     loop {
-        let deadline = timers.next_deadline();
+        let deadline = io.timers.next_deadline();
         tokio::select! {
             biased;
             n = rx.recv_many(&mut msgs, RECV_BATCH_MAX) => {
@@ -89,11 +109,13 @@ pub async fn run(mut node: Node, mut rx: mpsc::Receiver<ToNode>, mut shutdown: w
                 for msg in msgs.drain(..) {
                     match msg {
                         ToNode::Open { conn, tx } => {
-                            conns.insert(conn, tx);
+                            io.conns.insert(conn, tx);
                         }
                         ToNode::Close { conn } => {
-                            conns.remove(&conn);
+                            io.conns.remove(&conn);
                         }
+                        ToNode::Gossip { from, packet } => node.handle(now, Input::Gossip { from, packet }, &mut out),
+                        ToNode::SetSeeds(seeds) => node.handle(now, Input::SetSeeds(seeds), &mut out),
                         ToNode::Batch { conn, cmds } => {
                             for (req, cmd) in cmds {
                                 node.handle(now, Input::Client { conn, req, cmd }, &mut out);
@@ -104,7 +126,7 @@ pub async fn run(mut node: Node, mut rx: mpsc::Receiver<ToNode>, mut shutdown: w
             }
             _ = sleep_until(deadline), if deadline.is_some() => {
                 let now = wall_ms();
-                for timer in timers.pop_due(Instant::now()) {
+                for timer in io.timers.pop_due(Instant::now()) {
                     node.handle(now, Input::Timer(timer), &mut out);
                 }
             }
@@ -114,7 +136,12 @@ pub async fn run(mut node: Node, mut rx: mpsc::Receiver<ToNode>, mut shutdown: w
                 }
             }
         }
-        route(&mut out, &conns, &mut timers);
+        route(&mut out, &mut io);
+    }
+    if node.membership().is_some() {
+        node.handle(wall_ms(), Input::Leave, &mut out);
+        route(&mut out, &mut io);
+        tracing::info!("left the cluster");
     }
     node
 }
@@ -126,8 +153,10 @@ async fn sleep_until(deadline: Option<Instant>) {
     }
 }
 
-/// Carry out the node's outputs: replies grouped per connection (consecutive runs), timers onto the heap.
-fn route(out: &mut Outbox, conns: &HashMap<ConnId, mpsc::UnboundedSender<ReplyBatch>>, timers: &mut Timers) {
+/// Carry out the node's outputs: replies grouped per connection (consecutive runs), timers onto the heap,
+/// datagrams onto the gossip socket.
+fn route(out: &mut Outbox, io: &mut Io) {
+    let conns = &io.conns;
     let mut current: Option<(ConnId, ReplyBatch)> = None;
     for item in out.drain() {
         match item {
@@ -140,7 +169,16 @@ fn route(out: &mut Outbox, conns: &HashMap<ConnId, mpsc::UnboundedSender<ReplyBa
                     current = Some((conn, vec![(req, reply)]));
                 }
             },
-            Output::Schedule { after_ms, timer } => timers.schedule(after_ms, timer),
+            Output::Schedule { after_ms, timer } => io.timers.schedule(after_ms, timer),
+            Output::SendGossip { to, packet } => {
+                // A full socket buffer drops the datagram, as the network may: SWIM tolerates loss.
+                if let Some(socket) = &io.gossip {
+                    if let Err(e) = socket.try_send_to(&packet, to) {
+                        tracing::debug!(%to, error = %e, "gossip send failed");
+                    }
+                }
+            }
+            Output::Member(event) => tracing::info!(?event, "membership changed"),
         }
     }
     if let Some((c, batch)) = current {

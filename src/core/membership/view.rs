@@ -24,6 +24,15 @@ impl MemberState {
     pub fn is_live(self) -> bool {
         matches!(self, Self::Alive | Self::Suspect)
     }
+
+    /// The state's name as SHOAL.MEMBERS shows it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Alive => "alive",
+            Self::Suspect => "suspect",
+            Self::Down => "down",
+        }
+    }
 }
 
 /// One row of the membership view.

@@ -133,6 +133,11 @@ pub(crate) fn dbsize(_args: Vec<Bytes>) -> Result<Parsed, Reply> {
     data(Command::DbSize)
 }
 
+/// SHOAL.MEMBERS.
+pub(crate) fn members(_args: Vec<Bytes>) -> Result<Parsed, Reply> {
+    data(Command::Members)
+}
+
 /// RANDOMKEY.
 pub(crate) fn randomkey(_args: Vec<Bytes>) -> Result<Parsed, Reply> {
     data(Command::RandomKey)
