@@ -40,13 +40,16 @@ pub fn parse_request(buf: &mut BytesMut, limits: &Limits) -> Result<Option<Vec<B
     RequestParser::default().parse(buf, limits)
 }
 
-/// A resumable `parse_request`: remembers how far an incomplete multibulk request was checked, so a large request
-/// that arrives in many reads is scanned once, not once per read.
+/// A resumable `parse_request`: remembers how far an incomplete request was checked, so a large request that
+/// arrives in many reads is scanned once, not once per read.
 ///
 /// Between calls the caller may only append to `buf`.
 #[derive(Debug, Default, Clone)]
 pub struct RequestParser {
+    /// How far an incomplete multibulk request was checked.
     progress: Option<Progress>,
+    /// How many bytes of an incomplete inline request were searched for its newline.
+    inline_scanned: usize,
 }
 
 /// How far the check of an incomplete multibulk request got.
@@ -80,7 +83,7 @@ impl RequestParser {
             return Ok(None);
         };
         if first != b'*' {
-            return parse_inline(buf, limits);
+            return parse_inline(buf, limits, &mut self.inline_scanned);
         }
         match check_multibulk(buf, limits, self.progress.take())? {
             Check::Partial(progress) => {
@@ -160,14 +163,22 @@ fn bulk_len(digits: &[u8], limits: &Limits) -> Result<usize, ProtocolError> {
 }
 
 /// Slices the arguments out of a frame that `check_multibulk` accepted.
+///
+/// Defensive although the frame was checked: a caller that broke `RequestParser`'s append-only rule gets fewer
+/// arguments, never a panic.
 fn slice_multibulk(frame: &Bytes, count: usize) -> Vec<Bytes> {
     let mut args = Vec::with_capacity(count);
     let mut pos = line_end_unchecked(frame, 0) + 2;
     for _ in 0..count {
         let cr = line_end_unchecked(frame, pos);
-        let len = parse_i64(&frame[pos + 1..cr]).unwrap_or(0) as usize;
+        let Some(len) = frame.get(pos + 1..cr).and_then(parse_i64).and_then(|n| usize::try_from(n).ok()) else {
+            break;
+        };
         let start = cr + 2;
-        args.push(frame.slice(start..start + len));
+        let Some(arg) = frame.get(start..start.saturating_add(len)) else {
+            break;
+        };
+        args.push(frame.slice_ref(arg));
         pos = start + len + 2;
     }
     args
@@ -175,18 +186,23 @@ fn slice_multibulk(frame: &Bytes, count: usize) -> Vec<Bytes> {
 
 /// The `\r` ending the line at `start`, in a frame already checked to hold it.
 fn line_end_unchecked(frame: &[u8], start: usize) -> usize {
-    frame[start..].iter().position(|&b| b == b'\r').map_or(frame.len(), |offset| start + offset)
+    frame.get(start..).unwrap_or_default().iter().position(|&b| b == b'\r').map_or(frame.len(), |offset| start + offset)
 }
 
 /// Parses an inline request: one line ended by `\n` (or `\r\n`), split with Redis's quoting rules.
-fn parse_inline(buf: &mut BytesMut, limits: &Limits) -> Result<Option<Vec<Bytes>>, ProtocolError> {
-    let window = &buf[..buf.len().min(limits.inline_len_max.saturating_add(1))];
-    let Some(newline) = window.iter().position(|&b| b == b'\n') else {
+///
+/// `scanned` is how many bytes earlier calls searched for the newline; it is reset once a line is found.
+fn parse_inline(buf: &mut BytesMut, limits: &Limits, scanned: &mut usize) -> Result<Option<Vec<Bytes>>, ProtocolError> {
+    let window_end = buf.len().min(limits.inline_len_max.saturating_add(1));
+    let from = (*scanned).min(window_end);
+    let Some(newline) = buf[from..window_end].iter().position(|&b| b == b'\n').map(|offset| from + offset) else {
         if buf.len() > limits.inline_len_max {
             return Err(ProtocolError::TooBigInline);
         }
+        *scanned = window_end;
         return Ok(None);
     };
+    *scanned = 0;
     let line_end = if newline > 0 && buf[newline - 1] == b'\r' { newline - 1 } else { newline };
     let frame = buf.split_to(newline + 1).freeze();
     split_args(&frame.slice(..line_end)).map(Some)
