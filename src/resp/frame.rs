@@ -41,34 +41,27 @@ pub fn parse_request(buf: &mut BytesMut, limits: &Limits) -> Result<Option<Vec<B
 }
 
 /// A resumable `parse_request`: remembers how far an incomplete request was checked, so a large request that
-/// arrives in many reads is scanned once, not once per read.
+/// arrives in many reads is scanned once, not once per read. It also keeps its scratch space between requests,
+/// so a connection that owns one parses without allocating anything but the argument `Vec`.
 ///
 /// Between calls the caller may only append to `buf`.
 #[derive(Debug, Default, Clone)]
 pub struct RequestParser {
     /// How far an incomplete multibulk request was checked.
     progress: Option<Progress>,
+    /// Where each argument checked so far lies: (offset, length).
+    spans: Vec<(usize, usize)>,
     /// How many bytes of an incomplete inline request were searched for its newline.
     inline_scanned: usize,
 }
 
-/// How far the check of an incomplete multibulk request got.
+/// A multibulk request whose `*<n>` line was checked; `spans` tells how far its arguments were.
 #[derive(Debug, Clone, Copy)]
 struct Progress {
-    /// Offset of the next argument's `$` line.
-    next: usize,
-    /// Arguments not yet checked.
-    left: usize,
+    /// Offset just past the `*<n>\r\n` line.
+    header_end: usize,
     /// Arguments in the request.
     count: usize,
-}
-
-/// Outcome of checking a multibulk request.
-enum Check {
-    /// The request is complete: `end` bytes holding `count` arguments.
-    Complete { end: usize, count: usize },
-    /// More bytes are needed; `None` when not even the `*<n>` line is complete.
-    Partial(Option<Progress>),
 }
 
 impl RequestParser {
@@ -85,15 +78,36 @@ impl RequestParser {
         if first != b'*' {
             return parse_inline(buf, limits, &mut self.inline_scanned);
         }
-        match check_multibulk(buf, limits, self.progress.take())? {
-            Check::Partial(progress) => {
-                self.progress = progress;
+        let progress = match self.progress.take() {
+            Some(progress) => progress,
+            None => {
+                self.spans.clear();
+                match check_header(buf, limits)? {
+                    Some(progress) => progress,
+                    None => return Ok(None),
+                }
+            }
+        };
+        match check_args(buf, limits, progress, &mut self.spans) {
+            Ok(Some(end)) => {
+                let frame = buf.split_to(end).freeze();
+                let args = self.spans.iter().map(|&(at, len)| frame.slice(at..at + len)).collect();
+                self.forget_large_spans();
+                Ok(Some(args))
+            }
+            Ok(None) => {
+                self.progress = Some(progress);
                 Ok(None)
             }
-            Check::Complete { end, count } => {
-                let frame = buf.split_to(end).freeze();
-                Ok(Some(slice_multibulk(&frame, count)))
-            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Frees the scratch space a huge request left, so an idle connection holds little memory.
+    fn forget_large_spans(&mut self) {
+        const SPANS_KEPT_MAX: usize = 1024;
+        if self.spans.capacity() > SPANS_KEPT_MAX {
+            self.spans = Vec::new();
         }
     }
 }
@@ -113,45 +127,48 @@ fn find_line_end(buf: &[u8], start: usize, len_max: usize) -> Result<Option<usiz
     }
 }
 
-/// Checks a multibulk request without allocating; resumes from `progress` when given.
-fn check_multibulk(buf: &[u8], limits: &Limits, progress: Option<Progress>) -> Result<Check, ProtocolError> {
-    let mut progress = match progress {
-        Some(progress) => progress,
-        None => {
-            let Some(cr) =
-                find_line_end(buf, 0, limits.inline_len_max).map_err(|()| ProtocolError::TooBigMultibulkCount)?
-            else {
-                return Ok(Check::Partial(None));
-            };
-            let count = parse_i64(&buf[1..cr]).ok_or(ProtocolError::InvalidMultibulkLength)?;
-            if count > limits.array_len_max as i64 || count > i64::from(i32::MAX) {
-                return Err(ProtocolError::InvalidMultibulkLength);
-            }
-            let count = count.max(0) as usize;
-            Progress { next: cr + 2, left: count, count }
-        }
+/// Checks the `*<n>` line; `None` when it has not fully arrived.
+fn check_header(buf: &[u8], limits: &Limits) -> Result<Option<Progress>, ProtocolError> {
+    let Some(cr) = find_line_end(buf, 0, limits.inline_len_max).map_err(|()| ProtocolError::TooBigMultibulkCount)?
+    else {
+        return Ok(None);
     };
-    while progress.left > 0 {
-        let start = progress.next;
-        let Some(&marker) = buf.get(start) else {
-            return Ok(Check::Partial(Some(progress)));
+    let count = parse_i64(&buf[1..cr]).ok_or(ProtocolError::InvalidMultibulkLength)?;
+    if count > limits.array_len_max as i64 || count > i64::from(i32::MAX) {
+        return Err(ProtocolError::InvalidMultibulkLength);
+    }
+    Ok(Some(Progress { header_end: cr + 2, count: count.max(0) as usize }))
+}
+
+/// Checks the arguments not yet in `spans`, recording where each lies; returns the request's end, or `None`
+/// when more bytes are needed.
+fn check_args(
+    buf: &[u8],
+    limits: &Limits,
+    progress: Progress,
+    spans: &mut Vec<(usize, usize)>,
+) -> Result<Option<usize>, ProtocolError> {
+    let mut next = spans.last().map_or(progress.header_end, |&(at, len)| at + len + 2);
+    while spans.len() < progress.count {
+        let Some(&marker) = buf.get(next) else {
+            return Ok(None);
         };
         if marker != b'$' {
             return Err(ProtocolError::ExpectedDollar(marker));
         }
-        let Some(cr) = find_line_end(buf, start, limits.inline_len_max).map_err(|()| ProtocolError::TooBigBulkCount)?
+        let Some(cr) = find_line_end(buf, next, limits.inline_len_max).map_err(|()| ProtocolError::TooBigBulkCount)?
         else {
-            return Ok(Check::Partial(Some(progress)));
+            return Ok(None);
         };
-        let len = bulk_len(&buf[start + 1..cr], limits)?;
+        let len = bulk_len(&buf[next + 1..cr], limits)?;
         let end = (cr + 4).saturating_add(len);
         if end > buf.len() {
-            return Ok(Check::Partial(Some(progress)));
+            return Ok(None);
         }
-        progress.next = end;
-        progress.left -= 1;
+        spans.push((cr + 2, len));
+        next = end;
     }
-    Ok(Check::Complete { end: progress.next, count: progress.count })
+    Ok(Some(next))
 }
 
 /// Reads a `$<n>` length and checks it against the limit.
@@ -160,33 +177,6 @@ fn bulk_len(digits: &[u8], limits: &Limits) -> Result<usize, ProtocolError> {
         Some(len) if len >= 0 && len as u64 <= limits.bulk_len_max as u64 => Ok(len as usize),
         _ => Err(ProtocolError::InvalidBulkLength),
     }
-}
-
-/// Slices the arguments out of a frame that `check_multibulk` accepted.
-///
-/// Defensive although the frame was checked: a caller that broke `RequestParser`'s append-only rule gets fewer
-/// arguments, never a panic.
-fn slice_multibulk(frame: &Bytes, count: usize) -> Vec<Bytes> {
-    let mut args = Vec::with_capacity(count);
-    let mut pos = line_end_unchecked(frame, 0) + 2;
-    for _ in 0..count {
-        let cr = line_end_unchecked(frame, pos);
-        let Some(len) = frame.get(pos + 1..cr).and_then(parse_i64).and_then(|n| usize::try_from(n).ok()) else {
-            break;
-        };
-        let start = cr + 2;
-        let Some(arg) = frame.get(start..start.saturating_add(len)) else {
-            break;
-        };
-        args.push(frame.slice_ref(arg));
-        pos = start + len + 2;
-    }
-    args
-}
-
-/// The `\r` ending the line at `start`, in a frame already checked to hold it.
-fn line_end_unchecked(frame: &[u8], start: usize) -> usize {
-    frame.get(start..).unwrap_or_default().iter().position(|&b| b == b'\r').map_or(frame.len(), |offset| start + offset)
 }
 
 /// Parses an inline request: one line ended by `\n` (or `\r\n`), split with Redis's quoting rules.
