@@ -44,9 +44,21 @@ pub enum ConnCommand {
     /// ECHO message.
     Echo(Bytes),
     /// HELLO [protover [AUTH user pass] [SETNAME name]]; `proto` is already checked to be 2 or 3.
-    Hello { proto: Option<i64>, auth: Option<(Bytes, Bytes)>, setname: Option<Bytes> },
+    Hello {
+        /// Protocol version asked for (2 or 3).
+        proto: Option<i64>,
+        /// AUTH username password.
+        auth: Option<(Bytes, Bytes)>,
+        /// SETNAME clientname.
+        setname: Option<Bytes>,
+    },
     /// AUTH [user] pass.
-    Auth { user: Option<Bytes>, pass: Bytes },
+    Auth {
+        /// Username (`default` when absent).
+        user: Option<Bytes>,
+        /// Password.
+        pass: Bytes,
+    },
     /// SELECT index (only 0 exists; the runtime answers the error for others).
     Select(i64),
     /// QUIT: answer OK, then close.
@@ -64,7 +76,12 @@ pub enum ConnCommand {
     /// CLIENT LIST.
     ClientList,
     /// CLIENT SETINFO LIB-NAME|LIB-VER value: record it, answer OK.
-    ClientSetInfo { attr: ClientAttr, value: Bytes },
+    ClientSetInfo {
+        /// Which attribute.
+        attr: ClientAttr,
+        /// Its value (checked: printable, no spaces).
+        value: Bytes,
+    },
     /// CLIENT NO-EVICT on|off: answer OK.
     ClientNoEvict(bool),
     /// CLIENT NO-TOUCH on|off: answer OK.

@@ -40,32 +40,28 @@ pub fn parse_request(buf: &mut BytesMut, limits: &Limits) -> Result<Option<Vec<B
     RequestParser::default().parse(buf, limits)
 }
 
-/// A resumable `parse_request`: remembers how far an incomplete multibulk request was checked, so a large request
-/// that arrives in many reads is scanned once, not once per read.
+/// A resumable `parse_request`: remembers how far an incomplete request was checked, so a large request that
+/// arrives in many reads is scanned once, not once per read. It also keeps its scratch space between requests,
+/// so a connection that owns one parses without allocating anything but the argument `Vec`.
 ///
 /// Between calls the caller may only append to `buf`.
 #[derive(Debug, Default, Clone)]
 pub struct RequestParser {
+    /// How far an incomplete multibulk request was checked.
     progress: Option<Progress>,
+    /// Where each argument checked so far lies: (offset, length).
+    spans: Vec<(usize, usize)>,
+    /// How many bytes of an incomplete inline request were searched for its newline.
+    inline_scanned: usize,
 }
 
-/// How far the check of an incomplete multibulk request got.
+/// A multibulk request whose `*<n>` line was checked; `spans` tells how far its arguments were.
 #[derive(Debug, Clone, Copy)]
 struct Progress {
-    /// Offset of the next argument's `$` line.
-    next: usize,
-    /// Arguments not yet checked.
-    left: usize,
+    /// Offset just past the `*<n>\r\n` line.
+    header_end: usize,
     /// Arguments in the request.
     count: usize,
-}
-
-/// Outcome of checking a multibulk request.
-enum Check {
-    /// The request is complete: `end` bytes holding `count` arguments.
-    Complete { end: usize, count: usize },
-    /// More bytes are needed; `None` when not even the `*<n>` line is complete.
-    Partial(Option<Progress>),
 }
 
 impl RequestParser {
@@ -80,17 +76,38 @@ impl RequestParser {
             return Ok(None);
         };
         if first != b'*' {
-            return parse_inline(buf, limits);
+            return parse_inline(buf, limits, &mut self.inline_scanned);
         }
-        match check_multibulk(buf, limits, self.progress.take())? {
-            Check::Partial(progress) => {
-                self.progress = progress;
+        let progress = match self.progress.take() {
+            Some(progress) => progress,
+            None => {
+                self.spans.clear();
+                match check_header(buf, limits)? {
+                    Some(progress) => progress,
+                    None => return Ok(None),
+                }
+            }
+        };
+        match check_args(buf, limits, progress, &mut self.spans) {
+            Ok(Some(end)) => {
+                let frame = buf.split_to(end).freeze();
+                let args = self.spans.iter().map(|&(at, len)| frame.slice(at..at + len)).collect();
+                self.forget_large_spans();
+                Ok(Some(args))
+            }
+            Ok(None) => {
+                self.progress = Some(progress);
                 Ok(None)
             }
-            Check::Complete { end, count } => {
-                let frame = buf.split_to(end).freeze();
-                Ok(Some(slice_multibulk(&frame, count)))
-            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Frees the scratch space a huge request left, so an idle connection holds little memory.
+    fn forget_large_spans(&mut self) {
+        const SPANS_KEPT_MAX: usize = 1024;
+        if self.spans.capacity() > SPANS_KEPT_MAX {
+            self.spans = Vec::new();
         }
     }
 }
@@ -110,45 +127,48 @@ fn find_line_end(buf: &[u8], start: usize, len_max: usize) -> Result<Option<usiz
     }
 }
 
-/// Checks a multibulk request without allocating; resumes from `progress` when given.
-fn check_multibulk(buf: &[u8], limits: &Limits, progress: Option<Progress>) -> Result<Check, ProtocolError> {
-    let mut progress = match progress {
-        Some(progress) => progress,
-        None => {
-            let Some(cr) =
-                find_line_end(buf, 0, limits.inline_len_max).map_err(|()| ProtocolError::TooBigMultibulkCount)?
-            else {
-                return Ok(Check::Partial(None));
-            };
-            let count = parse_i64(&buf[1..cr]).ok_or(ProtocolError::InvalidMultibulkLength)?;
-            if count > limits.array_len_max as i64 || count > i64::from(i32::MAX) {
-                return Err(ProtocolError::InvalidMultibulkLength);
-            }
-            let count = count.max(0) as usize;
-            Progress { next: cr + 2, left: count, count }
-        }
+/// Checks the `*<n>` line; `None` when it has not fully arrived.
+fn check_header(buf: &[u8], limits: &Limits) -> Result<Option<Progress>, ProtocolError> {
+    let Some(cr) = find_line_end(buf, 0, limits.inline_len_max).map_err(|()| ProtocolError::TooBigMultibulkCount)?
+    else {
+        return Ok(None);
     };
-    while progress.left > 0 {
-        let start = progress.next;
-        let Some(&marker) = buf.get(start) else {
-            return Ok(Check::Partial(Some(progress)));
+    let count = parse_i64(&buf[1..cr]).ok_or(ProtocolError::InvalidMultibulkLength)?;
+    if count > limits.array_len_max as i64 || count > i64::from(i32::MAX) {
+        return Err(ProtocolError::InvalidMultibulkLength);
+    }
+    Ok(Some(Progress { header_end: cr + 2, count: count.max(0) as usize }))
+}
+
+/// Checks the arguments not yet in `spans`, recording where each lies; returns the request's end, or `None`
+/// when more bytes are needed.
+fn check_args(
+    buf: &[u8],
+    limits: &Limits,
+    progress: Progress,
+    spans: &mut Vec<(usize, usize)>,
+) -> Result<Option<usize>, ProtocolError> {
+    let mut next = spans.last().map_or(progress.header_end, |&(at, len)| at + len + 2);
+    while spans.len() < progress.count {
+        let Some(&marker) = buf.get(next) else {
+            return Ok(None);
         };
         if marker != b'$' {
             return Err(ProtocolError::ExpectedDollar(marker));
         }
-        let Some(cr) = find_line_end(buf, start, limits.inline_len_max).map_err(|()| ProtocolError::TooBigBulkCount)?
+        let Some(cr) = find_line_end(buf, next, limits.inline_len_max).map_err(|()| ProtocolError::TooBigBulkCount)?
         else {
-            return Ok(Check::Partial(Some(progress)));
+            return Ok(None);
         };
-        let len = bulk_len(&buf[start + 1..cr], limits)?;
+        let len = bulk_len(&buf[next + 1..cr], limits)?;
         let end = (cr + 4).saturating_add(len);
         if end > buf.len() {
-            return Ok(Check::Partial(Some(progress)));
+            return Ok(None);
         }
-        progress.next = end;
-        progress.left -= 1;
+        spans.push((cr + 2, len));
+        next = end;
     }
-    Ok(Check::Complete { end: progress.next, count: progress.count })
+    Ok(Some(next))
 }
 
 /// Reads a `$<n>` length and checks it against the limit.
@@ -159,34 +179,20 @@ fn bulk_len(digits: &[u8], limits: &Limits) -> Result<usize, ProtocolError> {
     }
 }
 
-/// Slices the arguments out of a frame that `check_multibulk` accepted.
-fn slice_multibulk(frame: &Bytes, count: usize) -> Vec<Bytes> {
-    let mut args = Vec::with_capacity(count);
-    let mut pos = line_end_unchecked(frame, 0) + 2;
-    for _ in 0..count {
-        let cr = line_end_unchecked(frame, pos);
-        let len = parse_i64(&frame[pos + 1..cr]).unwrap_or(0) as usize;
-        let start = cr + 2;
-        args.push(frame.slice(start..start + len));
-        pos = start + len + 2;
-    }
-    args
-}
-
-/// The `\r` ending the line at `start`, in a frame already checked to hold it.
-fn line_end_unchecked(frame: &[u8], start: usize) -> usize {
-    frame[start..].iter().position(|&b| b == b'\r').map_or(frame.len(), |offset| start + offset)
-}
-
 /// Parses an inline request: one line ended by `\n` (or `\r\n`), split with Redis's quoting rules.
-fn parse_inline(buf: &mut BytesMut, limits: &Limits) -> Result<Option<Vec<Bytes>>, ProtocolError> {
-    let window = &buf[..buf.len().min(limits.inline_len_max.saturating_add(1))];
-    let Some(newline) = window.iter().position(|&b| b == b'\n') else {
+///
+/// `scanned` is how many bytes earlier calls searched for the newline; it is reset once a line is found.
+fn parse_inline(buf: &mut BytesMut, limits: &Limits, scanned: &mut usize) -> Result<Option<Vec<Bytes>>, ProtocolError> {
+    let window_end = buf.len().min(limits.inline_len_max.saturating_add(1));
+    let from = (*scanned).min(window_end);
+    let Some(newline) = buf[from..window_end].iter().position(|&b| b == b'\n').map(|offset| from + offset) else {
         if buf.len() > limits.inline_len_max {
             return Err(ProtocolError::TooBigInline);
         }
+        *scanned = window_end;
         return Ok(None);
     };
+    *scanned = 0;
     let line_end = if newline > 0 && buf[newline - 1] == b'\r' { newline - 1 } else { newline };
     let frame = buf.split_to(newline + 1).freeze();
     split_args(&frame.slice(..line_end)).map(Some)

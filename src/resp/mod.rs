@@ -17,6 +17,8 @@ pub mod table;
 pub mod value;
 
 #[cfg(test)]
+mod bench;
+#[cfg(test)]
 mod proptests;
 
 pub use command::{parse, ClientAttr, ConnCommand, Parsed};

@@ -187,17 +187,18 @@ impl CommandSpec {
 
     /// Its subcommand named `name` (any case).
     pub fn subcommand(&self, name: &[u8]) -> Option<&'static CommandSpec> {
-        find(self.subcommands, name)
+        find(self.subcommands, self.name.len() + 1, name)
     }
 }
 
 /// The command named `name` (any case), if Shoal has it.
 pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
-    find(COMMANDS, name)
+    find(COMMANDS, 0, name)
 }
 
-/// Binary search of a sorted table for `name`, compared in lower case.
-fn find(table: &'static [CommandSpec], name: &[u8]) -> Option<&'static CommandSpec> {
+/// Binary search of a sorted table for `name`, compared in lower case with each row's name past `prefix_len`
+/// bytes (the `container|` of subcommands).
+fn find(table: &'static [CommandSpec], prefix_len: usize, name: &[u8]) -> Option<&'static CommandSpec> {
     const NAME_LEN_MAX: usize = 24;
     if name.len() > NAME_LEN_MAX {
         return None;
@@ -207,7 +208,8 @@ fn find(table: &'static [CommandSpec], name: &[u8]) -> Option<&'static CommandSp
     lower.copy_from_slice(name);
     lower.make_ascii_lowercase();
     let lower = &*lower;
-    table.binary_search_by(|spec| spec.short_name().as_bytes().cmp(lower)).ok().map(|i| &table[i])
+    let key = |spec: &CommandSpec| spec.name.as_bytes().get(prefix_len..).unwrap_or_default();
+    table.binary_search_by(|spec| key(spec).cmp(lower)).ok().map(|i| &table[i])
 }
 
 use Group::{Connection as Conn, Generic as Gen, Server as Srv, String as Str};

@@ -46,9 +46,19 @@ pub enum Value {
     /// RESP3 `!n` blob error.
     BlobError(Bytes),
     /// RESP3 `=n` verbatim string: a three-letter format (`txt`, `mkd`) and the text.
-    Verbatim { format: String, text: Bytes },
+    Verbatim {
+        /// The format, such as `txt`.
+        format: String,
+        /// The text.
+        text: Bytes,
+    },
     /// RESP3 `|n` attributes, followed by the value they describe.
-    Attribute { attrs: Vec<(Value, Value)>, value: Box<Value> },
+    Attribute {
+        /// The attribute map.
+        attrs: Vec<(Value, Value)>,
+        /// The reply they describe.
+        value: Box<Value>,
+    },
 }
 
 /// Decodes one reply from the front of `buf`: the value and how many bytes it took, or `None` if incomplete.
