@@ -54,6 +54,8 @@ pub enum ExpireCond {
     Greater,
     /// LT: only when the new expiry is less (a key without expiry counts as infinite).
     Less,
+    /// XX LT: only when the key has an expiry and the new one is less.
+    IfTtlAndLess,
 }
 
 /// GETEX's option.

@@ -270,6 +270,7 @@ impl Node {
             ExpireCond::IfTtl => current != 0,
             ExpireCond::Greater => at > current_inf,
             ExpireCond::Less => at < current_inf,
+            ExpireCond::IfTtlAndLess => current != 0 && at < current,
         };
         if !ok {
             return Reply::Int(0);

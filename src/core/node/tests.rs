@@ -138,7 +138,9 @@ fn expire_options_follow_redis() {
     assert_eq!(n.execute(T0, exp(20_000, ExpireCond::Less)), Reply::Int(0));
     assert_eq!(n.execute(T0, exp(20_000, ExpireCond::Greater)), Reply::Int(1));
     assert_eq!(n.execute(T0, exp(5_000, ExpireCond::IfNoTtl)), Reply::Int(0));
-    assert_eq!(n.execute(T0, ttl("k")), Reply::Int(20_000));
+    assert_eq!(n.execute(T0, exp(30_000, ExpireCond::IfTtlAndLess)), Reply::Int(0));
+    assert_eq!(n.execute(T0, exp(15_000, ExpireCond::IfTtlAndLess)), Reply::Int(1));
+    assert_eq!(n.execute(T0, ttl("k")), Reply::Int(15_000));
     assert_eq!(n.execute(T0, Command::Persist { key: b("k") }), Reply::Int(1));
     assert_eq!(n.execute(T0, Command::Persist { key: b("k") }), Reply::Int(0));
     assert_eq!(n.execute(T0, exp(-1, ExpireCond::Always)), Reply::Int(1), "a past time deletes");

@@ -56,12 +56,10 @@ fn expire_cond(options: &[Bytes]) -> Result<ExpireCond, Reply> {
     if gt && lt {
         return Err(Reply::err("ERR GT and LT options at the same time are not compatible"));
     }
-    // XX GT is GT (a key without expiry never passes GT), but XX LT has no `ExpireCond`: refuse it honestly.
-    if xx && lt {
-        return Err(Reply::err("ERR XX and LT options at the same time are not supported"));
-    }
+    // XX GT is GT (a key without expiry never passes GT); XX LT needs a TTL and a smaller one.
     Ok(match (nx, xx, gt, lt) {
         (true, ..) => ExpireCond::IfNoTtl,
+        (_, true, _, true) => ExpireCond::IfTtlAndLess,
         (_, _, true, _) => ExpireCond::Greater,
         (_, _, _, true) => ExpireCond::Less,
         (_, true, ..) => ExpireCond::IfTtl,

@@ -153,6 +153,7 @@ fn expire_family() {
     assert_eq!(data("EXPIRE k -1"), expire(ExpireAt::InMs(-1_000), ExpireCond::Always));
     assert_eq!(data("PEXPIRE k 10 nx"), expire(ExpireAt::InMs(10), ExpireCond::IfNoTtl));
     assert_eq!(data("EXPIREAT k 10 XX"), expire(ExpireAt::AtMs(10_000), ExpireCond::IfTtl));
+    assert_eq!(data("EXPIRE k 10 XX LT"), expire(ExpireAt::InMs(10_000), ExpireCond::IfTtlAndLess));
     assert_eq!(data("PEXPIREAT k 10 GT"), expire(ExpireAt::AtMs(10), ExpireCond::Greater));
     assert_eq!(data("EXPIRE k 10 LT"), expire(ExpireAt::InMs(10_000), ExpireCond::Less));
     assert_eq!(data("EXPIRE k 10 XX GT"), expire(ExpireAt::InMs(10_000), ExpireCond::Greater));
