@@ -10,6 +10,7 @@ use rand::RngExt;
 use super::command::{Command, ExpireAt, ExpireCond, GetExTtl, SetCond, SetTtl, TimeUnit};
 use super::glob;
 use super::node::Node;
+use super::number::{format_f64, parse_f64, parse_i64};
 use super::reply::{Reply, ERR_NAN_OR_INF, ERR_NOT_FLOAT, ERR_NOT_INTEGER, ERR_OVERFLOW, ERR_STRING_TOO_LONG};
 use super::store::Entry;
 use super::version::Version;
@@ -310,7 +311,9 @@ impl Node {
         if !next.is_finite() {
             return Reply::err(ERR_NAN_OR_INF);
         }
-        let text = Bytes::from(format_float(next));
+        let mut text = Vec::with_capacity(24);
+        format_f64(next, &mut text);
+        let text = Bytes::from(text);
         self.rewrite(now, key, text.clone());
         Reply::Bulk(text)
     }
@@ -363,59 +366,9 @@ fn range_of(v: &Bytes, start: i64, end: i64) -> Bytes {
     v.slice(s as usize..=e as usize)
 }
 
-/// Parse a stored value as a Redis integer: optional '-', digits, no leading zeros, no spaces, fits in i64.
-pub fn parse_i64(v: &[u8]) -> Option<i64> {
-    if v.is_empty() || v.len() > 20 || (v.len() > 1 && v[0] == b'0') || v[0] == b'+' {
-        return None;
-    }
-    if v.len() > 1 && v[0] == b'-' && v[1] == b'0' {
-        return None;
-    }
-    std::str::from_utf8(v).ok()?.parse().ok()
-}
-
-/// Parse a stored value as a float the way INCRBYFLOAT accepts it (no spaces, no NaN).
-pub fn parse_f64(v: &[u8]) -> Option<f64> {
-    let s = std::str::from_utf8(v).ok()?;
-    if s.is_empty() || s.trim() != s {
-        return None;
-    }
-    let f: f64 = s.parse().ok()?;
-    (!f.is_nan()).then_some(f)
-}
-
-/// Format a float as Redis does for INCRBYFLOAT: no exponent for ordinary magnitudes, no trailing zeros.
-pub fn format_float(f: f64) -> String {
-    if f == f.trunc() && f.abs() < 1e17 {
-        format!("{}", f as i64)
-    } else {
-        format!("{f}")
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn integers_parse_like_redis() {
-        assert_eq!(parse_i64(b"42"), Some(42));
-        assert_eq!(parse_i64(b"-7"), Some(-7));
-        assert_eq!(parse_i64(b"0"), Some(0));
-        for bad in [&b""[..], b"+1", b"01", b" 1", b"1 ", b"-0", b"9223372036854775808", b"1.5", b"abc"] {
-            assert_eq!(parse_i64(bad), None, "{bad:?}");
-        }
-    }
-
-    #[test]
-    fn floats_format_without_trailing_zeros() {
-        assert_eq!(format_float(10.5), "10.5");
-        assert_eq!(format_float(3.0), "3");
-        assert_eq!(format_float(-0.25), "-0.25");
-        assert_eq!(parse_f64(b" 1"), None);
-        assert_eq!(parse_f64(b"nan"), None);
-        assert_eq!(parse_f64(b"1e3"), Some(1000.0));
-    }
 
     #[test]
     fn getrange_handles_negative_indexes() {

@@ -10,6 +10,7 @@ pub mod glob;
 pub mod info;
 pub mod membership;
 pub mod node;
+pub mod number;
 pub mod reply;
 pub mod store;
 pub mod version;

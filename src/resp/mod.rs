@@ -12,9 +12,11 @@ pub mod error;
 pub mod frame;
 mod inline;
 pub mod introspect;
-pub mod number;
 pub mod table;
 pub mod value;
+
+/// Redis's number rules live in `core` (the store parses stored values with them too).
+pub use crate::core::number;
 
 #[cfg(test)]
 mod bench;
