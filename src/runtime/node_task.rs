@@ -124,16 +124,20 @@ pub async fn run(
                     }
                 }
             }
-            _ = sleep_until(deadline), if deadline.is_some() => {
-                let now = wall_ms();
-                for timer in io.timers.pop_due(Instant::now()) {
-                    node.handle(now, Input::Timer(timer), &mut out);
-                }
-            }
+            // Due timers are fired below on every turn; this branch only wakes an idle loop.
+            _ = sleep_until(deadline), if deadline.is_some() => {}
             _ = shutdown.changed() => {
                 if *shutdown.borrow() {
                     break;
                 }
+            }
+        }
+        // Fire due timers on every turn, not only when the queue is idle: under sustained client load the
+        // queue is never empty, and starving SWIM's probe timers would get this node declared down.
+        if io.timers.next_deadline().is_some_and(|d| d <= Instant::now()) {
+            let now = wall_ms();
+            for timer in io.timers.pop_due(Instant::now()) {
+                node.handle(now, Input::Timer(timer), &mut out);
             }
         }
         route(&mut out, &mut io);
