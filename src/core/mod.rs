@@ -11,6 +11,7 @@ pub mod info;
 pub mod membership;
 pub mod node;
 pub mod reply;
+pub mod ring;
 pub mod store;
 pub mod version;
 
