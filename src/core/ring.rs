@@ -13,8 +13,10 @@ use std::collections::BTreeSet;
 
 use super::version::NodeId;
 
-/// Tokens per member unless configured otherwise.
-pub const DEFAULT_VNODES: usize = 256;
+/// Tokens per member unless configured otherwise. Random tokens give a member a share with a relative spread of
+/// about 1/sqrt(V): at 256 only about half of 10-node name sets keep the busiest node within 1.10x of the mean,
+/// at 1024 all measured ones do (`examples/ring_spread.rs`).
+pub const DEFAULT_VNODES: usize = 1024;
 /// Most tokens per member a ring accepts; larger requests are clamped.
 pub const VNODES_MAX: usize = 4096;
 
