@@ -14,6 +14,7 @@ pub mod reply;
 pub mod ring;
 pub mod store;
 pub mod version;
+pub mod vversion;
 
 pub use node::{ConnId, Input, Node, NodeConfig, Outbox, Output, ReqId, TimerId};
 
