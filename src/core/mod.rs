@@ -12,8 +12,10 @@ pub mod membership;
 pub mod node;
 pub mod number;
 pub mod reply;
+pub mod ring;
 pub mod store;
 pub mod version;
+pub mod vversion;
 
 pub use node::{ConnId, Input, Node, NodeConfig, Outbox, Output, ReqId, TimerId};
 
