@@ -282,8 +282,10 @@ fn main() {
         let (downs, suspects, renewals, took) = false_downs(k, 5, Duration::from_secs(loss_secs), &ours);
         println!();
         println!(
-            "false downs (shoal lan, K={k}, 5% outgoing gossip loss on every node, {:.0} s): {downs} false downs, \
-             {renewals} incarnation renewals, {suspects} suspect transitions observed (polled every 100 ms)",
+            "false downs (shoal lan, K={k}, 5% outgoing gossip loss on every node, {:.0} s): {downs} `down` rows seen \
+             for live nodes, {renewals} incarnation changes of live nodes (observer x member; each means the member \
+             was declared down somewhere and renewed its identity: a false down the 100 ms poll may not catch), \
+             {suspects} suspect transitions",
             took.as_secs_f64()
         );
     }

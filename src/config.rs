@@ -260,5 +260,14 @@ mod tests {
         assert!(bad.server_config(1).is_err());
         let bad = Options { maxmemory_policy: Some("lfu".into()), ..Options::default() };
         assert!(bad.server_config(1).is_err());
+        let bad = Options { gossip_loss_percent: Some(101), ..Options::default() };
+        assert!(bad.server_config(1).is_err());
+    }
+
+    #[test]
+    fn gossip_loss_is_off_unless_asked_for() {
+        let cluster = |o: Options| o.server_config(1).unwrap().cluster.unwrap();
+        assert_eq!(cluster(Options::default()).send_loss_percent, 0);
+        assert_eq!(cluster(Options { gossip_loss_percent: Some(5), ..Options::default() }).send_loss_percent, 5);
     }
 }
