@@ -8,7 +8,8 @@
 //! `--gossip-loss-percent 5` on every node, polled for a fixed time, counting any `down` (or any incarnation
 //! bump, which means someone declared a live node down and it refuted) of a node that is running.
 //!
-//! `cargo bench --bench detection -- [--trials N] [--loss-secs S] [--sizes 5,10] [--skip-new-lan]`
+//! `cargo bench --bench detection -- [--trials N] [--loss-secs S] [--loss-percent P] [--sizes 5,10] [--skip-new-lan]`
+//! (`SHOAL_BENCH_LOG=info` shows the nodes' membership events on stderr.)
 //! Every wait is bounded; every process is killed when the benchmark exits (or panics).
 
 #[path = "../tests/common/members.rs"]
@@ -72,7 +73,8 @@ impl Cluster {
             args.extend(["--seed".to_string(), seed.to_string()]);
         }
         args.extend(self.flags.iter().cloned());
-        Process::spawn(self.bin, &args, "warn")
+        let log = std::env::var("SHOAL_BENCH_LOG").unwrap_or_else(|_| "warn".into());
+        Process::spawn(self.bin, &args, &log)
     }
 
     fn k(&self) -> usize {
@@ -232,6 +234,7 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let trials: usize = arg(&args, "--trials").unwrap_or(20);
     let loss_secs: u64 = arg(&args, "--loss-secs").unwrap_or(180);
+    let loss_percent: u8 = arg(&args, "--loss-percent").unwrap_or(5);
     let sizes: Vec<usize> = arg::<String>(&args, "--sizes")
         .map(|s| s.split(',').filter_map(|n| n.parse().ok()).collect())
         .unwrap_or_else(|| vec![5, 10]);
@@ -278,11 +281,11 @@ fn main() {
     }
     if loss_secs > 0 {
         let k = 10;
-        eprintln!("running false-down measurement: K={k}, 5% loss, {loss_secs} s ...");
-        let (downs, suspects, renewals, took) = false_downs(k, 5, Duration::from_secs(loss_secs), &ours);
+        eprintln!("running false-down measurement: K={k}, {loss_percent}% loss, {loss_secs} s ...");
+        let (downs, suspects, renewals, took) = false_downs(k, loss_percent, Duration::from_secs(loss_secs), &ours);
         println!();
         println!(
-            "false downs (shoal lan, K={k}, 5% outgoing gossip loss on every node, {:.0} s): {downs} `down` rows seen \
+            "false downs (shoal lan, K={k}, {loss_percent}% outgoing gossip loss on every node, {:.0} s): {downs} `down` rows seen \
              for live nodes, {renewals} incarnation changes of live nodes (observer x member; each means the member \
              was declared down somewhere and renewed its identity: a false down the 100 ms poll may not catch), \
              {suspects} suspect transitions",

@@ -170,7 +170,8 @@ impl Process {
         let child = Command::new(bin)
             .args(args)
             .env("RUST_LOG", log)
-            .stdout(Stdio::null())
+            // The binary logs to stdout: keep it off the caller's stdout, on stderr when logs were asked for.
+            .stdout(if log == "warn" { Stdio::null() } else { Stdio::from(std::io::stderr()) })
             .stderr(Stdio::inherit())
             .spawn()
             .expect("shoal binary starts");
