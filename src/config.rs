@@ -77,6 +77,10 @@ pub struct Options {
     /// How long a suspect member has to refute before it is declared down, in ms (overrides the profile).
     #[arg(long, env = "SHOAL_SUSPECT_TO_DOWN_MS")]
     pub suspect_to_down_ms: Option<u64>,
+    /// Test-only: drop this percentage (0-100) of outgoing gossip datagrams, to measure failure detection
+    /// under packet loss where no netem is available. Never set it in production.
+    #[arg(long, env = "SHOAL_GOSSIP_LOSS_PERCENT", hide = true)]
+    pub gossip_loss_percent: Option<u8>,
 }
 
 impl Options {
@@ -101,6 +105,7 @@ impl Options {
             probe_period_ms: self.probe_period_ms.or(file.probe_period_ms),
             probe_rtt_ms: self.probe_rtt_ms.or(file.probe_rtt_ms),
             suspect_to_down_ms: self.suspect_to_down_ms.or(file.suspect_to_down_ms),
+            gossip_loss_percent: self.gossip_loss_percent.or(file.gossip_loss_percent),
         }
     }
 
@@ -176,11 +181,16 @@ impl Options {
         if let Some(s) = &secret {
             ClusterSecret::from_bytes(s).map_err(|e| anyhow!("cluster secret: {e}"))?;
         }
+        let loss_percent = self.gossip_loss_percent.unwrap_or(0);
+        if loss_percent > 100 {
+            bail!("--gossip-loss-percent {loss_percent}: expected 0 to 100");
+        }
         Ok(Some(ClusterConfig {
             advertise: self.advertise,
             seeds: self.seed.clone(),
             gossip,
             secret,
+            send_loss_percent: loss_percent,
             ..ClusterConfig::new(listen)
         }))
     }
@@ -250,5 +260,14 @@ mod tests {
         assert!(bad.server_config(1).is_err());
         let bad = Options { maxmemory_policy: Some("lfu".into()), ..Options::default() };
         assert!(bad.server_config(1).is_err());
+        let bad = Options { gossip_loss_percent: Some(101), ..Options::default() };
+        assert!(bad.server_config(1).is_err());
+    }
+
+    #[test]
+    fn gossip_loss_is_off_unless_asked_for() {
+        let cluster = |o: Options| o.server_config(1).unwrap().cluster.unwrap();
+        assert_eq!(cluster(Options::default()).send_loss_percent, 0);
+        assert_eq!(cluster(Options { gossip_loss_percent: Some(5), ..Options::default() }).send_loss_percent, 5);
     }
 }

@@ -64,6 +64,10 @@ pub struct ClusterConfig {
     pub gossip: GossipConfig,
     /// Shared secret that authenticates gossip packets.
     pub secret: Option<Vec<u8>>,
+    /// Test-only fault injection: the percentage (0-100) of outgoing gossip datagrams dropped on purpose, drawn
+    /// from an RNG seeded by `ServerConfig::seed`. Benchmarks use it to measure false downs under loss on hosts
+    /// without netem. Always 0 in production.
+    pub send_loss_percent: u8,
 }
 
 impl ClusterConfig {
@@ -76,6 +80,7 @@ impl ClusterConfig {
             seed_refresh_ms: 30_000,
             gossip: GossipConfig::lan(),
             secret: None,
+            send_loss_percent: 0,
         }
     }
 }
@@ -212,7 +217,11 @@ async fn run(sockets: Sockets, config: ServerConfig, mut shutdown: watch::Receiv
         let period = std::time::Duration::from_millis(cluster.seed_refresh_ms.max(1_000));
         tokio::spawn(gossip::refresh_seeds(cluster.seeds.clone(), seeds, period, to_node.clone(), shutdown.clone()));
     }
-    let node_task = tokio::spawn(node_task::run(node, rx, shutdown.clone(), udp));
+    let gossip = udp.map(|socket| {
+        let loss_percent = config.cluster.as_ref().map_or(0, |c| c.send_loss_percent);
+        node_task::Gossip::new(socket, loss_percent, config.seed)
+    });
+    let node_task = tokio::spawn(node_task::run(node, rx, shutdown.clone(), gossip));
     let shared = Arc::new(Shared {
         config,
         to_node,

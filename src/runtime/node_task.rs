@@ -12,6 +12,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
 use tokio::net::UdpSocket;
 
 use tokio::sync::{mpsc, watch};
@@ -77,11 +79,48 @@ impl Timers {
     }
 }
 
+/// Mixed into the server seed for the loss-injection RNG, so it differs from the node's own.
+const LOSS_RNG_SALT: u64 = 0x1055_1055_1055_1055;
+
+/// The gossip socket as the node task sends on it, with optional test-only loss injection.
+pub struct Gossip {
+    socket: Arc<UdpSocket>,
+    /// Percentage (0-100) of outgoing datagrams dropped on purpose; 0 outside of tests and benchmarks.
+    loss_percent: u8,
+    rng: StdRng,
+    /// Datagrams dropped by loss injection.
+    dropped: u64,
+}
+
+impl Gossip {
+    /// Send on `socket`, dropping `loss_percent`% of datagrams with an RNG seeded from `seed`.
+    pub fn new(socket: Arc<UdpSocket>, loss_percent: u8, seed: u64) -> Gossip {
+        Gossip {
+            socket,
+            loss_percent: loss_percent.min(100),
+            rng: StdRng::seed_from_u64(seed ^ LOSS_RNG_SALT),
+            dropped: 0,
+        }
+    }
+
+    /// Send one datagram now, or drop it when the socket buffer is full (as the network may: SWIM tolerates
+    /// loss) or when loss injection picks it.
+    fn send(&mut self, to: SocketAddr, packet: &[u8]) {
+        if self.loss_percent > 0 && self.rng.random_range(0..100u8) < self.loss_percent {
+            self.dropped += 1;
+            return;
+        }
+        if let Err(e) = self.socket.try_send_to(packet, to) {
+            tracing::debug!(%to, error = %e, "gossip send failed");
+        }
+    }
+}
+
 /// The node task's I/O: connections' reply queues, timers, and the gossip socket.
 struct Io {
     conns: HashMap<ConnId, mpsc::UnboundedSender<ReplyBatch>>,
     timers: Timers,
-    gossip: Option<Arc<UdpSocket>>,
+    gossip: Option<Gossip>,
 }
 
 /// Run the node until `shutdown` flips to true or every sender is gone. On shutdown a clustered node leaves
@@ -90,7 +129,7 @@ pub async fn run(
     mut node: Node,
     mut rx: mpsc::Receiver<ToNode>,
     mut shutdown: watch::Receiver<bool>,
-    gossip: Option<Arc<UdpSocket>>,
+    gossip: Option<Gossip>,
 ) -> Node {
     let mut io = Io { conns: HashMap::new(), timers: Timers::default(), gossip };
     let mut out = Outbox::new();
@@ -145,7 +184,8 @@ pub async fn run(
     if node.membership().is_some() {
         node.handle(wall_ms(), Input::Leave, &mut out);
         route(&mut out, &mut io);
-        tracing::info!("left the cluster");
+        let dropped = io.gossip.as_ref().map_or(0, |g| g.dropped);
+        tracing::info!(loss_injected = dropped, "left the cluster");
     }
     node
 }
@@ -175,11 +215,8 @@ fn route(out: &mut Outbox, io: &mut Io) {
             },
             Output::Schedule { after_ms, timer } => io.timers.schedule(after_ms, timer),
             Output::SendGossip { to, packet } => {
-                // A full socket buffer drops the datagram, as the network may: SWIM tolerates loss.
-                if let Some(socket) = &io.gossip {
-                    if let Err(e) = socket.try_send_to(&packet, to) {
-                        tracing::debug!(%to, error = %e, "gossip send failed");
-                    }
+                if let Some(gossip) = &mut io.gossip {
+                    gossip.send(to, &packet);
                 }
             }
             Output::Member(event) => tracing::info!(?event, "membership changed"),

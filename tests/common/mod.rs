@@ -2,6 +2,8 @@
 //! and polling with a deadline instead of fixed sleeps.
 #![allow(dead_code)]
 
+pub mod members;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
