@@ -78,7 +78,7 @@ pub fn membership_converged(at: Ms, nodes: &[Observed]) -> Vec<Violation> {
     for observer in nodes {
         let Some(live) = &observer.live else { continue };
         for node in nodes {
-            let entry = live.view.iter().find(|m| m.gossip_addr == node.addr);
+            let entry = newest(&live.view, node.addr);
             let who = format!("{} sees {}", observer.name, node.name);
             match (&node.live, entry) {
                 (Some(_), None) => flag(Kind::MemberMissing, format!("{who}: absent")),
@@ -108,6 +108,12 @@ pub fn membership_converged(at: Ms, nodes: &[Observed]) -> Vec<Violation> {
     found
 }
 
+/// The observer's belief about the member at `addr`: its entry with the highest incarnation. (After a renewal
+/// foca may keep the node's own older identity as a `down` row; that row is history, not a belief.)
+fn newest(view: &[MemberInfo], addr: SocketAddr) -> Option<&MemberInfo> {
+    view.iter().filter(|m| m.gossip_addr == addr).max_by_key(|m| m.incarnation)
+}
+
 /// The safety check on membership: holds at every instant. `incarnation_max[i]`: the highest incarnation node
 /// `i` ever had.
 pub fn membership_safe(at: Ms, nodes: &[Observed], incarnation_max: &[u64]) -> Vec<Violation> {
@@ -115,7 +121,8 @@ pub fn membership_safe(at: Ms, nodes: &[Observed], incarnation_max: &[u64]) -> V
     for observer in nodes {
         let Some(live) = &observer.live else { continue };
         for e in &live.view {
-            if e.gossip_addr == observer.addr && e.state != MemberState::Alive {
+            let current = e.incarnation == live.incarnation;
+            if e.gossip_addr == observer.addr && current && e.state != MemberState::Alive {
                 let detail = format!("{} sees itself {}", observer.name, e.state.as_str());
                 found.push(Violation { kind: Kind::SelfNotAlive, at, detail });
             }

@@ -163,3 +163,14 @@ fn a_value_that_outlives_its_ttl_is_flagged_unless_the_clock_went_back() {
     ops[1].outcome = Outcome::Replied(Reply::Nil);
     assert_eq!(history(&ops), vec![]);
 }
+
+#[test]
+fn an_older_own_identity_kept_down_is_history_not_a_violation() {
+    let mut nodes = agreed();
+    let mut view = nodes[0].live.as_ref().expect("running").view.clone();
+    view.push(info(0, 90, MemberState::Down));
+    view.sort();
+    set_view(&mut nodes[0], view);
+    assert_eq!(membership_safe(0, &nodes, &[100, 101, 102]), vec![]);
+    assert_eq!(membership_converged(0, &nodes), vec![]);
+}
