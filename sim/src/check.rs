@@ -1,0 +1,240 @@
+//! Checkers, kept apart from product code: they see only what a node exposes and what clients were told.
+//!
+//! `membership_converged` is the liveness check (after the heal, within a bound): every live node sees every
+//! live node `alive` under its current incarnation, sees no crashed node as live, and all live digests agree.
+//! `membership_safe` holds at every instant, faults or not: a live node sees itself alive and nobody believes in an
+//! incarnation its owner never had. `history` replays each node incarnation's calls against a model of one node
+//! (no replication yet): an acknowledged write is readable from the node that took it until it is overwritten,
+//! deleted, expired, or that node crashed. A node clock that jumped back makes an expiry ambiguous for a while;
+//! the model then accepts both answers and follows the one the node gave.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+
+use shoal::core::membership::{MemberInfo, MemberState};
+use shoal::core::reply::Reply;
+use shoal::core::Millis;
+
+use crate::event::Ms;
+use crate::workload::{Op, OpKind, Outcome};
+
+/// The kinds of violation, for the summary table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Kind {
+    Panic,
+    SelfNotAlive,
+    InventedIncarnation,
+    MemberDown,
+    MemberSuspect,
+    MemberMissing,
+    StaleIncarnation,
+    GhostMember,
+    DigestMismatch,
+    LostWrite,
+    WrongReply,
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self, f)
+    }
+}
+
+/// One broken invariant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    pub kind: Kind,
+    pub at: Ms,
+    pub detail: String,
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "[{} @ {}ms] {}", self.kind, self.at, self.detail)
+    }
+}
+
+/// A running node as the checker sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LiveNode {
+    pub incarnation: u64,
+    pub view: Vec<MemberInfo>,
+    pub digest: u64,
+}
+
+/// One node of the cluster: its address, and its state if it runs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Observed {
+    pub name: String,
+    pub addr: SocketAddr,
+    pub live: Option<LiveNode>,
+}
+
+/// The liveness check: empty when the cluster has converged on the true live set.
+pub fn membership_converged(at: Ms, nodes: &[Observed]) -> Vec<Violation> {
+    let mut found = Vec::new();
+    let mut flag = |kind, detail: String| found.push(Violation { kind, at, detail });
+    for observer in nodes {
+        let Some(live) = &observer.live else { continue };
+        for node in nodes {
+            let entry = newest(&live.view, node.addr);
+            let who = format!("{} sees {}", observer.name, node.name);
+            match (&node.live, entry) {
+                (Some(_), None) => flag(Kind::MemberMissing, format!("{who}: absent")),
+                (Some(truth), Some(e)) => {
+                    match e.state {
+                        MemberState::Alive => {}
+                        MemberState::Suspect => flag(Kind::MemberSuspect, format!("{who}: suspect")),
+                        MemberState::Down => flag(Kind::MemberDown, format!("{who}: down (inc {})", e.incarnation)),
+                    }
+                    if e.incarnation != truth.incarnation {
+                        let detail = format!("{who} at incarnation {}, not {}", e.incarnation, truth.incarnation);
+                        flag(Kind::StaleIncarnation, detail);
+                    }
+                }
+                (None, Some(e)) if e.state.is_live() => flag(Kind::GhostMember, format!("{who} live, but it crashed")),
+                (None, _) => {}
+            }
+        }
+    }
+    let digests: Vec<(&str, u64)> =
+        nodes.iter().filter_map(|n| n.live.as_ref().map(|l| (n.name.as_str(), l.digest))).collect();
+    if let Some((first, digest)) = digests.first() {
+        if let Some((other, d)) = digests.iter().find(|(_, d)| d != digest) {
+            flag(Kind::DigestMismatch, format!("live digest of {first} {digest:#x} != {other} {d:#x}"));
+        }
+    }
+    found
+}
+
+/// The observer's belief about the member at `addr`: its entry with the highest incarnation. (After a renewal
+/// foca may keep the node's own older identity as a `down` row; that row is history, not a belief.)
+fn newest(view: &[MemberInfo], addr: SocketAddr) -> Option<&MemberInfo> {
+    view.iter().filter(|m| m.gossip_addr == addr).max_by_key(|m| m.incarnation)
+}
+
+/// The safety check on membership: holds at every instant. `incarnation_max[i]`: the highest incarnation node
+/// `i` ever had.
+pub fn membership_safe(at: Ms, nodes: &[Observed], incarnation_max: &[u64]) -> Vec<Violation> {
+    let mut found = Vec::new();
+    for observer in nodes {
+        let Some(live) = &observer.live else { continue };
+        for e in &live.view {
+            let current = e.incarnation == live.incarnation;
+            if e.gossip_addr == observer.addr && current && e.state != MemberState::Alive {
+                let detail = format!("{} sees itself {}", observer.name, e.state.as_str());
+                found.push(Violation { kind: Kind::SelfNotAlive, at, detail });
+            }
+            let owner = nodes.iter().position(|n| n.addr == e.gossip_addr);
+            if let Some(i) = owner.filter(|&i| e.incarnation > incarnation_max[i]) {
+                let detail = format!(
+                    "{} sees {} at incarnation {} > {}",
+                    observer.name, e.name, e.incarnation, incarnation_max[i]
+                );
+                found.push(Violation { kind: Kind::InventedIncarnation, at, detail });
+            }
+        }
+    }
+    found
+}
+
+/// What the model knows about one key of one node incarnation.
+#[derive(Debug, Clone, Copy)]
+struct Cell {
+    value: u64,
+    expire_at: Millis,
+}
+
+enum Seen {
+    Absent,
+    Present(u64),
+    /// Expired by some clock reading the node has shown, but not by its clock now (it jumped back).
+    Maybe(u64),
+}
+
+fn seen(cell: Option<&Cell>, op: &Op) -> Seen {
+    match cell {
+        None => Seen::Absent,
+        Some(c) if c.expire_at != 0 && c.expire_at <= op.node_now => Seen::Absent,
+        Some(c) if c.expire_at != 0 && c.expire_at <= op.node_clock_max => Seen::Maybe(c.value),
+        Some(c) => Seen::Present(c.value),
+    }
+}
+
+/// The single-node read-your-writes check over a whole history (calls in execution order).
+pub fn history(ops: &[Op]) -> Vec<Violation> {
+    let mut models: BTreeMap<(usize, u64), BTreeMap<u8, Cell>> = BTreeMap::new();
+    let mut found = Vec::new();
+    for op in ops {
+        let Outcome::Replied(reply) = &op.outcome else { continue };
+        let model = models.entry((op.node, op.generation)).or_default();
+        let key = op.kind.key();
+        let state = seen(model.get(&key), op);
+        let bad = |kind, expected: &str| Violation {
+            kind,
+            at: op.executed_at,
+            detail: format!("n{} gen {} {:?}: got {reply:?}, expected {expected}", op.node, op.generation, op.kind),
+        };
+        match (&op.kind, state) {
+            (OpKind::Set { value, ttl_ms, .. }, _) => {
+                if *reply != Reply::Ok {
+                    found.push(bad(Kind::WrongReply, "OK"));
+                }
+                let expire_at = ttl_ms.map_or(0, |ms| op.node_now + ms);
+                model.insert(key, Cell { value: *value, expire_at });
+            }
+            (OpKind::Get { .. }, Seen::Absent) if *reply != Reply::Nil => found.push(bad(Kind::WrongReply, "nil")),
+            (OpKind::Get { .. }, Seen::Present(v)) if *reply != Reply::Bulk(v.to_string().into()) => {
+                let kind = if *reply == Reply::Nil { Kind::LostWrite } else { Kind::WrongReply };
+                found.push(bad(kind, &v.to_string()));
+            }
+            (OpKind::Get { .. }, Seen::Maybe(v)) => {
+                if *reply == Reply::Nil {
+                    model.remove(&key);
+                } else if *reply != Reply::Bulk(v.to_string().into()) {
+                    found.push(bad(Kind::WrongReply, &format!("{v} or nil")));
+                }
+            }
+            (OpKind::Get { .. }, _) => {}
+            (OpKind::Del { .. }, state) => {
+                let expected = match state {
+                    Seen::Absent => Some(0),
+                    Seen::Present(_) => Some(1),
+                    Seen::Maybe(_) => None,
+                };
+                check_int(&mut found, reply, expected, || bad(Kind::WrongReply, &format!("{expected:?}")));
+                model.remove(&key);
+            }
+            (OpKind::Expire { ttl_ms, .. }, state) => {
+                let expected = match state {
+                    Seen::Absent => Some(0),
+                    Seen::Present(_) => Some(1),
+                    Seen::Maybe(_) => None,
+                };
+                check_int(&mut found, reply, expected, || bad(Kind::WrongReply, &format!("{expected:?}")));
+                match (reply, model.get_mut(&key)) {
+                    (Reply::Int(1), Some(cell)) => cell.expire_at = op.node_now + ttl_ms,
+                    _ => {
+                        model.remove(&key);
+                    }
+                }
+            }
+        }
+    }
+    found
+}
+
+fn check_int(found: &mut Vec<Violation>, reply: &Reply, expected: Option<i64>, bad: impl FnOnce() -> Violation) {
+    let ok = match (reply, expected) {
+        (Reply::Int(n), Some(e)) => *n == e,
+        (Reply::Int(n), None) => *n == 0 || *n == 1,
+        _ => false,
+    };
+    if !ok {
+        found.push(bad());
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,149 @@
+//! The engine's effects on hosts: feeding a node one input and carrying out its outbox, faults, the heal, and
+//! the checker's probe.
+
+use super::*;
+
+/// A stable one-byte tag of a timer for the trace hash (its full debug form is written only to trace files).
+pub(super) fn timer_tag(timer: &TimerId) -> u8 {
+    match timer {
+        TimerId::ActiveExpire => 0,
+        TimerId::Gossip(_) => 1,
+    }
+}
+
+impl Engine {
+    /// Feeds node `i` one input and carries out every effect it wrote.
+    pub(super) fn handle(&mut self, i: usize, input: Input) {
+        let now = self.node_now(i);
+        let host = &mut self.hosts[i];
+        let Some(node) = host.node.as_mut() else { return };
+        node.handle(now, input, &mut self.outbox);
+        if let Some(m) = node.membership() {
+            host.incarnation_max = host.incarnation_max.max(m.identity().incarnation);
+        }
+        let generation = host.generation;
+        let mut outbox = std::mem::take(&mut self.outbox);
+        for output in outbox.drain() {
+            match output {
+                Output::Reply { reply, .. } => self.last_reply = Some(reply),
+                Output::Schedule { after_ms, timer } => {
+                    self.queue.push(self.now + after_ms, Event::Timer { node: i, generation, timer })
+                }
+                Output::SendGossip { to, packet } => {
+                    let Some(to) = index_of(to, self.config.nodes) else { continue };
+                    for delay in self.net.route(i, to).into_iter().flatten() {
+                        self.queue.push(self.now + delay, Event::Deliver { to, from: i, packet: packet.clone() });
+                    }
+                }
+                Output::Member(event) => {
+                    self.trace.record(self.now, i, 5, &[], || format!("member {event:?}"));
+                }
+            }
+        }
+        self.outbox = outbox;
+    }
+
+    pub(super) fn fault(&mut self, fault: Fault) {
+        let label = fault.label();
+        self.trace.record(self.now, fault.node().unwrap_or(usize::MAX), 6, label.as_bytes(), || label.clone());
+        if let Some(t) = self.timeline.as_mut() {
+            t.mark(self.now, label);
+        }
+        match fault {
+            Fault::Crash { node, permanent } => {
+                let host = &mut self.hosts[node];
+                host.node = None;
+                host.generation += 1;
+                host.paused = false;
+                host.held.clear();
+                host.gone_for_good |= permanent;
+            }
+            Fault::Restart { node } => self.start(node),
+            Fault::Pause { node } => {
+                if self.hosts[node].node.is_some() {
+                    self.hosts[node].paused = true;
+                }
+            }
+            Fault::Resume { node } => self.resume(node),
+            Fault::Partition(cut) => self.net.cut(&cut),
+            Fault::HealNet => self.net.heal(),
+            Fault::ClockJump { node, delta_ms } => self.hosts[node].skew_ms += delta_ms,
+        }
+    }
+
+    fn resume(&mut self, node: usize) {
+        let host = &mut self.hosts[node];
+        host.paused = false;
+        for event in std::mem::take(&mut host.held) {
+            self.queue.push(self.now, event);
+        }
+    }
+
+    /// The end of the safety phase: links heal, the network calms down, paused nodes resume, crashed nodes
+    /// restart (except those gone for good).
+    pub(super) fn heal(&mut self) {
+        self.trace.record(self.now, usize::MAX, 7, &[], || "heal".to_string());
+        if let Some(t) = self.timeline.as_mut() {
+            t.mark(self.now, "HEAL".to_string());
+        }
+        self.net.heal();
+        self.net.set_rates(0, 0, 0);
+        for node in 0..self.config.nodes {
+            self.resume(node);
+            if self.hosts[node].node.is_none() {
+                self.start(node);
+            }
+        }
+        self.phase = Phase::Liveness { healed_at: self.now };
+    }
+
+    pub(super) fn probe(&mut self) {
+        let nodes = self.observe();
+        if let Some(t) = self.timeline.as_mut() {
+            t.sample(self.now, &nodes);
+        }
+        match self.phase {
+            Phase::Safety => {
+                let max: Vec<u64> = self.hosts.iter().map(|h| h.incarnation_max).collect();
+                let found = check::membership_safe(self.now, &nodes, &max);
+                self.flag_all(found);
+            }
+            Phase::Liveness { healed_at } => {
+                if check::membership_converged(self.now, &nodes).is_empty() {
+                    self.converged_after_ms = Some(self.now - healed_at);
+                }
+            }
+        }
+        self.queue.push(self.now + self.probe_ms(), Event::Probe);
+    }
+
+    /// What the checker sees of every node now. A paused node is a live process: it counts.
+    pub(super) fn observe(&self) -> Vec<Observed> {
+        self.hosts
+            .iter()
+            .enumerate()
+            .map(|(i, host)| Observed {
+                name: format!("n{i}"),
+                addr: addr_of(i),
+                live: host.node.as_ref().and_then(|n| n.membership()).map(|m| {
+                    let view = m.members();
+                    LiveNode {
+                        incarnation: m.identity().incarnation,
+                        digest: shoal::core::membership::view::live_digest(&view),
+                        view,
+                    }
+                }),
+            })
+            .collect()
+    }
+
+    pub(super) fn flag_all(&mut self, found: Vec<Violation>) {
+        for v in found {
+            let count = self.counts.entry(v.kind).or_default();
+            *count += 1;
+            if *count <= VIOLATION_DETAILS_MAX {
+                self.violations.push(v);
+            }
+        }
+    }
+}

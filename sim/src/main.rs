@@ -1,0 +1,165 @@
+//! `shoal-sim`: replay one seed, or sweep many, and print what the checkers found.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::Context;
+use clap::Parser;
+use shoal_sim::check::Kind;
+use shoal_sim::trace::Trace;
+use shoal_sim::{run, Report, Scenario, SimConfig};
+
+/// Deterministic simulation of a Shoal cluster under faults.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Args {
+    /// Replay this one seed.
+    #[arg(long, conflicts_with = "seeds")]
+    seed: Option<u64>,
+    /// Sweep this many seeds, starting at `--first`.
+    #[arg(long)]
+    seeds: Option<u64>,
+    /// First seed of a sweep.
+    #[arg(long, default_value_t = 1)]
+    first: u64,
+    /// Cluster size.
+    #[arg(long, default_value_t = 5)]
+    nodes: usize,
+    /// Length of the safety phase, in virtual seconds.
+    #[arg(long, default_value_t = 60)]
+    duration: u64,
+    /// Liveness bound: virtual seconds after the heal by which the cluster must converge.
+    #[arg(long, default_value_t = 30)]
+    bound: u64,
+    /// Named scenario (random, calm, partition-heal, crash-restart, one-way, bridge, flapping, skew, pause).
+    #[arg(long, default_value = "random")]
+    scenario: Scenario,
+    /// Write the event trace of the seed to this file.
+    #[arg(long)]
+    trace: Option<PathBuf>,
+    /// Draw each node's view of the membership over time to this SVG file.
+    #[arg(long)]
+    timeline: Option<PathBuf>,
+}
+
+fn config(args: &Args, seed: u64) -> SimConfig {
+    let mut config = SimConfig::new(seed, args.nodes, args.scenario, args.duration * 1_000);
+    config.liveness_bound_ms = args.bound * 1_000;
+    config.timeline = args.timeline.is_some();
+    config
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    anyhow::ensure!(args.nodes >= 1, "--nodes must be at least 1");
+    match args.seeds {
+        Some(count) => sweep(&args, count),
+        None => replay(&args, args.seed.unwrap_or(args.first)),
+    }
+}
+
+fn replay(args: &Args, seed: u64) -> anyhow::Result<()> {
+    let trace = match &args.trace {
+        Some(path) => {
+            let file = File::create(path).with_context(|| format!("creating {}", path.display()))?;
+            Trace::new(Some(Box::new(BufWriter::new(file))))
+        }
+        None => Trace::default(),
+    };
+    let started = Instant::now();
+    let report = run(config(args, seed), trace);
+    let wall_s = started.elapsed().as_secs_f64();
+    println!("seed {seed}, scenario {}, {} nodes", args.scenario, args.nodes);
+    for (at, fault) in &report.faults {
+        println!("  fault at {at:>7} ms: {}", fault.label());
+    }
+    let virtual_s = report.virtual_ms as f64 / 1_000.0;
+    println!(
+        "virtual {virtual_s:.1} s in {wall_s:.2} s wall ({:.0}x), {} events, {} client calls, {:.1} datagrams/node/s",
+        virtual_s / wall_s.max(1e-9),
+        report.events,
+        report.ops,
+        per_node_s(&report)
+    );
+    match report.converged_after_ms {
+        Some(ms) => println!("converged {ms} ms after the heal"),
+        None => println!("did NOT converge within {} s of the heal", args.bound),
+    }
+    println!("trace hash {:#018x}", report.trace_hash);
+    if let Some(path) = &args.timeline {
+        let svg = report.timeline.as_ref().map(|t| t.svg()).unwrap_or_default();
+        std::fs::write(path, svg).with_context(|| format!("writing {}", path.display()))?;
+        println!("timeline written to {}", path.display());
+    }
+    for v in &report.violations {
+        println!("VIOLATION {v}");
+    }
+    for (kind, count) in &report.counts {
+        println!("  {kind}: {count}");
+    }
+    anyhow::ensure!(report.passed(), "seed {seed} failed: {}", report.replay_command());
+    println!("ok");
+    Ok(())
+}
+
+fn per_node_s(report: &Report) -> f64 {
+    report.datagrams as f64 / report.config.nodes as f64 / (report.virtual_ms.max(1) as f64 / 1_000.0)
+}
+
+fn sweep(args: &Args, count: u64) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let mut by_kind: BTreeMap<Kind, usize> = BTreeMap::new();
+    let mut converged: Vec<u64> = Vec::new();
+    let mut unconverged = 0;
+    let mut rates: Vec<f64> = Vec::new();
+    let mut failing: Vec<Report> = Vec::new();
+    let mut stderr = std::io::stderr();
+    for (k, seed) in (args.first..args.first + count).enumerate() {
+        let report = run(config(args, seed), Trace::default());
+        match report.converged_after_ms {
+            Some(ms) => converged.push(ms),
+            None => unconverged += 1,
+        }
+        rates.push(per_node_s(&report));
+        for (kind, n) in &report.counts {
+            *by_kind.entry(*kind).or_default() += n;
+        }
+        if !report.passed() {
+            failing.push(report);
+        }
+        let _ = write!(stderr, "\rseed {}/{count}  failing {}  ", k + 1, failing.len());
+    }
+    let _ = writeln!(stderr);
+    let wall_s = started.elapsed().as_secs_f64();
+    converged.sort_unstable();
+    let pct = |p: usize| converged.get((converged.len() * p / 100).min(converged.len().saturating_sub(1)));
+    println!(
+        "== shoal-sim sweep: {} nodes, {} s safety + {} s bound, scenario {}",
+        args.nodes, args.duration, args.bound, args.scenario
+    );
+    println!("seeds run            {count} ({}..={})", args.first, args.first + count - 1);
+    println!("seeds failing        {}", failing.len());
+    println!("wall time            {wall_s:.1} s ({:.0} seeds/min)", count as f64 * 60.0 / wall_s.max(1e-9));
+    let show = |v: Option<&u64>| v.map_or("-".to_string(), |ms| format!("{ms} ms"));
+    println!(
+        "convergence          p50 {}  p99 {}  max {}  (not converged: {unconverged})",
+        show(pct(50)),
+        show(pct(99)),
+        show(converged.last())
+    );
+    let mean_rate = rates.iter().sum::<f64>() / rates.len().max(1) as f64;
+    println!("datagrams/node/s     mean {mean_rate:.1}");
+    println!("violations by kind   {}", if by_kind.is_empty() { "none" } else { "" });
+    for (kind, n) in &by_kind {
+        println!("  {kind:<20} {n}");
+    }
+    for report in &failing {
+        let first = report.violations.first().map(|v| v.to_string()).unwrap_or_default();
+        println!("FAILED seed {}: {first}\n  replay: {}", report.config.seed, report.replay_command());
+    }
+    anyhow::ensure!(failing.is_empty(), "{} seeds failed", failing.len());
+    Ok(())
+}

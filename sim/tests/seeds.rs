@@ -1,0 +1,68 @@
+//! Fixed seeds for every named scenario, determinism, and the seeds that found bugs (kept as regressions).
+//!
+//! Runs are short (5 nodes, 20 virtual seconds of faults) so the suite stays fast in debug builds; the long
+//! sweeps are `cargo run -p shoal-sim --release -- --seeds N`.
+
+use shoal_sim::trace::Trace;
+use shoal_sim::{run, Report, Scenario, SimConfig};
+
+fn sim(seed: u64, scenario: Scenario, safety_s: u64) -> Report {
+    run(SimConfig::new(seed, 5, scenario, safety_s * 1_000), Trace::default())
+}
+
+fn assert_passes(report: &Report) {
+    let listed: Vec<String> = report.violations.iter().map(|v| v.to_string()).collect();
+    assert!(report.passed(), "{}\n{}", report.replay_command(), listed.join("\n"));
+    assert!(report.ops > 0, "the workload ran");
+}
+
+#[test]
+fn a_seed_replays_byte_for_byte() {
+    for seed in [1, 2, 3] {
+        let first = sim(seed, Scenario::Random, 20);
+        let second = sim(seed, Scenario::Random, 20);
+        assert_eq!(first.trace_hash, second.trace_hash, "seed {seed}");
+        assert_eq!((first.events, first.ops), (second.events, second.ops), "seed {seed}");
+    }
+    assert_ne!(sim(1, Scenario::Random, 20).trace_hash, sim(2, Scenario::Random, 20).trace_hash);
+}
+
+macro_rules! scenario_seeds {
+    ($($name:ident: $scenario:expr, [$($seed:expr),*];)*) => {$(
+        #[test]
+        fn $name() {
+            for seed in [$($seed),*] {
+                assert_passes(&sim(seed, $scenario, 20));
+            }
+        }
+    )*};
+}
+
+scenario_seeds! {
+    calm: Scenario::Calm, [1];
+    partition_heal: Scenario::PartitionHeal, [1, 2, 3];
+    crash_restart: Scenario::CrashRestart, [1, 2, 3];
+    one_way: Scenario::OneWay, [1, 2, 3];
+    bridge: Scenario::Bridge, [1, 2, 3];
+    flapping: Scenario::Flapping, [1, 2, 3];
+    skew: Scenario::Skew, [1, 2, 3];
+    pause: Scenario::Pause, [1, 2, 3];
+    random: Scenario::Random, [1, 2, 3, 4, 5];
+}
+
+/// Found by the first sweep: n0's clock steps back 43 minutes, n0 then crashes and restarts with its wall clock
+/// as incarnation, lower than the one the cluster holds as `down`; it loses the address conflict and is refused
+/// for good. Open bug in core (incarnation from the wall clock); this seed stays here until it is fixed.
+#[test]
+#[ignore = "open bug: restart after a backward clock step is refused (incarnation from wall clock)"]
+fn regression_seed_39_restart_after_clock_step_back() {
+    assert_passes(&sim(39, Scenario::Random, 60));
+}
+
+/// Found by the first sweep: after one split of n4 heals, n4 keeps n0 `suspect` for the whole 30 s bound on a
+/// lossless network. Open: membership/foca, or the driver contract; under investigation.
+#[test]
+#[ignore = "open bug: a suspect member that is alive is never refuted nor declared down"]
+fn regression_seed_148_suspect_never_resolves() {
+    assert_passes(&sim(148, Scenario::Random, 60));
+}
