@@ -222,18 +222,10 @@ fn random_net(rng: &mut StdRng) -> NetConfig {
 
 fn random(rng: &mut StdRng, n: usize, w: Window, plan: &mut FaultPlan) {
     plan.net = random_net(rng);
-    const PATTERNS: [Scenario; 8] = [
-        Scenario::Calm,
-        Scenario::PartitionHeal,
-        Scenario::CrashRestart,
-        Scenario::OneWay,
-        Scenario::Bridge,
-        Scenario::Flapping,
-        Scenario::Skew,
-        Scenario::Pause,
-    ];
+    // Every named scenario but `Random` itself, which is first in `ALL`.
+    let patterns = &Scenario::ALL[1..];
     for _ in 0..rng.random_range(1..=4) {
-        let pattern = PATTERNS[rng.random_range(0..PATTERNS.len())];
+        let pattern = patterns[rng.random_range(0..patterns.len())];
         let mut sub = FaultPlan::calm(n);
         match pattern {
             Scenario::Skew => {

@@ -5,6 +5,7 @@
 
 pub mod clock;
 pub mod command;
+pub mod digest;
 pub mod exec;
 pub mod glob;
 pub mod info;

@@ -19,18 +19,22 @@ pub fn parse_i64(s: &[u8]) -> Option<i64> {
     if digits.len() > 19 {
         return None;
     }
-    let mut value: u64 = 0;
-    for &d in digits {
-        if !d.is_ascii_digit() {
-            return None;
-        }
-        value = value.checked_mul(10)?.checked_add(u64::from(d - b'0'))?;
-    }
+    let value = parse_digits(digits)?;
     if negative {
         0i64.checked_sub_unsigned(value)
     } else {
         i64::try_from(value).ok()
     }
+}
+
+/// Decimal digits only (empty reads as 0), or `None` on any other byte or on overflow of u64.
+fn parse_digits(digits: &[u8]) -> Option<u64> {
+    digits.iter().try_fold(0u64, |value, &d| {
+        if !d.is_ascii_digit() {
+            return None;
+        }
+        value.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+    })
 }
 
 /// Parses a SCAN cursor like Redis's `strtoull`: optional sign, decimal digits, no trailing bytes, no leading space.
@@ -45,13 +49,7 @@ pub fn parse_cursor(s: &[u8]) -> Option<u64> {
     if s.len() == 1 && digits.is_empty() {
         return None;
     }
-    let mut value: u64 = 0;
-    for &d in digits {
-        if !d.is_ascii_digit() {
-            return None;
-        }
-        value = value.checked_mul(10)?.checked_add(u64::from(d - b'0'))?;
-    }
+    let value = parse_digits(digits)?;
     Some(if negative { value.wrapping_neg() } else { value })
 }
 

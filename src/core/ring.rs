@@ -176,23 +176,16 @@ impl Ring {
 
     /// A digest of the ring's definition (member names and V): equal on every node with the same membership.
     pub fn digest(&self) -> u64 {
-        const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-        const PRIME: u64 = 0x0000_0100_0000_01b3;
         const SCHEME: u8 = 1;
-        let mut hash = OFFSET;
-        let mut eat = |bytes: &[u8]| {
-            for &b in bytes {
-                hash ^= u64::from(b);
-                hash = hash.wrapping_mul(PRIME);
-            }
-        };
+        let mut hash = crate::core::digest::Fnv64::default();
+        let mut eat = |bytes: &[u8]| hash.eat(bytes);
         eat(&[SCHEME]);
         eat(&(self.vnodes_per_node as u64).to_le_bytes());
         for name in &self.members {
             eat(&(name.len() as u64).to_le_bytes());
             eat(name.as_bytes());
         }
-        hash
+        hash.finish()
     }
 
     /// The arc that ends at token `i`.

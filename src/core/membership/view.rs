@@ -133,15 +133,8 @@ impl MembershipCounters {
 
 /// FNV-1a 64 over the live rows of `view` (which must be sorted); equal digests mean equal live sets.
 pub fn live_digest(view: &[MemberInfo]) -> u64 {
-    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-    const PRIME: u64 = 0x0000_0100_0000_01b3;
-    let mut hash = OFFSET;
-    let mut eat = |bytes: &[u8]| {
-        for &b in bytes {
-            hash ^= u64::from(b);
-            hash = hash.wrapping_mul(PRIME);
-        }
-    };
+    let mut hash = crate::core::digest::Fnv64::default();
+    let mut eat = |bytes: &[u8]| hash.eat(bytes);
     for member in view.iter().filter(|m| m.state.is_live()) {
         eat(&(member.name.len() as u64).to_le_bytes());
         eat(member.name.as_bytes());
@@ -151,7 +144,7 @@ pub fn live_digest(view: &[MemberInfo]) -> u64 {
         eat(&[0xff]);
         eat(&member.incarnation.to_le_bytes());
     }
-    hash
+    hash.finish()
 }
 
 #[cfg(test)]
