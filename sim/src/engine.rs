@@ -327,7 +327,10 @@ impl Engine {
             self.workload.history.push(record);
             return;
         }
-        self.handle(node, Input::Client { conn: u64::from(call.client), req: op as u64, cmd });
+        self.handle(
+            node,
+            Input::Client { conn: u64::from(call.client), req: op as u64, cmd, levels: Default::default() },
+        );
         if let Some(reply) = self.last_reply.take() {
             record.outcome = Outcome::Replied(reply);
         }

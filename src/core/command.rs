@@ -5,9 +5,10 @@
 //! store or the clock (relative TTLs, integer parsing of stored values) is resolved by `core`.
 
 use bytes::Bytes;
+use serde::{Deserialize, Serialize};
 
 /// A point in time for a key to expire, as the client gave it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ExpireAt {
     /// Relative to the time the node applies the command, in milliseconds (EX, PX, EXPIRE, PEXPIRE).
     /// May be zero or negative for EXPIRE/PEXPIRE, which then delete the key.
@@ -17,7 +18,7 @@ pub enum ExpireAt {
 }
 
 /// SET's NX / XX condition.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum SetCond {
     /// Always write.
     #[default]
@@ -29,7 +30,7 @@ pub enum SetCond {
 }
 
 /// What SET does with the key's time to live.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum SetTtl {
     /// No option: the new value has no expiry.
     #[default]
@@ -41,7 +42,7 @@ pub enum SetTtl {
 }
 
 /// EXPIRE's NX / XX / GT / LT condition.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum ExpireCond {
     /// Always set.
     #[default]
@@ -59,7 +60,7 @@ pub enum ExpireCond {
 }
 
 /// GETEX's option.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum GetExTtl {
     /// No option: leave the expiry as it is.
     #[default]
@@ -71,7 +72,7 @@ pub enum GetExTtl {
 }
 
 /// Which clock unit TTL-style commands answer in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum TimeUnit {
     /// Seconds (TTL, EXPIRETIME).
     Seconds,
@@ -80,7 +81,7 @@ pub enum TimeUnit {
 }
 
 /// A command that reads or writes the keyspace, or asks the node about itself.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Command {
     /// GET key.
     Get { key: Bytes },
@@ -148,7 +149,7 @@ pub enum Command {
 }
 
 /// Facts about the process that the runtime supplies for INFO (the core reads no clock and no OS state).
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct ServerFacts {
     /// Process id.
     pub process_id: u32,

@@ -12,6 +12,7 @@ pub mod info;
 pub mod membership;
 pub mod node;
 pub mod number;
+pub mod replication;
 pub mod reply;
 pub mod ring;
 pub mod store;

@@ -14,7 +14,9 @@ use rand::{RngExt, SeedableRng};
 use super::clock::Hlc;
 use super::command::Command;
 use super::membership::{GossipEffect, GossipTimer, MemberEvent, Membership};
+use super::replication::{Levels, PeerMsg};
 use super::reply::{Reply, ERR_OOM};
+use super::ring::DEFAULT_VNODES;
 use super::store::{EvictionPolicy, Store};
 use super::version::NodeId;
 use super::Millis;
@@ -46,6 +48,8 @@ pub enum Input {
         req: ReqId,
         /// The command.
         cmd: Command,
+        /// The consistency levels of the client's connection.
+        levels: Levels,
     },
     /// A timer the node scheduled is due.
     Timer(TimerId),
@@ -60,6 +64,18 @@ pub enum Input {
     SetSeeds(Vec<SocketAddr>),
     /// Leave the cluster gracefully (before a shutdown).
     Leave,
+    /// A message from the peer whose cluster address is `from`.
+    Peer {
+        /// The sender's advertised cluster address.
+        from: SocketAddr,
+        /// The message.
+        msg: PeerMsg,
+    },
+    /// The connection to a peer failed (refused, reset, closed): requests waiting on it fail over at once.
+    PeerLost {
+        /// The peer's cluster address.
+        peer: SocketAddr,
+    },
 }
 
 /// One effect the driver must carry out.
@@ -90,6 +106,13 @@ pub enum Output {
     },
     /// The membership view changed (for logs and metrics).
     Member(MemberEvent),
+    /// Send a message to the peer whose cluster address is `to` (over its TCP peer connection).
+    SendPeer {
+        /// The peer's cluster address.
+        to: SocketAddr,
+        /// The message.
+        msg: PeerMsg,
+    },
 }
 
 /// Where the node writes its effects; the driver drains it after every call.
@@ -140,6 +163,22 @@ pub struct NodeConfig {
     pub active_expire_period_ms: Millis,
     /// Most keys one active-expiry pass removes before it yields (it reschedules itself at once).
     pub active_expire_keys_max: usize,
+    /// Replicas per key (N).
+    pub replicas: usize,
+    /// Levels of connections that did not choose their own.
+    pub levels: Levels,
+    /// How long a coordinator waits for a replica before it counts it as failed (hint, failover, error).
+    pub request_timeout_ms: Millis,
+    /// How long tombstones (and eviction markers) are kept.
+    pub tombstone_grace_ms: Millis,
+    /// Most hints a node holds for unreachable replicas; beyond it the oldest are dropped and counted.
+    pub hints_max: usize,
+    /// Hints older than this are dropped and counted (keep it below the tombstone grace).
+    pub hint_age_max_ms: Millis,
+    /// Period of anti-entropy rounds (one peer per round).
+    pub anti_entropy_period_ms: Millis,
+    /// Virtual nodes per member on the ring.
+    pub vnodes: usize,
 }
 
 impl Default for NodeConfig {
@@ -151,6 +190,14 @@ impl Default for NodeConfig {
             value_bytes_max: 512 * 1024 * 1024,
             active_expire_period_ms: 100,
             active_expire_keys_max: 2_000,
+            replicas: 3,
+            levels: Levels::default(),
+            request_timeout_ms: 1_000,
+            tombstone_grace_ms: 300_000,
+            hints_max: 100_000,
+            hint_age_max_ms: 240_000,
+            anti_entropy_period_ms: 5_000,
+            vnodes: DEFAULT_VNODES,
         }
     }
 }
@@ -240,7 +287,7 @@ impl Node {
                 let seeds = self.seeds.clone();
                 self.with_membership(out, |m, effects| m.join(now, &seeds, effects));
             }
-            Input::Client { conn, req, cmd } => {
+            Input::Client { conn, req, cmd, levels: _ } => {
                 let reply = self.execute(now, cmd);
                 out.push(Output::Reply { conn, req, reply });
             }
@@ -257,6 +304,7 @@ impl Node {
                 self.with_membership(out, |m, _| m.set_seeds(&seeds));
             }
             Input::Leave => self.with_membership(out, |m, effects| m.leave(now, effects)),
+            Input::Peer { .. } | Input::PeerLost { .. } => {}
         }
     }
 

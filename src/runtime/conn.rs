@@ -111,7 +111,7 @@ pub async fn serve(mut socket: TcpStream, conn: ConnId, shared: Arc<Shared>, mut
                     }
                 }
                 shared.stats.count_commands(parsed);
-                if !batch.is_empty() && shared.to_node.send(ToNode::Batch { conn, cmds: batch }).await.is_err() {
+                if !batch.is_empty() && shared.to_node.send(ToNode::Batch { conn, levels: session.levels(), cmds: batch }).await.is_err() {
                     break 'conn;
                 }
             }

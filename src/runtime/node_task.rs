@@ -20,6 +20,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 use crate::core::command::Command;
+use crate::core::replication::Levels;
 use crate::core::reply::Reply;
 use crate::core::{ConnId, Input, Millis, Node, Outbox, Output, ReqId, TimerId};
 
@@ -32,7 +33,7 @@ pub enum ToNode {
     /// A connection opened; its replies go to `tx`.
     Open { conn: ConnId, tx: mpsc::UnboundedSender<ReplyBatch> },
     /// Commands read from one connection, in order.
-    Batch { conn: ConnId, cmds: Vec<(ReqId, Command)> },
+    Batch { conn: ConnId, levels: Levels, cmds: Vec<(ReqId, Command)> },
     /// A connection closed.
     Close { conn: ConnId },
     /// A gossip datagram arrived.
@@ -155,9 +156,9 @@ pub async fn run(
                         }
                         ToNode::Gossip { from, packet } => node.handle(now, Input::Gossip { from, packet }, &mut out),
                         ToNode::SetSeeds(seeds) => node.handle(now, Input::SetSeeds(seeds), &mut out),
-                        ToNode::Batch { conn, cmds } => {
+                        ToNode::Batch { conn, levels, cmds } => {
                             for (req, cmd) in cmds {
-                                node.handle(now, Input::Client { conn, req, cmd }, &mut out);
+                                node.handle(now, Input::Client { conn, req, cmd, levels }, &mut out);
                             }
                         }
                     }
@@ -220,6 +221,8 @@ fn route(out: &mut Outbox, io: &mut Io) {
                 }
             }
             Output::Member(event) => tracing::info!(?event, "membership changed"),
+            // The peer transport arrives with the replication runtime; until then peer messages have nowhere to go.
+            Output::SendPeer { to, .. } => tracing::trace!(%to, "peer message dropped: no peer transport"),
         }
     }
     if let Some((c, batch)) = current {

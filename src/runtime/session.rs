@@ -13,6 +13,7 @@ use super::Shared;
 use crate::core::command::Command;
 use crate::core::glob;
 use crate::core::info::policy_name;
+use crate::core::replication::Levels;
 use crate::core::reply::{Reply, ERR_NOAUTH, ERR_WRONGPASS};
 use crate::core::ConnId;
 use crate::resp::command::{parse, ConnCommand, Parsed};
@@ -36,6 +37,7 @@ pub struct Session {
     protocol: Protocol,
     authenticated: bool,
     name: Option<Bytes>,
+    levels: Levels,
     shared: Arc<Shared>,
 }
 
@@ -44,7 +46,13 @@ impl Session {
     pub fn new(id: ConnId, peer: String, shared: Arc<Shared>) -> Session {
         let authenticated = shared.config.requirepass.is_none();
         shared.clients.open(id, &peer);
-        Session { id, peer, protocol: Protocol::Resp2, authenticated, name: None, shared }
+        let levels = shared.config.node.levels;
+        Session { id, peer, protocol: Protocol::Resp2, authenticated, name: None, levels, shared }
+    }
+
+    /// The consistency levels this connection's commands run at.
+    pub fn levels(&self) -> Levels {
+        self.levels
     }
 
     /// The protocol replies are encoded in.

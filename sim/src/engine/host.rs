@@ -35,6 +35,8 @@ impl Engine {
                         self.queue.push(self.now + delay, Event::Deliver { to, from: i, packet: packet.clone() });
                     }
                 }
+                // Peer messages get their own link model with the replication scenarios.
+                Output::SendPeer { .. } => {}
                 Output::Member(event) => {
                     self.trace.record(self.now, i, 5, &[], || format!("member {event:?}"));
                 }

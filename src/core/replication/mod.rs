@@ -1,0 +1,8 @@
+//! Replication: consistency levels, the peer messages, and the node's coordinator, hint, repair and
+//! anti-entropy logic.
+
+pub mod levels;
+pub mod wire;
+
+pub use levels::{Consistency, Levels, UnknownLevel};
+pub use wire::{EntryKind, PeerMsg, WireEntry};

@@ -1,0 +1,120 @@
+//! Messages nodes exchange over their TCP peer connections (replication, repair, anti-entropy, forwarding).
+//!
+//! These are values; the runtime frames them (length, version byte, crc32, rmp-serde body) and the simulator
+//! passes them as they are. Every message that expects an answer carries a request id chosen by the sender;
+//! answers echo it. A node must treat every field as untrusted: sizes are bounded by the frame limit and
+//! vectors are validated when decoded.
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use super::levels::Levels;
+use crate::core::command::Command;
+use crate::core::reply::Reply;
+use crate::core::vversion::VersionVector;
+use crate::core::Millis;
+
+/// What a stored entry holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum EntryKind {
+    /// A value clients can read.
+    Value,
+    /// A delete, kept for the tombstone grace period so replicas that missed it cannot bring the key back.
+    Tombstone,
+    /// An eviction under `maxmemory`: same version as the evicted value, so a newer write still wins.
+    Evicted,
+}
+
+/// One key's state as it travels between replicas.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WireEntry {
+    /// What the entry is.
+    pub kind: EntryKind,
+    /// The value (empty for tombstones and eviction markers).
+    pub value: Bytes,
+    /// The version vector of the write.
+    pub vector: VersionVector,
+    /// Absolute expiry in Unix milliseconds (0: none); for markers, when they may be dropped.
+    pub expire_at_ms: Millis,
+}
+
+/// A message between two nodes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum PeerMsg {
+    /// A client command sent by a node that does not own the key to the key's first live owner.
+    Forward {
+        /// Request id.
+        id: u64,
+        /// The command (single-key).
+        cmd: Command,
+        /// The levels the client asked for.
+        levels: Levels,
+    },
+    /// The reply to a `Forward`.
+    ForwardReply {
+        /// Request id of the `Forward`.
+        id: u64,
+        /// The reply for the client.
+        reply: Reply,
+    },
+    /// Store these entries, merging with what is there. `id` 0 asks for no acknowledgement.
+    Put {
+        /// Request id (0: no `PutAck` wanted).
+        id: u64,
+        /// Keys and their entries.
+        entries: Vec<(Bytes, WireEntry)>,
+        /// The owner this copy is meant for when the receiver only holds it as a hint.
+        hint_for: Option<String>,
+    },
+    /// Acknowledges a `Put`.
+    PutAck {
+        /// Request id of the `Put`.
+        id: u64,
+    },
+    /// Send back your copies of these keys.
+    Get {
+        /// Request id.
+        id: u64,
+        /// The keys.
+        keys: Vec<Bytes>,
+    },
+    /// The answer to `Get`: one slot per key asked, `None` when the receiver holds nothing for it.
+    GetReply {
+        /// Request id of the `Get`.
+        id: u64,
+        /// The entries.
+        entries: Vec<Option<WireEntry>>,
+    },
+    /// Anti-entropy, step 1: hashes of groups of buckets, over the keys both nodes replicate.
+    AeGroups {
+        /// Round id.
+        id: u64,
+        /// Digest of the sender's ring: rounds between different views are skipped.
+        ring: u64,
+        /// One hash per group of buckets.
+        hashes: Vec<u64>,
+    },
+    /// Anti-entropy, step 2: bucket digests of the groups that differ.
+    AeBuckets {
+        /// Round id.
+        id: u64,
+        /// (bucket, digest) for every bucket of every differing group.
+        buckets: Vec<(u32, u64)>,
+    },
+    /// Anti-entropy, step 3: (key, entry hash) of every shared key in the buckets that differ.
+    AeKeys {
+        /// Round id.
+        id: u64,
+        /// The buckets described (so keys the receiver has and the sender lacks are found too).
+        buckets: Vec<u32>,
+        /// Keys and the hash of the sender's entry.
+        keys: Vec<(Bytes, u64)>,
+    },
+    /// Anti-entropy, step 4: send me your entries for these keys (answered with `Put` id 0).
+    AePull {
+        /// The keys.
+        keys: Vec<Bytes>,
+    },
+    /// FLUSHALL coordinated by another node: drop every key.
+    FlushAll,
+}
