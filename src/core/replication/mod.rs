@@ -1,8 +1,13 @@
 //! Replication: consistency levels, the peer messages, and the node's coordinator, hint, repair and
 //! anti-entropy logic.
 
+pub mod antientropy;
+pub mod coordinator;
+pub mod handoff;
 pub mod levels;
+pub mod state;
 pub mod wire;
 
 pub use levels::{Consistency, Levels, UnknownLevel};
+pub use state::ReplicationStats;
 pub use wire::{EntryKind, PeerMsg, WireEntry};

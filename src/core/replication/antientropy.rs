@@ -1,0 +1,311 @@
+//! Anti-entropy: two replicas compare what they both should hold and exchange only what differs.
+//!
+//! The store keeps, per bucket (a contiguous slice of the ring), the XOR of a hash of every entry, updated on
+//! each change. For a pair of nodes, a bucket is shared fully (every ring arc in it is replicated by both),
+//! not at all, or partly; a partly shared bucket's digest is computed over its shared keys only. A round:
+//! the initiator sends one hash per group of buckets; the peer answers with the bucket digests of the groups that
+//! differ; the initiator sends (key, entry hash) for its shared keys in the buckets that differ; the peer sends
+//! back the entries the initiator lacks or holds in another version, and asks for the ones it lacks itself.
+//! Both sides merge (a join), so both end with the same entry. The fixed cost of a round is one hash per group
+//! (2 KiB); everything else grows with the difference. A round that found differences is followed quickly by
+//! another with the same peer, so a large difference drains in seconds, not in periods.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use super::wire::{PeerMsg, WireEntry};
+use crate::core::node::{Node, Outbox, Output, TimerId};
+use crate::core::ring::{key_hash, mix64};
+use crate::core::store::{bucket_start, entry_hash, BUCKETS};
+use crate::core::Millis;
+
+/// Buckets per group in the first exchange.
+pub const BUCKETS_PER_GROUP: usize = 64;
+/// Number of groups.
+pub const GROUPS: usize = BUCKETS / BUCKETS_PER_GROUP;
+/// Most keys described in one `AeKeys` message; the rest waits for the next (quick) round.
+const KEYS_PER_ROUND: usize = 10_000;
+/// Delay of the next round with a peer that differed.
+const CHASE_MS: Millis = 200;
+/// Most entries per `Put` sent by anti-entropy.
+const ENTRIES_PER_PUT: usize = 1_000;
+
+/// How much of a bucket two nodes both replicate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Share {
+    /// No key in it is replicated by both.
+    None,
+    /// Every key in it is replicated by both.
+    All,
+    /// Some arcs in it are shared: check per key.
+    Mixed,
+}
+
+/// Which arcs of a ring two nodes share, and what that means per bucket.
+#[derive(Debug)]
+pub(crate) struct Sharing {
+    /// Sorted token positions (arc ends).
+    ends: Vec<u64>,
+    /// Per arc: replicated by both.
+    shared: Vec<bool>,
+    /// Per bucket.
+    buckets: Vec<Share>,
+}
+
+impl Sharing {
+    fn arc_of(&self, position: u64) -> usize {
+        let i = self.ends.partition_point(|e| *e < position);
+        if i == self.ends.len() {
+            0
+        } else {
+            i
+        }
+    }
+
+    fn key_shared(&self, key: &[u8]) -> bool {
+        self.shared.get(self.arc_of(key_hash(key))).copied().unwrap_or(false)
+    }
+}
+
+impl Node {
+    /// Anti-entropy timer: start a round with the next peer (or with the one that differed last time).
+    pub(crate) fn anti_entropy_round(&mut self, now: Millis, out: &mut Outbox) {
+        self.refresh_ring(now);
+        let me = self.config.name.clone();
+        let peers: Vec<String> = self.repl().addrs.keys().filter(|n| **n != me).cloned().collect();
+        let chase = self.repl_mut().ae_chase.take();
+        let after = if chase.is_some() { CHASE_MS } else { self.config.anti_entropy_period_ms };
+        out.push(Output::Schedule { after_ms: after, timer: TimerId::AntiEntropy });
+        if peers.is_empty() {
+            return;
+        }
+        let peer = match chase.filter(|c| peers.contains(c)) {
+            Some(p) => p,
+            None => {
+                let turn = self.repl().ae_turn % peers.len();
+                self.repl_mut().ae_turn = turn + 1;
+                peers[turn].clone()
+            }
+        };
+        let Some(addr) = self.repl().addr_of(&peer) else { return };
+        let sharing = self.sharing_with(&peer);
+        if sharing.buckets.iter().all(|s| *s == Share::None) {
+            return;
+        }
+        let hashes = self.group_hashes(now, &sharing);
+        let ring = self.repl().ring.digest();
+        let stats = &mut self.repl_mut().stats;
+        stats.ae_rounds += 1;
+        stats.ae_bytes_sent += 8 * hashes.len() as u64;
+        out.push(Output::SendPeer { to: addr, msg: PeerMsg::AeGroups { id: 0, ring, hashes } });
+    }
+
+    /// Step 2 (at the peer): answer with the bucket digests of the groups that differ.
+    pub(crate) fn ae_groups(&mut self, now: Millis, from: SocketAddr, ring: u64, hashes: Vec<u64>, out: &mut Outbox) {
+        self.refresh_ring(now);
+        if ring != self.repl().ring.digest() || hashes.len() != GROUPS {
+            return;
+        }
+        let Some(peer) = self.name_of(from) else { return };
+        let sharing = self.sharing_with(&peer);
+        let mine = self.group_hashes(now, &sharing);
+        let mut buckets = Vec::new();
+        for g in (0..GROUPS).filter(|&g| mine[g] != hashes[g]) {
+            for b in g * BUCKETS_PER_GROUP..(g + 1) * BUCKETS_PER_GROUP {
+                if sharing.buckets[b] != Share::None {
+                    buckets.push((b as u32, self.pair_digest(now, &sharing, b)));
+                }
+            }
+        }
+        if buckets.is_empty() {
+            return;
+        }
+        self.repl_mut().stats.ae_bytes_sent += 12 * buckets.len() as u64;
+        out.push(Output::SendPeer { to: from, msg: PeerMsg::AeBuckets { id: 0, buckets } });
+    }
+
+    /// Step 3 (at the initiator): describe the shared keys of the buckets that differ.
+    pub(crate) fn ae_buckets(&mut self, now: Millis, from: SocketAddr, theirs: Vec<(u32, u64)>, out: &mut Outbox) {
+        let Some(peer) = self.name_of(from) else { return };
+        let sharing = self.sharing_with(&peer);
+        let mut buckets = Vec::new();
+        let mut keys = Vec::new();
+        for (b, digest) in theirs {
+            let b = b as usize;
+            if b >= BUCKETS || sharing.buckets[b] == Share::None || self.pair_digest(now, &sharing, b) == digest {
+                continue;
+            }
+            if keys.len() >= KEYS_PER_ROUND {
+                break;
+            }
+            buckets.push(b as u32);
+            keys.extend(self.shared_keys(now, &sharing, b));
+        }
+        if buckets.is_empty() {
+            return;
+        }
+        self.repl_mut().ae_chase = Some(peer);
+        let bytes: usize = keys.iter().map(|(k, _): &(Bytes, u64)| k.len() + 8).sum();
+        self.repl_mut().stats.ae_bytes_sent += (bytes + 4 * buckets.len()) as u64;
+        out.push(Output::SendPeer { to: from, msg: PeerMsg::AeKeys { id: 0, buckets, keys } });
+    }
+
+    /// Step 4 (at the peer): send what the initiator lacks, ask for what this node lacks.
+    pub(crate) fn ae_keys(
+        &mut self,
+        now: Millis,
+        from: SocketAddr,
+        buckets: Vec<u32>,
+        keys: Vec<(Bytes, u64)>,
+        out: &mut Outbox,
+    ) {
+        let Some(peer) = self.name_of(from) else { return };
+        let sharing = self.sharing_with(&peer);
+        let theirs: BTreeMap<Bytes, u64> = keys.into_iter().collect();
+        let mut push = Vec::new();
+        for b in buckets {
+            let b = b as usize;
+            if b >= BUCKETS {
+                continue;
+            }
+            for (key, hash) in self.shared_keys(now, &sharing, b) {
+                if theirs.get(&key) != Some(&hash) {
+                    if let Some(e) = self.store.raw(&key, now) {
+                        push.push((key, e.to_wire()));
+                    }
+                }
+            }
+        }
+        let pull: Vec<Bytes> = theirs
+            .into_iter()
+            .filter(|(k, h)| self.store.raw(k, now).is_none_or(|e| entry_hash(k, e) != *h))
+            .map(|(k, _)| k)
+            .collect();
+        self.ae_send_entries(from, push, out);
+        if !pull.is_empty() {
+            let bytes: usize = pull.iter().map(|k| k.len()).sum();
+            self.repl_mut().stats.ae_bytes_sent += bytes as u64;
+            out.push(Output::SendPeer { to: from, msg: PeerMsg::AePull { keys: pull } });
+        }
+    }
+
+    /// Step 5 (at the initiator): send the entries the peer asked for.
+    pub(crate) fn ae_pull(&mut self, now: Millis, from: SocketAddr, keys: Vec<Bytes>, out: &mut Outbox) {
+        let entries: Vec<(Bytes, WireEntry)> =
+            keys.into_iter().filter_map(|k| self.store.raw(&k, now).map(|e| (k.clone(), e.to_wire()))).collect();
+        self.ae_send_entries(from, entries, out);
+    }
+
+    fn ae_send_entries(&mut self, to: SocketAddr, entries: Vec<(Bytes, WireEntry)>, out: &mut Outbox) {
+        if entries.is_empty() {
+            return;
+        }
+        let stats = &mut self.repl_mut().stats;
+        stats.ae_entries_sent += entries.len() as u64;
+        stats.ae_bytes_sent += entries
+            .iter()
+            .map(|(k, e)| (k.len() + e.value.len() + 16 * e.vector.entries().len() + 16) as u64)
+            .sum::<u64>();
+        let mut entries = entries;
+        while !entries.is_empty() {
+            let rest = entries.split_off(entries.len().min(ENTRIES_PER_PUT));
+            out.push(Output::SendPeer { to, msg: PeerMsg::Put { id: 0, entries, hint_for: None } });
+            entries = rest;
+        }
+    }
+
+    /// One hash per group over the pair's bucket digests.
+    fn group_hashes(&self, now: Millis, sharing: &Sharing) -> Vec<u64> {
+        (0..GROUPS)
+            .map(|g| {
+                (g * BUCKETS_PER_GROUP..(g + 1) * BUCKETS_PER_GROUP).fold(0u64, |h, b| {
+                    let d = self.pair_digest(now, sharing, b);
+                    if d == 0 {
+                        h
+                    } else {
+                        h ^ mix64(d ^ b as u64)
+                    }
+                })
+            })
+            .collect()
+    }
+
+    /// The digest of bucket `b` over the keys both nodes replicate.
+    fn pair_digest(&self, now: Millis, sharing: &Sharing, b: usize) -> u64 {
+        match sharing.buckets[b] {
+            Share::None => 0,
+            Share::All => self.store.bucket_digest(b),
+            Share::Mixed => self.shared_keys(now, sharing, b).iter().fold(0, |d, (_, h)| d ^ h),
+        }
+    }
+
+    /// (key, entry hash) of the keys in bucket `b` both nodes replicate. Expired entries are listed as they
+    /// are stored (the digest includes them until they are reclaimed).
+    fn shared_keys(&self, _now: Millis, sharing: &Sharing, b: usize) -> Vec<(Bytes, u64)> {
+        let share = sharing.buckets[b];
+        if share == Share::None {
+            return Vec::new();
+        }
+        self.store
+            .bucket_entries(b)
+            .filter(|(k, _)| share == Share::All || sharing.key_shared(k))
+            .map(|(k, e)| (Bytes::copy_from_slice(k), entry_hash(k, e)))
+            .collect()
+    }
+
+    /// The sharing of every bucket with `peer` on the current ring (cached per ring and peer).
+    fn sharing_with(&mut self, peer: &str) -> Arc<Sharing> {
+        let digest = self.repl().ring.digest();
+        if let Some((d, p, sharing)) = &self.repl().share_cache {
+            if *d == digest && p == peer {
+                return sharing.clone();
+            }
+        }
+        let n = self.config.replicas;
+        let me = self.config.name.clone();
+        let ring = &self.repl().ring;
+        let arcs = ring.arcs();
+        let ends: Vec<u64> = arcs.iter().map(|a| a.end).collect();
+        let shared: Vec<bool> = arcs
+            .iter()
+            .map(|a| {
+                let owners = ring.owners_of_range(a, n);
+                owners.contains(&me.as_str()) && owners.contains(&peer)
+            })
+            .collect();
+        let mut sharing = Sharing { ends, shared, buckets: Vec::with_capacity(BUCKETS) };
+        let len = sharing.shared.len().max(1);
+        for b in 0..BUCKETS {
+            let first = sharing.arc_of(bucket_start(b));
+            let last_pos = if b + 1 == BUCKETS { u64::MAX } else { bucket_start(b + 1) - 1 };
+            let last = sharing.arc_of(last_pos);
+            let (mut any, mut all) = (false, true);
+            let mut i = first;
+            loop {
+                let s = sharing.shared.get(i).copied().unwrap_or(false);
+                any |= s;
+                all &= s;
+                if i == last {
+                    break;
+                }
+                i = (i + 1) % len;
+            }
+            sharing.buckets.push(match (any, all) {
+                (false, _) => Share::None,
+                (true, true) => Share::All,
+                (true, false) => Share::Mixed,
+            });
+        }
+        let sharing = Arc::new(sharing);
+        self.repl_mut().share_cache = Some((digest, peer.to_string(), sharing.clone()));
+        sharing
+    }
+
+    /// The live member with cluster address `addr`.
+    pub(crate) fn name_of(&self, addr: SocketAddr) -> Option<String> {
+        self.repl().addrs.iter().find(|(_, a)| **a == addr).map(|(n, _)| n.clone())
+    }
+}
