@@ -11,9 +11,9 @@ use super::command::{Command, ExpireAt, ExpireCond, GetExTtl, SetCond, SetTtl, T
 use super::glob;
 use super::node::Node;
 use super::number::{format_f64, parse_f64, parse_i64};
+use super::replication::EntryKind;
 use super::reply::{Reply, ERR_NAN_OR_INF, ERR_NOT_FLOAT, ERR_NOT_INTEGER, ERR_OVERFLOW, ERR_STRING_TOO_LONG};
 use super::store::Entry;
-use super::replication::EntryKind;
 use super::vversion::VersionVector;
 use super::Millis;
 

@@ -14,10 +14,10 @@ use rand::{RngExt, SeedableRng};
 use super::clock::Hlc;
 use super::command::Command;
 use super::membership::{GossipEffect, GossipTimer, MemberEvent, Membership};
+use super::replication::handoff::{HINT_PERIOD_MS, SWEEP_PERIOD_MS};
 use super::replication::state::{Origin, Replication};
 use super::replication::{Levels, PeerMsg, ReplicationStats, WireEntry};
 use super::reply::{Reply, ERR_OOM};
-use super::replication::handoff::{HINT_PERIOD_MS, SWEEP_PERIOD_MS};
 use super::ring::DEFAULT_VNODES;
 use super::store::{EvictionPolicy, Store};
 use super::version::NodeId;
@@ -387,16 +387,15 @@ impl Node {
                 }
             }
             Input::Timer(TimerId::ActiveExpire) => self.active_expire(now, out),
-            Input::Timer(timer) if self.repl.is_none() => {
-                let _ = timer;
+            Input::Timer(TimerId::Gossip(timer)) => {
+                self.with_membership(out, |m, effects| m.handle_timer(now, timer, effects))
             }
+            // Replication timers exist only on clustered nodes; anything else is stale.
+            Input::Timer(_) if self.repl.is_none() => {}
             Input::Timer(TimerId::Request(id)) => self.request_timer(now, id, out),
             Input::Timer(TimerId::Hints) => self.hint_round(now, out),
             Input::Timer(TimerId::AntiEntropy) => self.anti_entropy_round(now, out),
             Input::Timer(TimerId::Sweep) => self.sweep_round(now, out),
-            Input::Timer(TimerId::Gossip(timer)) => {
-                self.with_membership(out, |m, effects| m.handle_timer(now, timer, effects))
-            }
             Input::Gossip { from, packet } => {
                 self.with_membership(out, |m, effects| m.handle_packet(now, from, &packet, effects))
             }
@@ -422,7 +421,7 @@ impl Node {
         }
         match msg {
             PeerMsg::Forward { id, cmd, levels } => self.route(now, Origin::Peer { peer: from, id }, cmd, levels, out),
-            PeerMsg::ForwardReply { id, reply } => self.forward_replied(now, from, id, reply, out),
+            PeerMsg::ForwardReply { id, reply } => self.forward_replied(from, id, reply, out),
             PeerMsg::Put { id, entries, hint_for } => self.put_received(now, from, id, entries, hint_for, out),
             PeerMsg::PutAck { id } => self.put_acked(now, from, id, out),
             PeerMsg::Get { id, keys } => {

@@ -56,7 +56,7 @@ impl Node {
                 // MSETNX is all-or-nothing: it runs on one node only when every key has the same first owner.
                 let primaries: Vec<Option<String>> = pairs.iter().map(|(k, _)| self.primary_of(k)).collect();
                 if primaries.windows(2).any(|w| w[0] != w[1]) {
-                    return self.respond(now, origin, Reply::err(ERR_CROSSSLOT), out);
+                    return self.respond(origin, Reply::err(ERR_CROSSSLOT), out);
                 }
                 let key = pairs[0].0.clone();
                 self.route_single(now, origin, key, Command::MSet { pairs, if_none_exist: true }, levels, out)
@@ -81,25 +81,33 @@ impl Node {
                 for to in peers {
                     out.push(Output::SendPeer { to, msg: PeerMsg::FlushAll });
                 }
-                self.respond(now, origin, Reply::Ok, out)
+                self.respond(origin, Reply::Ok, out)
             }
             Command::Owners { key } => {
                 let reply = self.owners_reply(&key);
-                self.respond(now, origin, reply, out)
+                self.respond(origin, reply, out)
             }
             Command::LocalGet { key } => {
                 let reply = self.local_get_reply(&key, now);
-                self.respond(now, origin, reply, out)
+                self.respond(origin, reply, out)
             }
             other => {
                 // Keyless commands (DBSIZE, KEYS, SCAN, RANDOMKEY, INFO, SHOAL.MEMBERS) answer for this node.
                 let reply = self.execute(now, other);
-                self.respond(now, origin, reply, out)
+                self.respond(origin, reply, out)
             }
         }
     }
 
-    fn route_single(&mut self, now: Millis, origin: Origin, key: Bytes, cmd: Command, levels: Levels, out: &mut Outbox) {
+    fn route_single(
+        &mut self,
+        now: Millis,
+        origin: Origin,
+        key: Bytes,
+        cmd: Command,
+        levels: Levels,
+        out: &mut Outbox,
+    ) {
         let owners = self.owners_of(&key);
         let me = self.config.name.as_str();
         let from_peer = matches!(origin, Origin::Peer { .. });
@@ -146,7 +154,7 @@ impl Node {
                 };
                 self.repl_mut().stats.timeouts += 1;
                 let text = format!("TIMEOUT no owner of the key answered ({} tried)", candidates.len());
-                return self.respond(now, origin, Reply::error(text), out);
+                return self.respond(origin, Reply::error(text), out);
             };
             if let Some(Pending::Forward { next, .. }) = self.repl_mut().pending.get_mut(&id) {
                 *next += 1;
@@ -176,13 +184,13 @@ impl Node {
     }
 
     /// A forwarded command was answered.
-    pub(crate) fn forward_replied(&mut self, now: Millis, from: SocketAddr, id: u64, reply: Reply, out: &mut Outbox) {
+    pub(crate) fn forward_replied(&mut self, from: SocketAddr, id: u64, reply: Reply, out: &mut Outbox) {
         match self.repl().pending.get(&id) {
             Some(Pending::Forward { to, .. }) if *to == from => {}
             _ => return,
         }
         if let Some(Pending::Forward { origin, .. }) = self.repl_mut().pending.remove(&id) {
-            self.respond(now, origin, reply, out);
+            self.respond(origin, reply, out);
         }
     }
 
@@ -201,10 +209,10 @@ impl Node {
         let me = self.config.name.clone();
         let n = owners.len().max(1);
         let needed = level.required(n);
-        let local = usize::from(owners.iter().any(|o| *o == me));
+        let local = usize::from(owners.contains(&me));
         if needed <= local {
             let reply = self.execute(now, cmd);
-            return self.respond(now, origin, reply, out);
+            return self.respond(origin, reply, out);
         }
         let asked: Vec<Asked> = owners
             .iter()
@@ -216,7 +224,8 @@ impl Node {
         for a in &asked {
             out.push(Output::SendPeer { to: a.addr, msg: PeerMsg::Get { id, keys: vec![key.clone()] } });
         }
-        let pending = Pending::Read { origin: Some(origin), cmd, key, needed: needed - local, asked, level: level.as_str() };
+        let pending =
+            Pending::Read { origin: Some(origin), cmd, key, needed: needed - local, asked, level: level.as_str() };
         self.repl_mut().pending.insert(id, pending);
         out.push(Output::Schedule { after_ms: self.config.request_timeout_ms, timer: TimerId::Request(id) });
         self.read_progress(now, id, false, out);
@@ -277,7 +286,7 @@ impl Node {
                     needed + 1
                 ))
             };
-            self.respond(now, origin, reply, out);
+            self.respond(origin, reply, out);
         }
         if settled || timed_out {
             let Some(Pending::Read { key, asked, .. }) = self.repl_mut().pending.remove(&id) else { return };
@@ -317,12 +326,12 @@ impl Node {
         let entries: Vec<(Bytes, WireEntry)> =
             keys.into_iter().filter_map(|k| self.store.raw(&k, now).map(|e| (k.clone(), e.to_wire()))).collect();
         if entries.is_empty() {
-            return self.respond(now, origin, reply, out);
+            return self.respond(origin, reply, out);
         }
         let me = self.config.name.clone();
         let n = owners.len().max(1);
         let needed = level.required(n);
-        let acks = usize::from(owners.iter().any(|o| *o == me));
+        let acks = usize::from(owners.contains(&me));
         let targets: Vec<Target> = owners
             .iter()
             .filter(|o| **o != me)
@@ -337,50 +346,47 @@ impl Node {
             out.push(Output::SendPeer { to: t.addr, msg });
         }
         let origin = if acks >= needed {
-            self.respond(now, origin, reply.clone(), out);
+            self.respond(origin, reply.clone(), out);
             None
         } else {
             Some(origin)
         };
         if targets.is_empty() {
             if let Some(origin) = origin {
-                self.write_failed(now, origin, level.as_str(), acks, needed, out);
+                self.write_failed(origin, level.as_str(), acks, needed, out);
             }
             return;
         }
-        let pending =
-            Pending::Write { origin, reply, entries, needed, acks, targets, level: level.as_str(), round: 0 };
+        let pending = Pending::Write { origin, reply, entries, needed, acks, targets, level: level.as_str(), round: 0 };
         self.repl_mut().pending.insert(id, pending);
         out.push(Output::Schedule { after_ms: self.config.request_timeout_ms, timer: TimerId::Request(id) });
     }
 
-    fn write_failed(&mut self, now: Millis, origin: Origin, level: &str, acks: usize, needed: usize, out: &mut Outbox) {
+    fn write_failed(&mut self, origin: Origin, level: &str, acks: usize, needed: usize, out: &mut Outbox) {
         self.repl_mut().stats.timeouts += 1;
         let text = format!("TIMEOUT write at {level}: {acks} of {needed} required replicas acknowledged");
-        self.respond(now, origin, Reply::error(text), out);
+        self.respond(origin, Reply::error(text), out);
     }
 
     /// A `PutAck` arrived: count it for the write (from the replica or from the fallback holding its hint).
     pub(crate) fn put_acked(&mut self, now: Millis, from: SocketAddr, id: u64, out: &mut Outbox) {
         let from_name = self.name_of(from);
         match self.repl_mut().pending.get_mut(&id) {
-            Some(Pending::Write { .. }) => self.write_acked(now, from, id, out),
+            Some(Pending::Write { .. }) => self.write_acked(from, id, out),
             Some(Pending::Handoff { waiting, .. }) => {
                 waiting.remove(&from);
                 if waiting.is_empty() {
                     self.handoff_done(now, id);
                 }
             }
-            Some(Pending::HintDelivery { target, .. }) => {
-                if from_name.as_ref() == Some(target) {
-                    self.hints_delivered(id);
-                }
+            Some(Pending::HintDelivery { target, .. }) if from_name.as_ref() == Some(target) => {
+                self.hints_delivered(id);
             }
             _ => {}
         }
     }
 
-    fn write_acked(&mut self, now: Millis, from: SocketAddr, id: u64, out: &mut Outbox) {
+    fn write_acked(&mut self, from: SocketAddr, id: u64, out: &mut Outbox) {
         let Some(Pending::Write { origin, acks, targets, needed, reply, .. }) = self.repl_mut().pending.get_mut(&id)
         else {
             return;
@@ -396,7 +402,7 @@ impl Node {
             self.repl_mut().pending.remove(&id);
         }
         if let Some((origin, reply)) = answer {
-            self.respond(now, origin, reply, out);
+            self.respond(origin, reply, out);
         }
     }
 
@@ -432,7 +438,8 @@ impl Node {
     fn fallback_for(&mut self, key: &[u8], used: &[SocketAddr]) -> Option<SocketAddr> {
         let me = self.config.name.clone();
         let n = self.config.replicas;
-        let names: Vec<String> = self.ring_ref().preference_list(key, usize::MAX).into_iter().map(String::from).collect();
+        let names: Vec<String> =
+            self.ring_ref().preference_list(key, usize::MAX).into_iter().map(String::from).collect();
         names
             .into_iter()
             .skip(n)
@@ -459,7 +466,10 @@ impl Node {
                     if let Some(Pending::Write { round, .. }) = self.repl_mut().pending.get_mut(&id) {
                         *round = 1;
                     }
-                    out.push(Output::Schedule { after_ms: self.config.request_timeout_ms, timer: TimerId::Request(id) });
+                    out.push(Output::Schedule {
+                        after_ms: self.config.request_timeout_ms,
+                        timer: TimerId::Request(id),
+                    });
                 } else {
                     self.write_finish(now, id, out);
                 }
@@ -485,7 +495,7 @@ impl Node {
             }
         }
         if let Some(origin) = origin {
-            self.write_failed(now, origin, level, acks, needed, out);
+            self.write_failed(origin, level, acks, needed, out);
         }
     }
 
@@ -507,7 +517,9 @@ impl Node {
                 }
                 Some(Pending::Write { targets, .. }) => {
                     let hit: Vec<usize> = (0..targets.len())
-                        .filter(|&i| !targets[i].acked && (targets[i].addr == peer || targets[i].fallback == Some(peer)))
+                        .filter(|&i| {
+                            !targets[i].acked && (targets[i].addr == peer || targets[i].fallback == Some(peer))
+                        })
                         .collect();
                     for which in hit {
                         let fallback_failed = matches!(
@@ -561,10 +573,12 @@ impl Node {
     }
 
     /// Deliver a reply to whoever waits for it.
-    pub(crate) fn respond(&mut self, now: Millis, origin: Origin, reply: Reply, out: &mut Outbox) {
+    pub(crate) fn respond(&mut self, origin: Origin, reply: Reply, out: &mut Outbox) {
         match origin {
             Origin::Client { conn, req } => out.push(Output::Reply { conn, req, reply }),
-            Origin::Peer { peer, id } => out.push(Output::SendPeer { to: peer, msg: PeerMsg::ForwardReply { id, reply } }),
+            Origin::Peer { peer, id } => {
+                out.push(Output::SendPeer { to: peer, msg: PeerMsg::ForwardReply { id, reply } })
+            }
             Origin::Part { parent, index } => {
                 let Some(Pending::Fanout { parts, remaining, .. }) = self.repl_mut().pending.get_mut(&parent) else {
                     return;
@@ -581,7 +595,7 @@ impl Node {
                 };
                 let parts: Vec<Reply> = parts.into_iter().map(|p| p.unwrap_or(Reply::Nil)).collect();
                 let combined = combine(kind, parts);
-                self.respond(now, origin, combined, out);
+                self.respond(origin, combined, out);
             }
         }
     }

@@ -15,6 +15,9 @@ use crate::core::node::{Node, Outbox, Output, TimerId};
 use crate::core::store::{entry_hash, BUCKETS};
 use crate::core::Millis;
 
+/// Keys headed for one set of owners: the owners' names and the entries.
+type OwnerGroup = (Vec<String>, Vec<(Bytes, WireEntry)>);
+
 /// Period of the hint delivery timer.
 pub const HINT_PERIOD_MS: Millis = 1_000;
 /// Most hinted keys sent to one replica per delivery round.
@@ -118,7 +121,7 @@ impl Node {
         let n = self.config.replicas;
         let mut cursor = repl.sweep_cursor;
         // Group the keys by owner set, so each group is one message per owner.
-        let mut groups: Vec<(Vec<String>, Vec<(Bytes, WireEntry)>)> = Vec::new();
+        let mut groups: Vec<OwnerGroup> = Vec::new();
         let mut count = 0;
         for _ in 0..SWEEP_BUCKETS_PER_ROUND {
             for (key, entry) in self.store.bucket_entries(cursor) {

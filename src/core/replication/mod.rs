@@ -11,3 +11,6 @@ pub mod wire;
 pub use levels::{Consistency, Levels, UnknownLevel};
 pub use state::ReplicationStats;
 pub use wire::{EntryKind, PeerMsg, WireEntry};
+
+#[cfg(test)]
+mod tests;

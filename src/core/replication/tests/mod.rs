@@ -1,0 +1,180 @@
+//! Replication scenarios on a small deterministic cluster of full nodes (see `harness`).
+
+mod harness;
+
+use bytes::Bytes;
+use harness::{b, get, set, Cluster};
+
+use crate::core::command::Command;
+use crate::core::replication::{Consistency, EntryKind, Levels};
+use crate::core::reply::Reply;
+use crate::core::NodeConfig;
+
+const ONE: Levels = Levels { read: Consistency::One, write: Consistency::One };
+const QUORUM: Levels = Levels { read: Consistency::Quorum, write: Consistency::Quorum };
+const ALL: Levels = Levels { read: Consistency::All, write: Consistency::All };
+
+fn config() -> NodeConfig {
+    NodeConfig { vnodes: 64, anti_entropy_period_ms: 2_000, ..NodeConfig::default() }
+}
+
+#[test]
+fn a_write_through_any_node_lands_on_its_owners_and_reads_anywhere() {
+    let mut c = Cluster::new(5, config());
+    for i in 0..20 {
+        let key = format!("k{i}");
+        assert_eq!(c.call(i % 5, set(&key, "v"), QUORUM), Reply::Ok);
+        c.run_for(50);
+        let owners: std::collections::BTreeSet<usize> = c.owners(0, &key).into_iter().collect();
+        assert_eq!(owners.len(), 3);
+        assert_eq!(c.holders(&key, "v"), owners, "{key}");
+        for j in 0..5 {
+            assert_eq!(c.call(j, get(&key), ONE), Reply::Bulk(b("v")), "{key} via n{j}");
+        }
+    }
+}
+
+#[test]
+fn every_node_computes_the_same_owners() {
+    let c = Cluster::new(5, config());
+    for i in 0..50 {
+        let key = format!("key:{i}");
+        let first = c.owners(0, &key);
+        assert!((1..5).all(|j| c.owners(j, &key) == first));
+    }
+    let digest = c.node(0).ring_digest();
+    assert!((1..5).all(|j| c.node(j).ring_digest() == digest));
+}
+
+#[test]
+fn multi_key_commands_fan_out_per_owner() {
+    let mut c = Cluster::new(4, config());
+    let pairs: Vec<(Bytes, Bytes)> = (0..10).map(|i| (b(&format!("m{i}")), b(&format!("v{i}")))).collect();
+    assert_eq!(c.call(1, Command::MSet { pairs, if_none_exist: false }, QUORUM), Reply::Ok);
+    let keys: Vec<Bytes> = (0..11).map(|i| b(&format!("m{i}"))).collect();
+    let Reply::Array(values) = c.call(2, Command::MGet { keys: keys.clone() }, QUORUM) else { panic!("array") };
+    assert_eq!(values.len(), 11);
+    assert_eq!(values[3], Reply::Bulk(b("v3")));
+    assert_eq!(values[10], Reply::Nil);
+    assert_eq!(c.call(3, Command::Exists { keys: keys.clone() }, ONE), Reply::Int(10));
+    assert_eq!(c.call(0, Command::Del { keys: keys.clone() }, QUORUM), Reply::Int(10));
+    assert_eq!(c.call(3, Command::Exists { keys }, QUORUM), Reply::Int(0));
+}
+
+#[test]
+fn a_crashed_replica_does_not_fail_writes_and_gets_its_copy_back_after_restart() {
+    let mut c = Cluster::new(3, config());
+    c.crash(2);
+    // Before the failure is detected: writes at ONE and QUORUM still succeed (hints for n2).
+    for i in 0..10 {
+        let key = format!("h{i}");
+        assert_eq!(c.call(i % 2, set(&key, "x"), QUORUM), Reply::Ok, "{key}");
+        assert_eq!(c.call(1 - i % 2, get(&key), ONE), Reply::Bulk(b("x")));
+    }
+    assert!(c.node(0).hints_pending() + c.node(1).hints_pending() > 0);
+    c.run_for(5_000);
+    c.start(2);
+    let refilled = c.run_until(|c| (0..10).all(|i| c.holders(&format!("h{i}"), "x").contains(&2)), 30_000);
+    assert!(refilled, "hints and anti-entropy refill the restarted replica");
+    let stats = c.node(0).replication_stats().unwrap();
+    assert!(stats.hints_stored > 0);
+}
+
+#[test]
+fn all_level_fails_with_a_clear_error_when_a_replica_is_gone() {
+    let mut c = Cluster::new(3, config());
+    c.crash(2);
+    let reply = c.call(0, set("k", "v"), ALL);
+    let Reply::Error(text) = reply else { panic!("expected an error, got {reply:?}") };
+    assert!(text.starts_with("TIMEOUT write at ALL: 2 of 3"), "{text}");
+}
+
+#[test]
+fn replicas_converge_after_a_partition_without_reads() {
+    let mut c = Cluster::new(5, config());
+    c.side = vec![0, 0, 1, 1, 1];
+    c.run_for(6_000);
+    for i in 0..30 {
+        let key = format!("p{i}");
+        let side_a = c.call(0, set(&key, "a"), ONE);
+        c.run_for(5);
+        let side_b = c.call(3, set(&key, "b"), ONE);
+        assert_eq!((side_a, side_b), (Reply::Ok, Reply::Ok));
+    }
+    c.side = vec![0; 5];
+    let converged = c.run_until(
+        |c| {
+            (0..5).all(|n| c.node(n).ring_members() == 5)
+                && (0..30).all(|i| {
+                    let key = format!("p{i}");
+                    let owners = c.owners(0, &key);
+                    let first = c.node(owners[0]).local_entry(key.as_bytes(), c.now);
+                    first.is_some() && owners.iter().all(|&o| c.node(o).local_entry(key.as_bytes(), c.now) == first)
+                })
+        },
+        60_000,
+    );
+    assert!(converged, "anti-entropy makes every key's owners identical");
+    // The later write (side b, 5 ms after side a) wins everywhere.
+    for i in 0..30 {
+        let key = format!("p{i}");
+        let got = c.call(i % 5, get(&key), ALL);
+        assert_eq!(got, Reply::Bulk(b("b")), "{key} via n{}", i % 5);
+    }
+}
+
+#[test]
+fn a_delete_is_not_undone_by_a_replica_that_missed_it() {
+    let mut c = Cluster::new(3, config());
+    assert_eq!(c.call(0, set("d", "v"), ALL), Reply::Ok);
+    c.side = vec![0, 0, 1];
+    c.run_for(6_000);
+    assert_eq!(c.call(0, Command::Del { keys: vec![b("d")] }, ONE), Reply::Int(1));
+    c.side = vec![0; 3];
+    c.run_for(20_000);
+    for i in 0..3 {
+        assert_eq!(c.call(i, get("d"), ALL), Reply::Nil, "via n{i}");
+        let e = c.node(i).local_entry(b"d", c.now).expect("tombstone kept during the grace period");
+        assert_eq!(e.kind, EntryKind::Tombstone);
+    }
+}
+
+#[test]
+fn a_quorum_read_repairs_a_stale_replica() {
+    let mut c = Cluster::new(3, config());
+    assert_eq!(c.call(0, set("r", "old"), ALL), Reply::Ok);
+    let owners = c.owners(0, "r");
+    let stale = owners[2];
+    let others: Vec<usize> = owners.iter().copied().filter(|&o| o != stale).collect();
+    c.side[stale] = 1;
+    assert_eq!(c.call(others[0], set("r", "new"), QUORUM), Reply::Ok);
+    c.side[stale] = 0;
+    assert_eq!(c.call(stale, get("r"), ONE), Reply::Bulk(b("old")), "no read repair at ONE");
+    assert_eq!(c.call(stale, get("r"), QUORUM), Reply::Bulk(b("new")), "a quorum read sees the newer write");
+    c.run_for(100);
+    assert_eq!(c.holders("r", "new").len(), 3);
+    assert!(c.node(stale).replication_stats().unwrap().merged_changes > 0);
+}
+
+#[test]
+fn a_joining_node_receives_its_ranges_and_old_owners_let_go() {
+    let mut c = Cluster::new(4, config());
+    c.crash(3);
+    c.run_for(10_000);
+    for i in 0..200 {
+        assert_eq!(c.call(i % 3, set(&format!("j{i}"), "v"), QUORUM), Reply::Ok);
+    }
+    c.start(3);
+    let moved = c.run_until(
+        |c| {
+            (0..200).all(|i| {
+                let key = format!("j{i}");
+                let owners: std::collections::BTreeSet<usize> = c.owners(0, &key).into_iter().collect();
+                (0..4).all(|n| c.node(n).ring_members() == 4) && owners.len() == 3 && c.holders(&key, "v") == owners
+            })
+        },
+        90_000,
+    );
+    assert!(moved, "every key sits exactly on its new owners");
+    assert!(c.node(3).store().values_len() > 0);
+}
