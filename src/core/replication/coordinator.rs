@@ -108,6 +108,15 @@ impl Node {
         levels: Levels,
         out: &mut Outbox,
     ) {
+        // Fast path: a read at ONE on one of the key's owners is answered from the local copy.
+        if levels.read == Consistency::One && cmd.is_read() {
+            let me = self.config.name.as_str();
+            let owned = self.repl().ring.preference_list(&key, self.config.replicas).contains(&me);
+            if owned {
+                let reply = self.execute(now, cmd);
+                return self.respond(origin, reply, out);
+            }
+        }
         let owners = self.owners_of(&key);
         let me = self.config.name.as_str();
         let from_peer = matches!(origin, Origin::Peer { .. });
