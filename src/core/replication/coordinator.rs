@@ -329,6 +329,11 @@ impl Node {
     ) {
         self.dirty.clear();
         let reply = self.execute(now, cmd);
+        if owners.len() == 1 && owners[0] == self.config.name {
+            // A cluster of one: nothing to replicate.
+            self.dirty.clear();
+            return self.respond(origin, reply, out);
+        }
         let mut keys = std::mem::take(&mut self.dirty);
         keys.sort();
         keys.dedup();
