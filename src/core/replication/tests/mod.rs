@@ -178,3 +178,65 @@ fn a_joining_node_receives_its_ranges_and_old_owners_let_go() {
     assert!(moved, "every key sits exactly on its new owners");
     assert!(c.node(3).store().values_len() > 0);
 }
+
+/// Sum of anti-entropy bytes sent by every live node.
+fn ae_bytes(c: &Cluster) -> u64 {
+    c.nodes.iter().flatten().map(|n| n.replication_stats().map_or(0, |s| s.ae_bytes_sent)).sum()
+}
+
+/// Whether every key's owners hold identical entries (and all nodes see the whole cluster).
+fn converged(c: &Cluster, keys: &[String], members: usize) -> bool {
+    (0..members).all(|n| c.node(n).ring_members() == members)
+        && keys.iter().all(|key| {
+            let owners = c.owners(0, key);
+            let first = c.node(owners[0]).local_entry(key.as_bytes(), c.now);
+            first.is_some() && owners.iter().all(|&o| c.node(o).local_entry(key.as_bytes(), c.now) == first)
+        })
+}
+
+/// Convergence benchmark (virtual time): a 30 s 2/3 split of 5 nodes with `KEYS` keys written on both sides at
+/// ONE, then the heal; prints the time until every key's owners are identical and the anti-entropy bytes sent,
+/// next to the size of the data. Run: `cargo test --release --lib convergence_bench -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn convergence_bench() {
+    let keys_n: usize = std::env::var("KEYS").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000);
+    let wall = std::time::Instant::now();
+    let mut c = Cluster::new(5, NodeConfig { vnodes: 256, ..NodeConfig::default() });
+    c.side = vec![0, 0, 1, 1, 1];
+    c.run_for(6_000);
+    let keys: Vec<String> = (0..keys_n).map(|i| format!("key:{i}")).collect();
+    let value = "x".repeat(100);
+    let start = c.now;
+    for (i, key) in keys.iter().enumerate() {
+        c.submit(i % 2, set(key, &format!("a{value}")), ONE);
+        c.submit(2 + i % 3, set(key, &format!("b{value}")), ONE);
+        if i % 500 == 499 {
+            c.run_for(100);
+        }
+    }
+    c.run_for((30_000 + start).saturating_sub(c.now).max(1_000));
+    let data_bytes: usize = keys.iter().map(|k| k.len() + 101).sum();
+    let before = ae_bytes(&c);
+    let healed = c.now;
+    c.side = vec![0; 5];
+    while !converged(&c, &keys, 5) {
+        c.run_for(1_000);
+        assert!(c.now - healed < 600_000, "no convergence within 10 virtual minutes");
+    }
+    let after = ae_bytes(&c);
+    let took = c.now - healed;
+    c.run_for(60_000);
+    let idle = ae_bytes(&c) - after;
+    println!(
+        "keys {keys_n} written on both sides of a 30 s split; data {:.1} MiB per copy\n\
+         converged {:.1} s (virtual) after heal; anti-entropy sent {:.1} MiB ({:.2}x the data)\n\
+         idle minute after convergence: {} bytes of anti-entropy across 5 nodes; wall time {:.1} s",
+        data_bytes as f64 / 1048576.0,
+        took as f64 / 1000.0,
+        (after - before) as f64 / 1048576.0,
+        (after - before) as f64 / data_bytes as f64,
+        idle,
+        wall.elapsed().as_secs_f64(),
+    );
+}
