@@ -13,6 +13,7 @@ use rand::{RngExt, SeedableRng};
 
 use super::clock::Hlc;
 use super::command::Command;
+use super::locks::{LockMode, LockTable};
 use super::membership::{GossipEffect, GossipTimer, MemberEvent, Membership};
 use super::replication::handoff::{HINT_PERIOD_MS, SWEEP_PERIOD_MS};
 use super::replication::state::{Origin, Replication};
@@ -189,6 +190,8 @@ pub struct NodeConfig {
     pub anti_entropy_period_ms: Millis,
     /// Virtual nodes per member on the ring.
     pub vnodes: usize,
+    /// What a lock acquire does without a majority of the lock's replicas.
+    pub lock_mode: LockMode,
 }
 
 impl Default for NodeConfig {
@@ -208,6 +211,7 @@ impl Default for NodeConfig {
             hint_age_max_ms: 240_000,
             anti_entropy_period_ms: 5_000,
             vnodes: DEFAULT_VNODES,
+            lock_mode: LockMode::default(),
         }
     }
 }
@@ -238,6 +242,8 @@ pub struct Node {
     pub(crate) repl: Option<Replication>,
     /// Keys the command being executed changed (filled only on clustered nodes).
     pub(crate) dirty: Vec<Bytes>,
+    /// This node's share of the lease locks.
+    pub(crate) locks: LockTable,
     seeds: Vec<SocketAddr>,
     gossip_out: Vec<GossipEffect>,
 }
@@ -257,6 +263,7 @@ impl Node {
             membership: None,
             repl: None,
             dirty: Vec::new(),
+            locks: LockTable::new(),
             seeds: Vec::new(),
             gossip_out: Vec::new(),
         }
@@ -378,6 +385,9 @@ impl Node {
                     out.push(Output::Schedule { after_ms: SWEEP_PERIOD_MS, timer: TimerId::Sweep });
                 }
             }
+            Input::Client { conn, req, cmd: Command::Lock(op), .. } => {
+                self.lock_command(now, Origin::Client { conn, req }, op, out)
+            }
             Input::Client { conn, req, cmd, levels } => {
                 if self.repl.is_some() {
                     self.route(now, Origin::Client { conn, req }, cmd, levels, out);
@@ -434,6 +444,14 @@ impl Node {
             PeerMsg::AeKeys { buckets, keys, .. } => self.ae_keys(now, from, buckets, keys, out),
             PeerMsg::AePull { keys } => self.ae_pull(now, from, keys, out),
             PeerMsg::FlushAll => self.store.clear(),
+            PeerMsg::Lock { id, op } => {
+                let answer = self.locks.apply(&op, now);
+                self.hlc.observe(super::clock::Timestamp(answer.max_token));
+                if id != 0 {
+                    out.push(Output::SendPeer { to: from, msg: PeerMsg::LockReply { id, answer } });
+                }
+            }
+            PeerMsg::LockReply { id, answer } => self.lock_answered(now, Some(from), id, answer, out),
         }
     }
 

@@ -8,6 +8,7 @@
 pub(crate) mod args;
 pub(crate) mod conn;
 pub(crate) mod keyspace;
+pub(crate) mod locks;
 pub(crate) mod strings;
 
 use bytes::Bytes;

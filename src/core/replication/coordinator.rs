@@ -87,6 +87,7 @@ impl Node {
                 let reply = self.owners_reply(&key);
                 self.respond(origin, reply, out)
             }
+            Command::Lock(op) => self.lock_command(now, origin, op, out),
             Command::LocalGet { key } => {
                 let reply = self.local_get_reply(&key, now);
                 self.respond(origin, reply, out)
@@ -491,6 +492,7 @@ impl Node {
             Some(Pending::Handoff { .. }) | Some(Pending::HintDelivery { .. }) => {
                 self.repl_mut().pending.remove(&id);
             }
+            Some(Pending::Lock(_)) => self.lock_progress(now, id, true, out),
             Some(Pending::Fanout { .. }) | None => {}
         }
     }
@@ -562,6 +564,7 @@ impl Node {
                 Some(Pending::HintDelivery { target, .. }) if peer_name.as_ref() == Some(target) => {
                     self.repl_mut().pending.remove(&id);
                 }
+                Some(Pending::Lock(_)) => self.lock_peer_lost(now, id, peer, out),
                 _ => {}
             }
         }

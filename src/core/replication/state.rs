@@ -83,6 +83,8 @@ pub(crate) enum Pending {
     Handoff { keys: Vec<(Bytes, u64)>, waiting: BTreeSet<SocketAddr> },
     /// Hints being delivered to their replica.
     HintDelivery { target: String, keys: Vec<Bytes> },
+    /// A lock command waiting for the lock's replicas.
+    Lock(Box<crate::core::locks::LockRequest>),
 }
 
 /// Replication counters for INFO and metrics.

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::levels::Levels;
 use crate::core::command::Command;
+use crate::core::locks::{LockAnswer, LockOp};
 use crate::core::reply::Reply;
 use crate::core::vversion::VersionVector;
 use crate::core::Millis;
@@ -117,4 +118,18 @@ pub enum PeerMsg {
     },
     /// FLUSHALL coordinated by another node: drop every key.
     FlushAll,
+    /// Apply a lock operation to your lock table; `id` 0 asks for no answer.
+    Lock {
+        /// Request id (0: no `LockReply` wanted).
+        id: u64,
+        /// The operation.
+        op: LockOp,
+    },
+    /// The answer to `Lock`.
+    LockReply {
+        /// Request id of the `Lock`.
+        id: u64,
+        /// This replica's answer.
+        answer: LockAnswer,
+    },
 }

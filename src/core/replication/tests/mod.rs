@@ -1,9 +1,8 @@
 //! Replication scenarios on a small deterministic cluster of full nodes (see `harness`).
 
-mod harness;
-
 use bytes::Bytes;
-use harness::{b, get, set, Cluster};
+
+use crate::core::testkit::{b, get, set, Cluster};
 
 use crate::core::command::Command;
 use crate::core::replication::{Consistency, EntryKind, Levels};

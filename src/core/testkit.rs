@@ -1,4 +1,4 @@
-//! A small deterministic cluster of full `Node`s for replication tests: gossip and peer messages are delivered
+//! Test kit: a small deterministic cluster of full `Node`s for replication and lock tests: gossip and peer messages are delivered
 //! after 1 ms (peer messages in order per link), timers by virtual time, partitions drop both kinds of traffic,
 //! a crashed node loses its state and senders to it get `PeerLost`. The full simulator lives in `sim/`.
 
