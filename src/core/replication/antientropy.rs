@@ -16,10 +16,11 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::wire::{PeerMsg, WireEntry};
+use super::wire::{AeKey, PeerMsg, WireEntry};
 use crate::core::node::{Node, Outbox, Output, TimerId};
 use crate::core::ring::{key_hash, mix64};
 use crate::core::store::{bucket_start, entry_hash, BUCKETS};
+use crate::core::version::Version;
 use crate::core::Millis;
 
 /// Buckets per group in the first exchange.
@@ -142,48 +143,65 @@ impl Node {
                 break;
             }
             buckets.push(b as u32);
-            keys.extend(self.shared_keys(now, &sharing, b));
+            keys.extend(self.shared_keys(now, &sharing, b).into_iter().map(|(key, hash)| {
+                let latest = self.store.raw(&key, now).and_then(|e| e.vector.latest());
+                AeKey { key, hash, latest }
+            }));
         }
         if buckets.is_empty() {
             return;
         }
         self.repl_mut().ae_chase = Some(peer);
-        let bytes: usize = keys.iter().map(|(k, _): &(Bytes, u64)| k.len() + 8).sum();
+        let bytes: usize = keys.iter().map(|k| k.key.len() + 24).sum();
         self.repl_mut().stats.ae_bytes_sent += (bytes + 4 * buckets.len()) as u64;
         out.push(Output::SendPeer { to: from, msg: PeerMsg::AeKeys { id: 0, buckets, keys } });
     }
 
-    /// Step 4 (at the peer): send what the initiator lacks, ask for what this node lacks.
+    /// Step 4 (at the peer): send what the initiator lacks or holds older, ask for what this node lacks or
+    /// holds older; when neither write is newer (same latest write, different vectors) both go.
     pub(crate) fn ae_keys(
         &mut self,
         now: Millis,
         from: SocketAddr,
         buckets: Vec<u32>,
-        keys: Vec<(Bytes, u64)>,
+        keys: Vec<AeKey>,
         out: &mut Outbox,
     ) {
         let Some(peer) = self.name_of(from) else { return };
         let sharing = self.sharing_with(&peer);
-        let theirs: BTreeMap<Bytes, u64> = keys.into_iter().collect();
+        let theirs: BTreeMap<Bytes, (u64, Option<Version>)> =
+            keys.into_iter().map(|k| (k.key, (k.hash, k.latest))).collect();
         let mut push = Vec::new();
+        let mut pull = Vec::new();
         for b in buckets {
             let b = b as usize;
             if b >= BUCKETS {
                 continue;
             }
-            for (key, hash) in self.shared_keys(now, &sharing, b) {
-                if theirs.get(&key) != Some(&hash) {
+            for (key, _) in self.shared_keys(now, &sharing, b) {
+                if !theirs.contains_key(&key) {
                     if let Some(e) = self.store.raw(&key, now) {
                         push.push((key, e.to_wire()));
                     }
                 }
             }
         }
-        let pull: Vec<Bytes> = theirs
-            .into_iter()
-            .filter(|(k, h)| self.store.raw(k, now).is_none_or(|e| entry_hash(k, e) != *h))
-            .map(|(k, _)| k)
-            .collect();
+        for (key, (hash, latest)) in theirs {
+            let Some(mine) = self.store.raw(&key, now) else {
+                pull.push(key);
+                continue;
+            };
+            if entry_hash(&key, mine) == hash {
+                continue;
+            }
+            let my_latest = mine.vector.latest();
+            if my_latest >= latest {
+                push.push((key.clone(), mine.to_wire()));
+            }
+            if my_latest <= latest {
+                pull.push(key);
+            }
+        }
         self.ae_send_entries(from, push, out);
         if !pull.is_empty() {
             let bytes: usize = pull.iter().map(|k| k.len()).sum();

@@ -10,7 +10,7 @@ pub mod wire;
 
 pub use levels::{Consistency, Levels, UnknownLevel};
 pub use state::ReplicationStats;
-pub use wire::{EntryKind, PeerMsg, WireEntry};
+pub use wire::{AeKey, EntryKind, PeerMsg, WireEntry};
 
 #[cfg(test)]
 mod tests;
