@@ -491,7 +491,7 @@ impl Node {
     }
 
     /// Evict until the store fits under `maxmemory`; false when it cannot.
-    fn make_room(&mut self, now: Millis) -> bool {
+    pub(crate) fn make_room(&mut self, now: Millis) -> bool {
         let limit = self.config.maxmemory_bytes;
         if self.store.used_bytes() <= limit {
             return true;

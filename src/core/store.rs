@@ -129,9 +129,21 @@ pub struct StoreStats {
     pub evicted_keys: u64,
 }
 
+/// What an entry adds to its bucket's digest: its hash, except eviction markers, which add nothing. A replica
+/// that evicted a marker (or never had one) and a replica holding the marker then agree, so anti-entropy does not
+/// keep sending markers to a node under memory pressure; a replica still holding the evicted value differs, and
+/// the exchange gives it the marker.
+pub fn digest_hash(key: &[u8], entry: &Entry) -> u64 {
+    if entry.kind == EntryKind::Evicted {
+        0
+    } else {
+        entry_hash(key, entry)
+    }
+}
+
 /// A bucket's digest contribution of one entry: XOR keeps it current in O(1) per change.
 fn digest_flip(digests: &mut [u64], key: &[u8], entry: &Entry) {
-    digests[bucket_of(key)] ^= entry_hash(key, entry);
+    digests[bucket_of(key)] ^= digest_hash(key, entry);
 }
 
 type Bucket = IndexMap<Box<[u8]>, Entry, FixedState>;
@@ -357,9 +369,9 @@ impl Store {
         let b = bucket_of(key);
         let Some(entry) = self.buckets[b].get_mut(key) else { return false };
         let old_bytes = entry_bytes(key, entry);
-        self.digests[b] ^= entry_hash(key, entry);
+        self.digests[b] ^= digest_hash(key, entry);
         let old_at = std::mem::replace(&mut entry.expire_at_ms, expire_at_ms);
-        self.digests[b] ^= entry_hash(key, entry);
+        self.digests[b] ^= digest_hash(key, entry);
         let new_bytes = entry_bytes(key, entry);
         if old_at != 0 {
             self.expiring.remove(&(old_at, key.into()));
@@ -375,9 +387,9 @@ impl Store {
     pub fn set_vector(&mut self, key: &[u8], vector: VersionVector) {
         let b = bucket_of(key);
         if let Some(entry) = self.buckets[b].get_mut(key) {
-            self.digests[b] ^= entry_hash(key, entry);
+            self.digests[b] ^= digest_hash(key, entry);
             entry.vector = vector;
-            self.digests[b] ^= entry_hash(key, entry);
+            self.digests[b] ^= digest_hash(key, entry);
         }
     }
 
@@ -573,7 +585,7 @@ impl Store {
 
     /// Recompute every bucket digest from scratch (for tests and debug assertions).
     pub fn recount_digests(&self) -> Vec<u64> {
-        self.buckets.iter().map(|b| b.iter().fold(0, |d, (k, e)| d ^ entry_hash(k, e))).collect()
+        self.buckets.iter().map(|b| b.iter().fold(0, |d, (k, e)| d ^ digest_hash(k, e))).collect()
     }
 
     /// Recompute the byte count from scratch (for tests and debug assertions).

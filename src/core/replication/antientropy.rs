@@ -19,7 +19,7 @@ use bytes::Bytes;
 use super::wire::{AeKey, PeerMsg, WireEntry};
 use crate::core::node::{Node, Outbox, Output, TimerId};
 use crate::core::ring::{key_hash, mix64};
-use crate::core::store::{bucket_start, entry_hash, BUCKETS};
+use crate::core::store::{bucket_start, digest_hash, entry_hash, BUCKETS};
 use crate::core::version::Version;
 use crate::core::Millis;
 
@@ -256,7 +256,11 @@ impl Node {
         match sharing.buckets[b] {
             Share::None => 0,
             Share::All => self.store.bucket_digest(b),
-            Share::Mixed => self.shared_keys(now, sharing, b).iter().fold(0, |d, (_, h)| d ^ h),
+            Share::Mixed => self
+                .store
+                .bucket_entries(b)
+                .filter(|(k, _)| sharing.key_shared(k))
+                .fold(0, |d, (k, e)| d ^ digest_hash(k, e)),
         }
     }
 

@@ -644,6 +644,10 @@ impl Node {
     pub(crate) fn merge_entry(&mut self, now: Millis, key: &[u8], entry: Entry) {
         self.hlc.observe(entry.vector.max_time());
         let outcome = self.store.merge(key, entry, now);
+        if outcome.changed && self.config.maxmemory_bytes != 0 {
+            // Replicated data obeys the memory limit too (what this evicts leaves a marker that spreads).
+            self.make_room(now);
+        }
         let stats = &mut self.repl_mut().stats;
         stats.merged_changes += u64::from(outcome.changed);
         stats.lww_conflicts += u64::from(outcome.lww_conflict);

@@ -255,3 +255,50 @@ fn convergence_bench() {
         );
     }
 }
+
+#[test]
+fn expiry_travels_with_the_version() {
+    let mut c = Cluster::new(3, config());
+    let ex = Command::Set {
+        key: b("t"),
+        value: b("v"),
+        cond: Default::default(),
+        ttl: crate::core::command::SetTtl::At(crate::core::command::ExpireAt::InMs(5_000)),
+        get: false,
+        reply_int: false,
+    };
+    assert_eq!(c.call(0, ex, ALL), Reply::Ok);
+    let at: Vec<u64> =
+        (0..3).map(|i| c.node(i).local_entry(b"t", c.now).expect("on every replica").expire_at_ms).collect();
+    assert!(at[0] != 0 && at.iter().all(|&a| a == at[0]), "{at:?}");
+    let persist = Command::Persist { key: b("t") };
+    assert_eq!(c.call(1, persist, ALL), Reply::Int(1));
+    assert!((0..3).all(|i| c.node(i).local_entry(b"t", c.now).unwrap().expire_at_ms == 0));
+    c.run_for(6_000);
+    assert_eq!(c.call(2, get("t"), ONE), Reply::Bulk(b("v")));
+}
+
+#[test]
+fn an_eviction_is_not_undone_by_anti_entropy() {
+    // Node 0 has a small memory limit; the others have none. What node 0 evicts must not come back to it, and
+    // the eviction marker makes the other replicas drop the same version too.
+    let mut c = Cluster::new(3, config());
+    let limit = 60_000;
+    c.nodes[0].as_mut().unwrap().config.maxmemory_bytes = limit;
+    let value = "x".repeat(400);
+    for i in 0..400 {
+        assert_eq!(c.call(1, set(&format!("e{i}"), &value), ONE), Reply::Ok);
+    }
+    c.run_for(30_000);
+    let n0 = c.node(0);
+    assert!(n0.store().used_bytes() <= limit, "node 0 stays under its limit");
+    let evicted: Vec<usize> =
+        (0..400).filter(|i| n0.store().peek(format!("e{i}").as_bytes(), c.now).is_none()).collect();
+    assert!(evicted.len() > 200, "node 0 evicted most keys ({})", evicted.len());
+    // The evicted keys are gone from every replica (markers spread), and stay gone from node 0.
+    for &i in &evicted {
+        let key = format!("e{i}");
+        assert!(c.holders(&key, &value).is_empty(), "{key} came back somewhere");
+    }
+    assert!(c.node(1).store().stats().evicted_keys == 0, "others dropped them through markers, not memory");
+}
