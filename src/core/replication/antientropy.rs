@@ -96,7 +96,7 @@ impl Node {
         if sharing.buckets.iter().all(|s| *s == Share::None) {
             return;
         }
-        let hashes = self.group_hashes(now, &sharing);
+        let hashes = self.group_hashes(&sharing);
         let ring = self.repl().ring.digest();
         let stats = &mut self.repl_mut().stats;
         stats.ae_rounds += 1;
@@ -112,12 +112,12 @@ impl Node {
         }
         let Some(peer) = self.name_of(from) else { return };
         let sharing = self.sharing_with(&peer);
-        let mine = self.group_hashes(now, &sharing);
+        let mine = self.group_hashes(&sharing);
         let mut buckets = Vec::new();
         for g in (0..GROUPS).filter(|&g| mine[g] != hashes[g]) {
             for b in g * BUCKETS_PER_GROUP..(g + 1) * BUCKETS_PER_GROUP {
                 if sharing.buckets[b] != Share::None {
-                    buckets.push((b as u32, self.pair_digest(now, &sharing, b)));
+                    buckets.push((b as u32, self.pair_digest(&sharing, b)));
                 }
             }
         }
@@ -136,14 +136,14 @@ impl Node {
         let mut keys = Vec::new();
         for (b, digest) in theirs {
             let b = b as usize;
-            if b >= BUCKETS || sharing.buckets[b] == Share::None || self.pair_digest(now, &sharing, b) == digest {
+            if b >= BUCKETS || sharing.buckets[b] == Share::None || self.pair_digest(&sharing, b) == digest {
                 continue;
             }
             if keys.len() >= KEYS_PER_ROUND {
                 break;
             }
             buckets.push(b as u32);
-            keys.extend(self.shared_keys(now, &sharing, b).into_iter().map(|(key, hash)| {
+            keys.extend(self.shared_keys(&sharing, b).into_iter().map(|(key, hash)| {
                 let latest = self.store.raw(&key, now).and_then(|e| e.vector.latest());
                 AeKey { key, hash, latest }
             }));
@@ -178,7 +178,7 @@ impl Node {
             if b >= BUCKETS {
                 continue;
             }
-            for (key, _) in self.shared_keys(now, &sharing, b) {
+            for (key, _) in self.shared_keys(&sharing, b) {
                 if !theirs.contains_key(&key) {
                     if let Some(e) = self.store.raw(&key, now) {
                         push.push((key, e.to_wire()));
@@ -236,11 +236,11 @@ impl Node {
     }
 
     /// One hash per group over the pair's bucket digests.
-    fn group_hashes(&self, now: Millis, sharing: &Sharing) -> Vec<u64> {
+    fn group_hashes(&self, sharing: &Sharing) -> Vec<u64> {
         (0..GROUPS)
             .map(|g| {
                 (g * BUCKETS_PER_GROUP..(g + 1) * BUCKETS_PER_GROUP).fold(0u64, |h, b| {
-                    let d = self.pair_digest(now, sharing, b);
+                    let d = self.pair_digest(sharing, b);
                     if d == 0 {
                         h
                     } else {
@@ -252,7 +252,7 @@ impl Node {
     }
 
     /// The digest of bucket `b` over the keys both nodes replicate.
-    fn pair_digest(&self, now: Millis, sharing: &Sharing, b: usize) -> u64 {
+    fn pair_digest(&self, sharing: &Sharing, b: usize) -> u64 {
         match sharing.buckets[b] {
             Share::None => 0,
             Share::All => self.store.bucket_digest(b),
@@ -266,7 +266,7 @@ impl Node {
 
     /// (key, entry hash) of the keys in bucket `b` both nodes replicate. Expired entries are listed as they
     /// are stored (the digest includes them until they are reclaimed).
-    fn shared_keys(&self, _now: Millis, sharing: &Sharing, b: usize) -> Vec<(Bytes, u64)> {
+    fn shared_keys(&self, sharing: &Sharing, b: usize) -> Vec<(Bytes, u64)> {
         let share = sharing.buckets[b];
         if share == Share::None {
             return Vec::new();
