@@ -441,6 +441,7 @@ impl Node {
             PeerMsg::GetReply { id, entries } => self.read_replied(now, from, id, entries, out),
             PeerMsg::AeGroups { ring, hashes, .. } => self.ae_groups(now, from, ring, hashes, out),
             PeerMsg::AeBuckets { buckets, .. } => self.ae_buckets(now, from, buckets, out),
+            PeerMsg::AeSubs { buckets, .. } => self.ae_subs(now, from, buckets, out),
             PeerMsg::AeKeys { buckets, keys, .. } => self.ae_keys(now, from, buckets, keys, out),
             PeerMsg::AePull { keys } => self.ae_pull(now, from, keys, out),
             PeerMsg::FlushAll => self.store.clear(),

@@ -4,8 +4,9 @@
 //! each change. For a pair of nodes, a bucket is shared fully (every ring arc in it is replicated by both),
 //! not at all, or partly; a partly shared bucket's digest is computed over its shared keys only. A round:
 //! the initiator sends one hash per group of buckets; the peer answers with the bucket digests of the groups that
-//! differ; the initiator sends (key, entry hash) for its shared keys in the buckets that differ; the peer sends
-//! back the entries the initiator lacks or holds in another version, and asks for the ones it lacks itself.
+//! differ; the initiator sends the 16 sub-bucket digests of each bucket that differs; the peer describes its shared
+//! keys in the sub-buckets that differ (key, entry hash, latest write); the initiator sends the entries the peer
+//! lacks or holds older and asks for the ones it lacks or holds older itself.
 //! Both sides merge (a join), so both end with the same entry. The fixed cost of a round is one hash per group
 //! (2 KiB); everything else grows with the difference. A round that found differences is followed quickly by
 //! another with the same peer, so a large difference drains in seconds, not in periods.
@@ -19,7 +20,7 @@ use bytes::Bytes;
 use super::wire::{AeKey, PeerMsg, WireEntry};
 use crate::core::node::{Node, Outbox, Output, TimerId};
 use crate::core::ring::{key_hash, mix64};
-use crate::core::store::{bucket_start, digest_hash, entry_hash, BUCKETS};
+use crate::core::store::{bucket_start, digest_hash, entry_hash, BUCKETS, BUCKET_BITS};
 use crate::core::version::Version;
 use crate::core::Millis;
 
@@ -27,8 +28,15 @@ use crate::core::Millis;
 pub const BUCKETS_PER_GROUP: usize = 64;
 /// Number of groups.
 pub const GROUPS: usize = BUCKETS / BUCKETS_PER_GROUP;
-/// Most keys described in one `AeKeys` message; the rest waits for the next (quick) round.
-const KEYS_PER_ROUND: usize = 10_000;
+/// Most buckets refined in one round; the rest waits for the next (quick) round.
+const BUCKETS_PER_ROUND: usize = 2_048;
+/// Sub-buckets per bucket in the refinement step.
+const SUBS: usize = 16;
+
+/// The sub-bucket of a key: the ring-position bits right after the bucket bits.
+fn sub_of(key: &[u8]) -> usize {
+    ((key_hash(key) >> (64 - BUCKET_BITS - 4)) & (SUBS as u64 - 1)) as usize
+}
 /// Delay of the next round with a peer that differed.
 const CHASE_MS: Millis = 200;
 /// Most entries per `Put` sent by anti-entropy.
@@ -128,42 +136,68 @@ impl Node {
         out.push(Output::SendPeer { to: from, msg: PeerMsg::AeBuckets { id: 0, buckets } });
     }
 
-    /// Step 3 (at the initiator): describe the shared keys of the buckets that differ.
-    pub(crate) fn ae_buckets(&mut self, now: Millis, from: SocketAddr, theirs: Vec<(u32, u64)>, out: &mut Outbox) {
+    /// Step 3 (at the initiator): the sub-bucket digests of the buckets that differ.
+    pub(crate) fn ae_buckets(&mut self, _now: Millis, from: SocketAddr, theirs: Vec<(u32, u64)>, out: &mut Outbox) {
         let Some(peer) = self.name_of(from) else { return };
         let sharing = self.sharing_with(&peer);
         let mut buckets = Vec::new();
-        let mut keys = Vec::new();
         for (b, digest) in theirs {
             let b = b as usize;
             if b >= BUCKETS || sharing.buckets[b] == Share::None || self.pair_digest(&sharing, b) == digest {
                 continue;
             }
-            if keys.len() >= KEYS_PER_ROUND {
+            if buckets.len() >= BUCKETS_PER_ROUND {
                 break;
             }
-            buckets.push(b as u32);
-            keys.extend(self.shared_keys(&sharing, b).into_iter().map(|(key, hash)| {
-                let latest = self.store.raw(&key, now).and_then(|e| e.vector.latest());
-                AeKey { key, hash, latest }
-            }));
+            buckets.push((b as u32, self.sub_digests(&sharing, b).to_vec()));
         }
         if buckets.is_empty() {
             return;
         }
         self.repl_mut().ae_chase = Some(peer);
+        self.repl_mut().stats.ae_bytes_sent += (buckets.len() * (4 + 8 * SUBS)) as u64;
+        out.push(Output::SendPeer { to: from, msg: PeerMsg::AeSubs { id: 0, buckets } });
+    }
+
+    /// Step 4 (at the peer): describe the shared keys of the sub-buckets that differ.
+    pub(crate) fn ae_subs(&mut self, now: Millis, from: SocketAddr, theirs: Vec<(u32, Vec<u64>)>, out: &mut Outbox) {
+        let Some(peer) = self.name_of(from) else { return };
+        let sharing = self.sharing_with(&peer);
+        let mut buckets = Vec::new();
+        let mut keys = Vec::new();
+        for (b, subs) in theirs {
+            let b = b as usize;
+            if b >= BUCKETS || subs.len() != SUBS || sharing.buckets[b] == Share::None {
+                continue;
+            }
+            let mine = self.sub_digests(&sharing, b);
+            let mask = (0..SUBS).filter(|&i| mine[i] != subs[i]).fold(0u16, |m, i| m | (1 << i));
+            if mask == 0 {
+                continue;
+            }
+            buckets.push((b as u32, mask));
+            for (key, hash) in self.shared_keys(&sharing, b) {
+                if mask & (1 << sub_of(&key)) != 0 {
+                    let latest = self.store.raw(&key, now).and_then(|e| e.vector.latest());
+                    keys.push(AeKey { key, hash, latest });
+                }
+            }
+        }
+        if buckets.is_empty() {
+            return;
+        }
         let bytes: usize = keys.iter().map(|k| k.key.len() + 24).sum();
-        self.repl_mut().stats.ae_bytes_sent += (bytes + 4 * buckets.len()) as u64;
+        self.repl_mut().stats.ae_bytes_sent += (bytes + 6 * buckets.len()) as u64;
         out.push(Output::SendPeer { to: from, msg: PeerMsg::AeKeys { id: 0, buckets, keys } });
     }
 
-    /// Step 4 (at the peer): send what the initiator lacks or holds older, ask for what this node lacks or
-    /// holds older; when neither write is newer (same latest write, different vectors) both go.
+    /// Step 5 (at the initiator): send what the peer lacks or holds older, ask for what this node lacks or holds
+    /// older; when neither write is newer (same latest write, different vectors) both go.
     pub(crate) fn ae_keys(
         &mut self,
         now: Millis,
         from: SocketAddr,
-        buckets: Vec<u32>,
+        buckets: Vec<(u32, u16)>,
         keys: Vec<AeKey>,
         out: &mut Outbox,
     ) {
@@ -173,13 +207,13 @@ impl Node {
             keys.into_iter().map(|k| (k.key, (k.hash, k.latest))).collect();
         let mut push = Vec::new();
         let mut pull = Vec::new();
-        for b in buckets {
+        for (b, mask) in buckets {
             let b = b as usize;
             if b >= BUCKETS {
                 continue;
             }
             for (key, _) in self.shared_keys(&sharing, b) {
-                if !theirs.contains_key(&key) {
+                if mask & (1 << sub_of(&key)) != 0 && !theirs.contains_key(&key) {
                     if let Some(e) = self.store.raw(&key, now) {
                         push.push((key, e.to_wire()));
                     }
@@ -210,7 +244,19 @@ impl Node {
         }
     }
 
-    /// Step 5 (at the initiator): send the entries the peer asked for.
+    /// Digests of the 16 sub-buckets of bucket `b`, over the keys both nodes replicate.
+    fn sub_digests(&self, sharing: &Sharing, b: usize) -> [u64; SUBS] {
+        let share = sharing.buckets[b];
+        let mut subs = [0u64; SUBS];
+        for (k, e) in self.store.bucket_entries(b) {
+            if share == Share::All || (share == Share::Mixed && sharing.key_shared(k)) {
+                subs[sub_of(k)] ^= digest_hash(k, e);
+            }
+        }
+        subs
+    }
+
+    /// Step 6 (at the peer): send the entries the initiator asked for.
     pub(crate) fn ae_pull(&mut self, now: Millis, from: SocketAddr, keys: Vec<Bytes>, out: &mut Outbox) {
         let entries: Vec<(Bytes, WireEntry)> =
             keys.into_iter().filter_map(|k| self.store.raw(&k, now).map(|e| (k.clone(), e.to_wire()))).collect();

@@ -114,16 +114,23 @@ pub enum PeerMsg {
         /// (bucket, digest) for every bucket of every differing group.
         buckets: Vec<(u32, u64)>,
     },
-    /// Anti-entropy, step 3: every shared key in the buckets that differ, with its entry hash and latest write.
+    /// Anti-entropy, step 3: for each bucket that differs, the digests of its 16 sub-buckets.
+    AeSubs {
+        /// Round id.
+        id: u64,
+        /// (bucket, 16 sub-bucket digests).
+        buckets: Vec<(u32, Vec<u64>)>,
+    },
+    /// Anti-entropy, step 4: every shared key in the sub-buckets that differ, with its entry hash and latest write.
     AeKeys {
         /// Round id.
         id: u64,
-        /// The buckets described (so keys the receiver has and the sender lacks are found too).
-        buckets: Vec<u32>,
+        /// The (bucket, mask of sub-buckets) described, so keys the receiver has and the sender lacks are found.
+        buckets: Vec<(u32, u16)>,
         /// The sender's keys.
         keys: Vec<AeKey>,
     },
-    /// Anti-entropy, step 4: send me your entries for these keys (answered with `Put` id 0).
+    /// Anti-entropy, step 6: send me your entries for these keys (answered with `Put` id 0).
     AePull {
         /// The keys.
         keys: Vec<Bytes>,
