@@ -234,3 +234,33 @@ fn client_and_config_commands() {
     let n: i64 = redis::cmd("COMMAND").arg("COUNT").query(&mut c).unwrap();
     assert!(n > 40);
 }
+
+#[test]
+fn shoal_consistency_is_per_connection_and_reset_restores_the_defaults() {
+    use shoal::core::replication::{Consistency, Levels};
+    let mut config = ServerConfig::default();
+    config.node.levels = Levels { read: Consistency::Quorum, write: Consistency::All };
+    let srv = TestServer::start(config);
+    let mut c = srv.client();
+    let levels = |c: &mut redis::Connection| -> Vec<String> { redis::cmd("SHOAL.CONSISTENCY").query(c).unwrap() };
+    assert_eq!(levels(&mut c), ["QUORUM", "ALL"], "a new connection starts with the configured levels");
+    let ok: String = redis::cmd("SHOAL.CONSISTENCY").arg("one").arg("Quorum").query(&mut c).unwrap();
+    assert_eq!(ok, "OK");
+    assert_eq!(levels(&mut c), ["ONE", "QUORUM"]);
+    assert_eq!(levels(&mut srv.client()), ["QUORUM", "ALL"], "other connections keep theirs");
+    let _: () = c.set("k", "v").unwrap();
+
+    let mut raw = srv.raw();
+    raw.roundtrip(
+        &request(&[b"SHOAL.CONSISTENCY", b"two", b"ALL"]),
+        b"-ERR unknown consistency level 'two' (expected ONE, QUORUM or ALL)\r\n",
+    );
+    raw.roundtrip(
+        &request(&[b"SHOAL.CONSISTENCY", b"ALL"]),
+        b"-ERR wrong number of arguments for 'shoal.consistency' command\r\n",
+    );
+    raw.roundtrip(&request(&[b"SHOAL.CONSISTENCY", b"ALL", b"ONE"]), b"+OK\r\n");
+    raw.roundtrip(&request(&[b"SHOAL.CONSISTENCY"]), b"*2\r\n$3\r\nALL\r\n$3\r\nONE\r\n");
+    raw.roundtrip(&request(&[b"RESET"]), b"+RESET\r\n");
+    raw.roundtrip(&request(&[b"SHOAL.CONSISTENCY"]), b"*2\r\n$6\r\nQUORUM\r\n$3\r\nALL\r\n");
+}
