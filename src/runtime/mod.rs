@@ -112,6 +112,8 @@ pub struct Shared {
     pub stats: ServerStats,
     /// Connected clients, for CLIENT LIST.
     pub clients: Clients,
+    /// The peer transport's counters (for INFO and metrics).
+    pub peer_stats: Arc<PeerStats>,
     started: Instant,
     port: u16,
 }
@@ -260,7 +262,7 @@ async fn run(
             let secret = config.cluster.as_ref().and_then(|c| c.secret.as_deref());
             let secret = secret.map(ClusterSecret::from_bytes).transpose()?;
             let peer_config = PeerConfig::new(identity.gossip_addr, config.node.name.clone(), secret);
-            let transport = PeerTransport::new(peer_config, to_node.clone(), peer_stats);
+            let transport = PeerTransport::new(peer_config, to_node.clone(), peer_stats.clone());
             transport.listen(peer_listener, shutdown.clone());
             Some(transport)
         }
@@ -272,6 +274,7 @@ async fn run(
         to_node,
         stats: ServerStats::default(),
         clients: Clients::default(),
+        peer_stats,
         started: Instant::now(),
         port: addr.port(),
     });

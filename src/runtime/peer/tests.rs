@@ -19,7 +19,11 @@ struct Node {
 }
 
 async fn node_with(tune: impl FnOnce(&mut PeerConfig)) -> Node {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    node_at("127.0.0.1:0".parse().unwrap(), tune).await
+}
+
+async fn node_at(addr: SocketAddr, tune: impl FnOnce(&mut PeerConfig)) -> Node {
+    let listener = TcpListener::bind(addr).await.unwrap();
     let addr = listener.local_addr().unwrap();
     let mut config = PeerConfig::new(addr, format!("n{}", addr.port()), None);
     config.backoff_ms_min = 50;
@@ -96,6 +100,25 @@ async fn an_unreachable_peer_is_lost_once_per_failure_and_retried_on_the_next_me
     assert!(matches!(next(&mut a.rx).await, ToNode::PeerLost { peer } if peer == dead));
     assert!(quiet(&mut a.rx, 200).await);
     assert_eq!(a.transport.stats().snapshot().links_failed, 2);
+}
+
+#[tokio::test]
+async fn a_peer_that_comes_back_is_reached_on_the_next_message() {
+    let mut a = node().await;
+    let addr = dead_addr().await;
+    a.transport.send(addr, ack(1));
+    assert!(matches!(next(&mut a.rx).await, ToNode::PeerLost { peer } if peer == addr));
+    let mut b = node_at(addr, |_| {}).await;
+    a.transport.send(addr, ack(2));
+    assert!(matches!(next(&mut b.rx).await, ToNode::Peer { from, msg } if from == a.addr && msg == ack(2)));
+    // Restarted again: the old connection's close is one PeerLost, then the next message reconnects.
+    b.shutdown.send(true).unwrap();
+    drop(b);
+    assert!(matches!(next(&mut a.rx).await, ToNode::PeerLost { peer } if peer == addr));
+    let mut b = node_at(addr, |_| {}).await;
+    a.transport.send(addr, ack(3));
+    assert!(matches!(next(&mut b.rx).await, ToNode::Peer { msg, .. } if msg == ack(3)));
+    assert_eq!(a.transport.stats().snapshot().connects, 2);
 }
 
 #[tokio::test]
