@@ -251,3 +251,53 @@ async fn closed(stream: &mut TcpStream) -> bool {
         }
     }
 }
+
+/// Throughput of one link on loopback, for the notes: `cargo test --release --lib peer_link_throughput --
+/// --ignored --nocapture`. The sender keeps at most two queue-fulls in flight (so nothing is dropped) and the
+/// receiver counts; prints messages and bytes per second, asserts nothing about speed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn peer_link_throughput() {
+    use std::sync::atomic::AtomicU64;
+    const WINDOW: u64 = 4_096;
+    for value_bytes in [16usize, 1024] {
+        let mut b = node().await;
+        let mut a = node().await;
+        let total = 500_000u64;
+        let value = Bytes::from(vec![1u8; value_bytes]);
+        let b_addr = b.addr;
+        let received = Arc::new(AtomicU64::new(0));
+        let counter = received.clone();
+        let receiver = tokio::spawn(async move {
+            while let Some(event) = b.rx.recv().await {
+                if matches!(event, ToNode::Peer { .. }) && counter.fetch_add(1, Ordering::Relaxed) + 1 == total {
+                    break;
+                }
+            }
+        });
+        let started = std::time::Instant::now();
+        for id in 0..total {
+            while id >= received.load(Ordering::Relaxed) + 2 * WINDOW {
+                tokio::task::yield_now().await;
+            }
+            let entry = WireEntry {
+                kind: crate::core::replication::EntryKind::Value,
+                value: value.clone(),
+                vector: Default::default(),
+                expire_at_ms: 0,
+            };
+            let entries = vec![(Bytes::from_static(b"key:000001"), entry)];
+            a.transport.send(b_addr, PeerMsg::Put { id, entries, hint_for: None });
+        }
+        tokio::time::timeout(Duration::from_secs(60), receiver).await.unwrap().unwrap();
+        let secs = started.elapsed().as_secs_f64();
+        let s = a.transport.stats().snapshot();
+        println!(
+            "value {value_bytes} B: {total} messages in {secs:.2} s = {:.0} msg/s, {:.1} MB/s, dropped {}",
+            total as f64 / secs,
+            s.bytes_sent as f64 / secs / 1e6,
+            s.frames_dropped
+        );
+        let _ = a.rx.try_recv();
+    }
+}
