@@ -10,6 +10,10 @@
 //! once as `ToNode::PeerLost`, with what was queued dropped, so waiting requests fail over at once instead of
 //! waiting for their timeout. A failed link reconnects on its next message, after a backoff that doubles per
 //! consecutive failure (`backoff_ms_min` to `backoff_ms_max`) and resets on success.
+//!
+//! Delivery is at most once and in order per peer: a message is never duplicated or reordered by the
+//! transport, but any message can be lost (dropped on a full queue without notice, or lost with a link, which
+//! the `PeerLost` signals); request ids and the node's timeouts do the rest.
 
 mod inbound;
 mod link;

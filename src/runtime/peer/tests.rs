@@ -193,6 +193,21 @@ async fn garbage_and_bad_frames_close_only_their_connection() {
 }
 
 #[tokio::test]
+async fn silent_and_surplus_connections_are_closed() {
+    let b = node_with(|c| {
+        c.hello_timeout_ms = 100;
+        c.inbound_max = 1;
+    })
+    .await;
+    let mut silent = TcpStream::connect(b.addr).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let mut surplus = TcpStream::connect(b.addr).await.unwrap();
+    assert!(closed(&mut surplus).await, "beyond inbound_max");
+    assert!(closed(&mut silent).await, "no hello within the timeout");
+    assert_eq!(b.transport.stats().snapshot().frames_bad, 1);
+}
+
+#[tokio::test]
 async fn a_different_cluster_secret_is_refused() {
     let secret = |b| Some(ClusterSecret::from_bytes(&[b; 32]).unwrap());
     let mut keyed = node_with(|c| c.secret = secret(1)).await;
