@@ -235,6 +235,26 @@ async fn build_node(
     Ok((Node::clustered(config.node.clone(), config.seed, membership, seeds.clone()), seeds))
 }
 
+/// Start the peer transport of a clustered node: it accepts on `listener` and introduces itself by the node's
+/// advertised cluster address. `None` for a node without membership.
+fn start_peers(
+    listener: TcpListener,
+    node: &Node,
+    config: &ServerConfig,
+    to_node: mpsc::Sender<ToNode>,
+    stats: Arc<PeerStats>,
+    shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<Option<PeerTransport>> {
+    let Some(membership) = node.membership() else { return Ok(None) };
+    let secret = config.cluster.as_ref().and_then(|c| c.secret.as_deref());
+    let secret = secret.map(ClusterSecret::from_bytes).transpose()?;
+    let advertise = membership.identity().gossip_addr;
+    let transport = PeerTransport::new(PeerConfig::new(advertise, config.node.name.clone(), secret), to_node, stats);
+    transport.listen(listener, shutdown);
+    tracing::info!(peer = %advertise, "accepting peer connections (TCP)");
+    Ok(Some(transport))
+}
+
 async fn run(
     sockets: Sockets,
     config: ServerConfig,
@@ -256,17 +276,9 @@ async fn run(
         let loss_percent = config.cluster.as_ref().map_or(0, |c| c.send_loss_percent);
         node_task::Gossip::new(socket, loss_percent, config.seed)
     });
-    let peers = match (peer_listener, node.membership()) {
-        (Some(peer_listener), Some(m)) => {
-            let identity = m.identity();
-            let secret = config.cluster.as_ref().and_then(|c| c.secret.as_deref());
-            let secret = secret.map(ClusterSecret::from_bytes).transpose()?;
-            let peer_config = PeerConfig::new(identity.gossip_addr, config.node.name.clone(), secret);
-            let transport = PeerTransport::new(peer_config, to_node.clone(), peer_stats.clone());
-            transport.listen(peer_listener, shutdown.clone());
-            Some(transport)
-        }
-        _ => None,
+    let peers = match peer_listener {
+        Some(l) => start_peers(l, &node, &config, to_node.clone(), peer_stats.clone(), shutdown.clone())?,
+        None => None,
     };
     let node_task = tokio::spawn(node_task::run(node, rx, shutdown.clone(), gossip, peers));
     let shared = Arc::new(Shared {
