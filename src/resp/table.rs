@@ -267,6 +267,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd("setex", 4, WRITE | DENYOOM, (1, 1, 1), Str, "2.0.0", "O(1)", "Sets the string value and expiration time of a key. Creates the key if it doesn't exist.", strings::setex),
     cmd("setnx", 3, WRITE | DENYOOM | FAST, (1, 1, 1), Str, "1.0.0", "O(1)", "Set the string value of a key only when the key doesn't exist.", strings::setnx),
     cmd("setrange", 4, WRITE | DENYOOM, (1, 1, 1), Str, "2.2.0", "O(1), not counting the time taken to copy the new string in place.", "Overwrites a part of a string value with another by an offset. Creates the key if it doesn't exist.", strings::setrange),
+    cmd("shoal.consistency", -1, NOSCRIPT | LOADING | STALE | FAST, (0, 0, 0), Conn, "0.1.0", "O(1)", "Shows or sets the read and write consistency levels (ONE, QUORUM, ALL) of the connection.", conn::consistency),
     cmd("shoal.localget", 2, READONLY | FAST, (1, 1, 1), Srv, "0.1.0", "O(1)", "Returns this node's own copy of a key (value or marker) with its version vector, without asking other replicas.", keyspace::localget),
     cmd("shoal.members", 1, READONLY | LOADING | STALE, (0, 0, 0), Srv, "0.1.0", "O(N) where N is the number of known members", "Lists the cluster members this node knows: name, addresses, state, incarnation.", keyspace::members),
     cmd("shoal.owners", 2, READONLY | FAST, (1, 1, 1), Srv, "0.1.0", "O(log N)", "Returns the key's replicas (its preference list) as this node's ring sees it.", keyspace::owners),

@@ -31,6 +31,11 @@ impl TestServer {
         TestServer::start(ServerConfig::default())
     }
 
+    /// The server's running handle (cluster address, peer counters).
+    pub fn handle(&self) -> &ServerHandle {
+        self.handle.as_ref().expect("running")
+    }
+
     /// A `redis` crate client connection.
     pub fn client(&self) -> redis::Connection {
         let url = format!("redis://{}/", self.addr);

@@ -2,12 +2,14 @@
 //! anti-entropy logic.
 
 pub mod antientropy;
+pub mod codec;
 pub mod coordinator;
 pub mod handoff;
 pub mod levels;
 pub mod state;
 pub mod wire;
 
+pub use codec::{DecodeError, EncodeError, Frame, FrameCodec};
 pub use levels::{Consistency, Levels, UnknownLevel};
 pub use state::ReplicationStats;
 pub use wire::{AeKey, EntryKind, PeerMsg, WireEntry};
