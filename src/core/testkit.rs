@@ -35,6 +35,8 @@ pub struct Cluster {
     seq: u64,
     /// Group of each node; traffic between different groups is dropped.
     pub side: Vec<u8>,
+    /// Clock offset of each node in ms (its wall clock reads `now + skew`).
+    pub skew: Vec<i64>,
     /// Replies by (conn, req).
     pub replies: BTreeMap<(u64, u64), Reply>,
     next_req: u64,
@@ -52,6 +54,7 @@ impl Cluster {
             queue: BTreeMap::new(),
             seq: 0,
             side: vec![0; n],
+            skew: vec![0; n],
             replies: BTreeMap::new(),
             next_req: 1,
             peer_messages: 0,
@@ -88,11 +91,12 @@ impl Cluster {
     }
 
     fn input(&mut self, i: usize, input: Input) {
-        let now = self.now;
+        let now = self.now.saturating_add_signed(self.skew[i]);
         let Some(node) = self.nodes[i].as_mut() else { return };
         let mut out = Outbox::new();
         node.handle(now, input, &mut out);
         let generation = self.generation[i];
+        let now = self.now;
         for o in out.drain() {
             match o {
                 Output::Reply { conn, req, reply } => {

@@ -145,8 +145,10 @@ impl Node {
             let mut req = *req;
             req.op = self.with_fresh_token(now, req.op, floor);
             req.retried = true;
+            // Ask every replica again, those that granted the stale token too (a re-grant to the same owner), so
+            // all of them hold the same token.
             for slot in &mut req.answers {
-                if slot.1.as_ref().is_some_and(|a| !a.applied) {
+                if !slot.2 {
                     slot.1 = None;
                 }
             }

@@ -48,6 +48,7 @@ fn contend_renew_release_and_expire_on_three_nodes() {
     assert!(t2 > t1, "fencing tokens grow: {t2} > {t1}");
     let Reply::Map(info) = op(&mut c, 0, LockOp::Info { name: "job".into() }) else { panic!("held") };
     assert!(info.contains(&(Reply::simple("majority"), Reply::Int(1))));
+    assert!(info.contains(&(Reply::simple("replicas_holding"), Reply::Int(3))), "{info:?}");
     assert!(info.contains(&(Reply::simple("token"), Reply::Int(t2 as i64))));
     c.run_for(1_100);
     assert_eq!(op(&mut c, 0, LockOp::Info { name: "job".into() }), Reply::Nil, "the lease ran out");
@@ -115,4 +116,23 @@ fn a_lone_node_is_its_locks_only_replica() {
     let r =
         call(&mut n, &mut out, 1_100, LockOp::Acquire { name: "l".into(), owner: "b".into(), token: 0, ttl_ms: 100 });
     assert!(granted(&r).is_some_and(|(t2, _)| t2 > t));
+}
+
+#[test]
+fn a_coordinator_with_a_slow_clock_retries_above_the_highest_token_on_every_replica() {
+    let mut c = Cluster::new(5, config());
+    c.skew = vec![5_000, 0, 0, 0, 0];
+    let owners = c.node(0).owners(b"job");
+    let outsider = (0..5).find(|i| !owners.contains(&format!("n{i}")) && *i != 0).expect("a non-replica");
+    // One replica misses the first grant and its release (cut off briefly), so the replicas' highest tokens differ.
+    let missed: usize = owners.iter().map(|o| o[1..].parse::<usize>().unwrap()).find(|&o| o != 0).unwrap();
+    c.side[missed] = 1;
+    let (t1, _) = granted(&acquire(&mut c, 0, "fast", 60_000)).expect("granted");
+    assert_eq!(op(&mut c, 0, LockOp::Release { name: "job".into(), owner: "fast".into(), token: t1 }), Reply::Int(1));
+    c.side[missed] = 0;
+    let (t2, mode) = granted(&acquire(&mut c, outsider, "slow", 60_000)).expect("granted after a retry");
+    assert!(t2 > t1, "{t2} > {t1}");
+    assert_eq!(mode, "majority");
+    let Reply::Map(info) = op(&mut c, outsider, LockOp::Info { name: "job".into() }) else { panic!("held") };
+    assert!(info.contains(&(Reply::simple("replicas_holding"), Reply::Int(3))), "{info:?}");
 }
