@@ -75,8 +75,13 @@ impl Node {
                 answers.push((Some(addr), None, false));
             }
         }
+        // A majority is of the lock's N replicas as the cluster is configured, not of the replicas this node can
+        // see now: a node cut off from the others (its ring shrunk to itself) must not count itself a majority.
+        // Members known but down still count toward N (they are replicas that do not answer).
+        let known = self.membership.as_ref().map_or(1, |m| m.members().len());
+        let replicas = self.config.replicas.min(known).max(owners.len()).max(1);
         let id = self.repl_mut().id();
-        let request = LockRequest { origin, op, replicas: owners.len().max(1), answers, retried: false };
+        let request = LockRequest { origin, op, replicas, answers, retried: false };
         self.repl_mut().pending.insert(id, Pending::Lock(Box::new(request)));
         self.lock_send(now, id, out);
         out.push(Output::Schedule { after_ms: self.config.request_timeout_ms, timer: TimerId::Request(id) });

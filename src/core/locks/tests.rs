@@ -74,6 +74,26 @@ fn without_a_majority_available_mode_grants_degraded_and_strict_refuses() {
 }
 
 #[test]
+fn a_node_cut_off_after_failure_detection_is_no_majority_of_its_own() {
+    for (mode, expect_grant) in [(LockMode::Available, true), (LockMode::Strict, false)] {
+        let mut c = Cluster::new(3, NodeConfig { lock_mode: mode, ..config() });
+        c.side = vec![1, 0, 0];
+        // Long enough for node 0 to declare the others down: its ring is itself alone.
+        c.run_for(8_000);
+        assert_eq!(c.node(0).ring_members(), 1);
+        let r = acquire(&mut c, 0, "lonely", 5_000);
+        if expect_grant {
+            assert_eq!(granted(&r).map(|(_, m)| m), Some("degraded".to_string()), "{r:?}");
+        } else {
+            assert!(matches!(&r, Reply::Error(e) if e.starts_with("NOMAJORITY")), "{r:?}");
+        }
+        // The majority side still grants with a majority.
+        let r = acquire(&mut c, 1, "crowd", 5_000);
+        assert_eq!(granted(&r).map(|(_, m)| m), Some("majority".to_string()), "{r:?}");
+    }
+}
+
+#[test]
 fn fencing_tokens_grow_across_a_healed_partition() {
     let mut c = Cluster::new(5, config());
     c.side = vec![0, 0, 1, 1, 1];
