@@ -10,6 +10,8 @@ use crate::locks::history::{holds, Answer, Call, LockEvent};
 pub struct LockSummary {
     /// The scenario's name.
     pub scenario: String,
+    /// Runs (seeds) summed up in this row.
+    pub runs: u64,
     /// Lock calls sent.
     pub calls: u64,
     /// Acquires granted (majority and degraded).
@@ -24,6 +26,8 @@ pub struct LockSummary {
     pub double_holder_intervals: u64,
     /// Their total length.
     pub double_holder_ms: Ms,
+    /// The longest of them.
+    pub double_holder_ms_max: Ms,
     /// Writes the fenced resources accepted.
     pub writes_accepted: u64,
     /// Writes they rejected (a lower token).
@@ -49,7 +53,7 @@ pub fn summarize(scenario: &str, events: &[LockEvent], end: Ms, faults: bool) ->
     let (stale, found) = check::stale_writes(events, &held);
     violations.extend(found);
     violations.extend(check::tokens_grow(events));
-    let mut s = LockSummary { scenario: scenario.to_string(), ..LockSummary::default() };
+    let mut s = LockSummary { scenario: scenario.to_string(), runs: 1, ..LockSummary::default() };
     let mut acquires = std::collections::BTreeSet::new();
     for event in events {
         match event {
@@ -75,14 +79,16 @@ pub fn summarize(scenario: &str, events: &[LockEvent], end: Ms, faults: bool) ->
     }
     s.double_holder_intervals = overlaps.len() as u64;
     s.double_holder_ms = overlaps.iter().map(|o| o.to - o.from).sum();
+    s.double_holder_ms_max = overlaps.iter().map(|o| o.to - o.from).max().unwrap_or(0);
     s.stale_writes = stale.total;
     s.stale_rejected = stale.rejected;
     s.violations = violations.len() as u64;
     (s, violations)
 }
 
-const HEADER: [&str; 13] = [
+const HEADER: [&str; 15] = [
     "scenario",
+    "runs",
     "calls",
     "grants",
     "degraded",
@@ -90,6 +96,7 @@ const HEADER: [&str; 13] = [
     "failed",
     "double holders",
     "double-holder ms",
+    "longest ms",
     "writes ok",
     "writes fenced",
     "stale writes",
@@ -98,9 +105,28 @@ const HEADER: [&str; 13] = [
 ];
 
 impl LockSummary {
-    fn cells(&self) -> [String; 13] {
+    /// Adds another run's counts to this row (the longest stretch is the longest of both).
+    pub fn absorb(&mut self, other: &LockSummary) {
+        self.runs += other.runs;
+        self.calls += other.calls;
+        self.grants += other.grants;
+        self.degraded += other.degraded;
+        self.contended += other.contended;
+        self.failed += other.failed;
+        self.double_holder_intervals += other.double_holder_intervals;
+        self.double_holder_ms += other.double_holder_ms;
+        self.double_holder_ms_max = self.double_holder_ms_max.max(other.double_holder_ms_max);
+        self.writes_accepted += other.writes_accepted;
+        self.writes_rejected += other.writes_rejected;
+        self.stale_writes += other.stale_writes;
+        self.stale_rejected += other.stale_rejected;
+        self.violations += other.violations;
+    }
+
+    fn cells(&self) -> [String; 15] {
         [
             self.scenario.clone(),
+            self.runs.to_string(),
             self.calls.to_string(),
             self.grants.to_string(),
             self.degraded.to_string(),
@@ -108,6 +134,7 @@ impl LockSummary {
             self.failed.to_string(),
             self.double_holder_intervals.to_string(),
             self.double_holder_ms.to_string(),
+            self.double_holder_ms_max.to_string(),
             self.writes_accepted.to_string(),
             self.writes_rejected.to_string(),
             self.stale_writes.to_string(),

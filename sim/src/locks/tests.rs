@@ -173,9 +173,13 @@ fn the_summary_counts_and_the_table_has_a_row_per_scenario() {
     assert!(violations.iter().all(|v| v.kind == LockKind::DoubleHolder), "{violations:?}");
     let (faulty, violations) = summarize("partition", &events, 5_000, true);
     assert_eq!(violations, vec![]);
+    assert_eq!(s.double_holder_ms_max, 190);
+    let mut both = s.clone();
+    both.absorb(&faulty);
+    assert_eq!((both.runs, both.grants, both.double_holder_ms, both.double_holder_ms_max), (2, 8, 380, 190));
     let table = markdown_table(&[s, faulty]);
     assert_eq!(table.lines().count(), 4);
-    assert!(table.lines().nth(2).is_some_and(|l| l.starts_with("| planted | 6 | 4 | 0 |")), "{table}");
+    assert!(table.lines().nth(2).is_some_and(|l| l.starts_with("| planted | 1 | 6 | 4 | 0 |")), "{table}");
 }
 
 /// Drives the workload against one real node (replies are immediate); `pause`: arm a pause on client 0 at 5 s.
