@@ -7,6 +7,17 @@
 //! double-holder stretches and their length under faults, fenced resources that only move forward, stale writes
 //! of woken holders rejected, and fencing tokens that grow from one majority grant to the next. Nothing here is
 //! product code: the checkers see only what clients sent, were told and wrote.
+//!
+//! Driving it from an engine with asynchronous replies (virtual time `now` never goes back):
+//! - create it with `LockWorkload::new(LockConfig { clients, start_ms, .. }, nodes, seed)` from its own RNG stream;
+//! - keep one wake-up event scheduled at `next_wake()` (when it is earlier than the one pending); at a wake-up,
+//!   and after every `on_reply`, take `next_call(now)` until `None` and deliver each `LockCall` to `call.node` as
+//!   `Input::Client { conn: call.conn(), req: call.req, cmd: call.cmd, levels }` (held while the node is paused);
+//!   a call to a crashed node is `on_refused(call.client, call.req, now)`;
+//! - route `Output::Reply { conn, req, reply }` with `lock_client(conn) == Some(client)` to
+//!   `on_reply(client, req, now, &reply)` (unanswered calls time out inside the workload);
+//! - `stop(now)` at the heal if the liveness phase must be quiet (`calls_waiting()` tells when it is);
+//! - at the end, `summarize(name, history(), now, faults)` gives the row and the violations.
 
 pub mod check;
 pub mod history;

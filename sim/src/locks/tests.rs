@@ -184,13 +184,24 @@ fn the_summary_counts_and_the_table_has_a_row_per_scenario() {
 
 /// Drives the workload against one real node (replies are immediate); `pause`: arm a pause on client 0 at 5 s.
 fn against_a_lone_node(seed: u64, pause: bool) -> (LockSummary, Vec<LockViolation>) {
+    let (summary, violations, _) = drive_lone_node(seed, pause, None);
+    (summary, violations)
+}
+
+/// The lone-node driver; `stop_at`: stop the workload then. Returns the workload too.
+fn drive_lone_node(seed: u64, pause: bool, stop_at: Option<u64>) -> (LockSummary, Vec<LockViolation>, LockWorkload) {
     const EPOCH: u64 = 1_700_000_000_000;
     let mut node = Node::new(NodeConfig::default(), seed);
     let mut locks = LockWorkload::new(LockConfig::default(), 1, seed);
     let mut out = Outbox::new();
     let end = 30_000;
     let mut armed = !pause;
+    let mut stopped = false;
     while let Some(now) = locks.next_wake().filter(|at| *at < end) {
+        if stop_at.is_some_and(|at| now >= at) && !stopped {
+            locks.stop(now);
+            stopped = true;
+        }
         if !armed && now >= 5_000 {
             locks.pause_next_write(0, 500);
             armed = true;
@@ -206,7 +217,8 @@ fn against_a_lone_node(seed: u64, pause: bool) -> (LockSummary, Vec<LockViolatio
             }
         }
     }
-    summarize("lone node", locks.history(), end, false)
+    let (summary, violations) = summarize("lone node", locks.history(), end, false);
+    (summary, violations, locks)
 }
 
 #[test]
@@ -223,4 +235,19 @@ fn a_paused_holder_wakes_after_its_lease_and_is_fenced_off() {
     assert_eq!(violations, vec![]);
     assert_eq!((s.stale_writes, s.stale_rejected), (1, 1), "{}", s.line());
     assert_eq!(s.double_holder_intervals, 0);
+}
+
+#[test]
+fn a_stopped_workload_releases_and_goes_quiet() {
+    let (s, violations, locks) = drive_lone_node(3, false, Some(10_000));
+    assert_eq!(violations, vec![]);
+    assert_eq!((locks.next_wake(), locks.calls_waiting()), (None, 0));
+    assert!((0..3).all(|c| !locks.is_holding(c)));
+    // The stop takes effect at the first wake-up from 10 s on, which comes within a think time.
+    let acquired_late = locks.history().iter().any(|e| {
+        matches!(e, LockEvent::Sent { at, call: Call::Acquire { .. }, .. } if *at > 10_000 + LockConfig::default().think_ms.1)
+    });
+    assert!(!acquired_late);
+    let release_last = locks.history().iter().rev().find(|e| matches!(e, LockEvent::Sent { .. }));
+    assert!(matches!(release_last, Some(LockEvent::Sent { call: Call::Release { .. }, .. })), "{}", s.line());
 }

@@ -21,7 +21,7 @@ use crate::locks::history::{Answer, Call, LockEvent};
 use crate::locks::resource::FencedResource;
 
 /// Connection ids of lock clients start here (client `i` uses `LOCK_CONN_BASE + i`), apart from data clients.
-pub const LOCK_CONN_BASE: u64 = 1 << 32;
+pub const LOCK_CONN_BASE: u64 = 1 << 62;
 
 /// The lock workload's settings; ranges are inclusive.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -174,6 +174,8 @@ pub struct LockWorkload {
     resources: BTreeMap<String, FencedResource>,
     history: Vec<LockEvent>,
     late_answers: u64,
+    /// Set by `stop`: no new acquire, holders release at their next step.
+    stopped: bool,
 }
 
 fn draw(rng: &mut StdRng, (lo, hi): (Ms, Ms)) -> Ms {
@@ -204,12 +206,15 @@ impl LockWorkload {
             resources: BTreeMap::new(),
             history: Vec::new(),
             late_answers: 0,
+            stopped: false,
         }
     }
 
     /// The earliest virtual time at which a client wants to act (the driver schedules a wake-up then).
     pub fn next_wake(&self) -> Option<Ms> {
-        let clients = self.clients.iter().filter_map(|c| match &c.state {
+        let stopped = self.stopped;
+        let clients = self.clients.iter().filter_map(move |c| match &c.state {
+            State::Idle { .. } if stopped => None,
             State::Idle { wake } => Some(*wake),
             State::Acquiring { .. } => None,
             State::Holding(h) => {
@@ -246,6 +251,22 @@ impl LockWorkload {
         if let Some(c) = self.clients.get_mut(client) {
             c.pause = Some(past_lease_ms);
         }
+    }
+
+    /// From `now` on, clients start no new acquire, and holders release their lock at their next step (for a
+    /// quiet liveness phase). Call `next_call(now)` after it.
+    pub fn stop(&mut self, now: Ms) {
+        self.stopped = true;
+        for c in &mut self.clients {
+            if let State::Holding(held) = &mut c.state {
+                held.hold_until = held.hold_until.min(now);
+            }
+        }
+    }
+
+    /// Calls sent and not answered yet (nor timed out).
+    pub fn calls_waiting(&self) -> usize {
+        self.outstanding.len()
     }
 
     /// Everything the clients did, in order.
@@ -295,7 +316,7 @@ impl LockWorkload {
         match state {
             State::Acquiring { req: r, lock, sent_at, ttl_ms } if r == req => match answer {
                 Answer::Granted { token, .. } if now < sent_at + ttl_ms - drift_margin(ttl_ms) => {
-                    let hold_until = now + draw(&mut self.rng, self.config.hold_ms);
+                    let hold_until = if self.stopped { now } else { now + draw(&mut self.rng, self.config.hold_ms) };
                     let held =
                         Held { lock, token, lease_start: sent_at, ttl_ms, hold_until, next_write: now, renewing: None };
                     if self.rng.random_range(0..100) < self.config.pause_percent {
@@ -370,7 +391,7 @@ impl LockWorkload {
     fn step(&mut self, client: usize, now: Ms) -> bool {
         let state = self.clients[client].state.clone();
         match state {
-            State::Idle { wake } if wake <= now => {
+            State::Idle { wake } if wake <= now && !self.stopped => {
                 let lock = format!("lock{}", self.rng.random_range(0..self.config.locks.max(1)));
                 let ttl_ms = draw(&mut self.rng, self.config.ttl_ms);
                 let req = self.send(client, now, lock.clone(), Call::Acquire { ttl_ms });
