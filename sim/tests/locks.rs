@@ -40,14 +40,19 @@ fn index(a: SocketAddr) -> usize {
 enum Ev {
     Gossip { to: usize, from: usize, packet: Bytes },
     Peer { to: usize, from: usize, msg: PeerMsg },
-    Timer { node: usize, timer: TimerId },
+    Timer { node: usize, generation: u64, timer: TimerId },
+    Lost { to: usize, peer: usize },
     Call(LockCall),
     Reply { conn: u64, req: u64, reply: Reply },
 }
 
 struct Driver {
     now: Ms,
-    nodes: Vec<Node>,
+    /// Each node, or `None` while crashed.
+    nodes: Vec<Option<Node>>,
+    /// Bumped at each crash: timers of a dead incarnation are dropped.
+    generation: Vec<u64>,
+    mode: LockMode,
     queue: BTreeMap<(Ms, u64), Ev>,
     seq: u64,
     side: Vec<u8>,
@@ -64,7 +69,9 @@ impl Driver {
     fn new(n: usize, mode: LockMode, seed: u64) -> Driver {
         let mut d = Driver {
             now: 0,
-            nodes: Vec::new(),
+            nodes: (0..n).map(|_| None).collect(),
+            generation: vec![0; n],
+            mode,
             queue: BTreeMap::new(),
             seq: 0,
             side: vec![0; n],
@@ -74,19 +81,33 @@ impl Driver {
             replies: BTreeMap::new(),
         };
         for i in 0..n {
-            let config = NodeConfig { name: format!("n{i}"), vnodes: 64, lock_mode: mode, ..NodeConfig::default() };
-            let identity = Identity::new(addr(i), addr(i), config.name.clone(), EPOCH_MS);
-            let membership =
-                Membership::new(identity, GossipConfig::lan(), None, d.rng.random()).expect("valid config");
-            let seeds = if i == 0 { vec![] } else { vec![addr(0)] };
-            d.nodes.push(Node::clustered(config, d.rng.random(), membership, seeds));
-            d.input(i, Input::Start);
+            d.start(i);
         }
-        while !d.nodes.iter().all(|node| node.ring_members() == n) {
+        while !d.nodes.iter().all(|node| node.as_ref().is_some_and(|node| node.ring_members() == n)) {
             assert!(d.now < 30_000, "the cluster formed within 30 s");
             d.step();
         }
         d
+    }
+
+    /// Boots node `i` (again, after a crash: empty, under a new incarnation), joining through node 0 (or 1).
+    fn start(&mut self, i: usize) {
+        let config = NodeConfig { name: format!("n{i}"), vnodes: 64, lock_mode: self.mode, ..NodeConfig::default() };
+        let identity = Identity::new(addr(i), addr(i), config.name.clone(), EPOCH_MS + self.now);
+        let membership = Membership::new(identity, GossipConfig::lan(), None, self.rng.random()).expect("valid config");
+        let seeds = match (i, self.now) {
+            (0, 0) => vec![],
+            (0, _) => vec![addr(1)],
+            _ => vec![addr(0)],
+        };
+        self.nodes[i] = Some(Node::clustered(config, self.rng.random(), membership, seeds));
+        self.input(i, Input::Start);
+    }
+
+    /// Node `i`'s process dies: its memory (lock table included) is gone.
+    fn crash(&mut self, i: usize) {
+        self.nodes[i] = None;
+        self.generation[i] += 1;
     }
 
     fn push(&mut self, at: Ms, ev: Ev) {
@@ -96,11 +117,15 @@ impl Driver {
 
     fn input(&mut self, i: usize, input: Input) {
         let mut out = Outbox::new();
-        self.nodes[i].handle(EPOCH_MS + self.now + self.offset_ms[i], input, &mut out);
+        let Some(node) = self.nodes[i].as_mut() else { return };
+        node.handle(EPOCH_MS + self.now + self.offset_ms[i], input, &mut out);
+        let generation = self.generation[i];
         for o in out.drain() {
             match o {
                 Output::Reply { conn, req, reply } => self.push(self.now + 1, Ev::Reply { conn, req, reply }),
-                Output::Schedule { after_ms, timer } => self.push(self.now + after_ms, Ev::Timer { node: i, timer }),
+                Output::Schedule { after_ms, timer } => {
+                    self.push(self.now + after_ms, Ev::Timer { node: i, generation, timer })
+                }
                 Output::SendGossip { to, packet } => {
                     let delay = self.rng.random_range(1..=3);
                     self.push(self.now + delay, Ev::Gossip { to: index(to), from: i, packet });
@@ -119,27 +144,38 @@ impl Driver {
             Ev::Gossip { to, from, packet } if self.side[to] == self.side[from] => {
                 self.input(to, Input::Gossip { from: addr(from), packet })
             }
+            Ev::Peer { to, from, .. } if self.side[to] == self.side[from] && self.nodes[to].is_none() => {
+                // The connection is refused: the sender learns it at once.
+                self.push(at + 1, Ev::Lost { to: from, peer: to });
+            }
             Ev::Peer { to, from, msg } if self.side[to] == self.side[from] => {
                 self.input(to, Input::Peer { from: addr(from), msg })
             }
+            Ev::Lost { to, peer } => self.input(to, Input::PeerLost { peer: addr(peer) }),
             Ev::Gossip { .. } | Ev::Peer { .. } => {}
-            Ev::Timer { node, timer } => {
+            Ev::Timer { node, generation, timer } => {
                 let same: Vec<(Ms, u64)> = self
                     .queue
                     .range((at, 0)..=(at, u64::MAX))
                     .filter(|(_, e)| matches!(e, Ev::Timer { node: n, .. } if *n == node))
                     .map(|(k, _)| *k)
                     .collect();
-                let mut due = vec![timer];
+                let mut due = vec![(timer, generation)];
                 for k in same {
-                    if let Some(Ev::Timer { timer, .. }) = self.queue.remove(&k) {
-                        due.push(timer);
+                    if let Some(Ev::Timer { timer, generation, .. }) = self.queue.remove(&k) {
+                        due.push((timer, generation));
                     }
                 }
                 due.sort();
-                for timer in due {
-                    self.input(node, Input::Timer(timer));
+                for (timer, generation) in due {
+                    if generation == self.generation[node] {
+                        self.input(node, Input::Timer(timer));
+                    }
                 }
+            }
+            Ev::Call(call) if self.nodes[call.node].is_none() => {
+                self.locks.as_mut().expect("only lock clients call").on_refused(call.client, call.req, at);
+                self.drain_calls();
             }
             Ev::Call(call) => {
                 let (conn, req) = (call.conn(), call.req);
@@ -211,6 +247,8 @@ struct Scenario {
     pause_percent: u32,
     /// (time, forward jump of each node's clock), relative to the workload's start.
     jump: Option<(Ms, Vec<u64>)>,
+    /// (time, nodes, down for): these nodes crash together and restart empty, relative to the workload's start.
+    crash: Option<(Ms, Vec<usize>, Ms)>,
 }
 
 impl Scenario {
@@ -225,6 +263,7 @@ impl Scenario {
             pause: None,
             pause_percent: 0,
             jump: None,
+            crash: None,
         }
     }
 }
@@ -258,6 +297,11 @@ fn run(s: &Scenario) -> Outcome {
         let jump = move |d: &mut Driver| d.offset_ms.iter_mut().zip(&deltas).for_each(|(o, j)| *o += j);
         steps.push((start + at, Box::new(jump)));
     }
+    if let Some((at, nodes, down_ms)) = s.crash.clone() {
+        let crashed = nodes.clone();
+        steps.push((start + at, Box::new(move |d: &mut Driver| crashed.iter().for_each(|&i| d.crash(i)))));
+        steps.push((start + at + down_ms, Box::new(move |d: &mut Driver| nodes.iter().for_each(|&i| d.start(i)))));
+    }
     steps.sort_by_key(|(at, _)| *at);
     for (at, f) in steps {
         d.run_until(at);
@@ -266,7 +310,7 @@ fn run(s: &Scenario) -> Outcome {
     let end = start + s.duration_ms;
     d.run_until(end);
     let locks = d.locks.take().expect("running");
-    let faults = s.partition.is_some() || s.jump.is_some();
+    let faults = s.partition.is_some() || s.jump.is_some() || s.crash.is_some();
     let (summary, violations) = summarize(s.name, locks.history(), end, faults);
     println!("{}", summary.line());
     Outcome { summary, violations, history: locks.history().to_vec() }
@@ -296,6 +340,10 @@ fn scenarios() -> Vec<Scenario> {
     pauses.pause_percent = 25;
     let mut jumped = Scenario::new("clocks of 2 of 3 nodes jump 2 s ahead", 3, 1);
     jumped.jump = Some((15_000, vec![0, 2_000, 2_000]));
+    let mut one_crash = Scenario::new("1 of 3 nodes crashes, back empty after 5 s", 3, 1);
+    one_crash.crash = Some((15_000, vec![2], 5_000));
+    let mut two_crash = Scenario::new("2 of 3 nodes crash, back empty after 0.5 s", 3, 1);
+    two_crash.crash = Some((15_000, vec![1, 2], 500));
     vec![
         calm(1),
         split("partition 2 vs 1 (3 nodes), available", 3, LockMode::Available, vec![0, 0, 1]),
@@ -305,6 +353,8 @@ fn scenarios() -> Vec<Scenario> {
         paused,
         pauses,
         jumped,
+        one_crash,
+        two_crash,
     ]
 }
 
@@ -325,8 +375,8 @@ fn a_run_replays_exactly() {
 }
 
 #[test]
-fn under_a_partition_or_a_clock_jump_double_holders_are_counted_and_fencing_holds() {
-    for s in scenarios().into_iter().filter(|s| s.partition.is_some() || s.jump.is_some()) {
+fn under_partitions_clock_jumps_and_crashes_double_holders_are_counted_and_fencing_holds() {
+    for s in scenarios().into_iter().filter(|s| s.partition.is_some() || s.jump.is_some() || s.crash.is_some()) {
         let o = run(&s);
         assert_clean(&o);
     }
@@ -377,7 +427,7 @@ fn strict_mode_refuses_on_a_cut_off_node_after_failure_detection() {
     d.side = vec![0, 0, 1];
     let end = d.now + 15_000;
     d.run_until(end);
-    assert_eq!(d.nodes[2].ring_members(), 1, "n2 has declared the others down");
+    assert_eq!(d.nodes[2].as_ref().map(Node::ring_members), Some(1), "n2 has declared the others down");
     let op =
         shoal::core::locks::LockOp::Acquire { name: "job".into(), owner: "lonely".into(), token: 0, ttl_ms: 5_000 };
     let reply = d.call(2, shoal::core::command::Command::Lock(op));
