@@ -59,8 +59,8 @@ impl Answer {
 /// One entry of the history.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LockEvent {
-    /// Client `client` sent call `req` about `lock`.
-    Sent { at: Ms, client: usize, req: u64, lock: String, call: Call },
+    /// Client `client` sent call `req` about `lock` to node `node`.
+    Sent { at: Ms, client: usize, req: u64, node: usize, lock: String, call: Call },
     /// Client `client` took in the answer to call `req`.
     Answered { at: Ms, client: usize, req: u64, answer: Answer },
     /// Client `client` wrote to `lock`'s fenced resource with `token`; the resource accepted it or not.

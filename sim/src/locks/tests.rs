@@ -9,7 +9,7 @@ use super::history::{holds, Answer, Call, LockEvent};
 use super::*;
 
 fn sent(at: u64, client: usize, req: u64, call: Call) -> LockEvent {
-    LockEvent::Sent { at, client, req, lock: "l".into(), call }
+    LockEvent::Sent { at, client, req, node: 0, lock: "l".into(), call }
 }
 
 fn answered(at: u64, client: usize, req: u64, answer: Answer) -> LockEvent {

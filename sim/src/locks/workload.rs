@@ -362,7 +362,7 @@ impl LockWorkload {
         };
         self.ready.push_back(LockCall { client, req, node: c.node, cmd: Command::Lock(op) });
         self.outstanding.insert(req, Outstanding { client, deadline: now + self.config.call_timeout_ms });
-        self.history.push(LockEvent::Sent { at: now, client, req, lock, call });
+        self.history.push(LockEvent::Sent { at: now, client, req, node: c.node, lock, call });
         req
     }
 
