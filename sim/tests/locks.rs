@@ -21,7 +21,8 @@ use shoal::core::reply::Reply;
 use shoal::core::{Input, Node, NodeConfig, Outbox, Output, TimerId};
 use shoal_sim::event::Ms;
 use shoal_sim::locks::{
-    lock_client, markdown_table, summarize, LockCall, LockConfig, LockEvent, LockSummary, LockViolation, LockWorkload,
+    lock_client, markdown_table, summarize, LockCall, LockConfig, LockEvent, LockKind, LockSummary, LockViolation,
+    LockWorkload,
 };
 
 const EPOCH_MS: u64 = 1_700_000_000_000;
@@ -272,6 +273,8 @@ impl Scenario {
 type Step = (Ms, Box<dyn Fn(&mut Driver)>);
 
 struct Outcome {
+    /// When the run ended.
+    end: Ms,
     summary: LockSummary,
     violations: Vec<LockViolation>,
     history: Vec<LockEvent>,
@@ -313,7 +316,7 @@ fn run(s: &Scenario) -> Outcome {
     let faults = s.partition.is_some() || s.jump.is_some() || s.crash.is_some();
     let (summary, violations) = summarize(s.name, locks.history(), end, faults);
     println!("{}", summary.line());
-    Outcome { summary, violations, history: locks.history().to_vec() }
+    Outcome { end, summary, violations, history: locks.history().to_vec() }
 }
 
 fn assert_clean(o: &Outcome) {
@@ -380,6 +383,17 @@ fn under_partitions_clock_jumps_and_crashes_double_holders_are_counted_and_fenci
         let o = run(&s);
         assert_clean(&o);
     }
+}
+
+/// The exclusivity checker is not blind on real histories: judged as if it had no faults, a partitioned run is
+/// flagged.
+#[test]
+fn the_no_fault_checker_flags_the_double_holders_of_a_real_partitioned_run() {
+    let o = run(&split("partition 2 vs 1 (3 nodes), available", 3, LockMode::Available, vec![0, 0, 1]));
+    let (summary, violations) = summarize("judged without faults", &o.history, o.end, false);
+    assert!(summary.double_holder_intervals > 0);
+    assert_eq!(violations.len() as u64, summary.double_holder_intervals, "{violations:?}");
+    assert!(violations.iter().all(|v| v.kind == LockKind::DoubleHolder));
 }
 
 #[test]

@@ -152,16 +152,23 @@ pub struct StaleWrites {
     pub accepted_first: u64,
 }
 
+/// A hold's [from, to).
+type Span = (Ms, Ms);
+
 /// Checker (d): stale writes are counted; one accepted after a newer token was accepted is a violation.
 pub fn stale_writes(events: &[LockEvent], holds: &[Hold]) -> (StaleWrites, Vec<LockViolation>) {
+    let mut spans: BTreeMap<(usize, &str, u64), Vec<Span>> = BTreeMap::new();
+    for h in holds {
+        spans.entry((h.client, h.lock.as_str(), h.token)).or_default().push((h.from, h.to));
+    }
     let mut counts = StaleWrites::default();
     let mut found = Vec::new();
     let mut highest: BTreeMap<&str, u64> = BTreeMap::new();
     for event in events {
         let LockEvent::Write { at, client, lock, token, accepted } = event else { continue };
-        let held = holds
-            .iter()
-            .any(|h| h.client == *client && h.lock == *lock && h.token == *token && h.from <= *at && *at < h.to);
+        let held = spans
+            .get(&(*client, lock.as_str(), *token))
+            .is_some_and(|spans| spans.iter().any(|(from, to)| from <= at && at < to));
         let h = highest.entry(lock.as_str()).or_default();
         if !held {
             counts.total += 1;
@@ -225,24 +232,37 @@ pub fn grants(events: &[LockEvent]) -> Vec<Grant> {
 /// Checker (e): a majority grant asked for after another majority grant of its lock was answered has a larger
 /// token.
 pub fn tokens_grow(events: &[LockEvent]) -> Vec<LockViolation> {
-    let majority: Vec<Grant> = grants(events).into_iter().filter(|g| g.majority).collect();
+    let mut by_lock: BTreeMap<String, Vec<Grant>> = BTreeMap::new();
+    for g in grants(events).into_iter().filter(|g| g.majority) {
+        by_lock.entry(g.lock.clone()).or_default().push(g);
+    }
     let mut found = Vec::new();
-    for later in &majority {
-        let before =
-            majority.iter().filter(|g| g.lock == later.lock && g.answered_at < later.sent_at).max_by_key(|g| g.token);
-        if let Some(earlier) = before.filter(|g| g.token >= later.token) {
-            let detail = format!(
-                "{}: client {} got token {} (asked at {}) after client {} got token {} (at {})",
-                later.lock,
-                later.client,
-                later.token,
-                later.sent_at,
-                earlier.client,
-                earlier.token,
-                earlier.answered_at
-            );
-            found.push(LockViolation { kind: LockKind::TokenNotGrowing, at: later.answered_at, detail });
+    for grants in by_lock.values_mut() {
+        // Grants by answer time, each with the index of the largest token answered up to it.
+        grants.sort_by_key(|g| g.answered_at);
+        let mut best = Vec::with_capacity(grants.len());
+        for (i, g) in grants.iter().enumerate() {
+            let prev = i.checked_sub(1).map(|p| best[p]);
+            best.push(prev.filter(|&p: &usize| grants[p].token >= g.token).unwrap_or(i));
+        }
+        for later in grants.iter() {
+            let answered_before = grants.partition_point(|g| g.answered_at < later.sent_at);
+            let Some(earlier) = answered_before.checked_sub(1).map(|i| &grants[best[i]]) else { continue };
+            if earlier.token >= later.token {
+                let detail = format!(
+                    "{}: client {} got token {} (asked at {}) after client {} got token {} (at {})",
+                    later.lock,
+                    later.client,
+                    later.token,
+                    later.sent_at,
+                    earlier.client,
+                    earlier.token,
+                    earlier.answered_at
+                );
+                found.push(LockViolation { kind: LockKind::TokenNotGrowing, at: later.answered_at, detail });
+            }
         }
     }
+    found.sort_by_key(|v| v.at);
     found
 }

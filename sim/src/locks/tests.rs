@@ -137,6 +137,30 @@ fn a_later_majority_grant_with_a_smaller_token_is_flagged() {
 }
 
 #[test]
+fn a_later_grant_is_compared_with_the_largest_earlier_token_of_its_lock() {
+    let mut other_lock = sent(1, 3, 9, Call::Acquire { ttl_ms: 1_000 });
+    if let LockEvent::Sent { lock, .. } = &mut other_lock {
+        *lock = "m".into();
+    }
+    let planted = vec![
+        sent(0, 0, 1, Call::Acquire { ttl_ms: 1_000 }),
+        sent(5, 1, 2, Call::Acquire { ttl_ms: 1_000 }),
+        other_lock,
+        answered(10, 0, 1, granted(100)),
+        answered(12, 1, 2, granted(50)),
+        answered(13, 3, 9, granted(1_000)),
+        sent(20, 2, 3, Call::Acquire { ttl_ms: 1_000 }),
+        answered(25, 2, 3, granted(80)),
+        sent(30, 2, 4, Call::Acquire { ttl_ms: 1_000 }),
+        answered(35, 2, 4, granted(100)),
+    ];
+    let found = tokens_grow(&planted);
+    assert_eq!(found.len(), 2, "{found:?}");
+    assert!(found[0].detail.contains("token 80") && found[0].detail.contains("token 100"), "{}", found[0]);
+    assert!(found[1].detail.contains("client 2 got token 100"), "an equal token is not larger: {}", found[1]);
+}
+
+#[test]
 fn concurrent_or_degraded_grants_are_not_ordered() {
     let events = vec![
         sent(0, 0, 1, Call::Acquire { ttl_ms: 1_000 }),
