@@ -68,9 +68,10 @@ impl Default for LockConfig {
     }
 }
 
-/// The part of a lease a holder does not use, for clock drift between it and the replicas: a tenth.
+/// The part of a lease a holder does not use, for clock drift and scheduling: `max(lease / 100, 50 ms)`, the margin
+/// `docs/locks.md` tells users to keep (capped at the lease).
 pub fn drift_margin(ttl_ms: Ms) -> Ms {
-    ttl_ms / 10
+    (ttl_ms / 100).max(50).min(ttl_ms)
 }
 
 /// A lock call for the driver to deliver to `node` as `Input::Client { conn: conn(), req, cmd }`.
