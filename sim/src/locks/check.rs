@@ -155,7 +155,9 @@ pub struct StaleWrites {
 /// A hold's [from, to).
 type Span = (Ms, Ms);
 
-/// Checker (d): stale writes are counted; one accepted after a newer token was accepted is a violation.
+/// Checker (d): stale writes are counted; one accepted after a newer token was accepted is a violation. A write
+/// at the very millisecond its hold ended is in the hold: it came before the release or the failed renewal in
+/// the client's own order (a lease's end is never written at: holders stop at their safe time).
 pub fn stale_writes(events: &[LockEvent], holds: &[Hold]) -> (StaleWrites, Vec<LockViolation>) {
     let mut spans: BTreeMap<(usize, &str, u64), Vec<Span>> = BTreeMap::new();
     for h in holds {
@@ -168,7 +170,7 @@ pub fn stale_writes(events: &[LockEvent], holds: &[Hold]) -> (StaleWrites, Vec<L
         let LockEvent::Write { at, client, lock, token, accepted } = event else { continue };
         let held = spans
             .get(&(*client, lock.as_str(), *token))
-            .is_some_and(|spans| spans.iter().any(|(from, to)| from <= at && at < to));
+            .is_some_and(|spans| spans.iter().any(|(from, to)| from <= at && at <= to));
         let h = highest.entry(lock.as_str()).or_default();
         if !held {
             counts.total += 1;

@@ -124,6 +124,21 @@ fn a_stale_write_rejected_by_the_fence_is_counted() {
 }
 
 #[test]
+fn a_write_in_the_millisecond_a_renewal_fails_is_not_stale() {
+    let events = vec![
+        sent(0, 0, 1, Call::Acquire { ttl_ms: 1_000 }),
+        answered(10, 0, 1, granted(10)),
+        sent(500, 0, 2, Call::Renew { token: 10, ttl_ms: 1_000 }),
+        write(504, 0, 10, true),
+        answered(504, 0, 2, Answer::Nil),
+        write(505, 0, 10, true),
+    ];
+    let (counts, found) = stale_writes(&events, &holds(&events, 5_000));
+    assert_eq!(found, vec![]);
+    assert_eq!(counts.total, 1, "only the write after the failed renewal is stale");
+}
+
+#[test]
 fn a_later_majority_grant_with_a_smaller_token_is_flagged() {
     let planted = vec![
         sent(0, 0, 1, Call::Acquire { ttl_ms: 1_000 }),
