@@ -448,11 +448,10 @@ fn lock_table() {
     println!("{}", markdown_table(&rows));
 }
 
-/// Product bug: strict mode grants on the minority side once failure detection has shrunk its ring. The lock's
-/// replicas come from the live ring, so a node cut off alone sees a preference list of one (itself) and one
-/// answer is "a majority of 1". Expected: NOMAJORITY, as before detection.
+/// Regression (found by these checkers): strict mode granted on the minority side once failure detection had
+/// shrunk its ring, because a node cut off alone counted itself "a majority of 1". A majority is now of the lock's
+/// configured replicas; expected: NOMAJORITY, as before detection.
 #[test]
-#[ignore = "open bug: strict lock mode grants without a majority of N once the ring has shrunk"]
 fn strict_mode_refuses_on_a_cut_off_node_after_failure_detection() {
     let mut d = Driver::new(3, LockMode::Strict, 1);
     d.side = vec![0, 0, 1];
@@ -465,13 +464,20 @@ fn strict_mode_refuses_on_a_cut_off_node_after_failure_detection() {
     assert!(matches!(&reply, Reply::Error(e) if e.starts_with("NOMAJORITY")), "got {reply:?}");
 }
 
-/// Product bug, seen by the checkers: in strict mode, two clients hold the lock at once under a partition (the
-/// minority side grants "majority" grants of its shrunken ring). With a majority of N required, a 2 vs 1 split
+/// Regression (found by these checkers): in strict mode two clients held the lock at once under a partition (the
+/// minority side granted "majority" grants of its shrunken ring). With a majority of N required, a 2 vs 1 split
 /// without clock faults has no double holder.
 #[test]
-#[ignore = "open bug: strict lock mode grants without a majority of N once the ring has shrunk"]
 fn strict_mode_has_no_double_holder_under_a_partition() {
     let o = run(&split("partition 2 vs 1 (3 nodes), strict", 3, LockMode::Strict, vec![0, 0, 1]));
     assert_eq!(o.summary.double_holder_intervals, 0, "{}", o.summary.line());
 }
 
+/// Regression (found by these checkers): with 5 nodes a side of a partition whose live ring reshuffled counted a
+/// majority among nodes that were not the lock's replicas. Lock replicas now come from the ring of every known
+/// member, so strict mode has no double holder under a 2 vs 3 split either.
+#[test]
+fn strict_mode_has_no_double_holder_under_a_five_node_partition() {
+    let o = run(&split("partition 2 vs 3 (5 nodes), strict", 5, LockMode::Strict, vec![0, 0, 1, 1, 1]));
+    assert_eq!(o.summary.double_holder_intervals, 0, "{}", o.summary.line());
+}

@@ -361,6 +361,14 @@ impl Node {
         addrs.insert(self.config.name.clone(), own);
         let names: Vec<&String> = addrs.keys().collect();
         let ring = super::ring::Ring::new(&names, self.config.vnodes);
+        let mut known: Vec<String> = m.members().into_iter().map(|info| info.name).collect();
+        known.push(self.config.name.clone());
+        known.sort();
+        known.dedup();
+        let all_ring = super::ring::Ring::new(&known, self.config.vnodes);
+        if all_ring.digest() != r.all_ring.digest() {
+            r.all_ring = all_ring;
+        }
         if ring.digest() != r.ring.digest() {
             r.ring = ring;
             r.ring_changed_at = now;

@@ -60,9 +60,15 @@ impl Node {
             let reply = lock_reply(&op, &[answer], 1, self.config.lock_mode);
             return out.push(origin_reply(origin, reply));
         };
+        let _ = repl;
+        self.refresh_ring(now);
+        // A lock's replicas come from the ring of every known member, down ones included, and a majority is of
+        // those: a node cut off from the others, or a side of a partition whose live ring reshuffled, must not
+        // count a majority among replicas that are not the lock's. Down replicas count as not answering.
         let me = self.config.name.clone();
-        let owners: Vec<String> = repl
-            .ring
+        let owners: Vec<String> = self
+            .repl()
+            .all_ring
             .preference_list(op.name().as_bytes(), self.config.replicas)
             .into_iter()
             .map(String::from)
@@ -75,11 +81,7 @@ impl Node {
                 answers.push((Some(addr), None, false));
             }
         }
-        // A majority is of the lock's N replicas as the cluster is configured, not of the replicas this node can
-        // see now: a node cut off from the others (its ring shrunk to itself) must not count itself a majority.
-        // Members known but down still count toward N (they are replicas that do not answer).
-        let known = self.membership.as_ref().map_or(1, |m| m.members().len());
-        let replicas = self.config.replicas.min(known).max(owners.len()).max(1);
+        let replicas = owners.len().max(1);
         let id = self.repl_mut().id();
         let request = LockRequest { origin, op, replicas, answers, retried: false };
         self.repl_mut().pending.insert(id, Pending::Lock(Box::new(request)));

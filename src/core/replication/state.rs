@@ -124,6 +124,8 @@ pub struct ReplicationStats {
 pub(crate) struct Replication {
     /// The ring over the live members (rebuilt lazily after membership changes).
     pub ring: Ring,
+    /// The ring over every known member, down ones included (the fixed replica sets of locks).
+    pub all_ring: Ring,
     /// The membership changed since the ring was built.
     pub ring_stale: bool,
     /// When the ring last changed (hand-off waits for a stable ring).
@@ -155,6 +157,7 @@ impl Replication {
         addrs.insert(name.to_string(), addr);
         Replication {
             ring: Ring::new(&[name], vnodes),
+            all_ring: Ring::new(&[name], vnodes),
             ring_stale: true,
             ring_changed_at: 0,
             addrs,
