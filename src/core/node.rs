@@ -13,7 +13,7 @@ use rand::{RngExt, SeedableRng};
 
 use super::clock::Hlc;
 use super::command::Command;
-use super::locks::{LockMode, LockTable};
+use super::locks::{LockMode, LockStats, LockTable};
 use super::membership::{GossipEffect, GossipTimer, MemberEvent, Membership};
 use super::replication::handoff::{HINT_PERIOD_MS, SWEEP_PERIOD_MS};
 use super::replication::state::{Origin, Replication};
@@ -244,6 +244,8 @@ pub struct Node {
     pub(crate) dirty: Vec<Bytes>,
     /// This node's share of the lease locks.
     pub(crate) locks: LockTable,
+    /// Counters of the lock grants this node coordinated.
+    pub(crate) lock_stats: LockStats,
     seeds: Vec<SocketAddr>,
     gossip_out: Vec<GossipEffect>,
 }
@@ -264,6 +266,7 @@ impl Node {
             repl: None,
             dirty: Vec::new(),
             locks: LockTable::new(),
+            lock_stats: LockStats::default(),
             seeds: Vec::new(),
             gossip_out: Vec::new(),
         }
