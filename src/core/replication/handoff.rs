@@ -109,11 +109,10 @@ impl Node {
     pub(crate) fn sweep_round(&mut self, now: Millis, out: &mut Outbox) {
         out.push(Output::Schedule { after_ms: SWEEP_PERIOD_MS, timer: TimerId::Sweep });
         self.refresh_ring(now);
-        let stable_for = 2 * self.config.anti_entropy_period_ms;
-        let repl = self.repl();
-        if now.saturating_sub(repl.ring_changed_at) < stable_for || self.store.is_empty() {
+        if !self.ring_settled(now) || self.store.is_empty() {
             return;
         }
+        let repl = self.repl();
         if repl.pending.values().any(|p| matches!(p, Pending::Handoff { .. })) {
             return;
         }
