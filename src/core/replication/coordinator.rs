@@ -118,7 +118,7 @@ impl Node {
                 return self.respond(origin, reply, out);
             }
         }
-        let owners = self.owners_of(&key);
+        let owners = self.owners(&key);
         let me = self.config.name.as_str();
         let from_peer = matches!(origin, Origin::Peer { .. });
         if cmd.is_read() {
@@ -722,10 +722,6 @@ impl Node {
             Some(r) => r.ring.preference_list(key, self.config.replicas).into_iter().map(String::from).collect(),
             None => vec![self.config.name.clone()],
         }
-    }
-
-    fn owners_of(&mut self, key: &[u8]) -> Vec<String> {
-        self.owners(key)
     }
 
     fn primary_of(&self, key: &[u8]) -> Option<String> {
