@@ -222,12 +222,17 @@ fn converge_after_split(total: usize, differ: usize) -> (u64, u64, u64, u64) {
     let _ = before_split;
     let before = ae_bytes(&c);
     let healed = c.now;
+    c.measure_bytes = true;
     c.side = vec![0; 5];
     while !converged(&c, &keys, 5) {
         c.run_for(1_000);
         assert!(c.now - healed < 600_000, "no convergence within 10 virtual minutes");
     }
     let after = ae_bytes(&c);
+    println!(
+        "encoded peer bytes by message kind, heal to convergence ({differ} of {total} differ): {:?}",
+        c.peer_bytes
+    );
     c.run_for(60_000);
     let idle = ae_bytes(&c) - after;
     let differ_bytes: u64 = keys.iter().take(differ).map(|k| (k.len() + 101) as u64).sum();
