@@ -455,6 +455,8 @@ impl Node {
             PeerMsg::AeSubs { buckets, .. } => self.ae_subs(now, from, buckets, out),
             PeerMsg::AeKeys { buckets, keys, .. } => self.ae_keys(now, from, buckets, keys, out),
             PeerMsg::AePull { keys } => self.ae_pull(now, from, keys, out),
+            PeerMsg::Offer { id, keys } => self.offered(now, from, id, keys, out),
+            PeerMsg::Want { id, keys } => self.wanted(now, from, id, keys, out),
             PeerMsg::FlushAll => self.store.clear(),
             PeerMsg::Lock { id, op } => {
                 let answer = self.locks.apply(&op, now);

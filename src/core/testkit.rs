@@ -249,6 +249,8 @@ fn kind_of(msg: &PeerMsg) -> &'static str {
         PeerMsg::AeSubs { .. } => "AeSubs",
         PeerMsg::AeKeys { .. } => "AeKeys",
         PeerMsg::AePull { .. } => "AePull",
+        PeerMsg::Offer { .. } => "Offer",
+        PeerMsg::Want { .. } => "Want",
         PeerMsg::FlushAll => "FlushAll",
         PeerMsg::Lock { .. } => "Lock",
         PeerMsg::LockReply { .. } => "LockReply",
