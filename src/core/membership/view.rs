@@ -111,8 +111,14 @@ pub struct MembershipCounters {
     pub member_down_events: u64,
     /// `Renamed` events.
     pub rename_events: u64,
-    /// Times this node renewed its identity to rejoin.
+    /// Times this node renewed its identity to rejoin (declared down, or outranked by its own older identity).
     pub rejoins: u64,
+    /// Suspects told that they are suspected (so that a live one refutes).
+    pub suspect_nudges: u64,
+    /// Suspects declared down here because no timer would ever resolve their suspicion.
+    pub suspicions_expired: u64,
+    /// Packets sent to an outranked identity naming the identity the view holds for its address.
+    pub identity_hints_sent: u64,
     /// Gauge: members seen alive, this node included.
     pub members_alive: u64,
     /// Gauge: members seen suspect.
@@ -122,12 +128,16 @@ pub struct MembershipCounters {
 }
 
 impl MembershipCounters {
-    /// Recomputes the gauges from a sorted view.
-    pub(crate) fn set_gauges(&mut self, view: &[MemberInfo]) {
-        let count = |state| view.iter().filter(|m| m.state == state).count() as u64;
-        self.members_alive = count(MemberState::Alive);
-        self.members_suspect = count(MemberState::Suspect);
-        self.members_down = count(MemberState::Down);
+    /// Sets the gauges from the state of every row of the view.
+    pub(crate) fn set_gauges(&mut self, states: impl Iterator<Item = MemberState>) {
+        (self.members_alive, self.members_suspect, self.members_down) = (0, 0, 0);
+        for state in states {
+            *match state {
+                MemberState::Alive => &mut self.members_alive,
+                MemberState::Suspect => &mut self.members_suspect,
+                MemberState::Down => &mut self.members_down,
+            } += 1;
+        }
     }
 }
 

@@ -128,6 +128,32 @@ fn restarted_node_comes_back_with_its_new_incarnation() {
     assert!(renamed, "a fast restart shows up as a rename");
 }
 
+/// Simulator seed 39: a node whose wall clock stepped back restarts under a lower incarnation than the one the
+/// cluster holds for it. It must come back (renewed just above its old identity), not be refused for a day.
+#[test]
+fn restarted_node_whose_clock_stepped_back_comes_back_above_its_old_identity() {
+    let mut sim = cluster(4, 5);
+    let all = [0, 1, 2, 3, 4];
+    let old = sim.membership(2).identity().incarnation;
+    // Declared down first, then restarted an hour "earlier".
+    sim.crash(2);
+    sim.run_for(5_000);
+    sim.start_at_incarnation(2, old - 3_600_000);
+    sim.join(2, &[0]);
+    assert!(sim.run_until(5_000, |s| all_agree(s, &all, 5)).is_some(), "n2 refused after a slow restart");
+    let renewed = sim.membership(2).identity().incarnation;
+    assert!(renewed > old, "n2 renewed above its old incarnation: {renewed} <= {old}");
+    assert!(sim.membership(2).members().iter().all(|m| m.name != "n2" || m.incarnation == renewed), "own history");
+    // Restarted before anyone noticed, again with a clock that went back.
+    let old = sim.membership(4).identity().incarnation;
+    sim.crash(4);
+    sim.run_for(100);
+    sim.start_at_incarnation(4, old - 60_000);
+    sim.join(4, &[0]);
+    assert!(sim.run_until(5_000, |s| all_agree(s, &all, 5)).is_some(), "n4 refused after a fast restart");
+    assert!(sim.membership(4).identity().incarnation > old);
+}
+
 #[test]
 fn two_groups_started_apart_merge_once_one_learns_an_address() {
     let mut sim = Sim::new(4);
