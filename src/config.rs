@@ -52,7 +52,7 @@ pub struct Options {
     /// UDP address for cluster gossip, or `off` for a standalone node [default: 127.0.0.1:7946].
     #[arg(long, env = "SHOAL_CLUSTER")]
     pub cluster: Option<String>,
-    /// Gossip address to announce to peers when `--cluster` binds a wildcard address.
+    /// Gossip address to announce to peers; required when `--cluster` binds a wildcard address.
     #[arg(long, env = "SHOAL_ADVERTISE")]
     pub advertise: Option<SocketAddr>,
     /// A seed to join through, `host:port` (repeatable; DNS names are re-resolved periodically).
@@ -153,7 +153,7 @@ impl Options {
 
     /// The cluster settings, or `None` with `--cluster off`.
     fn cluster_config(&self) -> anyhow::Result<Option<ClusterConfig>> {
-        let listen = match self.cluster.as_deref() {
+        let listen: SocketAddr = match self.cluster.as_deref() {
             Some("off" | "none" | "") => return Ok(None),
             Some(addr) => addr.parse().map_err(|e| anyhow!("--cluster {addr:?}: {e} (expected ip:port or off)"))?,
             None => "127.0.0.1:7946".parse().expect("valid default"),
@@ -180,6 +180,18 @@ impl Options {
         };
         if let Some(s) = &secret {
             ClusterSecret::from_bytes(s).map_err(|e| anyhow!("cluster secret: {e}"))?;
+        }
+        // Peers send gossip to the address this node announces; a wildcard is not an address they can reach.
+        match self.advertise {
+            Some(addr) if addr.ip().is_unspecified() || addr.port() == 0 => {
+                bail!("--advertise {addr}: give the IP and port peers reach this node's gossip on")
+            }
+            None if listen.ip().is_unspecified() => bail!(
+                "--cluster {listen} binds every interface, and peers cannot send gossip to {ip}: \
+                 give --advertise IP:PORT, the address peers reach this node on",
+                ip = listen.ip()
+            ),
+            _ => {}
         }
         let loss_percent = self.gossip_loss_percent.unwrap_or(0);
         if loss_percent > 100 {
@@ -262,6 +274,20 @@ mod tests {
         assert!(bad.server_config(1).is_err());
         let bad = Options { gossip_loss_percent: Some(101), ..Options::default() };
         assert!(bad.server_config(1).is_err());
+    }
+
+    #[test]
+    fn a_wildcard_cluster_address_needs_an_advertised_one() {
+        let wildcard = Options { cluster: Some("0.0.0.0:7946".into()), ..Options::default() };
+        let error = wildcard.clone().server_config(1).unwrap_err().to_string();
+        assert!(error.contains("--advertise"), "{error}");
+        let advertise = Some("10.1.2.3:7946".parse().unwrap());
+        let cluster = Options { advertise, ..wildcard.clone() }.server_config(1).unwrap().cluster.unwrap();
+        assert_eq!(cluster.advertise, advertise);
+        let bad = Options { advertise: Some("0.0.0.0:7946".parse().unwrap()), ..wildcard };
+        assert!(bad.server_config(1).is_err());
+        let v6 = Options { cluster: Some("[::]:7946".into()), ..Options::default() };
+        assert!(v6.server_config(1).is_err());
     }
 
     #[test]
