@@ -98,10 +98,10 @@ pub(crate) fn gossip_packet(
     Ok(packet)
 }
 
-/// The sender named in a packet's header, or `None` when the header does not decode (foca then rejects it).
-pub(crate) fn peek_source(payload: &[u8]) -> Option<Identity> {
+/// A packet's header, or `None` when it does not decode (foca then rejects the packet).
+pub(crate) fn peek_header(payload: &[u8]) -> Option<Header<Identity>> {
     use foca::Codec as _;
-    RmpCodec.decode_header(payload).ok().map(|header| header.src)
+    RmpCodec.decode_header(payload).ok()
 }
 
 /// Writes `bytes` whole or not at all (foca requires a clean buffer when an item does not fit).

@@ -129,6 +129,7 @@ impl Membership {
             Err(EnvelopeError::Auth) => return self.counters.rejected_auth += 1,
         };
         self.hint_outranked_sender(payload, out);
+        let first_effect = out.len();
         let mut effects = Effects { envelope: &self.envelope, counters: &mut self.counters, out };
         if let Err(error) = self.foca.handle_data(payload, &mut effects) {
             match error {
@@ -138,7 +139,7 @@ impl Membership {
                 _ => self.counters.rejected_protocol += 1,
             }
         }
-        self.outrank_own_past(out);
+        self.outrank_own_past(first_effect, out);
     }
 
     /// Handles a timer scheduled by an earlier `Schedule` effect.
@@ -204,9 +205,17 @@ impl Membership {
         self.members().into_iter().filter(|m| m.state.is_live()).collect()
     }
 
-    /// A digest of the live set: two nodes with equal digests see the same live members.
+    /// A digest of the live set: two nodes with equal digests see the same live members (equal to
+    /// `view::live_digest(&self.members())`, computed without building the view).
     pub fn live_digest(&self) -> u64 {
-        view::live_digest(&self.members())
+        let own = (self.foca.identity(), self.own_state());
+        self.others()
+            .map(|m| (m.id(), member_state(m.state())))
+            .chain(std::iter::once(own))
+            .filter(|(_, state)| state.is_live())
+            .fold(0, |sum, (id, _)| {
+                sum.wrapping_add(view::row_digest(&id.name, id.gossip_addr, id.client_addr, id.incarnation))
+            })
     }
 
     /// Packet, event and view counters, with the gauges computed from the view now.
@@ -290,9 +299,15 @@ impl Membership {
 
     /// When `payload` comes from an identity that loses its address conflict to one this node knows under the
     /// same name, tells the sender about that identity (foca would only answer `TurnUndead`, and the sender's
-    /// renewals, one incarnation at a time, might never catch up).
+    /// renewals, one incarnation at a time, might never catch up). Only announces and gossip are looked at:
+    /// they are what a restarted or renewed node sends first, and skipping probe traffic spares a search of
+    /// the view for most packets.
     fn hint_outranked_sender(&mut self, payload: &[u8], out: &mut Vec<GossipEffect>) {
-        let Some(sender) = codec::peek_source(payload) else { return };
+        let Some(header) = codec::peek_header(payload) else { return };
+        if !matches!(header.message, foca::Message::Announce | foca::Message::Gossip) {
+            return;
+        }
+        let sender = header.src;
         let winner = self.foca.iter_membership_state().find(|m| {
             let known = m.id();
             known.gossip_addr == sender.gossip_addr
@@ -306,14 +321,18 @@ impl Membership {
         }
     }
 
-    /// Renews this node's identity above any identity of its own name and address that the view holds at or
-    /// above its current incarnation.
-    fn outrank_own_past(&mut self, out: &mut Vec<GossipEffect>) {
+    /// Renews this node's identity above any identity of its own name and address that the last call recorded
+    /// at or above its current incarnation. foca records an identity with our address only as `down`, and then
+    /// schedules its removal: the `RemoveDown` timers among the effects from `out[first_effect..]` name exactly
+    /// the identities just recorded, so the view need not be searched.
+    fn outrank_own_past(&mut self, first_effect: usize, out: &mut Vec<GossipEffect>) {
         let own = self.foca.identity();
-        let Some(highest) = self
-            .foca
-            .iter_membership_state()
-            .map(|m| m.id())
+        let Some(highest) = out[first_effect..]
+            .iter()
+            .filter_map(|effect| match effect {
+                GossipEffect::Schedule { timer: GossipTimer::Foca(foca::Timer::RemoveDown(id)), .. } => Some(id),
+                _ => None,
+            })
             .filter(|id| id.gossip_addr == own.gossip_addr && id.name == own.name)
             .map(|id| id.incarnation)
             .max()

@@ -282,6 +282,7 @@ fn a_node_that_hears_of_its_own_higher_identity_renews_above_it() {
     assert_eq!(own_rows.len(), 1, "own older identities are not rows: {own_rows:?}");
     assert_eq!((own_rows[0].incarnation, own_rows[0].state), (NOW + 5_001, MemberState::Alive));
     assert_eq!(m.counters().members_down, 0);
+    assert_eq!(m.live_digest(), crate::core::membership::view::live_digest(&m.members()));
     // A lower identity of ours is history: no renewal.
     let before = m.identity().clone();
     let older = with_incarnation(1, NOW - 1);
