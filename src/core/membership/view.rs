@@ -121,6 +121,8 @@ pub struct MembershipCounters {
     pub suspicions_expired: u64,
     /// Packets sent to an outranked identity naming the identity the view holds for its address.
     pub identity_hints_sent: u64,
+    /// Suspicion timeouts not delivered to foca because the suspicion had already ended.
+    pub stale_suspicion_timers: u64,
     /// Gauge: members seen alive, this node included.
     pub members_alive: u64,
     /// Gauge: members seen suspect.
