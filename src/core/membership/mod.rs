@@ -49,6 +49,12 @@ use suspicion::{SuspectWatch, Verdict};
 /// Mixed into the seed of the announce-round RNG so it differs from foca's.
 const ANNOUNCE_RNG_SALT: u64 = 0x5ea1_5eed_a770_0001;
 
+/// For this long after it starts, a node also pulls a roster from one random live member in every announce
+/// round. A node that (re)starts learns most of the cluster from rosters, and one roster (a Feed: the random
+/// members that fit one packet, ~25) every `roster_period_ms` (10 s) left a restarted node of a 100-node cluster
+/// unaware of some members for minutes; afterwards, changes arrive by gossip and the slow roster suffices.
+const YOUNG_ROSTER_MS: u64 = 60_000;
+
 /// One node's membership: its identity, its view of the others, and the SWIM protocol that maintains it.
 pub struct Membership {
     foca: Foca<Identity, RmpCodec, StdRng, NoCustomBroadcast>,
@@ -58,6 +64,8 @@ pub struct Membership {
     rng: StdRng,
     counters: MembershipCounters,
     suspects: SuspectWatch,
+    /// Announce rounds left in which a roster is also pulled from a random live member (see `YOUNG_ROSTER_MS`).
+    young_rounds: u64,
     announce_scheduled: bool,
     sweep_scheduled: bool,
     left: bool,
@@ -80,6 +88,7 @@ impl Membership {
         let foca = Foca::new(identity, foca_config, StdRng::seed_from_u64(rng_seed), RmpCodec);
         Ok(Self {
             foca,
+            young_rounds: YOUNG_ROSTER_MS / config.announce_period_ms,
             config,
             envelope,
             seeds: Vec::new(),
@@ -243,7 +252,8 @@ impl Membership {
         self.foca.iter_membership_state().filter(move |m| m.id().gossip_addr != own)
     }
 
-    /// Announces to every seed that is not a live member and to up to `announce_down_max` down members.
+    /// Announces to every seed that is not a live member, to up to `announce_down_max` down members and, while
+    /// this node is young, to one random live member (for its roster).
     fn announce_round(&mut self, out: &mut Vec<GossipEffect>) {
         let live: Vec<SocketAddr> = self.foca.iter_members().map(|m| m.id().gossip_addr).collect();
         let mut targets: Vec<Identity> =
@@ -257,6 +267,11 @@ impl Membership {
         for _ in 0..self.config.announce_down_max.min(down.len()) {
             let pick = self.rng.random_range(0..down.len());
             targets.push(down.swap_remove(pick));
+        }
+        if self.young_rounds > 0 && !live.is_empty() {
+            self.young_rounds -= 1;
+            let pick = live[self.rng.random_range(0..live.len())];
+            targets.push(Identity::placeholder(pick));
         }
         for target in targets {
             let mut effects = Effects { envelope: &self.envelope, counters: &mut self.counters, out };

@@ -323,3 +323,20 @@ fn a_nudged_live_suspect_refutes() {
     let refutations: Vec<u16> = sent(&out).into_iter().map(|(_, h, _)| h.src_incarnation).collect();
     assert!(!refutations.is_empty() && refutations.iter().all(|i| *i == 1), "{refutations:?}");
 }
+
+#[test]
+fn a_young_node_pulls_rosters_from_live_members_for_a_minute() {
+    let mut m = node(None);
+    let mut out = Vec::new();
+    m.join(NOW, &[], &mut out);
+    m.handle_packet(NOW, id(2).gossip_addr, &packet(None, &announce_from(2), &[]), &mut out);
+    let round = |m: &mut Membership| {
+        let mut out = Vec::new();
+        m.handle_timer(NOW, GossipTimer::Announce, &mut out);
+        sent(&out).iter().filter(|(to, h, _)| *to == id(2).gossip_addr && h.message == Message::Announce).count()
+    };
+    for _ in 0..60_000 / GossipConfig::lan().announce_period_ms {
+        assert_eq!(round(&mut m), 1);
+    }
+    assert_eq!(round(&mut m), 0, "a grown-up node leaves rosters to foca's slower periodic announce");
+}
