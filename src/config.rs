@@ -55,7 +55,7 @@ pub struct Options {
     /// UDP address for cluster gossip, or `off` for a standalone node [default: 127.0.0.1:7946].
     #[arg(long, env = "SHOAL_CLUSTER")]
     pub cluster: Option<String>,
-    /// Gossip address to announce to peers when `--cluster` binds a wildcard address.
+    /// Gossip address to announce to peers; required when `--cluster` binds a wildcard address.
     #[arg(long, env = "SHOAL_ADVERTISE")]
     pub advertise: Option<SocketAddr>,
     /// Serve Prometheus metrics at http://ADDR/metrics [default: off].
@@ -256,7 +256,7 @@ impl Options {
 
     /// The cluster settings, or `None` with `--cluster off`.
     fn cluster_config(&self) -> anyhow::Result<Option<ClusterConfig>> {
-        let listen = match self.cluster.as_deref() {
+        let listen: SocketAddr = match self.cluster.as_deref() {
             Some("off" | "none" | "") => return Ok(None),
             Some(addr) => addr.parse().map_err(|e| anyhow!("--cluster {addr:?}: {e} (expected ip:port or off)"))?,
             None => "127.0.0.1:7946".parse().expect("valid default"),
@@ -283,6 +283,18 @@ impl Options {
         };
         if let Some(s) = &secret {
             ClusterSecret::from_bytes(s).map_err(|e| anyhow!("cluster secret: {e}"))?;
+        }
+        // Peers send gossip to the address this node announces; a wildcard is not an address they can reach.
+        match self.advertise {
+            Some(addr) if addr.ip().is_unspecified() || addr.port() == 0 => {
+                bail!("--advertise {addr}: give the IP and port peers reach this node's gossip on")
+            }
+            None if listen.ip().is_unspecified() => bail!(
+                "--cluster {listen} binds every interface, and peers cannot send gossip to {ip}: \
+                 give --advertise IP:PORT, the address peers reach this node on",
+                ip = listen.ip()
+            ),
+            _ => {}
         }
         let loss_percent = self.gossip_loss_percent.unwrap_or(0);
         if loss_percent > 100 {
@@ -417,6 +429,20 @@ mod tests {
         let ok = Options { tombstone_grace: Some(100), hint_max_age: Some(100), ..Options::default() };
         assert!(ok.server_config(1).is_ok());
         assert!(err(Options { hint_max_age: Some(u64::MAX), ..Options::default() }).contains("too large"));
+    }
+
+    #[test]
+    fn a_wildcard_cluster_address_needs_an_advertised_one() {
+        let wildcard = Options { cluster: Some("0.0.0.0:7946".into()), ..Options::default() };
+        let error = wildcard.clone().server_config(1).unwrap_err().to_string();
+        assert!(error.contains("--advertise"), "{error}");
+        let advertise = Some("10.1.2.3:7946".parse().unwrap());
+        let cluster = Options { advertise, ..wildcard.clone() }.server_config(1).unwrap().cluster.unwrap();
+        assert_eq!(cluster.advertise, advertise);
+        let bad = Options { advertise: Some("0.0.0.0:7946".parse().unwrap()), ..wildcard };
+        assert!(bad.server_config(1).is_err());
+        let v6 = Options { cluster: Some("[::]:7946".into()), ..Options::default() };
+        assert!(v6.server_config(1).is_err());
     }
 
     #[test]

@@ -77,8 +77,9 @@ pub fn membership_converged(at: Ms, nodes: &[Observed]) -> Vec<Violation> {
     let mut flag = |kind, detail: String| found.push(Violation { kind, at, detail });
     for observer in nodes {
         let Some(live) = &observer.live else { continue };
+        let beliefs = newest_by_addr(&live.view);
         for node in nodes {
-            let entry = newest(&live.view, node.addr);
+            let entry = beliefs.get(&node.addr).copied();
             let who = format!("{} sees {}", observer.name, node.name);
             match (&node.live, entry) {
                 (Some(_), None) => flag(Kind::MemberMissing, format!("{who}: absent")),
@@ -108,16 +109,24 @@ pub fn membership_converged(at: Ms, nodes: &[Observed]) -> Vec<Violation> {
     found
 }
 
-/// The observer's belief about the member at `addr`: its entry with the highest incarnation. (After a renewal
-/// foca may keep the node's own older identity as a `down` row; that row is history, not a belief.)
-fn newest(view: &[MemberInfo], addr: SocketAddr) -> Option<&MemberInfo> {
-    view.iter().filter(|m| m.gossip_addr == addr).max_by_key(|m| m.incarnation)
+/// The observer's belief about each address: its entry with the highest incarnation there (a view may hold
+/// older identities of an address as `down` rows; those are history, not beliefs).
+fn newest_by_addr(view: &[MemberInfo]) -> BTreeMap<SocketAddr, &MemberInfo> {
+    let mut beliefs: BTreeMap<SocketAddr, &MemberInfo> = BTreeMap::new();
+    for m in view {
+        let entry = beliefs.entry(m.gossip_addr).or_insert(m);
+        if m.incarnation > entry.incarnation {
+            *entry = m;
+        }
+    }
+    beliefs
 }
 
 /// The safety check on membership: holds at every instant. `incarnation_max[i]`: the highest incarnation node
 /// `i` ever had.
 pub fn membership_safe(at: Ms, nodes: &[Observed], incarnation_max: &[u64]) -> Vec<Violation> {
     let mut found = Vec::new();
+    let owners: BTreeMap<SocketAddr, usize> = nodes.iter().enumerate().map(|(i, n)| (n.addr, i)).collect();
     for observer in nodes {
         let Some(live) = &observer.live else { continue };
         for e in &live.view {
@@ -126,7 +135,7 @@ pub fn membership_safe(at: Ms, nodes: &[Observed], incarnation_max: &[u64]) -> V
                 let detail = format!("{} sees itself {}", observer.name, e.state.as_str());
                 found.push(Violation { kind: Kind::SelfNotAlive, at, detail });
             }
-            let owner = nodes.iter().position(|n| n.addr == e.gossip_addr);
+            let owner = owners.get(&e.gossip_addr).copied();
             if let Some(i) = owner.filter(|&i| e.incarnation > incarnation_max[i]) {
                 let detail = format!(
                     "{} sees {} at incarnation {} > {}",

@@ -51,18 +51,34 @@ scenario_seeds! {
 }
 
 /// Found by the first sweep: n0's clock steps back 43 minutes, n0 then crashes and restarts with its wall clock
-/// as incarnation, lower than the one the cluster holds as `down`; it loses the address conflict and is refused
-/// for good. Open bug in core (incarnation from the wall clock); this seed stays here until it is fixed.
+/// as incarnation, lower than the one the cluster holds as `down`; it lost every address conflict and was
+/// refused for good. Fixed in membership: a peer tells an outranked sender which identity holds its address,
+/// and the node renews just above it.
 #[test]
-#[ignore = "open bug: restart after a backward clock step is refused (incarnation from wall clock)"]
 fn regression_seed_39_restart_after_clock_step_back() {
     assert_passes(&sim(39, Scenario::Random, 60));
 }
 
-/// Found by the first sweep: after one split of n4 heals, n4 keeps n0 `suspect` for the whole 30 s bound on a
-/// lossless network. Open: membership/foca, or the driver contract; under investigation.
+/// The same bug as seed 39, found by the same sweep (a restart after a backward clock step, refused).
 #[test]
-#[ignore = "open bug: a suspect member that is alive is never refuted nor declared down"]
+fn regression_seeds_56_156_restart_after_clock_step_back() {
+    for seed in [56, 156] {
+        assert_passes(&sim(seed, Scenario::Random, 60));
+    }
+}
+
+/// Found by the first sweep: after one split of n4 heals, n4 kept n0 `suspect` for the whole 30 s bound on a
+/// lossless network. n4 had renewed its identity meanwhile, which voids foca's pending suspicion timers; fixed
+/// by membership's suspicion sweep (nudge the suspect so it refutes, expire a suspicion no timer will end).
+#[test]
 fn regression_seed_148_suspect_never_resolves() {
     assert_passes(&sim(148, Scenario::Random, 60));
+}
+
+/// The same bug as seed 148 (a suspicion that no timer ends), found by the same sweep under flapping partitions.
+#[test]
+fn regression_seeds_stuck_suspects_under_flapping_partitions() {
+    for seed in [6, 17, 63, 76, 81, 128, 193] {
+        assert_passes(&sim(seed, Scenario::Random, 60));
+    }
 }

@@ -230,6 +230,12 @@ async fn build_node(
         return Ok((Node::new(config.node.clone(), config.seed), Vec::new()));
     };
     let gossip_addr = cluster.advertise.unwrap_or(udp.local_addr()?);
+    // A client listener on every interface is reached on the advertised IP (config refuses a wildcard gossip
+    // address without `--advertise`).
+    let client_addr = match client_addr.ip().is_unspecified() {
+        true => SocketAddr::new(gossip_addr.ip(), client_addr.port()),
+        false => client_addr,
+    };
     // A restarted node comes back with a higher incarnation than any it had before: its start time.
     let identity = Identity::new(gossip_addr, client_addr, config.node.name.clone(), node_task::wall_ms());
     let secret = cluster.secret.as_deref().map(ClusterSecret::from_bytes).transpose()?;

@@ -77,6 +77,33 @@ impl foca::Codec<Identity> for RmpCodec {
     }
 }
 
+/// A foca `Gossip` message from `src` to `dst` that carries `updates`, laid out as foca lays out its packets
+/// (header, update count as a big-endian u16, members). Membership sends these itself to tell a member what
+/// foca would not tell it (that it is suspected, or which identity the cluster holds for its address). The
+/// header claims foca incarnation 0 for `src`: the receiver then learns nothing new about the sender.
+pub(crate) fn gossip_packet(
+    src: &Identity,
+    dst: &Identity,
+    updates: &[Member<Identity>],
+) -> Result<Vec<u8>, CodecError> {
+    use foca::Codec as _;
+    let header = Header { src: src.clone(), src_incarnation: 0, dst: dst.clone(), message: Message::Gossip };
+    let mut packet = Vec::new();
+    RmpCodec.encode_header(&header, &mut packet)?;
+    let count = u16::try_from(updates.len()).map_err(|_| CodecError::Invalid("too many updates"))?;
+    packet.put_u16(count);
+    for update in updates {
+        RmpCodec.encode_member(update, &mut packet)?;
+    }
+    Ok(packet)
+}
+
+/// A packet's header, or `None` when it does not decode (foca then rejects the packet).
+pub(crate) fn peek_header(payload: &[u8]) -> Option<Header<Identity>> {
+    use foca::Codec as _;
+    RmpCodec.decode_header(payload).ok()
+}
+
 /// Writes `bytes` whole or not at all (foca requires a clean buffer when an item does not fit).
 fn put_all(bytes: &[u8], buf: &mut impl BufMut) -> Result<(), CodecError> {
     if buf.remaining_mut() < bytes.len() {

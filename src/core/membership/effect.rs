@@ -25,6 +25,9 @@ pub enum GossipTimer {
     Foca(Timer<Identity>),
     /// Membership's own round: announce to seeds that are not live members and to a few down members.
     Announce,
+    /// Membership's suspicion sweep: tell each suspect it is suspected, and declare down a suspect whose
+    /// suspicion outlived foca's own timer (see `Membership::sweep_suspects`).
+    SuspectSweep,
 }
 
 /// One thing the driver must do.

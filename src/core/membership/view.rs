@@ -1,10 +1,12 @@
 //! What a node can tell about its membership: members with their state, change events, a digest of the live
 //! set, and counters for metrics.
 //!
-//! Views are sorted by (name, gossip address, incarnation), so two nodes that hold the same live set produce the
-//! same digest; the digest is FNV-1a over a fixed encoding, stable across builds and platforms.
+//! Views are sorted by (name, gossip address, incarnation). The live-set digest does not depend on order: it is
+//! the wrapping sum of one FNV-1a hash per live row over a fixed binary encoding, so two nodes that hold the same
+//! live set produce the same digest, stable across builds and platforms, and a node computes it from its view
+//! without sorting or copying it.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use super::identity::Identity;
 
@@ -111,8 +113,16 @@ pub struct MembershipCounters {
     pub member_down_events: u64,
     /// `Renamed` events.
     pub rename_events: u64,
-    /// Times this node renewed its identity to rejoin.
+    /// Times this node renewed its identity to rejoin (declared down, or outranked by its own older identity).
     pub rejoins: u64,
+    /// Suspects told that they are suspected (so that a live one refutes).
+    pub suspect_nudges: u64,
+    /// Suspects declared down here because no timer would ever resolve their suspicion.
+    pub suspicions_expired: u64,
+    /// Packets sent to an outranked identity naming the identity the view holds for its address.
+    pub identity_hints_sent: u64,
+    /// Suspicion timeouts not delivered to foca because the suspicion had already ended.
+    pub stale_suspicion_timers: u64,
     /// Gauge: members seen alive, this node included.
     pub members_alive: u64,
     /// Gauge: members seen suspect.
@@ -122,28 +132,45 @@ pub struct MembershipCounters {
 }
 
 impl MembershipCounters {
-    /// Recomputes the gauges from a sorted view.
-    pub(crate) fn set_gauges(&mut self, view: &[MemberInfo]) {
-        let count = |state| view.iter().filter(|m| m.state == state).count() as u64;
-        self.members_alive = count(MemberState::Alive);
-        self.members_suspect = count(MemberState::Suspect);
-        self.members_down = count(MemberState::Down);
+    /// Sets the gauges from the state of every row of the view.
+    pub(crate) fn set_gauges(&mut self, states: impl Iterator<Item = MemberState>) {
+        (self.members_alive, self.members_suspect, self.members_down) = (0, 0, 0);
+        for state in states {
+            *match state {
+                MemberState::Alive => &mut self.members_alive,
+                MemberState::Suspect => &mut self.members_suspect,
+                MemberState::Down => &mut self.members_down,
+            } += 1;
+        }
     }
 }
 
-/// FNV-1a 64 over the live rows of `view` (which must be sorted); equal digests mean equal live sets.
+/// The digest of the live rows of `view` (in any order); equal digests mean equal live sets.
 pub fn live_digest(view: &[MemberInfo]) -> u64 {
+    view.iter()
+        .filter(|m| m.state.is_live())
+        .fold(0, |sum, m| sum.wrapping_add(row_digest(&m.name, m.gossip_addr, m.client_addr, m.incarnation)))
+}
+
+/// One live row's share of the live digest: FNV-1a 64 over its name, addresses and incarnation.
+pub(crate) fn row_digest(name: &str, gossip_addr: SocketAddr, client_addr: SocketAddr, incarnation: u64) -> u64 {
     let mut hash = crate::core::digest::Fnv64::default();
-    let mut eat = |bytes: &[u8]| hash.eat(bytes);
-    for member in view.iter().filter(|m| m.state.is_live()) {
-        eat(&(member.name.len() as u64).to_le_bytes());
-        eat(member.name.as_bytes());
-        eat(member.gossip_addr.to_string().as_bytes());
-        eat(&[0xff]);
-        eat(member.client_addr.to_string().as_bytes());
-        eat(&[0xff]);
-        eat(&member.incarnation.to_le_bytes());
+    hash.eat(&(name.len() as u64).to_le_bytes());
+    hash.eat(name.as_bytes());
+    for addr in [gossip_addr, client_addr] {
+        match addr.ip() {
+            IpAddr::V4(ip) => {
+                hash.eat(&[4]);
+                hash.eat(&ip.octets());
+            }
+            IpAddr::V6(ip) => {
+                hash.eat(&[6]);
+                hash.eat(&ip.octets());
+            }
+        }
+        hash.eat(&addr.port().to_le_bytes());
     }
+    hash.eat(&incarnation.to_le_bytes());
     hash.finish()
 }
 
@@ -167,5 +194,8 @@ mod tests {
         let mut c = a.clone();
         c[0].incarnation += 1;
         assert_ne!(live_digest(&a), live_digest(&c));
+        let mut d = a.clone();
+        d.reverse();
+        assert_eq!(live_digest(&a), live_digest(&d), "order does not matter");
     }
 }

@@ -107,10 +107,15 @@ impl Sim {
 
     /// (Re)starts node `i` with a fresh state and incarnation = now.
     pub fn start(&mut self, i: usize) {
+        self.start_at_incarnation(i, self.now);
+    }
+
+    /// (Re)starts node `i` with a fresh state and the given incarnation (a wall clock that stepped back).
+    pub fn start_at_incarnation(&mut self, i: usize, incarnation: u64) {
         let node = &mut self.nodes[i];
         node.generation += 1;
         let client = SocketAddr::new(node.addr.ip(), 6379);
-        let identity = Identity::new(node.addr, client, node.name.clone(), self.now);
+        let identity = Identity::new(node.addr, client, node.name.clone(), incarnation);
         let seed = self.rng.random::<u64>();
         let membership = Membership::new(identity, node.config.clone(), node.secret.clone(), seed);
         node.membership = Some(membership.expect("valid config"));

@@ -4,14 +4,15 @@
 use std::net::SocketAddr;
 
 use bytes::Bytes;
-use foca::{Codec, Header, Member, Message};
+use foca::{Codec, Header, Member, Message, State};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 
 use crate::core::membership::auth::{Envelope, MODE_PLAIN};
 use crate::core::membership::codec::RmpCodec;
 use crate::core::membership::{
-    ClusterSecret, GossipConfig, GossipEffect, Identity, MemberEvent, MemberInfo, Membership, MembershipCounters,
+    ClusterSecret, GossipConfig, GossipEffect, GossipTimer, Identity, MemberEvent, MemberInfo, MemberState, Membership,
+    MembershipCounters,
 };
 
 const NOW: u64 = 1_764_000_000_000;
@@ -56,7 +57,7 @@ fn state(m: &Membership) -> (Vec<MemberInfo>, u64, Identity) {
     (m.members(), m.live_digest(), m.identity().clone())
 }
 
-fn rejected(c: &MembershipCounters) -> u64 {
+fn rejected(c: MembershipCounters) -> u64 {
     c.rejected_oversize + c.rejected_truncated + c.rejected_auth + c.rejected_decode + c.rejected_protocol
 }
 
@@ -189,7 +190,7 @@ fn a_node_that_left_ignores_everything() {
 }
 
 #[test]
-fn join_announces_to_seeds_but_not_to_itself_and_schedules_the_round() {
+fn join_announces_to_seeds_but_not_to_itself_and_schedules_its_rounds() {
     let mut m = node(None);
     let mut out = Vec::new();
     m.join(NOW, &[id(1).gossip_addr, id(2).gossip_addr, id(2).gossip_addr, id(3).gossip_addr], &mut out);
@@ -201,8 +202,14 @@ fn join_announces_to_seeds_but_not_to_itself_and_schedules_the_round() {
         })
         .collect();
     assert_eq!(sent, [id(2).gossip_addr, id(3).gossip_addr]);
-    let rounds = out.iter().filter(|e| matches!(e, GossipEffect::Schedule { .. })).count();
-    assert_eq!(rounds, 1);
+    let rounds: Vec<&GossipTimer> = out
+        .iter()
+        .filter_map(|e| match e {
+            GossipEffect::Schedule { timer, .. } => Some(timer),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(rounds, [&GossipTimer::Announce, &GossipTimer::SuspectSweep]);
     assert_eq!(m.counters().announces_sent, 2);
 }
 
@@ -218,4 +225,118 @@ fn same_seed_same_inputs_same_outputs() {
         out
     };
     assert_eq!(run(), run());
+}
+
+/// Every datagram in `out`, decoded: (destination, header, updates).
+fn sent(out: &[GossipEffect]) -> Vec<(SocketAddr, Header<Identity>, Vec<Member<Identity>>)> {
+    let envelope = Envelope::new(None);
+    out.iter()
+        .filter_map(|e| match e {
+            GossipEffect::Send { to, packet } => Some((*to, packet)),
+            _ => None,
+        })
+        .map(|(to, packet)| {
+            let mut payload = envelope.open(packet).expect("own packets open");
+            let header = RmpCodec.decode_header(&mut payload).expect("header");
+            let mut updates = Vec::new();
+            if payload.len() >= 2 {
+                let count = u16::from_be_bytes([payload[0], payload[1]]);
+                payload = &payload[2..];
+                for _ in 0..count {
+                    updates.push(RmpCodec.decode_member(&mut payload).expect("member"));
+                }
+            }
+            (to, header, updates)
+        })
+        .collect()
+}
+
+fn with_incarnation(i: u8, incarnation: u64) -> Identity {
+    Identity { incarnation, ..id(i) }
+}
+
+#[test]
+fn an_outranked_sender_is_told_which_identity_holds_its_address() {
+    let mut m = node(None);
+    let mut out = Vec::new();
+    m.handle_packet(NOW, id(2).gossip_addr, &packet(None, &announce_from(2), &[]), &mut out);
+    // n2 restarted with a clock an hour behind: its new identity loses to the one n1 knows.
+    let stale = Header { src: with_incarnation(2, NOW - 3_600_000), ..announce_from(2) };
+    out.clear();
+    m.handle_packet(NOW, id(2).gossip_addr, &packet(None, &stale, &[]), &mut out);
+    let hint = sent(&out).into_iter().find(|(_, h, _)| h.message == Message::Gossip).expect("a hint is sent");
+    assert_eq!((hint.0, &hint.1.dst), (id(2).gossip_addr, &stale.src));
+    assert_eq!(hint.2.iter().map(|u| u.id().clone()).collect::<Vec<_>>(), [id(2)]);
+    assert_eq!(m.counters().identity_hints_sent, 1);
+}
+
+#[test]
+fn a_node_that_hears_of_its_own_higher_identity_renews_above_it() {
+    let mut m = node(None);
+    let mut out = Vec::new();
+    let past = with_incarnation(1, NOW + 5_000);
+    m.handle_packet(NOW, id(2).gossip_addr, &packet(None, &gossip_from(2), &[Member::down(past)]), &mut out);
+    assert_eq!(m.identity().incarnation, NOW + 5_001);
+    assert!(out.contains(&GossipEffect::Changed(MemberEvent::Rejoined(m.identity().clone()))));
+    let own_rows: Vec<MemberInfo> = m.members().into_iter().filter(|r| r.name == "n1").collect();
+    assert_eq!(own_rows.len(), 1, "own older identities are not rows: {own_rows:?}");
+    assert_eq!((own_rows[0].incarnation, own_rows[0].state), (NOW + 5_001, MemberState::Alive));
+    assert_eq!(m.counters().members_down, 0);
+    assert_eq!(m.live_digest(), crate::core::membership::view::live_digest(&m.members()));
+    // A lower identity of ours is history: no renewal.
+    let before = m.identity().clone();
+    let older = with_incarnation(1, NOW - 1);
+    m.handle_packet(NOW, id(2).gossip_addr, &packet(None, &gossip_from(2), &[Member::down(older)]), &mut out);
+    assert_eq!(m.identity(), &before);
+}
+
+#[test]
+fn a_suspicion_learned_from_gossip_is_nudged_then_expires() {
+    let mut m = node(None);
+    let mut out = Vec::new();
+    m.join(NOW, &[], &mut out);
+    let alive = Member::new(id(3), 0, State::Alive);
+    m.handle_packet(NOW, id(2).gossip_addr, &packet(None, &gossip_from(2), &[alive]), &mut out);
+    let suspect = Member::new(id(3), 0, State::Suspect);
+    m.handle_packet(NOW, id(2).gossip_addr, &packet(None, &gossip_from(2), std::slice::from_ref(&suspect)), &mut out);
+    assert_eq!(m.counters().members_suspect, 1);
+    for round in 0..2 {
+        out.clear();
+        m.handle_timer(NOW, GossipTimer::SuspectSweep, &mut out);
+        let nudges: Vec<_> = sent(&out).into_iter().filter(|(to, _, _)| *to == id(3).gossip_addr).collect();
+        assert_eq!(nudges.len(), 1, "round {round}");
+        assert_eq!((&nudges[0].1.dst, &nudges[0].2[..]), (&id(3), std::slice::from_ref(&suspect)));
+    }
+    out.clear();
+    m.handle_timer(NOW, GossipTimer::SuspectSweep, &mut out);
+    assert!(out.contains(&GossipEffect::Changed(MemberEvent::Down(id(3)))));
+    assert_eq!((m.counters().members_suspect, m.counters().suspicions_expired), (0, 1));
+}
+
+#[test]
+fn a_nudged_live_suspect_refutes() {
+    let mut suspect = Membership::new(id(3), GossipConfig::lan(), None, 7).expect("valid");
+    let mut out = Vec::new();
+    let nudge = Header { src: id(1), src_incarnation: 0, dst: id(3), message: Message::Gossip };
+    let suspicion = Member::new(id(3), 0, State::Suspect);
+    suspect.handle_packet(NOW, id(1).gossip_addr, &packet(None, &nudge, &[suspicion]), &mut out);
+    let refutations: Vec<u16> = sent(&out).into_iter().map(|(_, h, _)| h.src_incarnation).collect();
+    assert!(!refutations.is_empty() && refutations.iter().all(|i| *i == 1), "{refutations:?}");
+}
+
+#[test]
+fn a_young_node_pulls_rosters_from_live_members_for_a_minute() {
+    let mut m = node(None);
+    let mut out = Vec::new();
+    m.join(NOW, &[], &mut out);
+    m.handle_packet(NOW, id(2).gossip_addr, &packet(None, &announce_from(2), &[]), &mut out);
+    let round = |m: &mut Membership| {
+        let mut out = Vec::new();
+        m.handle_timer(NOW, GossipTimer::Announce, &mut out);
+        sent(&out).iter().filter(|(to, h, _)| *to == id(2).gossip_addr && h.message == Message::Announce).count()
+    };
+    for _ in 0..60_000 / GossipConfig::lan().announce_period_ms {
+        assert_eq!(round(&mut m), 1);
+    }
+    assert_eq!(round(&mut m), 0, "a grown-up node leaves rosters to foca's slower periodic announce");
 }
