@@ -223,6 +223,15 @@ impl Command {
         )
     }
 
+    /// Whether a write's effect depends on the key's current value (everything but a plain SET or MSET).
+    pub fn depends_on_value(&self) -> bool {
+        !matches!(
+            self,
+            Command::Set { cond: SetCond::Always, ttl: SetTtl::Clear | SetTtl::At(_), get: false, .. }
+                | Command::MSet { if_none_exist: false, .. }
+        )
+    }
+
     /// Whether the command may add data, so it is refused with OOM when memory cannot be freed.
     pub fn may_grow(&self) -> bool {
         matches!(

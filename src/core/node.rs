@@ -277,6 +277,7 @@ impl Node {
         let mut node = Node::new(config, seed);
         let addr = membership.identity().gossip_addr;
         node.repl = Some(Replication::new(&node.config.name, addr, node.config.vnodes));
+        node.store.set_expiry_grace(Some(node.config.tombstone_grace_ms));
         node.membership = Some(membership);
         node.seeds = seeds;
         node
@@ -387,7 +388,10 @@ impl Node {
                 self.schedule_active_expire(out, self.config.active_expire_period_ms);
                 let seeds = self.seeds.clone();
                 self.with_membership(out, |m, effects| m.join(now, &seeds, effects));
-                if self.repl.is_some() {
+                if let Some(r) = self.repl.as_mut() {
+                    // A node that just started has seen nothing: its writes read the other owners first until
+                    // its ring has been stable for a while.
+                    r.ring_changed_at = now;
                     // Spread the periodic rounds of nodes started together.
                     let period = self.config.anti_entropy_period_ms.max(1);
                     let first = self.rng.random_range(period / 2..=period);

@@ -162,6 +162,9 @@ pub struct Store {
     digests: Vec<u64>,
     /// Entries that are markers (tombstones, eviction markers).
     markers: usize,
+    /// In a replicated store, an expired value becomes a tombstone for this long after its expiry, so an older
+    /// copy of the key still held somewhere (a stale replica, a former owner) cannot come back in its place.
+    expiry_grace: Option<Millis>,
 }
 
 /// The bucket a key lives in: the top bits of its ring position.
@@ -198,6 +201,32 @@ impl Store {
             pool: Vec::new(),
             digests: vec![0; BUCKETS],
             markers: 0,
+            expiry_grace: None,
+        }
+    }
+
+    /// Make expired values leave a tombstone for `grace` ms past their expiry (replicated stores), or not.
+    pub fn set_expiry_grace(&mut self, grace: Option<Millis>) {
+        self.expiry_grace = grace;
+    }
+
+    /// The tombstone an expired value leaves in a replicated store, while it is within its grace at `now`.
+    fn expiry_tombstone(&self, value: &Entry, now: Millis) -> Option<Entry> {
+        let grace = self.expiry_grace?;
+        let until = value.expire_at_ms.saturating_add(grace);
+        (value.is_value() && value.expire_at_ms != 0 && until > now)
+            .then(|| Entry::marker(EntryKind::Tombstone, value.vector.clone(), until))
+    }
+
+    /// Reclaim the expired entry of `key`: a value is counted as expired and, in a replicated store, replaced by
+    /// its tombstone; a marker goes.
+    fn expire_entry(&mut self, key: &[u8], now: Millis) {
+        let Some(old) = self.remove(key) else { return };
+        if old.is_value() {
+            self.stats.expired_keys += 1;
+        }
+        if let Some(tombstone) = self.expiry_tombstone(&old, now) {
+            self.insert(key, tombstone, now);
         }
     }
 
@@ -237,12 +266,18 @@ impl Store {
     pub fn merge(&mut self, key: &[u8], incoming: Entry, now: Millis) -> MergeOutcome {
         let b = bucket_of(key);
         if self.buckets[b].get(key).is_some_and(|e| e.is_expired(now)) {
-            self.remove(key);
+            self.expire_entry(key, now);
         }
-        let Some(current) = self.buckets[b].get(key) else {
-            if incoming.is_expired(now) {
-                return MergeOutcome::default();
+        // An expired value from a replica counts as the tombstone it leaves (or as nothing past its grace).
+        let incoming = if incoming.is_expired(now) {
+            match self.expiry_tombstone(&incoming, now) {
+                Some(tombstone) => tombstone,
+                None => return MergeOutcome::default(),
             }
+        } else {
+            incoming
+        };
+        let Some(current) = self.buckets[b].get(key) else {
             self.insert(key, incoming, now);
             return MergeOutcome { changed: true, lww_conflict: false };
         };
@@ -301,11 +336,7 @@ impl Store {
         let b = bucket_of(key);
         let found = self.buckets[b].get(key)?;
         if found.is_expired(now) {
-            let was_value = found.is_value();
-            self.remove(key);
-            if was_value {
-                self.stats.expired_keys += 1;
-            }
+            self.expire_entry(key, now);
             return None;
         }
         if !found.is_value() {
@@ -401,16 +432,10 @@ impl Store {
             if *at > now {
                 break;
             }
-            // The index entry is gone with pop_first; remove the map entry directly so the index stays exact.
-            let (_, key) = self.expiring.pop_first().expect("first exists");
-            if let Some(old) = self.buckets[bucket_of(&key)].swap_remove(&key) {
-                self.len -= 1;
-                self.used_bytes -= entry_bytes(&key, &old);
-                digest_flip(&mut self.digests, &key, &old);
-                self.markers -= usize::from(!old.is_value());
-                if old.is_value() {
-                    self.stats.expired_keys += 1;
-                }
+            let (at, key) = self.expiring.pop_first().expect("first exists");
+            // The index is exact, so the entry exists with this expiry; checking keeps a bad index from looping.
+            if self.buckets[bucket_of(&key)].get(&key).is_some_and(|e| e.expire_at_ms == at) {
+                self.expire_entry(&key, now);
             }
             removed += 1;
         }

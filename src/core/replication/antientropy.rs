@@ -39,6 +39,9 @@ fn sub_of(key: &[u8]) -> usize {
 }
 /// Delay of the next round with a peer that differed.
 const CHASE_MS: Millis = 200;
+/// Most quick rounds in a row with one peer before the turn moves on (one pair that keeps differing, for example
+/// while their clocks disagree on an expiry, must not starve the others).
+const CHASE_ROUNDS_MAX: u32 = 10;
 /// Most entries per `Put` sent by anti-entropy.
 const ENTRIES_PER_PUT: usize = 1_000;
 
@@ -85,7 +88,16 @@ impl Node {
         self.refresh_ring(now);
         let me = self.config.name.clone();
         let peers: Vec<String> = self.repl().addrs.keys().filter(|n| **n != me).cloned().collect();
+        // Settle expiries first, so both sides describe expired values the same way (as their tombstones).
+        self.store.expire_due(now, usize::MAX);
         let chase = self.repl_mut().ae_chase.take();
+        let chase = if chase.is_some() && self.repl().ae_chase_rounds < CHASE_ROUNDS_MAX {
+            self.repl_mut().ae_chase_rounds += 1;
+            chase
+        } else {
+            self.repl_mut().ae_chase_rounds = 0;
+            None
+        };
         let after = if chase.is_some() { CHASE_MS } else { self.config.anti_entropy_period_ms };
         out.push(Output::Schedule { after_ms: after, timer: TimerId::AntiEntropy });
         if peers.is_empty() {
@@ -114,6 +126,7 @@ impl Node {
 
     /// Step 2 (at the peer): answer with the bucket digests of the groups that differ.
     pub(crate) fn ae_groups(&mut self, now: Millis, from: SocketAddr, ring: u64, hashes: Vec<u64>, out: &mut Outbox) {
+        self.store.expire_due(now, usize::MAX);
         self.refresh_ring(now);
         if ring != self.repl().ring.digest() || hashes.len() != GROUPS {
             return;
@@ -137,7 +150,8 @@ impl Node {
     }
 
     /// Step 3 (at the initiator): the sub-bucket digests of the buckets that differ.
-    pub(crate) fn ae_buckets(&mut self, _now: Millis, from: SocketAddr, theirs: Vec<(u32, u64)>, out: &mut Outbox) {
+    pub(crate) fn ae_buckets(&mut self, now: Millis, from: SocketAddr, theirs: Vec<(u32, u64)>, out: &mut Outbox) {
+        self.store.expire_due(now, usize::MAX);
         let Some(peer) = self.name_of(from) else { return };
         let sharing = self.sharing_with(&peer);
         let mut buckets = Vec::new();
@@ -161,6 +175,7 @@ impl Node {
 
     /// Step 4 (at the peer): describe the shared keys of the sub-buckets that differ.
     pub(crate) fn ae_subs(&mut self, now: Millis, from: SocketAddr, theirs: Vec<(u32, Vec<u64>)>, out: &mut Outbox) {
+        self.store.expire_due(now, usize::MAX);
         let Some(peer) = self.name_of(from) else { return };
         let sharing = self.sharing_with(&peer);
         let mut buckets = Vec::new();
@@ -201,6 +216,7 @@ impl Node {
         keys: Vec<AeKey>,
         out: &mut Outbox,
     ) {
+        self.store.expire_due(now, usize::MAX);
         let Some(peer) = self.name_of(from) else { return };
         let sharing = self.sharing_with(&peer);
         let theirs: BTreeMap<Bytes, (u64, Option<Version>)> =

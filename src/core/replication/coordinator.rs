@@ -361,7 +361,11 @@ impl Node {
             .map(|addr| Asked { addr, answer: None, failed: false })
             .collect();
         let key = cmd.single_key().cloned();
-        let (Some(key), false) = (key, (first && self.ring_settled(now)) || asked.is_empty()) else {
+        // A command whose effect depends on the current value (DEL, INCR, SET NX, EXPIRE, ...) also reads first
+        // when this node holds nothing for the key: it may have restarted empty and not be refilled yet.
+        let absent = key.as_ref().is_some_and(|k| self.store.raw(k, now).is_none());
+        let trusted = first && self.ring_settled(now) && !(absent && cmd.depends_on_value());
+        let (Some(key), false) = (key, trusted || asked.is_empty()) else {
             return self.write_now(now, origin, cmd, level, owners, out);
         };
         let id = self.repl_mut().id();
@@ -530,8 +534,17 @@ impl Node {
     pub(crate) fn request_timer(&mut self, now: Millis, id: u64, out: &mut Outbox) {
         match self.repl().pending.get(&id) {
             Some(Pending::Forward { .. }) => {
-                self.repl_mut().stats.forward_failovers += 1;
-                self.forward_next(now, id, out);
+                // No answer in time: the owner may have run the command. Running it again on the next owner could
+                // apply it twice (a second version of the same write), so the client gets an error instead and
+                // decides; only a failed connection (`PeerLost`) fails over.
+                let Some(Pending::Forward { origin, to, .. }) = self.repl_mut().pending.remove(&id) else { return };
+                self.repl_mut().stats.timeouts += 1;
+                let name = self.name_of(to).unwrap_or_else(|| to.to_string());
+                let text = format!(
+                    "TIMEOUT no answer from the key's owner {name} within {} ms (the command may or may not have run)",
+                    self.forward_timeout_ms()
+                );
+                self.respond(origin, Reply::error(text), out);
             }
             Some(Pending::Read { .. }) => self.read_progress(now, id, true, out),
             Some(Pending::Write { round, targets, .. }) => {

@@ -154,6 +154,8 @@ pub(crate) struct Replication {
     pub ae_turn: usize,
     /// A peer that differed in the last round: the next round goes to it again soon.
     pub ae_chase: Option<String>,
+    /// Quick rounds in a row with the chased peer.
+    pub ae_chase_rounds: u32,
     /// Next bucket the hand-off sweep looks at.
     pub sweep_cursor: usize,
     /// Sharing classification of buckets with one peer, for one ring: (ring digest, peer, per-bucket share).
@@ -177,6 +179,7 @@ impl Replication {
             stats: ReplicationStats::default(),
             ae_turn: 0,
             ae_chase: None,
+            ae_chase_rounds: 0,
             sweep_cursor: 0,
             share_cache: None,
         }

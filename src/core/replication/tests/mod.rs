@@ -329,3 +329,46 @@ fn a_write_after_the_first_owner_fails_over_dominates_the_acknowledged_one_whate
     c.run_until(|c| (0..3).all(|i| c.node(i).ring_members() == 3), 30_000);
     assert_eq!(c.call(p, get("k"), ALL), Reply::Bulk(b("w")), "the causally newer write wins");
 }
+
+#[test]
+fn an_expired_value_does_not_let_an_older_copy_come_back() {
+    let mut c = Cluster::new(3, config());
+    assert_eq!(c.call(0, set("x", "old"), ALL), Reply::Ok);
+    // n2 is cut off (briefly, before detection) and misses the newer write, which expires a second later.
+    c.side[2] = 1;
+    let with_ttl = Command::Set {
+        key: b("x"),
+        value: b("new"),
+        cond: Default::default(),
+        ttl: crate::core::command::SetTtl::At(crate::core::command::ExpireAt::InMs(1_000)),
+        get: false,
+        reply_int: false,
+    };
+    assert_eq!(c.call(0, with_ttl, QUORUM), Reply::Ok);
+    c.run_for(1_500);
+    c.side[2] = 0;
+    c.run_for(10_000);
+    for i in 0..3 {
+        assert_eq!(c.call(i, get("x"), ALL), Reply::Nil, "via n{i}");
+        let e = c.node(i).local_entry(b"x", c.now).expect("the expiry left a tombstone");
+        assert_eq!(e.kind, EntryKind::Tombstone, "n{i}");
+    }
+}
+
+#[test]
+fn a_delete_on_an_owner_that_restarted_empty_still_deletes() {
+    let mut c = Cluster::new(3, config());
+    assert_eq!(c.call(0, set("d", "v"), ALL), Reply::Ok);
+    let first = c.owners(0, "d")[0];
+    c.run_for(20_000);
+    // The first owner restarts empty, quicker than failure detection: its ring never changed.
+    c.crash(first);
+    c.start(first);
+    c.run_until(|c| c.node(first).ring_members() == 3, 10_000);
+    assert!(c.node(first).local_entry(b"d", c.now).is_none(), "restarted empty");
+    assert_eq!(c.call(first, Command::Del { keys: vec![b("d")] }, QUORUM), Reply::Int(1));
+    c.run_for(10_000);
+    for i in 0..3 {
+        assert_eq!(c.call(i, get("d"), ALL), Reply::Nil, "via n{i}");
+    }
+}
