@@ -54,6 +54,8 @@ const ANNOUNCE_RNG_SALT: u64 = 0x5ea1_5eed_a770_0001;
 /// members that fit one packet, ~25) every `roster_period_ms` (10 s) left a restarted node of a 100-node cluster
 /// unaware of some members for minutes; afterwards, changes arrive by gossip and the slow roster suffices.
 const YOUNG_ROSTER_MS: u64 = 60_000;
+/// Announce period of a node that knows no member yet.
+const ALONE_ANNOUNCE_MS: u64 = 250;
 
 /// One node's membership: its identity, its view of the others, and the SWIM protocol that maintains it.
 pub struct Membership {
@@ -284,7 +286,12 @@ impl Membership {
     fn schedule_announce(&mut self, out: &mut Vec<GossipEffect>) {
         if !self.announce_scheduled {
             self.announce_scheduled = true;
-            out.push(GossipEffect::Schedule { after_ms: self.config.announce_period_ms, timer: GossipTimer::Announce });
+            // A node that knows nobody yet (nodes started together, seeds not up) knocks more often, so a cluster
+            // started all at once forms within a fraction of a second instead of one announce period.
+            let alone = self.foca.num_members() == 0 && !self.seeds.is_empty();
+            let period = self.config.announce_period_ms;
+            let after_ms = if alone { period.min(ALONE_ANNOUNCE_MS) } else { period };
+            out.push(GossipEffect::Schedule { after_ms, timer: GossipTimer::Announce });
         }
     }
 
