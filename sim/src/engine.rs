@@ -5,15 +5,20 @@
 //! so a seed replays byte for byte. A host is a node's process: it holds the node (or nothing when crashed), a
 //! generation that invalidates the timers of a dead incarnation, a pause flag with the events that wait for it,
 //! and a clock offset. The engine drains each node's outbox after every input, as the tokio runtime does.
+//!
+//! Client calls are asynchronous: a reply may come out of any later input (a peer message, a timer), and is
+//! matched to its call by (connection, request). Clients stop calling at the heal, so the liveness phase can
+//! reach quiescence: no call waiting, no peer message in flight, membership and every key's replicas agreed.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use shoal::core::membership::{GossipConfig, Identity, Membership};
-use shoal::core::reply::Reply;
 use shoal::core::{Input, Millis, Node, NodeConfig, Outbox, Output, TimerId};
 
+use crate::check::replicas::Finals;
+use crate::check::writes::Facts;
 use crate::check::{self, Kind, LiveNode, Observed, Violation};
 use crate::event::{Event, Ms, Queue};
 use crate::faults::{Fault, FaultPlan};
@@ -21,9 +26,11 @@ use crate::net::Net;
 use crate::scenario::{Scenario, SEED_NODES};
 use crate::timeline::Timeline;
 use crate::trace::Trace;
-use crate::workload::{Op, Outcome, Workload, WorkloadConfig};
+use crate::workload::{Outcome, Workload, WorkloadConfig};
 
+mod data;
 mod host;
+mod peer;
 use host::timer_tag;
 
 /// Virtual Unix time (ms) at which every run starts.
@@ -44,11 +51,13 @@ pub struct SimConfig {
     pub liveness_bound_ms: Ms,
     /// Record each node's view for the timeline.
     pub timeline: bool,
+    /// Replicas per key (N).
+    pub replicas: usize,
 }
 
 impl SimConfig {
     pub fn new(seed: u64, nodes: usize, scenario: Scenario, safety_ms: Ms) -> SimConfig {
-        SimConfig { seed, nodes, scenario, safety_ms, liveness_bound_ms: 30_000, timeline: false }
+        SimConfig { seed, nodes, scenario, safety_ms, liveness_bound_ms: 60_000, timeline: false, replicas: 3 }
     }
 }
 
@@ -63,6 +72,11 @@ pub struct Report {
     pub converged_after_ms: Option<Ms>,
     pub virtual_ms: Ms,
     pub datagrams: u64,
+    /// Peer (data) messages sent, and their encoded bytes.
+    pub peer_messages: u64,
+    pub peer_bytes: u64,
+    /// Calls whose outcome the client never learned.
+    pub unknown_ops: usize,
     pub trace_hash: u64,
     pub events: u64,
     pub ops: usize,
@@ -106,7 +120,10 @@ pub struct Engine {
     counts: std::collections::BTreeMap<Kind, usize>,
     converged_after_ms: Option<Ms>,
     timeline: Option<Timeline>,
-    last_reply: Option<Reply>,
+    /// Peer messages scheduled and not yet delivered or dropped.
+    peer_in_flight: usize,
+    facts: Facts,
+    finals: Option<Finals>,
 }
 
 /// Gossip address of node `i`.
@@ -132,6 +149,16 @@ impl Engine {
         let plan = config.scenario.plan(&mut StdRng::seed_from_u64(streams[0]), n, config.safety_ms);
         let net = Net::new(n, plan.net.clone(), streams[1]);
         let workload = Workload::new(WorkloadConfig::for_nodes(n), streams[2]);
+        let mut fault_times: Vec<Ms> = plan.events.iter().map(|(at, _)| *at).collect();
+        fault_times.push(0);
+        fault_times.sort_unstable();
+        let facts = Facts {
+            fault_times,
+            lossy: plan.net.loss_ppm > 0,
+            replicas: config.replicas,
+            settle_ms: 10_000,
+            ..Facts::default()
+        };
         let hosts = (0..n)
             .map(|i| Host {
                 node: None,
@@ -162,7 +189,9 @@ impl Engine {
             violations: Vec::new(),
             counts: Default::default(),
             converged_after_ms: None,
-            last_reply: None,
+            peer_in_flight: 0,
+            facts,
+            finals: None,
         }
     }
 
@@ -177,8 +206,10 @@ impl Engine {
             self.queue.push(at, Event::Fault(fault));
         }
         self.queue.push(self.config.safety_ms, Event::Heal);
-        let gap = self.workload.gap_ms();
-        self.queue.push(gap, Event::Workload);
+        for client in 0..self.workload.config.clients {
+            let at = self.workload.think_ms();
+            self.queue.push(at, Event::Workload { client });
+        }
         self.queue.push(self.probe_ms(), Event::Probe);
         let end = self.config.safety_ms + self.config.liveness_bound_ms;
         while let Some(at) = self.queue.next_at() {
@@ -192,9 +223,11 @@ impl Engine {
         if self.converged_after_ms.is_none() {
             let last = check::membership_converged(self.now, &self.observe());
             self.flag_all(last);
+            if let Err(found) = self.data_converged() {
+                self.flag_all(found);
+            }
         }
-        let history = check::history(&self.workload.history);
-        self.flag_all(history);
+        self.check_history();
         self.trace.flush();
         Report {
             counts: self.counts.into_iter().collect(),
@@ -202,6 +235,9 @@ impl Engine {
             converged_after_ms: self.converged_after_ms,
             virtual_ms: self.now,
             datagrams: self.net.stats.sent,
+            peer_messages: self.net.peer_stats.sent,
+            peer_bytes: self.net.peer_stats.bytes,
+            unknown_ops: self.workload.history.iter().filter(|op| op.outcome == Outcome::Unknown).count(),
             trace_hash: self.trace.hash(),
             events: self.trace.events(),
             ops: self.workload.history.len(),
@@ -231,13 +267,20 @@ impl Engine {
             }
             Event::Timer { node, generation, timer } => self.timers(node, generation, timer),
             Event::Client { node, op } => self.client(node, op),
-            Event::Workload => {
-                let op = self.workload.issue(self.now, self.config.nodes);
-                let node = self.workload.pending[op].as_ref().expect("just issued").node;
+            Event::Workload { client } => {
+                if self.phase != Phase::Safety {
+                    return;
+                }
+                let op = self.workload.issue(client, self.now, self.config.nodes);
+                let node = self.workload.history[op].node;
                 self.queue.push(self.now, Event::Client { node, op });
-                let gap = self.workload.gap_ms();
-                self.queue.push(self.now + gap, Event::Workload);
+                self.queue.push(self.now + self.workload.config.timeout_ms, Event::ClientTimeout { op });
             }
+            Event::ClientTimeout { op } => self.finish(op, Outcome::Unknown),
+            Event::PeerDeliver { to, generation, from, msg, digest } => {
+                self.deliver_peer(to, generation, from, msg, digest)
+            }
+            Event::PeerLost { node, generation, peer } => self.peer_lost(node, generation, peer),
             Event::Fault(fault) => self.fault(fault),
             Event::Heal => self.heal(),
             Event::Probe => self.probe(),
@@ -307,33 +350,52 @@ impl Engine {
         if self.hold(node, || Event::Client { node, op }) {
             return;
         }
-        let Some(call) = self.workload.pending[op].take() else { return };
-        let generation = self.hosts[node].generation;
-        let node_now = self.node_now(node);
-        let mut record = Op {
-            client: call.client,
-            node,
-            generation,
-            kind: call.kind,
-            invoked_at: call.invoked_at,
-            executed_at: self.now,
-            node_now,
-            node_clock_max: self.hosts[node].clock_max,
-            outcome: Outcome::Refused,
-        };
-        let cmd = record.kind.command();
-        self.trace.record(self.now, node, 4, &(op as u64).to_le_bytes(), || format!("client {:?}", record.kind));
-        if self.hosts[node].node.is_none() {
-            self.workload.history.push(record);
+        let call = &self.workload.history[op];
+        if self.workload.clients[call.client as usize].waiting != Some(op) {
+            // The client gave up on the call (timeout or reset) before the node read it.
             return;
         }
-        self.handle(
-            node,
-            Input::Client { conn: u64::from(call.client), req: op as u64, cmd, levels: Default::default() },
-        );
-        if let Some(reply) = self.last_reply.take() {
-            record.outcome = Outcome::Replied(reply);
+        let kind = call.kind.clone();
+        self.trace.record(self.now, node, 4, &(op as u64).to_le_bytes(), || format!("client {kind:?}"));
+        if self.hosts[node].node.is_none() {
+            self.finish(op, Outcome::Refused);
+            return;
         }
-        self.workload.history.push(record);
+        let node_now = self.node_now(node);
+        let call = &mut self.workload.history[op];
+        call.generation = self.hosts[node].generation;
+        call.executed = true;
+        call.executed_at = self.now;
+        call.node_now = node_now;
+        call.node_clock_max = self.hosts[node].clock_max;
+        let (conn, levels) = (call.conn, call.levels);
+        self.handle(node, Input::Client { conn, req: op as u64, cmd: kind.command(), levels });
+    }
+
+    /// Ends call `op` (if its client still waits for it) and lets the client think about its next call.
+    fn finish(&mut self, op: usize, outcome: Outcome) {
+        if let Some(client) = self.workload.finish(op, self.now, outcome) {
+            let at = self.now + self.workload.think_ms();
+            self.queue.push(at, Event::Workload { client });
+        }
+    }
+
+    /// Runs the history checkers: the single-node model when there is one node, the write checkers against the
+    /// final state when the replicas converged, read-your-writes always.
+    fn check_history(&mut self) {
+        let ops = &self.workload.history;
+        let mut found = Vec::new();
+        if self.config.nodes == 1 || !data::REPLICATION {
+            let mut executed: Vec<_> = ops.iter().filter(|op| op.executed).cloned().collect();
+            executed.sort_by_key(|op| op.executed_at);
+            found.extend(check::history(&executed));
+        }
+        if data::REPLICATION {
+            if let Some(finals) = &self.finals {
+                found.extend(check::writes::lost_writes(ops, finals, &self.facts));
+            }
+            found.extend(check::writes::read_your_writes(ops, &self.facts));
+        }
+        self.flag_all(found);
     }
 }

@@ -48,6 +48,10 @@ scenario_seeds! {
     skew: Scenario::Skew, [1, 2, 3];
     pause: Scenario::Pause, [1, 2, 3];
     random: Scenario::Random, [1, 2, 3, 4, 5];
+    split_2_3: Scenario::SplitTwoThree, [1, 2];
+    crash_empty: Scenario::CrashEmpty, [1, 2];
+    replica_down: Scenario::ReplicaDown, [1, 2, 3];
+    swizzle: Scenario::Swizzle, [1, 2];
 }
 
 /// Found by the first sweep: n0's clock steps back 43 minutes, n0 then crashes and restarts with its wall clock
