@@ -17,7 +17,8 @@
 //!   covers `w` (so `w` reached the replicas and the merge settled the conflict by (HLC, node), as DESIGN.md
 //!   section 4 specifies). These are counted as the anomaly `LwwConcurrent`, which does not fail a seed; a `w`
 //!   whose vector dominates `u`'s (the system knew `w` came later) or that never reached the final vector is a
-//!   violation.
+//!   violation. An EXPIRE that may have happened after `w` began re-writes the older value with a version the sim
+//!   does not know; when the final vector covers `w`, that is counted as `LwwConcurrent` too.
 //! - Read-your-writes: a client's acknowledged GET after its own acknowledged write on the key, at levels whose
 //!   replica counts intersect (R + W > N, e.g. QUORUM/QUORUM), returns that write or one that does not precede it,
 //!   provided no fault happened from `settle_ms` before the write to the read's answer and the network never
@@ -118,6 +119,13 @@ impl<'a> Index<'a> {
 
     /// Whether something other than `w` may have removed `w`'s value: a DEL, EXPIRE or SET with TTL on the key
     /// that may have happened and does not precede `w`.
+    /// Whether an EXPIRE on the key may have re-written an older value with a new version after `w` began: the
+    /// final value is then that EXPIRE's write, whose version the sim does not know.
+    fn restamped_after(&self, w: &Op) -> bool {
+        self.on_key(w.kind.key())
+            .any(|x| matches!(x.kind, OpKind::Expire { .. }) && x.may_have_written() && !x.precedes(w))
+    }
+
     fn removal_after(&self, w: &Op) -> bool {
         self.on_key(w.kind.key()).any(|x| {
             !std::ptr::eq(x, w)
@@ -153,7 +161,7 @@ pub fn lost_writes(ops: &[Op], finals: &Finals, facts: &Facts) -> Vec<Violation>
                 };
                 for w in index.on_key(key).filter(|w| w.acked() && u.precedes(w)) {
                     if matches!(w.kind, OpKind::Set { .. } | OpKind::Del { .. }) {
-                        found.extend(judge(w, Some(u), e, facts));
+                        found.extend(judge(w, Some(u), e, index.restamped_after(w), facts));
                     }
                 }
             }
@@ -167,7 +175,7 @@ pub fn lost_writes(ops: &[Op], finals: &Finals, facts: &Facts) -> Vec<Violation>
                         matches!(x.kind, OpKind::Del { .. }) && x.client == w.client && x.acked() && x.precedes(w)
                     });
                     match entry {
-                        Some(tomb) => found.extend(judge(w, deleted_before, tomb, facts)),
+                        Some(tomb) => found.extend(judge(w, deleted_before, tomb, false, facts)),
                         None => found.extend(judge_absent(w, deleted_before, key, facts)),
                     }
                 }
@@ -200,8 +208,9 @@ fn vectors_of<'a>(w: &Op, facts: &'a Facts) -> Vec<&'a VersionVector> {
     }
 }
 
-/// `w` lost to the final entry `last` (written by `u` when known).
-fn judge(w: &Op, u: Option<&Op>, last: &WireEntry, facts: &Facts) -> Option<Violation> {
+/// `w` lost to the final entry `last` (written by `u` when known; `restamped`: maybe re-written by an EXPIRE
+/// concurrent with `w`).
+fn judge(w: &Op, u: Option<&Op>, last: &WireEntry, restamped: bool, facts: &Facts) -> Option<Violation> {
     if crash_lost(w, facts) {
         return None;
     }
@@ -212,7 +221,7 @@ fn judge(w: &Op, u: Option<&Op>, last: &WireEntry, facts: &Facts) -> Option<Viol
     };
     let lww = vectors_of(w, facts)
         .into_iter()
-        .any(|wv| final_covers(wv) && u_vector.is_some_and(|uv| wv.compare(uv) == Relation::Concurrent));
+        .any(|wv| final_covers(wv) && (restamped || u_vector.is_some_and(|uv| wv.compare(uv) == Relation::Concurrent)));
     let same_client = u.is_some_and(|u| u.client == w.client);
     let kind = match (lww, same_client, &w.kind) {
         (true, _, _) => Kind::LwwConcurrent,

@@ -105,6 +105,11 @@ fn last_writer_wins_between_concurrent_versions_is_an_anomaly_not_a_violation() 
     f.vectors.insert(2, vector(&[(1, 50), (2, 60)]));
     let dominated = finals(entry(EntryKind::Value, "1", vector(&[(1, 50), (2, 60)])));
     assert_eq!(kinds(&lost_writes(&ops, &dominated, &f)), [Kind::LostWrite]);
+    // Unless an EXPIRE concurrent with the later write re-wrote the older value with a newer version.
+    let mut restamp = op(2, OpKind::Expire { key: 1, ttl_ms: 9_999 }, Q, (25, None), Outcome::Unknown);
+    restamp.executed = true;
+    let with_expire = vec![set(0, 1, 0, 10), set(1, 2, 20, 30), restamp];
+    assert_eq!(kinds(&lost_writes(&with_expire, &dominated, &f)), [Kind::LwwConcurrent]);
 }
 
 #[test]
