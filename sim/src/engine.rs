@@ -319,7 +319,8 @@ impl Engine {
         let membership = Membership::new(identity, self.gossip.clone(), None, self.node_rng.random())
             .expect("the LAN profile is a valid config");
         let seeds: Vec<SocketAddr> = (0..SEED_NODES.min(self.config.nodes)).map(addr_of).collect();
-        let config = NodeConfig { name, ..NodeConfig::default() };
+        let vnodes = if self.config.nodes > 20 { 64 } else { NodeConfig::default().vnodes };
+        let config = NodeConfig { name, replicas: self.config.replicas, vnodes, ..NodeConfig::default() };
         host.node = Some(Node::clustered(config, self.node_rng.random(), membership, seeds));
         let generation = host.generation;
         self.trace.record(self.now, i, 2, &now.to_le_bytes(), || format!("start gen {generation} clock {now}"));

@@ -3,13 +3,13 @@
 //! The checker gets, for each key, what every live node says: the key's owners as its ring sees them and its own
 //! raw copy (`Node::local_entry`: values, tombstones and eviction markers with their vectors and expiry). All live
 //! nodes must name the same owners, every owner must be live, and every owner's copy must be identical (kind,
-//! value, vector, expiry). A value whose expiry has passed on the most advanced clock among the owners counts as
-//! absent: replicas drop expired values at their own pace, by their own clocks. What the owners agree on is the
+//! value, vector, expiry). A value whose TTL, or a tombstone whose grace, has passed on the most advanced clock
+//! among the owners counts as absent: replicas drop expired entries at their own pace, by their own clocks. What the owners agree on is the
 //! key's final state, which the write checkers judge.
 
 use std::collections::BTreeMap;
 
-use shoal::core::replication::{EntryKind, WireEntry};
+use shoal::core::replication::WireEntry;
 use shoal::core::Millis;
 
 use super::{Kind, Violation};
@@ -40,10 +40,10 @@ pub struct KeyCopies {
 /// The agreed state of every key (absent or expired: `None`).
 pub type Finals = BTreeMap<u8, Option<WireEntry>>;
 
-/// The entry with an expired value read as absent.
+/// The entry read as absent once its expiry (a value's TTL, a marker's grace) has passed at `now`.
 pub fn normalized(entry: &Option<WireEntry>, now: Millis) -> Option<WireEntry> {
     match entry {
-        Some(e) if e.kind == EntryKind::Value && e.expire_at_ms != 0 && e.expire_at_ms <= now => None,
+        Some(e) if e.expire_at_ms != 0 && e.expire_at_ms <= now => None,
         other => other.clone(),
     }
 }
@@ -52,13 +52,12 @@ pub fn normalized(entry: &Option<WireEntry>, now: Millis) -> Option<WireEntry> {
 pub fn describe(entry: &Option<WireEntry>) -> String {
     match entry {
         None => "none".to_string(),
-        Some(e) => format!(
-            "{:?} {:?} latest {:?} expire {}",
-            e.kind,
-            String::from_utf8_lossy(&e.value),
-            e.vector.latest().map(|v| (v.time.0, v.node.0)),
-            e.expire_at_ms
-        ),
+        Some(e) => {
+            let vector: Vec<String> =
+                e.vector.entries().iter().map(|(n, t)| format!("{:04x}:{}", n.0 >> 48, t.0)).collect();
+            let value = String::from_utf8_lossy(&e.value);
+            format!("{:?} {value:?} [{}] expire {}", e.kind, vector.join(" "), e.expire_at_ms)
+        }
     }
 }
 
@@ -112,6 +111,7 @@ mod tests {
     use super::*;
     use bytes::Bytes;
     use shoal::core::clock::Timestamp;
+    use shoal::core::replication::EntryKind;
     use shoal::core::version::NodeId;
     use shoal::core::vversion::VersionVector;
 
@@ -156,8 +156,14 @@ mod tests {
     }
 
     #[test]
-    fn an_expired_value_equals_absence() {
+    fn an_expired_value_or_tombstone_equals_absence() {
         let keys = [copies([value("7", 5, 1_001), None, value("7", 5, 1_001)])];
+        assert_eq!(converged(0, &keys).expect("converged")[&4], None);
+        let mut tomb = value("", 5, 1_002);
+        if let Some(t) = tomb.as_mut() {
+            t.kind = EntryKind::Tombstone;
+        }
+        let keys = [copies([tomb.clone(), tomb, None])];
         assert_eq!(converged(0, &keys).expect("converged")[&4], None);
     }
 

@@ -64,18 +64,19 @@ impl Engine {
     }
 
     /// The liveness condition on data: quiescent (no call waiting, no peer message in flight) and every key's
-    /// owners agreed and identical. Also records the final state. Always true without replication.
+    /// owners agreed and identical; records the final state. Always true without replication. Divergence is
+    /// reported before a lack of quiescence, which matters only when the copies agree.
     pub(super) fn data_converged(&mut self) -> Result<(), Vec<Violation>> {
         if !REPLICATION {
             return Ok(());
         }
         let at = self.now;
+        let finals = replicas::converged(at, &self.key_copies())?;
         let waiting = self.workload.clients.iter().filter(|c| c.waiting.is_some()).count();
         if waiting > 0 || self.peer_in_flight > 0 {
             let detail = format!("not quiescent: {waiting} calls waiting, {} peer messages", self.peer_in_flight);
             return Err(vec![Violation { kind: Kind::ReplicasDiverged, at, detail }]);
         }
-        let finals = replicas::converged(at, &self.key_copies())?;
         self.finals = Some(finals);
         Ok(())
     }
