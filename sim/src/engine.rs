@@ -138,6 +138,20 @@ fn index_of(addr: SocketAddr, n: usize) -> Option<usize> {
     (i < n && addr.port() == 7946).then_some(i)
 }
 
+/// The greatest difference between two node clock offsets over the run: initial skews and every jump.
+fn clock_spread_ms(plan: &FaultPlan) -> Ms {
+    let mut offsets = plan.skew_ms.clone();
+    let (mut lo, mut hi) = (offsets.iter().copied().min().unwrap_or(0), offsets.iter().copied().max().unwrap_or(0));
+    for (_, fault) in plan.sorted() {
+        if let Fault::ClockJump { node, delta_ms } = fault {
+            offsets[node] += delta_ms;
+            lo = lo.min(offsets[node]);
+            hi = hi.max(offsets[node]);
+        }
+    }
+    hi.saturating_sub(lo).unsigned_abs()
+}
+
 impl Engine {
     pub fn new(config: SimConfig, trace: Trace) -> Engine {
         let mut root = StdRng::seed_from_u64(config.seed);
@@ -152,7 +166,11 @@ impl Engine {
         let mut fault_times: Vec<Ms> = plan.events.iter().map(|(at, _)| *at).collect();
         fault_times.push(0);
         fault_times.sort_unstable();
+        let grace = NodeConfig::default().tombstone_grace_ms;
         let facts = Facts {
+            tombstone_grace_ms: grace,
+            clock_spread_ms: clock_spread_ms(&plan),
+            end_ms: config.safety_ms + config.liveness_bound_ms,
             fault_times,
             lossy: plan.net.loss_ppm > 0,
             replicas: config.replicas,
@@ -223,7 +241,12 @@ impl Engine {
         if self.converged_after_ms.is_none() {
             let last = check::membership_converged(self.now, &self.observe());
             self.flag_all(last);
-            if let Err(found) = self.data_converged() {
+            if let Err(mut found) = self.data_converged() {
+                if self.facts.clock_spread_ms >= self.facts.tombstone_grace_ms {
+                    let note =
+                        format!(" [clocks {} s apart, beyond the tombstone grace]", self.facts.clock_spread_ms / 1_000);
+                    found.iter_mut().for_each(|v| v.detail.push_str(&note));
+                }
                 self.flag_all(found);
             }
         }
@@ -319,7 +342,7 @@ impl Engine {
         let membership = Membership::new(identity, self.gossip.clone(), None, self.node_rng.random())
             .expect("the LAN profile is a valid config");
         let seeds: Vec<SocketAddr> = (0..SEED_NODES.min(self.config.nodes)).map(addr_of).collect();
-        let vnodes = if self.config.nodes > 20 { 64 } else { NodeConfig::default().vnodes };
+        let vnodes = if self.config.nodes > 20 { 64 } else { 128 };
         let config = NodeConfig { name, replicas: self.config.replicas, vnodes, ..NodeConfig::default() };
         host.node = Some(Node::clustered(config, self.node_rng.random(), membership, seeds));
         let generation = host.generation;

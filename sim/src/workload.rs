@@ -135,7 +135,7 @@ pub struct WorkloadConfig {
 
 impl WorkloadConfig {
     pub fn for_nodes(n: usize) -> WorkloadConfig {
-        WorkloadConfig { clients: 8, keys: 32, ops_per_s: (20 * n as u64).min(400), timeout_ms: 5_000 }
+        WorkloadConfig { clients: 8, keys: 32, ops_per_s: (20 * n as u64).min(400), timeout_ms: 3_000 }
     }
 }
 

@@ -9,7 +9,9 @@
 //!   every acknowledged SET `w` must be explained: it had a TTL, or a DEL, EXPIRE or SET with TTL on the key may
 //!   have happened after it (not preceding it). When `w` and `u` are by the same client, the violation is a
 //!   causality one: the client saw `u`'s ack, then wrote `w`, and `u` won.
-//! - Exemptions, precisely: (1) `w`'s copies all died in crashes: at some crash, the crashing node held `w`'s value
+//! - Exemptions, precisely: (0) a DEL whose tombstone some node's clock may have aged past the tombstone grace
+//!   before the end of the run (clock spread plus elapsed time reaches the grace; only big skews do that).
+//!   (1) `w`'s copies all died in crashes: at some crash, the crashing node held `w`'s value
 //!   (or, for a DEL, a tombstone of the key after `w` was invoked) and no live node's own copy and no peer message
 //!   in flight carried it any more. Hints a node holds apart from its own copy are not visible to the checker, so
 //!   a write whose last copy is a hint counts as lost with the crash. (2) Last-writer-wins between concurrent
@@ -55,6 +57,12 @@ pub struct Facts {
     pub replicas: usize,
     /// How long after a fault read-your-writes is not required.
     pub settle_ms: Ms,
+    /// How long replicas keep tombstones, by their own clocks.
+    pub tombstone_grace_ms: Ms,
+    /// The greatest difference between two node clocks' offsets at any times of the run (skews and jumps).
+    pub clock_spread_ms: Ms,
+    /// The end of the run (virtual time).
+    pub end_ms: Ms,
 }
 
 impl Facts {
@@ -159,9 +167,19 @@ pub fn lost_writes(ops: &[Op], finals: &Finals, facts: &Facts) -> Vec<Violation>
                     found.push(Violation { kind: Kind::PhantomValue, at: 0, detail });
                     continue;
                 };
+                let expired_later = index.on_key(key).any(|x| {
+                    u.precedes(x)
+                        && x.may_have_written()
+                        && matches!(x.kind, OpKind::Expire { .. } | OpKind::Set { ttl_ms: Some(_), .. })
+                });
                 for w in index.on_key(key).filter(|w| w.acked() && u.precedes(w)) {
                     if matches!(w.kind, OpKind::Set { .. } | OpKind::Del { .. }) {
-                        found.extend(judge(w, Some(u), e, index.restamped_after(w), facts));
+                        let mut v = judge(w, Some(u), e, index.restamped_after(w), facts);
+                        if let Some(v) = v.as_mut().filter(|_| expired_later) {
+                            v.detail
+                                .push_str(" [a later write set a TTL: the older value came back after it expired?]");
+                        }
+                        found.extend(v);
                     }
                 }
             }
@@ -185,7 +203,16 @@ pub fn lost_writes(ops: &[Op], finals: &Finals, facts: &Facts) -> Vec<Violation>
     found
 }
 
+/// Whether `w`'s copies may all be gone for a reason the design allows: crashes took every copy, or (for a
+/// DEL) some node's clock may have passed the tombstone's grace before the end of the run. A tombstone made at
+/// virtual time t by a coordinator with clock offset a is dropped by node X at time t' once
+/// (t' - t) + (offset of X at t' - a) >= grace; the left side is at most (end - t) + clock spread.
 fn crash_lost(w: &Op, facts: &Facts) -> bool {
+    if matches!(w.kind, OpKind::Del { .. })
+        && facts.end_ms.saturating_sub(w.invoked_at) + facts.clock_spread_ms >= facts.tombstone_grace_ms
+    {
+        return true;
+    }
     match w.kind {
         OpKind::Set { value, .. } => facts.crash_lost_values.contains(&value),
         OpKind::Del { key } => {
