@@ -66,6 +66,8 @@ impl SimConfig {
 pub struct Report {
     pub config: SimConfig,
     pub violations: Vec<Violation>,
+    /// A few anomalies the design allows (`Kind::is_anomaly`), with their details.
+    pub anomalies: Vec<Violation>,
     /// Violations by kind, counted (the list above keeps a few of each).
     pub counts: Vec<(Kind, usize)>,
     /// How long after the heal the cluster converged.
@@ -117,6 +119,7 @@ pub struct Engine {
     plan: FaultPlan,
     outbox: Outbox,
     violations: Vec<Violation>,
+    anomalies: Vec<Violation>,
     counts: std::collections::BTreeMap<Kind, usize>,
     converged_after_ms: Option<Ms>,
     timeline: Option<Timeline>,
@@ -205,6 +208,7 @@ impl Engine {
             plan,
             outbox: Outbox::new(),
             violations: Vec::new(),
+            anomalies: Vec::new(),
             counts: Default::default(),
             converged_after_ms: None,
             peer_in_flight: 0,
@@ -255,6 +259,7 @@ impl Engine {
         Report {
             counts: self.counts.into_iter().collect(),
             violations: self.violations,
+            anomalies: self.anomalies,
             converged_after_ms: self.converged_after_ms,
             virtual_ms: self.now,
             datagrams: self.net.stats.sent,

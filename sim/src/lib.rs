@@ -38,6 +38,7 @@ pub fn run(config: SimConfig, trace: Trace) -> Report {
             Report {
                 config: copy,
                 violations: vec![Violation { kind: Kind::Panic, at: 0, detail: message }],
+                anomalies: Vec::new(),
                 counts: vec![(Kind::Panic, 1)],
                 converged_after_ms: None,
                 virtual_ms: 0,

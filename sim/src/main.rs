@@ -102,6 +102,9 @@ fn replay(args: &Args, seed: u64) -> anyhow::Result<()> {
         std::fs::write(path, svg).with_context(|| format!("writing {}", path.display()))?;
         println!("timeline written to {}", path.display());
     }
+    for v in &report.anomalies {
+        println!("ANOMALY {v}");
+    }
     for v in &report.violations {
         println!("VIOLATION {v}");
     }

@@ -16,8 +16,9 @@
 //!   in flight carried it any more. Hints a node holds apart from its own copy are not visible to the checker, so
 //!   a write whose last copy is a hint counts as lost with the crash. (2) Last-writer-wins between concurrent
 //!   versions: the version vector the sim saw `w` written with is concurrent with `u`'s, and the final vector
-//!   covers `w` (so `w` reached the replicas and the merge settled the conflict by (HLC, node), as DESIGN.md
-//!   section 4 specifies). These are counted as the anomaly `LwwConcurrent`, which does not fail a seed; a `w`
+//!   covers `w`, and the final version is `u`'s own (so `w` reached the replicas and the merge settled the
+//!   conflict by (HLC, node), as DESIGN.md section 4 specifies; a final version newer than `u`'s means `u`'s value
+//!   was written again later, which is no excuse). These are counted as the anomaly `LwwConcurrent`, which does not fail a seed; a `w`
 //!   whose vector dominates `u`'s (the system knew `w` came later) or that never reached the final vector is a
 //!   violation. An EXPIRE that may have happened after `w` began re-writes the older value with a version the sim
 //!   does not know; when the final vector covers `w`, that is counted as `LwwConcurrent` too.
@@ -246,9 +247,18 @@ fn judge(w: &Op, u: Option<&Op>, last: &WireEntry, restamped: bool, facts: &Fact
         Some(v) => facts.vectors.get(&v),
         None => Some(&last.vector),
     };
-    let lww = vectors_of(w, facts)
-        .into_iter()
-        .any(|wv| final_covers(wv) && (restamped || u_vector.is_some_and(|uv| wv.compare(uv) == Relation::Concurrent)));
+    // Last-writer-wins kept `u` only if the final version is `u`'s own (a final version newer than the write that
+    // made the value means the value was written again: re-executed, or re-stamped by an EXPIRE).
+    let own_version = u_vector.is_some_and(|uv| uv.latest() == last.vector.latest());
+    let lww = vectors_of(w, facts).into_iter().any(|wv| {
+        final_covers(wv)
+            && (restamped || (own_version && u_vector.is_some_and(|uv| wv.compare(uv) == Relation::Concurrent)))
+    });
+    let rewritten = if u.is_some() && !own_version && !restamped {
+        " [the final version is newer than the write that made the value: written again?]"
+    } else {
+        ""
+    };
     let same_client = u.is_some_and(|u| u.client == w.client);
     let kind = match (lww, same_client, &w.kind) {
         (true, _, _) => Kind::LwwConcurrent,
@@ -259,7 +269,7 @@ fn judge(w: &Op, u: Option<&Op>, last: &WireEntry, restamped: bool, facts: &Fact
     let by = u.map_or_else(|| "an older delete".to_string(), show);
     let same = if same_client { " (same client: it saw the older one acknowledged)" } else { "" };
     let detail = format!(
-        "k{} final {} comes from {by}, which finished before {} was invoked{same}",
+        "k{} final {} comes from {by}, which finished before {} was invoked{same}{rewritten}",
         w.kind.key(),
         describe(&Some(last.clone())),
         show(w)

@@ -167,7 +167,12 @@ impl Engine {
         for v in found {
             let count = self.counts.entry(v.kind).or_default();
             *count += 1;
-            if *count <= VIOLATION_DETAILS_MAX && !v.kind.is_anomaly() {
+            if *count > VIOLATION_DETAILS_MAX {
+                continue;
+            }
+            if v.kind.is_anomaly() {
+                self.anomalies.push(v);
+            } else {
                 self.violations.push(v);
             }
         }

@@ -105,6 +105,11 @@ fn last_writer_wins_between_concurrent_versions_is_an_anomaly_not_a_violation() 
     let merged = finals(entry(EntryKind::Value, "1", vector(&[(1, 50), (2, 30)])));
     assert_eq!(kinds(&lost_writes(&ops, &merged, &f)), [Kind::LwwConcurrent]);
     assert!(Kind::LwwConcurrent.is_anomaly() && !Kind::LostWrite.is_anomaly());
+    // The older value written again later with a new version (a re-executed request): not last-writer-wins.
+    let again = finals(entry(EntryKind::Value, "1", vector(&[(1, 50), (2, 30), (3, 90)])));
+    let found = lost_writes(&ops, &again, &f);
+    assert_eq!(kinds(&found), [Kind::LostWrite]);
+    assert!(found[0].detail.contains("written again"), "{}", found[0].detail);
     // The later write never reached the final vector: lost.
     let without = finals(entry(EntryKind::Value, "1", vector(&[(1, 50)])));
     assert_eq!(kinds(&lost_writes(&ops, &without, &f)), [Kind::LostWrite]);
