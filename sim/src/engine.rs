@@ -77,6 +77,8 @@ pub struct Report {
     /// Peer (data) messages sent, and their encoded bytes.
     pub peer_messages: u64,
     pub peer_bytes: u64,
+    /// Peer connection failures reported to senders (`Input::PeerLost`).
+    pub peer_lost: u64,
     /// Calls whose outcome the client never learned.
     pub unknown_ops: usize,
     pub trace_hash: u64,
@@ -265,6 +267,7 @@ impl Engine {
             datagrams: self.net.stats.sent,
             peer_messages: self.net.peer_stats.sent,
             peer_bytes: self.net.peer_stats.bytes,
+            peer_lost: self.net.peer_stats.lost,
             unknown_ops: self.workload.history.iter().filter(|op| op.outcome == Outcome::Unknown).count(),
             trace_hash: self.trace.hash(),
             events: self.trace.events(),

@@ -45,6 +45,7 @@ pub fn run(config: SimConfig, trace: Trace) -> Report {
                 datagrams: 0,
                 peer_messages: 0,
                 peer_bytes: 0,
+                peer_lost: 0,
                 unknown_ops: 0,
                 trace_hash: 0,
                 events: 0,
