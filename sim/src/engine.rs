@@ -388,7 +388,7 @@ impl Engine {
             return;
         }
         let kind = call.kind.clone();
-        self.trace.record(self.now, node, 4, &(op as u64).to_le_bytes(), || format!("client {kind:?}"));
+        self.trace.record(self.now, node, 4, &(op as u64).to_le_bytes(), || format!("client call {op}: {kind:?}"));
         if self.hosts[node].node.is_none() {
             self.finish(op, Outcome::Refused);
             return;

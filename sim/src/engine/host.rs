@@ -26,6 +26,8 @@ impl Engine {
         for output in outbox.drain() {
             match output {
                 Output::Reply { conn, req, reply } => {
+                    self.trace
+                        .record(self.now, i, 10, &req.to_le_bytes(), || format!("reply to call {req}: {reply:?}"));
                     if let Some(op) = self.workload.waiting_for(conn, req) {
                         self.finish(op, Outcome::Replied(reply));
                     }
