@@ -56,6 +56,57 @@ for cfg in "50 1" "50 16" "1 1"; do
   done
 done
 
+# A 3-node Shoal cluster (N=3, write QUORUM, read ONE) with the clients spread over its nodes, next to the one
+# redis-server under the same total load: three redis-benchmark runs at once, ~50 clients in all.
+CLUSTER_PORTS=(16381 16382 16383)
+GOSSIP_PORTS=(17946 17947 17948)
+CLUSTER_PIDS=()
+for i in 0 1 2; do
+  seed=()
+  [ "$i" -gt 0 ] && seed=(--seed "127.0.0.1:${GOSSIP_PORTS[0]}")
+  RUST_LOG=warn ./target/release/shoal --name "bench$i" --listen "127.0.0.1:${CLUSTER_PORTS[$i]}" \
+    --cluster "127.0.0.1:${GOSSIP_PORTS[$i]}" "${seed[@]}" >"$WORK/cluster$i.log" 2>&1 &
+  CLUSTER_PIDS+=($!)
+done
+cleanup() { kill "$REDIS_PID" "$SHOAL_PID" "${CLUSTER_PIDS[@]}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$WORK"; }
+for port in "${CLUSTER_PORTS[@]}"; do
+  for _ in $(seq 100); do redis-cli -p "$port" PING >/dev/null 2>&1 && break; sleep 0.1; done
+done
+for _ in $(seq 150); do
+  [ "$(redis-cli -p "${CLUSTER_PORTS[0]}" INFO cluster | tr -d '\r' | awk -F: '/^ring_members/ {print $2}')" = 3 ] && break
+  sleep 0.1
+done
+# spread P -> lines "test rps p99" summed (ops/s) and maxed (p99) over the three nodes
+spread() {
+  local pids=()
+  for port in "${CLUSTER_PORTS[@]}"; do
+    redis-benchmark -p "$port" -t set,get -n $((N / 3)) -r 100000 -d 100 -c 17 -P "$1" --csv 2>/dev/null \
+      | tr -d '"' | awk -F, 'NR>1 {print $1, $2, $7}' >"$WORK/spread.$port" &
+    pids+=($!)
+  done
+  wait "${pids[@]}"
+  cat "$WORK"/spread.* | awk '{ops[$1]+=$2; if ($3>p99[$1]) p99[$1]=$3} END {for (t in ops) print t, ops[t], p99[t]}'
+}
+echo
+echo "3-node cluster (N=3, write QUORUM, read ONE, 3 x 17 clients spread over the nodes) vs one redis-server (-c 50)"
+printf "%-6s %-10s | %12s %8s | %12s %8s | %7s %7s\n" test pipeline "redis ops/s" "p99 ms" "cluster ops/s" "p99 ms" "ops x" "p99 x"
+for P in 1 16; do
+  : >"$WORK/r.txt"; : >"$WORK/c.txt"
+  for _ in $(seq "$ROUNDS"); do
+    run "$REDIS_PORT" 50 "$P" | awk '{print $1, $2, $4}' >>"$WORK/r.txt"
+    spread "$P" >>"$WORK/c.txt"
+  done
+  for t in SET GET; do
+    r_ops=$(awk -v t=$t '$1==t {print $2}' "$WORK/r.txt" | median)
+    r_p99=$(awk -v t=$t '$1==t {print $3}' "$WORK/r.txt" | median)
+    c_ops=$(awk -v t=$t '$1==t {print $2}' "$WORK/c.txt" | median)
+    c_p99=$(awk -v t=$t '$1==t {print $3}' "$WORK/c.txt" | median)
+    awk -v t=$t -v p="-P $P" -v ro="$r_ops" -v r9="$r_p99" -v co="$c_ops" -v c9="$c_p99" \
+      'BEGIN { printf "%-6s %-10s | %12.0f %8.3f | %12.0f %8.3f | %7.2f %7.2f\n", t, p, ro, r9, co, c9, co/ro, (r9>0 ? c9/r9 : 0) }'
+  done
+done
+kill "${CLUSTER_PIDS[@]}" 2>/dev/null || true
+
 # Resident memory after loading the same keys into both (key:0 .. key:N-1, 100-byte values).
 gen() { python3 -c "
 import sys

@@ -10,7 +10,10 @@ use anyhow::{anyhow, bail, Context};
 use clap::Parser;
 use serde::Deserialize;
 
+use crate::core::locks::LockMode;
 use crate::core::membership::{ClusterSecret, GossipConfig, Profile};
+use crate::core::replication::{Consistency, Levels};
+use crate::core::ring::VNODES_MAX;
 use crate::core::store::EvictionPolicy;
 use crate::core::NodeConfig;
 use crate::resp::frame::Limits;
@@ -77,6 +80,37 @@ pub struct Options {
     /// How long a suspect member has to refute before it is declared down, in ms (overrides the profile).
     #[arg(long, env = "SHOAL_SUSPECT_TO_DOWN_MS")]
     pub suspect_to_down_ms: Option<u64>,
+    /// Replicas per key (N), at least 1 [default: 3].
+    #[arg(long, env = "SHOAL_REPLICAS")]
+    pub replicas: Option<usize>,
+    /// Consistency of reads unless a connection chooses: ONE, QUORUM or ALL [default: ONE].
+    #[arg(long, env = "SHOAL_READ_CONSISTENCY")]
+    pub read_consistency: Option<String>,
+    /// Consistency of writes unless a connection chooses: ONE, QUORUM or ALL [default: QUORUM].
+    #[arg(long, env = "SHOAL_WRITE_CONSISTENCY")]
+    pub write_consistency: Option<String>,
+    /// How long a coordinator waits for a replica, in ms [default: 1000].
+    #[arg(long, env = "SHOAL_REQUEST_TIMEOUT_MS")]
+    pub request_timeout_ms: Option<u64>,
+    /// How long deletes are remembered (tombstones), in seconds [default: 300].
+    #[arg(long, env = "SHOAL_TOMBSTONE_GRACE")]
+    pub tombstone_grace: Option<u64>,
+    /// Most hints held for unreachable replicas [default: 100000].
+    #[arg(long, env = "SHOAL_HINTS_MAX")]
+    pub hints_max: Option<usize>,
+    /// Hints older than this are dropped, in seconds; at most the tombstone grace [default: 240].
+    #[arg(long, env = "SHOAL_HINT_MAX_AGE")]
+    pub hint_max_age: Option<u64>,
+    /// Period of anti-entropy rounds, in ms [default: 5000].
+    #[arg(long, env = "SHOAL_ANTI_ENTROPY_PERIOD_MS")]
+    pub anti_entropy_period_ms: Option<u64>,
+    /// Virtual nodes per member on the hash ring, 1 to 4096 [default: 1024].
+    #[arg(long, env = "SHOAL_VNODES")]
+    pub vnodes: Option<usize>,
+    /// What LOCK.ACQUIRE does without a majority of the lock's replicas: `available` grants it marked
+    /// degraded, `strict` refuses [default: available].
+    #[arg(long, env = "SHOAL_LOCK_MODE")]
+    pub lock_mode: Option<String>,
     /// Test-only: drop this percentage (0-100) of outgoing gossip datagrams, to measure failure detection
     /// under packet loss where no netem is available. Never set it in production.
     #[arg(long, env = "SHOAL_GOSSIP_LOSS_PERCENT", hide = true)]
@@ -106,6 +140,16 @@ impl Options {
             probe_rtt_ms: self.probe_rtt_ms.or(file.probe_rtt_ms),
             suspect_to_down_ms: self.suspect_to_down_ms.or(file.suspect_to_down_ms),
             gossip_loss_percent: self.gossip_loss_percent.or(file.gossip_loss_percent),
+            replicas: self.replicas.or(file.replicas),
+            read_consistency: self.read_consistency.or(file.read_consistency),
+            write_consistency: self.write_consistency.or(file.write_consistency),
+            request_timeout_ms: self.request_timeout_ms.or(file.request_timeout_ms),
+            tombstone_grace: self.tombstone_grace.or(file.tombstone_grace),
+            hints_max: self.hints_max.or(file.hints_max),
+            hint_max_age: self.hint_max_age.or(file.hint_max_age),
+            anti_entropy_period_ms: self.anti_entropy_period_ms.or(file.anti_entropy_period_ms),
+            vnodes: self.vnodes.or(file.vnodes),
+            lock_mode: self.lock_mode.or(file.lock_mode),
         }
     }
 
@@ -133,21 +177,75 @@ impl Options {
             bail!("--threads must be at least 1");
         }
         let limits = Limits { bulk_len_max: bulk.map_or(d.limits.bulk_len_max, |b| b as usize), ..d.limits };
+        let node = NodeConfig {
+            name: self.name.clone().unwrap_or_else(|| format!("shoal-{}", listen.port())),
+            maxmemory_bytes: maxmemory.map_or(0, |m| m as usize),
+            eviction: eviction.unwrap_or_default(),
+            value_bytes_max: limits.bulk_len_max,
+            ..NodeConfig::default()
+        };
         Ok(ServerConfig {
             listen,
             requirepass: self.requirepass.clone().filter(|p| !p.is_empty()),
             maxclients: self.maxclients.unwrap_or(d.maxclients),
             limits,
-            node: NodeConfig {
-                name: self.name.clone().unwrap_or_else(|| format!("shoal-{}", listen.port())),
-                maxmemory_bytes: maxmemory.map_or(0, |m| m as usize),
-                eviction: eviction.unwrap_or_default(),
-                value_bytes_max: limits.bulk_len_max,
-                ..NodeConfig::default()
-            },
+            node: self.replication(node)?,
             seed,
             cluster: self.cluster_config()?,
             ..d
+        })
+    }
+
+    /// `node` with the replication settings given here.
+    fn replication(&self, node: NodeConfig) -> anyhow::Result<NodeConfig> {
+        let replicas = self.replicas.unwrap_or(node.replicas);
+        if replicas == 0 {
+            bail!("--replicas 0: expected at least 1");
+        }
+        let level = |flag: &str, given: &Option<String>, default: Consistency| match given {
+            None => Ok(default),
+            Some(text) => text.parse::<Consistency>().map_err(|e| anyhow!("--{flag}: {e}")),
+        };
+        let levels = Levels {
+            read: level("read-consistency", &self.read_consistency, node.levels.read)?,
+            write: level("write-consistency", &self.write_consistency, node.levels.write)?,
+        };
+        let request_timeout_ms = positive("request-timeout-ms", self.request_timeout_ms, node.request_timeout_ms)?;
+        let period_ms = positive("anti-entropy-period-ms", self.anti_entropy_period_ms, node.anti_entropy_period_ms)?;
+        let grace_ms = seconds_to_ms("tombstone-grace", self.tombstone_grace, node.tombstone_grace_ms)?;
+        if grace_ms == 0 {
+            bail!("--tombstone-grace 0: expected at least 1 second (deletes must outlive their propagation)");
+        }
+        let hint_age_max_ms = seconds_to_ms("hint-max-age", self.hint_max_age, node.hint_age_max_ms)?;
+        if hint_age_max_ms > grace_ms {
+            bail!(
+                "--hint-max-age {}s exceeds --tombstone-grace {}s: a hint delivered after the grace could bring a \
+                 deleted key back; lower the hint age or raise the grace",
+                hint_age_max_ms / 1000,
+                grace_ms / 1000
+            );
+        }
+        let vnodes = self.vnodes.unwrap_or(node.vnodes);
+        if !(1..=VNODES_MAX).contains(&vnodes) {
+            bail!("--vnodes {vnodes}: expected 1 to {VNODES_MAX}");
+        }
+        let lock_mode = match self.lock_mode.as_deref().map(str::to_ascii_lowercase).as_deref() {
+            None => node.lock_mode,
+            Some("available") => LockMode::Available,
+            Some("strict") => LockMode::Strict,
+            Some(other) => bail!("--lock-mode {other}: expected available or strict"),
+        };
+        Ok(NodeConfig {
+            lock_mode,
+            replicas,
+            levels,
+            request_timeout_ms,
+            tombstone_grace_ms: grace_ms,
+            hints_max: self.hints_max.unwrap_or(node.hints_max),
+            hint_age_max_ms,
+            anti_entropy_period_ms: period_ms,
+            vnodes,
+            ..node
         })
     }
 
@@ -193,6 +291,23 @@ impl Options {
             send_loss_percent: loss_percent,
             ..ClusterConfig::new(listen)
         }))
+    }
+}
+
+/// A duration in ms that must not be zero: `given`, or `default` when not given.
+fn positive(flag: &str, given: Option<u64>, default: u64) -> anyhow::Result<u64> {
+    match given {
+        Some(0) => bail!("--{flag} 0: expected at least 1"),
+        Some(ms) => Ok(ms),
+        None => Ok(default),
+    }
+}
+
+/// A duration given in seconds, as ms: `given`, or `default_ms` when not given.
+fn seconds_to_ms(flag: &str, given: Option<u64>, default_ms: u64) -> anyhow::Result<u64> {
+    match given {
+        Some(s) => s.checked_mul(1000).ok_or_else(|| anyhow!("--{flag} {s}: too large")),
+        None => Ok(default_ms),
     }
 }
 
@@ -262,6 +377,41 @@ mod tests {
         assert!(bad.server_config(1).is_err());
         let bad = Options { gossip_loss_percent: Some(101), ..Options::default() };
         assert!(bad.server_config(1).is_err());
+    }
+
+    #[test]
+    fn replication_settings_map_to_the_node() {
+        let node = |o: Options| o.server_config(1).map(|c| c.node);
+        let d = node(Options::default()).unwrap();
+        assert_eq!((d.replicas, d.levels), (3, Levels::default()));
+        assert_eq!((d.tombstone_grace_ms, d.hint_age_max_ms), (300_000, 240_000));
+        assert_eq!(d.vnodes, crate::core::ring::DEFAULT_VNODES);
+        let file = "replicas = 5\nread-consistency = \"quorum\"\nwrite-consistency = \"ALL\"\n\
+                    request-timeout-ms = 250\ntombstone-grace = 60\nhints-max = 7\nhint-max-age = 60\n\
+                    anti-entropy-period-ms = 900\nvnodes = 64";
+        let n = node(Options::from_toml(file).unwrap()).unwrap();
+        assert_eq!((n.replicas, n.levels.read, n.levels.write), (5, Consistency::Quorum, Consistency::All));
+        assert_eq!((n.request_timeout_ms, n.tombstone_grace_ms, n.hint_age_max_ms), (250, 60_000, 60_000));
+        assert_eq!((n.hints_max, n.anti_entropy_period_ms, n.vnodes), (7, 900, 64));
+    }
+
+    #[test]
+    fn wrong_replication_settings_say_what_is_wrong() {
+        let err = |o: Options| format!("{:#}", o.server_config(1).unwrap_err());
+        assert!(err(Options { replicas: Some(0), ..Options::default() }).contains("--replicas"));
+        let e = err(Options { read_consistency: Some("two".into()), ..Options::default() });
+        assert!(e.contains("--read-consistency") && e.contains("unknown consistency level 'two'"), "{e}");
+        assert!(err(Options { write_consistency: Some("".into()), ..Options::default() }).contains("--write-"));
+        assert!(err(Options { request_timeout_ms: Some(0), ..Options::default() }).contains("--request-timeout"));
+        assert!(err(Options { anti_entropy_period_ms: Some(0), ..Options::default() }).contains("anti-entropy"));
+        assert!(err(Options { vnodes: Some(0), ..Options::default() }).contains("--vnodes"));
+        assert!(err(Options { vnodes: Some(VNODES_MAX + 1), ..Options::default() }).contains("--vnodes"));
+        assert!(err(Options { tombstone_grace: Some(0), ..Options::default() }).contains("--tombstone-grace"));
+        let e = err(Options { tombstone_grace: Some(100), ..Options::default() });
+        assert!(e.contains("--hint-max-age 240s exceeds --tombstone-grace 100s"), "{e}");
+        let ok = Options { tombstone_grace: Some(100), hint_max_age: Some(100), ..Options::default() };
+        assert!(ok.server_config(1).is_ok());
+        assert!(err(Options { hint_max_age: Some(u64::MAX), ..Options::default() }).contains("too large"));
     }
 
     #[test]

@@ -234,3 +234,54 @@ fn client_and_config_commands() {
     let n: i64 = redis::cmd("COMMAND").arg("COUNT").query(&mut c).unwrap();
     assert!(n > 40);
 }
+
+#[test]
+fn shoal_consistency_is_per_connection_and_reset_restores_the_defaults() {
+    use shoal::core::replication::{Consistency, Levels};
+    let node = shoal::core::NodeConfig {
+        levels: Levels { read: Consistency::Quorum, write: Consistency::All },
+        ..Default::default()
+    };
+    let srv = TestServer::start(ServerConfig { node, ..ServerConfig::default() });
+    let mut c = srv.client();
+    let levels = |c: &mut redis::Connection| -> Vec<String> { redis::cmd("SHOAL.CONSISTENCY").query(c).unwrap() };
+    assert_eq!(levels(&mut c), ["QUORUM", "ALL"], "a new connection starts with the configured levels");
+    let ok: String = redis::cmd("SHOAL.CONSISTENCY").arg("one").arg("Quorum").query(&mut c).unwrap();
+    assert_eq!(ok, "OK");
+    assert_eq!(levels(&mut c), ["ONE", "QUORUM"]);
+    assert_eq!(levels(&mut srv.client()), ["QUORUM", "ALL"], "other connections keep theirs");
+    let _: () = c.set("k", "v").unwrap();
+
+    let mut raw = srv.raw();
+    raw.roundtrip(
+        &request(&[b"SHOAL.CONSISTENCY", b"two", b"ALL"]),
+        b"-ERR unknown consistency level 'two' (expected ONE, QUORUM or ALL)\r\n",
+    );
+    raw.roundtrip(
+        &request(&[b"SHOAL.CONSISTENCY", b"ALL"]),
+        b"-ERR wrong number of arguments for 'shoal.consistency' command\r\n",
+    );
+    raw.roundtrip(&request(&[b"SHOAL.CONSISTENCY", b"ALL", b"ONE"]), b"+OK\r\n");
+    raw.roundtrip(&request(&[b"SHOAL.CONSISTENCY"]), b"*2\r\n$3\r\nALL\r\n$3\r\nONE\r\n");
+    raw.roundtrip(&request(&[b"RESET"]), b"+RESET\r\n");
+    raw.roundtrip(&request(&[b"SHOAL.CONSISTENCY"]), b"*2\r\n$6\r\nQUORUM\r\n$3\r\nALL\r\n");
+}
+
+#[test]
+fn a_clustered_server_takes_peer_connections_on_its_gossip_port() {
+    use std::io::{Read, Write};
+    let cluster = shoal::runtime::ClusterConfig::new("127.0.0.1:0".parse().unwrap());
+    let srv = TestServer::start(ServerConfig { cluster: Some(cluster), ..ServerConfig::default() });
+    let cluster = srv.handle().cluster_addr.expect("clustered");
+    // TCP on the same address and port as gossip; a stranger's bytes are a bad frame and close the connection.
+    let mut s = std::net::TcpStream::connect(cluster).expect("the peer listener shares the gossip port");
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(b"PING\r\n").unwrap();
+    let mut buf = [0u8; 16];
+    assert!(matches!(s.read(&mut buf), Ok(0) | Err(_)), "closed");
+    let stats = srv.handle().peer_stats.clone();
+    assert!(eventually(Duration::from_secs(5), || stats.snapshot().frames_bad == 1));
+    // Clients are not affected.
+    let pong: String = redis::cmd("PING").query(&mut srv.client()).unwrap();
+    assert_eq!(pong, "PONG");
+}

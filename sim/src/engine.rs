@@ -412,22 +412,20 @@ impl Engine {
         }
     }
 
-    /// Runs the history checkers: the single-node model when there is one node, the write checkers against the
-    /// final state when the replicas converged, read-your-writes always.
+    /// Runs the history checkers: the single-node model when there is one node (every key lives there alone),
+    /// the write checkers against the final state when the replicas converged, read-your-writes always.
     fn check_history(&mut self) {
         let ops = &self.workload.history;
         let mut found = Vec::new();
-        if self.config.nodes == 1 || !data::REPLICATION {
+        if self.config.nodes == 1 {
             let mut executed: Vec<_> = ops.iter().filter(|op| op.executed).cloned().collect();
             executed.sort_by_key(|op| op.executed_at);
             found.extend(check::history(&executed));
         }
-        if data::REPLICATION {
-            if let Some(finals) = &self.finals {
-                found.extend(check::writes::lost_writes(ops, finals, &self.facts));
-            }
-            found.extend(check::writes::read_your_writes(ops, &self.facts));
+        if let Some(finals) = &self.finals {
+            found.extend(check::writes::lost_writes(ops, finals, &self.facts));
         }
+        found.extend(check::writes::read_your_writes(ops, &self.facts));
         self.flag_all(found);
     }
 }

@@ -10,6 +10,7 @@ pub mod check;
 pub mod engine;
 pub mod event;
 pub mod faults;
+pub mod locks;
 pub mod net;
 pub mod scenario;
 pub mod timeline;

@@ -144,6 +144,12 @@ pub enum Command {
     RandomKey,
     /// SHOAL.MEMBERS: the members this node knows, with their state.
     Members,
+    /// SHOAL.OWNERS key: the key's preference list as this node's ring sees it.
+    Owners { key: Bytes },
+    /// SHOAL.LOCALGET key: this node's own copy of the key with its version, without coordination.
+    LocalGet { key: Bytes },
+    /// LOCK.ACQUIRE / LOCK.RENEW / LOCK.RELEASE / LOCK.INFO (an acquire's token is chosen by the coordinator).
+    Lock(crate::core::locks::LockOp),
     /// INFO [section ...], with the facts only the runtime knows.
     Info { sections: Vec<String>, server: ServerFacts },
 }
@@ -172,6 +178,51 @@ pub struct ServerFacts {
 }
 
 impl Command {
+    /// The one key a single-key command works on; `None` for keyless and multi-key commands.
+    pub fn single_key(&self) -> Option<&Bytes> {
+        match self {
+            Command::Get { key }
+            | Command::Set { key, .. }
+            | Command::GetDel { key }
+            | Command::GetEx { key, .. }
+            | Command::Expire { key, .. }
+            | Command::Ttl { key, .. }
+            | Command::ExpireTime { key, .. }
+            | Command::Persist { key }
+            | Command::IncrBy { key, .. }
+            | Command::IncrByFloat { key, .. }
+            | Command::Append { key, .. }
+            | Command::StrLen { key }
+            | Command::GetRange { key, .. }
+            | Command::SetRange { key, .. }
+            | Command::Type { key } => Some(key),
+            Command::MGet { keys } | Command::Del { keys } | Command::Exists { keys } | Command::Touch { keys }
+                if keys.len() == 1 =>
+            {
+                Some(&keys[0])
+            }
+            Command::MSet { pairs, .. } if pairs.len() == 1 => Some(&pairs[0].0),
+            _ => None,
+        }
+    }
+
+    /// Whether a single-key command only reads (so any replica may answer it at read level ONE).
+    pub fn is_read(&self) -> bool {
+        matches!(
+            self,
+            Command::Get { .. }
+                | Command::Ttl { .. }
+                | Command::ExpireTime { .. }
+                | Command::StrLen { .. }
+                | Command::GetRange { .. }
+                | Command::Type { .. }
+                | Command::MGet { .. }
+                | Command::Exists { .. }
+                | Command::Touch { .. }
+                | Command::GetEx { ttl: GetExTtl::Keep, .. }
+        )
+    }
+
     /// Whether the command may add data, so it is refused with OOM when memory cannot be freed.
     pub fn may_grow(&self) -> bool {
         matches!(

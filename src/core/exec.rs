@@ -11,9 +11,10 @@ use super::command::{Command, ExpireAt, ExpireCond, GetExTtl, SetCond, SetTtl, T
 use super::glob;
 use super::node::Node;
 use super::number::{format_f64, parse_f64, parse_i64};
+use super::replication::EntryKind;
 use super::reply::{Reply, ERR_NAN_OR_INF, ERR_NOT_FLOAT, ERR_NOT_INTEGER, ERR_OVERFLOW, ERR_STRING_TOO_LONG};
 use super::store::Entry;
-use super::version::Version;
+use super::vversion::VersionVector;
 use super::Millis;
 
 /// Resolve a client's expiry to absolute Unix milliseconds (saturating; never 0, which means "no expiry").
@@ -35,7 +36,7 @@ impl Node {
             }
             Command::GetDel { key } => match self.read(&key, now) {
                 Some(v) => {
-                    self.store.remove(&key);
+                    self.delete(now, &key);
                     Reply::Bulk(v)
                 }
                 None => Reply::Nil,
@@ -61,8 +62,7 @@ impl Node {
                 }
             }
             Command::Del { keys } => Reply::Int(
-                keys.iter().filter(|k| self.store.get(k, now).is_some() && self.store.remove(k).is_some()).count()
-                    as i64,
+                keys.iter().filter(|k| self.store.get(k, now).is_some() && self.delete(now, k)).count() as i64,
             ),
             Command::Exists { keys } => {
                 Reply::Int(keys.iter().filter(|k| self.store.peek(k, now).is_some()).count() as i64)
@@ -110,7 +110,7 @@ impl Node {
             Command::Type { key } => {
                 Reply::simple(if self.store.peek(&key, now).is_some() { "string" } else { "none" })
             }
-            Command::DbSize => Reply::Int(self.store.len() as i64),
+            Command::DbSize => Reply::Int(self.store.values_len() as i64),
             Command::FlushAll => {
                 self.store.clear();
                 Reply::Ok
@@ -133,6 +133,10 @@ impl Node {
                 self.store.random_key(now, |n| rng.random_range(0..n)).map_or(Reply::Nil, Reply::Bulk)
             }
             Command::Members => self.members_reply(),
+            Command::Owners { key } => self.owners_reply(&key),
+            Command::LocalGet { key } => self.local_get_reply(&key, now),
+            // The node hands lock commands to the lock coordinator before execution; one reaching here is a bug.
+            Command::Lock(_) => Reply::err("ERR lock commands are coordinated, not executed"),
             Command::Info { sections, server } => Reply::Verbatim(super::info::render(self, now, &sections, &server)),
         }
     }
@@ -174,26 +178,54 @@ impl Node {
         }
     }
 
-    /// A fresh version for a write made by this node now.
-    fn next_version(&mut self, now: Millis) -> Version {
-        Version::new(self.hlc.now(now), self.id)
+    /// The version vector for a write this node makes to `key` now: the stored one (value or marker) with this
+    /// node's entry set to a fresh HLC time, so the write dominates everything it overwrites.
+    fn next_vector(&mut self, now: Millis, key: &[u8]) -> VersionVector {
+        let mut vector = self.store.raw(key, now).map(|e| e.vector.clone()).unwrap_or_default();
+        let time = self.hlc.now(now);
+        let used = vector.bump(self.id, time);
+        self.hlc.observe(used);
+        vector
+    }
+
+    /// Remember that `key` changed, so the coordinator replicates it (only when the node is clustered).
+    fn touched(&mut self, key: &[u8]) {
+        if self.membership.is_some() {
+            self.dirty.push(Bytes::copy_from_slice(key));
+        }
     }
 
     /// Store `value` under `key` with a fresh version; `expire_at_ms` 0 means no expiry.
     fn write(&mut self, now: Millis, key: &[u8], value: Bytes, expire_at_ms: Millis) {
-        let version = self.next_version(now);
-        // Copy so the stored value does not pin the connection's read buffer it was sliced from.
-        let value = Bytes::copy_from_slice(&value);
         if expire_at_ms != 0 && expire_at_ms <= now {
-            self.store.remove(key);
+            self.delete(now, key);
             return;
         }
-        self.store.insert(key, Entry::new(value, version, expire_at_ms), now);
+        let vector = self.next_vector(now, key);
+        // Copy so the stored value does not pin the connection's read buffer it was sliced from.
+        let value = Bytes::copy_from_slice(&value);
+        self.store.insert(key, Entry::new(value, vector, expire_at_ms), now);
+        self.touched(key);
+    }
+
+    /// Delete `key`: a clustered node writes a tombstone (kept for the grace period, so a replica that missed
+    /// the delete cannot bring the key back); a lone node just removes it. Returns true.
+    fn delete(&mut self, now: Millis, key: &[u8]) -> bool {
+        if self.membership.is_none() {
+            self.store.remove(key);
+            return true;
+        }
+        let vector = self.next_vector(now, key);
+        let until = now.saturating_add(self.config.tombstone_grace_ms);
+        self.store.insert(key, Entry::marker(EntryKind::Tombstone, vector, until), now);
+        self.touched(key);
+        true
     }
 
     fn bump_version(&mut self, now: Millis, key: &[u8]) {
-        let version = self.next_version(now);
-        self.store.set_version(key, version);
+        let vector = self.next_vector(now, key);
+        self.store.set_vector(key, vector);
+        self.touched(key);
     }
 
     fn check_size(&self, len: usize) -> Option<Reply> {
@@ -253,7 +285,7 @@ impl Node {
 
     fn set_expiry_or_delete(&mut self, now: Millis, key: &[u8], at: Millis) {
         if at <= now {
-            self.store.remove(key);
+            self.delete(now, key);
         } else {
             self.store.set_expiry(key, at);
             self.bump_version(now, key);

@@ -139,5 +139,36 @@ fn cluster(out: &mut String, node: &Node) -> std::fmt::Result {
         c.packets_sent,
         c.rejected_auth,
         c.rejected_oversize + c.rejected_truncated + c.rejected_decode + c.rejected_protocol,
+    )?;
+    let r = node.replication_stats().unwrap_or_default();
+    write!(
+        out,
+        "ring_digest:{:016x}\r\nring_members:{}\r\nreplicas:{}\r\nread_consistency:{}\r\nwrite_consistency:{}\r\n\
+         requests_pending:{}\r\nforwards:{}\r\nforward_failovers:{}\r\nreplica_failures:{}\r\nrequest_timeouts:{}\r\n\
+         hints_pending:{}\r\nhints_stored:{}\r\nhints_delivered:{}\r\nhints_dropped:{}\r\nread_repairs:{}\r\n\
+         lww_conflicts:{}\r\nmerged_changes:{}\r\nanti_entropy_rounds:{}\r\nanti_entropy_entries_sent:{}\r\n\
+         anti_entropy_bytes_sent:{}\r\nhandoff_dropped_keys:{}\r\nmarkers:{}\r\n",
+        node.ring_digest(),
+        node.ring_members(),
+        node.config().replicas,
+        node.config().levels.read,
+        node.config().levels.write,
+        node.requests_pending(),
+        r.forwards,
+        r.forward_failovers,
+        r.replica_failures,
+        r.timeouts,
+        node.hints_pending(),
+        r.hints_stored,
+        r.hints_delivered,
+        r.hints_dropped,
+        r.read_repairs,
+        r.lww_conflicts,
+        r.merged_changes,
+        r.ae_rounds,
+        r.ae_entries_sent,
+        r.ae_bytes_sent,
+        r.handoff_dropped,
+        node.store().markers_len(),
     )
 }

@@ -9,6 +9,7 @@ pub mod digest;
 pub mod exec;
 pub mod glob;
 pub mod info;
+pub mod locks;
 pub mod membership;
 pub mod node;
 pub mod number;
@@ -16,6 +17,8 @@ pub mod replication;
 pub mod reply;
 pub mod ring;
 pub mod store;
+#[cfg(test)]
+pub(crate) mod testkit;
 pub mod version;
 pub mod vversion;
 

@@ -13,8 +13,11 @@ use rand::{RngExt, SeedableRng};
 
 use super::clock::Hlc;
 use super::command::Command;
+use super::locks::{LockMode, LockTable};
 use super::membership::{GossipEffect, GossipTimer, MemberEvent, Membership};
-use super::replication::{Levels, PeerMsg};
+use super::replication::handoff::{HINT_PERIOD_MS, SWEEP_PERIOD_MS};
+use super::replication::state::{Origin, Replication};
+use super::replication::{Levels, PeerMsg, ReplicationStats, WireEntry};
 use super::reply::{Reply, ERR_OOM};
 use super::ring::DEFAULT_VNODES;
 use super::store::{EvictionPolicy, Store};
@@ -33,6 +36,14 @@ pub enum TimerId {
     ActiveExpire,
     /// A membership (SWIM) timer.
     Gossip(GossipTimer),
+    /// The deadline of request `id` (a forward, a read or a write waiting for replicas).
+    Request(u64),
+    /// Deliver hints to replicas that are back.
+    Hints,
+    /// Start an anti-entropy round.
+    AntiEntropy,
+    /// Hand off keys this node no longer owns.
+    Sweep,
 }
 
 /// One input to the node.
@@ -179,6 +190,8 @@ pub struct NodeConfig {
     pub anti_entropy_period_ms: Millis,
     /// Virtual nodes per member on the ring.
     pub vnodes: usize,
+    /// What a lock acquire does without a majority of the lock's replicas.
+    pub lock_mode: LockMode,
 }
 
 impl Default for NodeConfig {
@@ -198,6 +211,7 @@ impl Default for NodeConfig {
             hint_age_max_ms: 240_000,
             anti_entropy_period_ms: 5_000,
             vnodes: DEFAULT_VNODES,
+            lock_mode: LockMode::default(),
         }
     }
 }
@@ -224,6 +238,12 @@ pub struct Node {
     pub(crate) rng: StdRng,
     pub(crate) stats: NodeStats,
     pub(crate) membership: Option<Membership>,
+    /// Replication state; present exactly when the node is clustered.
+    pub(crate) repl: Option<Replication>,
+    /// Keys the command being executed changed (filled only on clustered nodes).
+    pub(crate) dirty: Vec<Bytes>,
+    /// This node's share of the lease locks.
+    pub(crate) locks: LockTable,
     seeds: Vec<SocketAddr>,
     gossip_out: Vec<GossipEffect>,
 }
@@ -241,6 +261,9 @@ impl Node {
             rng,
             stats: NodeStats::default(),
             membership: None,
+            repl: None,
+            dirty: Vec::new(),
+            locks: LockTable::new(),
             seeds: Vec::new(),
             gossip_out: Vec::new(),
         }
@@ -249,6 +272,8 @@ impl Node {
     /// A node that is a member of a cluster: it joins through `seeds` when started.
     pub fn clustered(config: NodeConfig, seed: u64, membership: Membership, seeds: Vec<SocketAddr>) -> Node {
         let mut node = Node::new(config, seed);
+        let addr = membership.identity().gossip_addr;
+        node.repl = Some(Replication::new(&node.config.name, addr, node.config.vnodes));
         node.membership = Some(membership);
         node.seeds = seeds;
         node
@@ -279,6 +304,79 @@ impl Node {
         self.stats
     }
 
+    /// Replication counters, when the node is clustered.
+    pub fn replication_stats(&self) -> Option<ReplicationStats> {
+        self.repl.as_ref().map(|r| r.stats)
+    }
+
+    /// This node's own copy of `key` (value, tombstone or eviction marker) with its version, unless expired.
+    pub fn local_entry(&self, key: &[u8], now: Millis) -> Option<WireEntry> {
+        self.store.raw(key, now).map(|e| e.to_wire())
+    }
+
+    /// The digest of this node's ring (0 for a node without a cluster).
+    pub fn ring_digest(&self) -> u64 {
+        self.repl.as_ref().map_or(0, |r| r.ring.digest())
+    }
+
+    /// Number of members on this node's ring (1 without a cluster).
+    pub fn ring_members(&self) -> usize {
+        self.repl.as_ref().map_or(1, |r| r.ring.members().len())
+    }
+
+    /// Hints waiting for their replica.
+    pub fn hints_pending(&self) -> usize {
+        self.repl.as_ref().map_or(0, |r| r.hints.len())
+    }
+
+    /// Requests in flight (forwards, reads, writes, hand-offs).
+    pub fn requests_pending(&self) -> usize {
+        self.repl.as_ref().map_or(0, |r| r.pending.len())
+    }
+
+    pub(crate) fn repl(&self) -> &Replication {
+        self.repl.as_ref().expect("replication state exists on clustered nodes")
+    }
+
+    pub(crate) fn repl_mut(&mut self) -> &mut Replication {
+        self.repl.as_mut().expect("replication state exists on clustered nodes")
+    }
+
+    pub(crate) fn ring_ref(&self) -> &super::ring::Ring {
+        &self.repl().ring
+    }
+
+    /// Rebuild the ring from the live membership if it changed since the last build.
+    pub(crate) fn refresh_ring(&mut self, now: Millis) {
+        let (Some(m), Some(r)) = (self.membership.as_ref(), self.repl.as_mut()) else { return };
+        if !r.ring_stale {
+            return;
+        }
+        r.ring_stale = false;
+        let own = m.identity().gossip_addr;
+        let mut addrs = std::collections::BTreeMap::new();
+        for member in m.live_members() {
+            addrs.insert(member.name, member.gossip_addr);
+        }
+        addrs.insert(self.config.name.clone(), own);
+        let names: Vec<&String> = addrs.keys().collect();
+        let ring = super::ring::Ring::new(&names, self.config.vnodes);
+        let mut known: Vec<String> = m.members().into_iter().map(|info| info.name).collect();
+        known.push(self.config.name.clone());
+        known.sort();
+        known.dedup();
+        let all_ring = super::ring::Ring::new(&known, self.config.vnodes);
+        if all_ring.digest() != r.all_ring.digest() {
+            r.all_ring = all_ring;
+        }
+        if ring.digest() != r.ring.digest() {
+            r.ring = ring;
+            r.ring_changed_at = now;
+            r.share_cache = None;
+        }
+        r.addrs = addrs;
+    }
+
     /// Process one input at wall-clock time `now`, writing effects into `out`.
     pub fn handle(&mut self, now: Millis, input: Input, out: &mut Outbox) {
         match input {
@@ -286,15 +384,36 @@ impl Node {
                 self.schedule_active_expire(out, self.config.active_expire_period_ms);
                 let seeds = self.seeds.clone();
                 self.with_membership(out, |m, effects| m.join(now, &seeds, effects));
+                if self.repl.is_some() {
+                    // Spread the periodic rounds of nodes started together.
+                    let period = self.config.anti_entropy_period_ms.max(1);
+                    let first = self.rng.random_range(period / 2..=period);
+                    out.push(Output::Schedule { after_ms: first, timer: TimerId::AntiEntropy });
+                    out.push(Output::Schedule { after_ms: HINT_PERIOD_MS, timer: TimerId::Hints });
+                    out.push(Output::Schedule { after_ms: SWEEP_PERIOD_MS, timer: TimerId::Sweep });
+                }
             }
-            Input::Client { conn, req, cmd, levels: _ } => {
-                let reply = self.execute(now, cmd);
-                out.push(Output::Reply { conn, req, reply });
+            Input::Client { conn, req, cmd: Command::Lock(op), .. } => {
+                self.lock_command(now, Origin::Client { conn, req }, op, out)
+            }
+            Input::Client { conn, req, cmd, levels } => {
+                if self.repl.is_some() {
+                    self.route(now, Origin::Client { conn, req }, cmd, levels, out);
+                } else {
+                    let reply = self.execute(now, cmd);
+                    out.push(Output::Reply { conn, req, reply });
+                }
             }
             Input::Timer(TimerId::ActiveExpire) => self.active_expire(now, out),
             Input::Timer(TimerId::Gossip(timer)) => {
                 self.with_membership(out, |m, effects| m.handle_timer(now, timer, effects))
             }
+            // Replication timers exist only on clustered nodes; anything else is stale.
+            Input::Timer(_) if self.repl.is_none() => {}
+            Input::Timer(TimerId::Request(id)) => self.request_timer(now, id, out),
+            Input::Timer(TimerId::Hints) => self.hint_round(now, out),
+            Input::Timer(TimerId::AntiEntropy) => self.anti_entropy_round(now, out),
+            Input::Timer(TimerId::Sweep) => self.sweep_round(now, out),
             Input::Gossip { from, packet } => {
                 self.with_membership(out, |m, effects| m.handle_packet(now, from, &packet, effects))
             }
@@ -304,7 +423,44 @@ impl Node {
                 self.with_membership(out, |m, _| m.set_seeds(&seeds));
             }
             Input::Leave => self.with_membership(out, |m, effects| m.leave(now, effects)),
-            Input::Peer { .. } | Input::PeerLost { .. } => {}
+            Input::Peer { from, msg } => self.peer_message(now, from, msg, out),
+            Input::PeerLost { peer } => {
+                if self.repl.is_some() {
+                    self.peer_lost(now, peer, out);
+                }
+            }
+        }
+    }
+
+    /// A message from a peer (ignored by a node without a cluster).
+    fn peer_message(&mut self, now: Millis, from: SocketAddr, msg: PeerMsg, out: &mut Outbox) {
+        if self.repl.is_none() {
+            return;
+        }
+        match msg {
+            PeerMsg::Forward { id, cmd, levels } => self.route(now, Origin::Peer { peer: from, id }, cmd, levels, out),
+            PeerMsg::ForwardReply { id, reply } => self.forward_replied(from, id, reply, out),
+            PeerMsg::Put { id, entries, hint_for } => self.put_received(now, from, id, entries, hint_for, out),
+            PeerMsg::PutAck { id } => self.put_acked(now, from, id, out),
+            PeerMsg::Get { id, keys } => {
+                let entries = keys.iter().map(|k| self.store.raw(k, now).map(|e| e.to_wire())).collect();
+                out.push(Output::SendPeer { to: from, msg: PeerMsg::GetReply { id, entries } });
+            }
+            PeerMsg::GetReply { id, entries } => self.read_replied(now, from, id, entries, out),
+            PeerMsg::AeGroups { ring, hashes, .. } => self.ae_groups(now, from, ring, hashes, out),
+            PeerMsg::AeBuckets { buckets, .. } => self.ae_buckets(now, from, buckets, out),
+            PeerMsg::AeSubs { buckets, .. } => self.ae_subs(now, from, buckets, out),
+            PeerMsg::AeKeys { buckets, keys, .. } => self.ae_keys(now, from, buckets, keys, out),
+            PeerMsg::AePull { keys } => self.ae_pull(now, from, keys, out),
+            PeerMsg::FlushAll => self.store.clear(),
+            PeerMsg::Lock { id, op } => {
+                let answer = self.locks.apply(&op, now);
+                self.hlc.observe(super::clock::Timestamp(answer.max_token));
+                if id != 0 {
+                    out.push(Output::SendPeer { to: from, msg: PeerMsg::LockReply { id, answer } });
+                }
+            }
+            PeerMsg::LockReply { id, answer } => self.lock_answered(now, Some(from), id, answer, out),
         }
     }
 
@@ -318,7 +474,12 @@ impl Node {
                 GossipEffect::Schedule { after_ms, timer } => {
                     Output::Schedule { after_ms, timer: TimerId::Gossip(timer) }
                 }
-                GossipEffect::Changed(event) => Output::Member(event),
+                GossipEffect::Changed(event) => {
+                    if let Some(r) = self.repl.as_mut() {
+                        r.ring_stale = true;
+                    }
+                    Output::Member(event)
+                }
             });
         }
     }
@@ -339,13 +500,14 @@ impl Node {
     }
 
     /// Evict until the store fits under `maxmemory`; false when it cannot.
-    fn make_room(&mut self, now: Millis) -> bool {
+    pub(crate) fn make_room(&mut self, now: Millis) -> bool {
         let limit = self.config.maxmemory_bytes;
         if self.store.used_bytes() <= limit {
             return true;
         }
         let rng = &mut self.rng;
-        self.store.evict_to(limit, self.config.eviction, now, |n| rng.random_range(0..n))
+        let marker_until = self.repl.is_some().then(|| now.saturating_add(self.config.tombstone_grace_ms));
+        self.store.evict_to(limit, self.config.eviction, now, marker_until, |n| rng.random_range(0..n))
     }
 
     fn active_expire(&mut self, now: Millis, out: &mut Outbox) {

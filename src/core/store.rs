@@ -12,39 +12,98 @@ use bytes::Bytes;
 use foldhash::fast::FixedState;
 use indexmap::IndexMap;
 
-use super::version::Version;
+use super::replication::{EntryKind, WireEntry};
+use super::ring::{key_hash, mix64};
+use super::vversion::VersionVector;
 use super::Millis;
 
-/// Number of buckets; a power of two. SCAN returns whole buckets.
-pub const BUCKETS: usize = 1 << 14;
+/// log2 of the number of buckets.
+pub const BUCKET_BITS: u32 = 14;
+/// Number of buckets; a power of two. SCAN returns whole buckets. A bucket is a contiguous slice of the ring
+/// (the top bits of the key's ring position), so anti-entropy can compare replicas bucket by bucket.
+pub const BUCKETS: usize = 1 << BUCKET_BITS;
 /// Bytes charged per entry on top of key and value: map slot, headers and allocator rounding.
 pub const ENTRY_OVERHEAD_BYTES: usize = 96;
 /// Extra bytes charged for an entry with an expiry (its slot in the expiry index).
 pub const EXPIRY_OVERHEAD_BYTES: usize = 48;
 
-/// One stored value.
+/// One stored key's state: a value, or a marker (tombstone, eviction) that replicas must also learn.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Entry {
-    /// The value bytes.
+    /// The value bytes (empty for markers).
     pub value: Bytes,
-    /// The version of the write that produced this value.
-    pub version: Version,
-    /// Absolute expiry in Unix milliseconds; 0 means no expiry.
+    /// The version vector of the write that produced this state.
+    pub vector: VersionVector,
+    /// Absolute expiry in Unix milliseconds; 0 means no expiry. Markers always expire (their grace period).
     pub expire_at_ms: Millis,
+    /// Value or marker.
+    pub kind: EntryKind,
     /// Last access, in units of 100 ms of the driver's clock (approximate LRU).
     lru: u32,
 }
 
 impl Entry {
-    /// A new entry.
-    pub fn new(value: Bytes, version: Version, expire_at_ms: Millis) -> Entry {
-        Entry { value, version, expire_at_ms, lru: 0 }
+    /// A value entry.
+    pub fn new(value: Bytes, vector: VersionVector, expire_at_ms: Millis) -> Entry {
+        Entry { value, vector, expire_at_ms, kind: EntryKind::Value, lru: 0 }
+    }
+
+    /// A tombstone or eviction marker, dropped at `expire_at_ms`.
+    pub fn marker(kind: EntryKind, vector: VersionVector, expire_at_ms: Millis) -> Entry {
+        Entry { value: Bytes::new(), vector, expire_at_ms, kind, lru: 0 }
     }
 
     /// Whether the entry has expired at `now`.
     pub fn is_expired(&self, now: Millis) -> bool {
         self.expire_at_ms != 0 && self.expire_at_ms <= now
     }
+
+    /// Whether clients can read the entry (a value, not a marker).
+    pub fn is_value(&self) -> bool {
+        self.kind == EntryKind::Value
+    }
+
+    /// The entry as it travels to another replica.
+    pub fn to_wire(&self) -> WireEntry {
+        WireEntry {
+            kind: self.kind,
+            value: self.value.clone(),
+            vector: self.vector.clone(),
+            expire_at_ms: self.expire_at_ms,
+        }
+    }
+
+    /// An entry received from another replica (markers carry no value).
+    pub fn from_wire(w: WireEntry) -> Entry {
+        let value = if w.kind == EntryKind::Value { w.value } else { Bytes::new() };
+        Entry { value, vector: w.vector, expire_at_ms: w.expire_at_ms, kind: w.kind, lru: 0 }
+    }
+
+    /// The order of payloads used when two replicas carry the same latest write: markers beat values, so an
+    /// eviction marker (same version as the value it evicted) wins and spreads.
+    fn payload_rank(&self) -> (EntryKind, Millis, &[u8]) {
+        (self.kind, self.expire_at_ms, &self.value)
+    }
+}
+
+/// A hash of one key's state, equal on replicas that hold the same version of it (stable across builds).
+pub fn entry_hash(key: &[u8], entry: &Entry) -> u64 {
+    let mut h = mix64(u64::from(crc32fast::hash(key)) ^ ((key.len() as u64) << 32));
+    h = mix64(h ^ entry.kind as u64 ^ entry.expire_at_ms.rotate_left(8));
+    for (node, time) in entry.vector.entries() {
+        h = mix64(h ^ node.0);
+        h = mix64(h ^ time.0);
+    }
+    h
+}
+
+/// What merging a replica's entry did to the local copy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct MergeOutcome {
+    /// The local state changed.
+    pub changed: bool,
+    /// Two concurrent writes were settled by last-writer-wins (one of them is lost).
+    pub lww_conflict: bool,
 }
 
 /// Which keys the store may evict when over its memory limit.
@@ -70,6 +129,23 @@ pub struct StoreStats {
     pub evicted_keys: u64,
 }
 
+/// What an entry adds to its bucket's digest: its hash, except eviction markers, which add nothing. A replica
+/// that evicted a marker (or never had one) and a replica holding the marker then agree, so anti-entropy does not
+/// keep sending markers to a node under memory pressure; a replica still holding the evicted value differs, and
+/// the exchange gives it the marker.
+pub fn digest_hash(key: &[u8], entry: &Entry) -> u64 {
+    if entry.kind == EntryKind::Evicted {
+        0
+    } else {
+        entry_hash(key, entry)
+    }
+}
+
+/// A bucket's digest contribution of one entry: XOR keeps it current in O(1) per change.
+fn digest_flip(digests: &mut [u64], key: &[u8], entry: &Entry) {
+    digests[bucket_of(key)] ^= digest_hash(key, entry);
+}
+
 type Bucket = IndexMap<Box<[u8]>, Entry, FixedState>;
 
 /// The keyspace of one node.
@@ -82,11 +158,20 @@ pub struct Store {
     hasher: FixedState,
     /// Eviction candidates, least recently used first.
     pool: Vec<(u32, Box<[u8]>)>,
+    /// Per bucket, the XOR of `entry_hash` of its entries.
+    digests: Vec<u64>,
+    /// Entries that are markers (tombstones, eviction markers).
+    markers: usize,
 }
 
-/// The bucket a key lives in.
+/// The bucket a key lives in: the top bits of its ring position.
 pub fn bucket_of(key: &[u8]) -> usize {
-    (crc32fast::hash(key) as usize) & (BUCKETS - 1)
+    (key_hash(key) >> (64 - BUCKET_BITS)) as usize
+}
+
+/// The first ring position of bucket `b`.
+pub fn bucket_start(b: usize) -> u64 {
+    (b as u64) << (64 - BUCKET_BITS)
 }
 
 /// Bytes charged for one entry.
@@ -111,12 +196,84 @@ impl Store {
             stats: StoreStats::default(),
             hasher,
             pool: Vec::new(),
+            digests: vec![0; BUCKETS],
+            markers: 0,
         }
     }
 
-    /// Number of keys stored, including expired ones not reclaimed yet.
+    /// Number of entries stored (values and markers), including expired ones not reclaimed yet.
     pub fn len(&self) -> usize {
         self.len
+    }
+
+    /// Number of value entries (DBSIZE): entries minus markers.
+    pub fn values_len(&self) -> usize {
+        self.len - self.markers
+    }
+
+    /// Number of markers (tombstones and eviction markers).
+    pub fn markers_len(&self) -> usize {
+        self.markers
+    }
+
+    /// The digest of bucket `b`: XOR of `entry_hash` over its entries.
+    pub fn bucket_digest(&self, b: usize) -> u64 {
+        self.digests[b]
+    }
+
+    /// The entries of bucket `b`, markers included.
+    pub fn bucket_entries(&self, b: usize) -> impl Iterator<Item = (&[u8], &Entry)> {
+        self.buckets[b].iter().map(|(k, e)| (&k[..], e))
+    }
+
+    /// The stored entry for `key` whatever its kind, unless expired at `now`.
+    pub fn raw(&self, key: &[u8], now: Millis) -> Option<&Entry> {
+        self.buckets[bucket_of(key)].get(key).filter(|e| !e.is_expired(now))
+    }
+
+    /// Merge a replica's entry for `key` into the local copy: the result is the version-vector join (pointwise
+    /// max of vectors, payload of the latest write; markers beat values carrying the same write). An entry
+    /// expired at `now` that wins removes the key; one that loses changes nothing.
+    pub fn merge(&mut self, key: &[u8], incoming: Entry, now: Millis) -> MergeOutcome {
+        let b = bucket_of(key);
+        if self.buckets[b].get(key).is_some_and(|e| e.is_expired(now)) {
+            self.remove(key);
+        }
+        let Some(current) = self.buckets[b].get(key) else {
+            if incoming.is_expired(now) {
+                return MergeOutcome::default();
+            }
+            self.insert(key, incoming, now);
+            return MergeOutcome { changed: true, lww_conflict: false };
+        };
+        let merged = current.vector.merge(&incoming.vector);
+        let lww_conflict = merged.lww_settled();
+        let keep_current = match merged.winner {
+            crate::core::vversion::Winner::Left => true,
+            crate::core::vversion::Winner::Right => false,
+            crate::core::vversion::Winner::Same => current.payload_rank() >= incoming.payload_rank(),
+        };
+        if keep_current {
+            if merged.vector == current.vector {
+                return MergeOutcome { changed: false, lww_conflict };
+            }
+            let mut next = current.clone();
+            next.vector = merged.vector;
+            let lru = current.lru;
+            self.insert(key, next, now);
+            if let Some(e) = self.buckets[b].get_mut(key) {
+                e.lru = lru;
+            }
+            return MergeOutcome { changed: true, lww_conflict };
+        }
+        let mut next = incoming;
+        next.vector = merged.vector;
+        if next.is_expired(now) {
+            self.remove(key);
+        } else {
+            self.insert(key, next, now);
+        }
+        MergeOutcome { changed: true, lww_conflict }
     }
 
     /// Whether the store holds no key.
@@ -142,10 +299,16 @@ impl Store {
     /// The live entry for `key`, marking it used; an expired entry is removed and counted instead.
     pub fn get(&mut self, key: &[u8], now: Millis) -> Option<&Entry> {
         let b = bucket_of(key);
-        let expired = self.buckets[b].get(key)?.is_expired(now);
-        if expired {
+        let found = self.buckets[b].get(key)?;
+        if found.is_expired(now) {
+            let was_value = found.is_value();
             self.remove(key);
-            self.stats.expired_keys += 1;
+            if was_value {
+                self.stats.expired_keys += 1;
+            }
+            return None;
+        }
+        if !found.is_value() {
             return None;
         }
         let entry = self.buckets[b].get_mut(key)?;
@@ -155,7 +318,7 @@ impl Store {
 
     /// The live entry for `key` without marking it used.
     pub fn peek(&self, key: &[u8], now: Millis) -> Option<&Entry> {
-        self.buckets[bucket_of(key)].get(key).filter(|e| !e.is_expired(now))
+        self.buckets[bucket_of(key)].get(key).filter(|e| e.is_value() && !e.is_expired(now))
     }
 
     /// Store `entry` under `key`, replacing what was there; returns the previous entry (expired or not).
@@ -166,6 +329,8 @@ impl Store {
         if entry.expire_at_ms != 0 {
             self.expiring.insert((entry.expire_at_ms, key.into()));
         }
+        digest_flip(&mut self.digests, key, &entry);
+        self.markers += usize::from(!entry.is_value());
         let old = match self.buckets[b].get_mut(key) {
             Some(slot) => Some(std::mem::replace(slot, entry)),
             None => {
@@ -175,23 +340,27 @@ impl Store {
             }
         };
         if let Some(old) = &old {
-            self.used_bytes -= entry_bytes(key, old);
-            if old.expire_at_ms != 0 {
-                self.expiring.remove(&(old.expire_at_ms, key.into()));
-            }
+            self.forget(key, old);
         }
         self.used_bytes += added;
         old
+    }
+
+    /// Accounting for an entry that left the map (bytes, expiry index, digest, marker count).
+    fn forget(&mut self, key: &[u8], old: &Entry) {
+        self.used_bytes -= entry_bytes(key, old);
+        if old.expire_at_ms != 0 {
+            self.expiring.remove(&(old.expire_at_ms, key.into()));
+        }
+        digest_flip(&mut self.digests, key, old);
+        self.markers -= usize::from(!old.is_value());
     }
 
     /// Remove `key`; returns its entry (expired or not).
     pub fn remove(&mut self, key: &[u8]) -> Option<Entry> {
         let old = self.buckets[bucket_of(key)].swap_remove(key)?;
         self.len -= 1;
-        self.used_bytes -= entry_bytes(key, &old);
-        if old.expire_at_ms != 0 {
-            self.expiring.remove(&(old.expire_at_ms, key.into()));
-        }
+        self.forget(key, &old);
         Some(old)
     }
 
@@ -200,7 +369,9 @@ impl Store {
         let b = bucket_of(key);
         let Some(entry) = self.buckets[b].get_mut(key) else { return false };
         let old_bytes = entry_bytes(key, entry);
+        self.digests[b] ^= digest_hash(key, entry);
         let old_at = std::mem::replace(&mut entry.expire_at_ms, expire_at_ms);
+        self.digests[b] ^= digest_hash(key, entry);
         let new_bytes = entry_bytes(key, entry);
         if old_at != 0 {
             self.expiring.remove(&(old_at, key.into()));
@@ -212,10 +383,13 @@ impl Store {
         true
     }
 
-    /// Change the version of an existing key in place (value and expiry untouched).
-    pub fn set_version(&mut self, key: &[u8], version: Version) {
-        if let Some(entry) = self.buckets[bucket_of(key)].get_mut(key) {
-            entry.version = version;
+    /// Change the version vector of an existing key in place (value and expiry untouched).
+    pub fn set_vector(&mut self, key: &[u8], vector: VersionVector) {
+        let b = bucket_of(key);
+        if let Some(entry) = self.buckets[b].get_mut(key) {
+            self.digests[b] ^= digest_hash(key, entry);
+            entry.vector = vector;
+            self.digests[b] ^= digest_hash(key, entry);
         }
     }
 
@@ -232,8 +406,12 @@ impl Store {
             if let Some(old) = self.buckets[bucket_of(&key)].swap_remove(&key) {
                 self.len -= 1;
                 self.used_bytes -= entry_bytes(&key, &old);
+                digest_flip(&mut self.digests, &key, &old);
+                self.markers -= usize::from(!old.is_value());
+                if old.is_value() {
+                    self.stats.expired_keys += 1;
+                }
             }
-            self.stats.expired_keys += 1;
             removed += 1;
         }
         removed
@@ -245,12 +423,15 @@ impl Store {
     }
 
     /// Evict keys by `policy` until `used_bytes <= limit`; `draw(n)` returns a random index below `n`.
-    /// Returns false when the limit cannot be met (policy forbids it or no candidate is left).
+    /// With `marker_until` set (a replicated store), an evicted value leaves an eviction marker with the
+    /// same version that lives until then, so replicas drop it too instead of bringing it back; an evicted
+    /// marker simply goes. Returns false when the limit cannot be met (policy forbids it or no candidate is left).
     pub fn evict_to(
         &mut self,
         limit: usize,
         policy: EvictionPolicy,
         now: Millis,
+        marker_until: Option<Millis>,
         mut draw: impl FnMut(usize) -> usize,
     ) -> bool {
         while self.used_bytes > limit {
@@ -265,11 +446,22 @@ impl Store {
             };
             let Some(key) = victim else { return false };
             let Some(old) = self.remove(&key) else { continue };
+            let freed = entry_bytes(&key, &old);
             // An expired victim is accounted as expired, not evicted: it was already dead.
+            if !old.is_value() {
+                continue;
+            }
             if old.is_expired(now) {
                 self.stats.expired_keys += 1;
-            } else {
-                self.stats.evicted_keys += 1;
+                continue;
+            }
+            self.stats.evicted_keys += 1;
+            if let Some(until) = marker_until {
+                let marker = Entry::marker(EntryKind::Evicted, old.vector, until);
+                // A marker smaller than the value helps; one as large would only loop, so skip it then.
+                if entry_bytes(&key, &marker) < freed {
+                    self.insert(&key, marker, now);
+                }
             }
         }
         true
@@ -334,7 +526,7 @@ impl Store {
         for _ in 0..16 {
             let (b, i) = self.sample(&mut draw)?;
             let (k, e) = self.buckets[b].get_index(i)?;
-            if !e.is_expired(now) {
+            if e.is_value() && !e.is_expired(now) {
                 return Some(Bytes::copy_from_slice(k));
             }
         }
@@ -358,7 +550,7 @@ impl Store {
         while b < BUCKETS && visited < count && steps < count.max(1) * 64 {
             for (k, e) in &self.buckets[b] {
                 visited += 1;
-                if !e.is_expired(now) && keep(k) {
+                if e.is_value() && !e.is_expired(now) && keep(k) {
                     out.push(Bytes::copy_from_slice(k));
                 }
             }
@@ -374,7 +566,7 @@ impl Store {
         self.buckets
             .iter()
             .flat_map(|b| b.iter())
-            .filter(|(k, e)| !e.is_expired(now) && keep(k))
+            .filter(|(k, e)| e.is_value() && !e.is_expired(now) && keep(k))
             .map(|(k, _)| Bytes::copy_from_slice(k))
             .collect()
     }
@@ -385,8 +577,15 @@ impl Store {
         self.buckets.iter_mut().for_each(|b| *b = IndexMap::with_hasher(hasher.clone()));
         self.expiring.clear();
         self.pool.clear();
+        self.digests.iter_mut().for_each(|d| *d = 0);
         self.len = 0;
+        self.markers = 0;
         self.used_bytes = 0;
+    }
+
+    /// Recompute every bucket digest from scratch (for tests and debug assertions).
+    pub fn recount_digests(&self) -> Vec<u64> {
+        self.buckets.iter().map(|b| b.iter().fold(0, |d, (k, e)| d ^ digest_hash(k, e))).collect()
     }
 
     /// Recompute the byte count from scratch (for tests and debug assertions).
@@ -401,8 +600,10 @@ mod tests {
     use crate::core::clock::Timestamp;
     use crate::core::version::NodeId;
 
-    fn v(t: u64) -> Version {
-        Version::new(Timestamp(t), NodeId(1))
+    fn v(t: u64) -> VersionVector {
+        let mut v = VersionVector::new();
+        v.bump(NodeId(1), Timestamp(t));
+        v
     }
 
     fn entry(val: &str, exp: Millis) -> Entry {
@@ -479,7 +680,7 @@ mod tests {
             s.insert(format!("new{i}").as_bytes(), entry("x", 0), 100_000);
         }
         let limit = s.used_bytes() / 2;
-        assert!(s.evict_to(limit, EvictionPolicy::AllKeysLru, 100_000, &mut draw));
+        assert!(s.evict_to(limit, EvictionPolicy::AllKeysLru, 100_000, None, &mut draw));
         assert!(s.used_bytes() <= limit);
         let new_left = (0..1000).filter(|i| s.peek(format!("new{i}").as_bytes(), 0).is_some()).count();
         let old_left = (0..1000).filter(|i| s.peek(format!("old{i}").as_bytes(), 0).is_some()).count();
@@ -492,8 +693,8 @@ mod tests {
     fn noeviction_and_volatile_without_candidates_fail() {
         let mut s = Store::new(7);
         s.insert(b"k", entry("v", 0), 0);
-        assert!(!s.evict_to(0, EvictionPolicy::NoEviction, 0, |n| n - 1));
-        assert!(!s.evict_to(0, EvictionPolicy::VolatileLru, 0, |n| n - 1));
+        assert!(!s.evict_to(0, EvictionPolicy::NoEviction, 0, None, |n| n - 1));
+        assert!(!s.evict_to(0, EvictionPolicy::VolatileLru, 0, None, |n| n - 1));
         assert_eq!(s.len(), 1);
     }
 

@@ -18,6 +18,7 @@
 use std::cmp::Ordering;
 
 use serde::{Deserialize, Serialize, Serializer};
+use smallvec::SmallVec;
 
 use super::clock::Timestamp;
 use super::version::{NodeId, Version};
@@ -29,8 +30,12 @@ pub const ENTRIES_MAX: usize = 16;
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Default, Deserialize)]
 #[serde(try_from = "Vec<(NodeId, Timestamp)>")]
 pub struct VersionVector {
-    entries: Vec<(NodeId, Timestamp)>,
+    entries: Entries,
 }
+
+/// The entries, inline when there is one (the common case: one coordinator wrote the key), so a stored key
+/// costs no extra allocation for its version.
+type Entries = SmallVec<[(NodeId, Timestamp); 1]>;
 
 /// How two vectors are ordered by dominance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -151,7 +156,7 @@ impl VersionVector {
     }
 
     fn merge_within(&self, other: &VersionVector, limit: usize) -> Merged {
-        let mut entries = Vec::with_capacity(self.entries.len().max(other.entries.len()));
+        let mut entries = Entries::with_capacity(self.entries.len().max(other.entries.len()));
         for_each_pair(&self.entries, &other.entries, |node, l, r| entries.push((node, l.max(r))));
         prune(&mut entries, limit);
         let winner = match self.latest().cmp(&other.latest()) {
@@ -212,14 +217,14 @@ fn for_each_pair(
 }
 
 /// Drops the oldest entries (by time, then node) beyond `limit`, keeping the rest in node order.
-fn prune(entries: &mut Vec<(NodeId, Timestamp)>, limit: usize) {
+fn prune(entries: &mut Entries, limit: usize) {
     if entries.len() <= limit {
         return;
     }
     let mut ages: Vec<Version> = entries.iter().map(|&(node, time)| Version::new(time, node)).collect();
     ages.sort_unstable();
     let cutoff = ages[entries.len() - limit - 1];
-    entries.retain(|&(node, time)| Version::new(time, node) > cutoff);
+    entries.retain(|e| Version::new(e.1, e.0) > cutoff);
 }
 
 impl Serialize for VersionVector {
@@ -241,7 +246,7 @@ impl TryFrom<Vec<(NodeId, Timestamp)>> for VersionVector {
         if entries.iter().any(|e| e.1 == Timestamp(0)) {
             return Err(VectorError::ZeroTimestamp);
         }
-        Ok(VersionVector { entries })
+        Ok(VersionVector { entries: entries.into() })
     }
 }
 

@@ -8,12 +8,14 @@
 pub(crate) mod args;
 pub(crate) mod conn;
 pub(crate) mod keyspace;
+pub(crate) mod locks;
 pub(crate) mod strings;
 
 use bytes::Bytes;
 
 use super::table;
 use crate::core::command::Command;
+use crate::core::replication::Levels;
 use crate::core::reply::{err_wrong_arity, Reply};
 
 /// What a request asks for.
@@ -108,6 +110,8 @@ pub enum ConnCommand {
     Info(Vec<String>),
     /// TIME: the runtime answers with its clock.
     Time,
+    /// SHOAL.CONSISTENCY [read write]: `None` asks for the connection's levels, `Some` sets them.
+    Consistency(Option<Levels>),
 }
 
 /// Parses one request's arguments (the first is the command name). An empty request is an unknown command.

@@ -8,7 +8,7 @@
 
 use bytes::Bytes;
 
-use super::command::{conn, keyspace, strings, Parsed};
+use super::command::{conn, keyspace, locks, strings, Parsed};
 use crate::core::reply::Reply;
 
 /// Parses the arguments of one command, whose arity is already checked.
@@ -244,6 +244,10 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd("incrbyfloat", 3, WRITE | DENYOOM | FAST, (1, 1, 1), Str, "2.6.0", "O(1)", "Increment the floating point value of a key by a number. Uses 0 as initial value if the key doesn't exist.", strings::incrbyfloat),
     cmd("info", -1, LOADING | STALE | DANGEROUS, (0, 0, 0), Srv, "1.0.0", "O(1)", "Returns information and statistics about the server.", conn::info),
     cmd("keys", 2, READONLY | DANGEROUS, (0, 0, 0), Gen, "1.0.0", "O(N) with N being the number of keys in the database", "Returns all key names that match a pattern.", keyspace::keys),
+    cmd("lock.acquire", 4, WRITE | FAST, (1, 1, 1), Srv, "0.1.0", "O(1)", "Takes a lease lock for an owner; returns a fencing token and whether a majority of the lock's replicas granted it, or nil when another owner holds it.", locks::acquire),
+    cmd("lock.info", 2, READONLY | FAST, (1, 1, 1), Srv, "0.1.0", "O(1)", "Returns a lock's holder, fencing token, remaining lease and whether a majority of its replicas agree.", locks::info),
+    cmd("lock.release", 4, WRITE | FAST, (1, 1, 1), Srv, "0.1.0", "O(1)", "Frees a lock held by the owner with this token.", locks::release),
+    cmd("lock.renew", 5, WRITE | FAST, (1, 1, 1), Srv, "0.1.0", "O(1)", "Extends the lease of the owner holding the lock with this token.", locks::renew),
     cmd("mget", -2, READONLY | FAST, (1, -1, 1), Str, "1.0.0", "O(N) where N is the number of keys to retrieve.", "Atomically returns the string values of one or more keys.", strings::mget),
     cmd("mset", -3, WRITE | DENYOOM, (1, -1, 2), Str, "1.0.1", "O(N) where N is the number of keys to set.", "Atomically creates or modifies the string values of one or more keys.", strings::mset),
     cmd("msetnx", -3, WRITE | DENYOOM, (1, -1, 2), Str, "1.0.1", "O(N) where N is the number of keys to set.", "Atomically modifies the string values of one or more keys only when all keys don't exist.", strings::msetnx),
@@ -263,7 +267,10 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd("setex", 4, WRITE | DENYOOM, (1, 1, 1), Str, "2.0.0", "O(1)", "Sets the string value and expiration time of a key. Creates the key if it doesn't exist.", strings::setex),
     cmd("setnx", 3, WRITE | DENYOOM | FAST, (1, 1, 1), Str, "1.0.0", "O(1)", "Set the string value of a key only when the key doesn't exist.", strings::setnx),
     cmd("setrange", 4, WRITE | DENYOOM, (1, 1, 1), Str, "2.2.0", "O(1), not counting the time taken to copy the new string in place.", "Overwrites a part of a string value with another by an offset. Creates the key if it doesn't exist.", strings::setrange),
+    cmd("shoal.consistency", -1, NOSCRIPT | LOADING | STALE | FAST, (0, 0, 0), Conn, "0.1.0", "O(1)", "Shows or sets the read and write consistency levels (ONE, QUORUM, ALL) of the connection.", conn::consistency),
+    cmd("shoal.localget", 2, READONLY | FAST, (1, 1, 1), Srv, "0.1.0", "O(1)", "Returns this node's own copy of a key (value or marker) with its version vector, without asking other replicas.", keyspace::localget),
     cmd("shoal.members", 1, READONLY | LOADING | STALE, (0, 0, 0), Srv, "0.1.0", "O(N) where N is the number of known members", "Lists the cluster members this node knows: name, addresses, state, incarnation.", keyspace::members),
+    cmd("shoal.owners", 2, READONLY | FAST, (1, 1, 1), Srv, "0.1.0", "O(log N)", "Returns the key's replicas (its preference list) as this node's ring sees it.", keyspace::owners),
     cmd("strlen", 2, READONLY | FAST, (1, 1, 1), Str, "2.2.0", "O(1)", "Returns the length of a string value.", strings::strlen),
     cmd("time", 1, LOADING | STALE | FAST, (0, 0, 0), Srv, "2.6.0", "O(1)", "Returns the server time.", conn::time),
     cmd("touch", -2, READONLY | FAST, (1, -1, 1), Gen, "3.2.1", "O(N) where N is the number of keys that will be touched.", "Returns the number of existing keys out of those specified after updating the time they were last accessed.", keyspace::touch),

@@ -7,6 +7,7 @@ pub mod clients;
 pub mod conn;
 pub mod gossip;
 pub mod node_task;
+pub mod peer;
 pub mod session;
 pub mod stats;
 
@@ -26,6 +27,7 @@ use crate::core::{Node, NodeConfig};
 use crate::resp::frame::Limits;
 use clients::Clients;
 use node_task::ToNode;
+use peer::{PeerConfig, PeerStats, PeerTransport};
 use stats::ServerStats;
 
 /// Everything the server needs to start.
@@ -110,6 +112,8 @@ pub struct Shared {
     pub stats: ServerStats,
     /// Connected clients, for CLIENT LIST.
     pub clients: Clients,
+    /// The peer transport's counters (for INFO and metrics).
+    pub peer_stats: Arc<PeerStats>,
     started: Instant,
     port: u16,
 }
@@ -135,8 +139,10 @@ impl Shared {
 pub struct ServerHandle {
     /// The address the RESP listener is bound to.
     pub addr: SocketAddr,
-    /// The gossip address, when clustered.
+    /// The gossip address, when clustered (the peer listener has the same address over TCP).
     pub cluster_addr: Option<SocketAddr>,
+    /// The peer transport's counters (all zero on a standalone node).
+    pub peer_stats: Arc<PeerStats>,
     shutdown: watch::Sender<bool>,
     task: JoinHandle<anyhow::Result<()>>,
 }
@@ -155,34 +161,58 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<ServerHandle> {
     let addr = sockets.tcp.local_addr()?;
     let cluster_addr = sockets.udp.as_ref().map(|u| u.local_addr()).transpose()?;
     let (shutdown, rx) = watch::channel(false);
-    let task = tokio::spawn(run(sockets, config, rx));
-    Ok(ServerHandle { addr, cluster_addr, shutdown, task })
+    let peer_stats = Arc::new(PeerStats::default());
+    let task = tokio::spawn(run(sockets, config, rx, peer_stats.clone()));
+    Ok(ServerHandle { addr, cluster_addr, peer_stats, shutdown, task })
 }
 
 /// Run a server until `shutdown` becomes true.
 pub async fn serve(config: ServerConfig, shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
     let sockets = Sockets::bind(&config).await?;
-    run(sockets, config, shutdown).await
+    run(sockets, config, shutdown, Arc::default()).await
 }
 
 /// The listening sockets, bound before anything starts so that address errors come first and clearly.
 struct Sockets {
     tcp: TcpListener,
     udp: Option<Arc<UdpSocket>>,
+    /// The peer listener: TCP on the gossip socket's address and port.
+    peer: Option<TcpListener>,
 }
+
+/// Attempts at finding a port free for both UDP and TCP when the cluster address has port 0.
+const CLUSTER_BIND_ATTEMPTS: usize = 16;
 
 impl Sockets {
     async fn bind(config: &ServerConfig) -> anyhow::Result<Sockets> {
         let tcp = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("binding the client listener on {}", config.listen))?;
-        let udp = match &config.cluster {
-            Some(c) => Some(Arc::new(
-                UdpSocket::bind(c.listen).await.with_context(|| format!("binding gossip (UDP) on {}", c.listen))?,
-            )),
-            None => None,
+        let (udp, peer) = match &config.cluster {
+            Some(c) => {
+                let (udp, peer) = bind_cluster(c.listen).await?;
+                (Some(Arc::new(udp)), Some(peer))
+            }
+            None => (None, None),
         };
-        Ok(Sockets { tcp, udp })
+        Ok(Sockets { tcp, udp, peer })
+    }
+}
+
+/// Bind gossip (UDP) and the peer listener (TCP) on the same address and port. With port 0 the OS picks the
+/// UDP port and the TCP one may be taken: then try another port, a bounded number of times.
+async fn bind_cluster(addr: SocketAddr) -> anyhow::Result<(UdpSocket, TcpListener)> {
+    let attempts = if addr.port() == 0 { CLUSTER_BIND_ATTEMPTS } else { 1 };
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let udp = UdpSocket::bind(addr).await.with_context(|| format!("binding gossip (UDP) on {addr}"))?;
+        let local = udp.local_addr()?;
+        match TcpListener::bind(local).await {
+            Ok(tcp) => return Ok((udp, tcp)),
+            Err(_) if attempt < attempts => continue,
+            Err(e) => return Err(e).with_context(|| format!("binding the peer listener (TCP) on {local}")),
+        }
     }
 }
 
@@ -205,8 +235,33 @@ async fn build_node(
     Ok((Node::clustered(config.node.clone(), config.seed, membership, seeds.clone()), seeds))
 }
 
-async fn run(sockets: Sockets, config: ServerConfig, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
-    let Sockets { tcp: listener, udp } = sockets;
+/// Start the peer transport of a clustered node: it accepts on `listener` and introduces itself by the node's
+/// advertised cluster address. `None` for a node without membership.
+fn start_peers(
+    listener: TcpListener,
+    node: &Node,
+    config: &ServerConfig,
+    to_node: mpsc::Sender<ToNode>,
+    stats: Arc<PeerStats>,
+    shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<Option<PeerTransport>> {
+    let Some(membership) = node.membership() else { return Ok(None) };
+    let secret = config.cluster.as_ref().and_then(|c| c.secret.as_deref());
+    let secret = secret.map(ClusterSecret::from_bytes).transpose()?;
+    let advertise = membership.identity().gossip_addr;
+    let transport = PeerTransport::new(PeerConfig::new(advertise, config.node.name.clone(), secret), to_node, stats);
+    transport.listen(listener, shutdown);
+    tracing::info!(peer = %advertise, "accepting peer connections (TCP)");
+    Ok(Some(transport))
+}
+
+async fn run(
+    sockets: Sockets,
+    config: ServerConfig,
+    mut shutdown: watch::Receiver<bool>,
+    peer_stats: Arc<PeerStats>,
+) -> anyhow::Result<()> {
+    let Sockets { tcp: listener, udp, peer: peer_listener } = sockets;
     let addr = listener.local_addr()?;
     tracing::info!(node = %config.node.name, %addr, "shoal listening for RESP clients");
     let (to_node, rx) = mpsc::channel(4096);
@@ -221,12 +276,17 @@ async fn run(sockets: Sockets, config: ServerConfig, mut shutdown: watch::Receiv
         let loss_percent = config.cluster.as_ref().map_or(0, |c| c.send_loss_percent);
         node_task::Gossip::new(socket, loss_percent, config.seed)
     });
-    let node_task = tokio::spawn(node_task::run(node, rx, shutdown.clone(), gossip));
+    let peers = match peer_listener {
+        Some(l) => start_peers(l, &node, &config, to_node.clone(), peer_stats.clone(), shutdown.clone())?,
+        None => None,
+    };
+    let node_task = tokio::spawn(node_task::run(node, rx, shutdown.clone(), gossip, peers));
     let shared = Arc::new(Shared {
         config,
         to_node,
         stats: ServerStats::default(),
         clients: Clients::default(),
+        peer_stats,
         started: Instant::now(),
         port: addr.port(),
     });

@@ -19,8 +19,9 @@ use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
+use super::peer::PeerTransport;
 use crate::core::command::Command;
-use crate::core::replication::Levels;
+use crate::core::replication::{Levels, PeerMsg};
 use crate::core::reply::Reply;
 use crate::core::{ConnId, Input, Millis, Node, Outbox, Output, ReqId, TimerId};
 
@@ -40,6 +41,10 @@ pub enum ToNode {
     Gossip { from: SocketAddr, packet: Bytes },
     /// The seeds resolved to new addresses.
     SetSeeds(Vec<SocketAddr>),
+    /// A message arrived from the peer whose cluster address is `from`.
+    Peer { from: SocketAddr, msg: PeerMsg },
+    /// The link to a peer failed; what was queued for it was dropped.
+    PeerLost { peer: SocketAddr },
 }
 
 /// Most messages taken from the queue per loop turn.
@@ -117,11 +122,12 @@ impl Gossip {
     }
 }
 
-/// The node task's I/O: connections' reply queues, timers, and the gossip socket.
+/// The node task's I/O: connections' reply queues, timers, the gossip socket and the peer transport.
 struct Io {
     conns: HashMap<ConnId, mpsc::UnboundedSender<ReplyBatch>>,
     timers: Timers,
     gossip: Option<Gossip>,
+    peers: Option<PeerTransport>,
 }
 
 /// Run the node until `shutdown` flips to true or every sender is gone. On shutdown a clustered node leaves
@@ -131,8 +137,9 @@ pub async fn run(
     mut rx: mpsc::Receiver<ToNode>,
     mut shutdown: watch::Receiver<bool>,
     gossip: Option<Gossip>,
+    peers: Option<PeerTransport>,
 ) -> Node {
-    let mut io = Io { conns: HashMap::new(), timers: Timers::default(), gossip };
+    let mut io = Io { conns: HashMap::new(), timers: Timers::default(), gossip, peers };
     let mut out = Outbox::new();
     let mut msgs = Vec::with_capacity(RECV_BATCH_MAX);
     node.handle(wall_ms(), Input::Start, &mut out);
@@ -156,6 +163,8 @@ pub async fn run(
                         }
                         ToNode::Gossip { from, packet } => node.handle(now, Input::Gossip { from, packet }, &mut out),
                         ToNode::SetSeeds(seeds) => node.handle(now, Input::SetSeeds(seeds), &mut out),
+                        ToNode::Peer { from, msg } => node.handle(now, Input::Peer { from, msg }, &mut out),
+                        ToNode::PeerLost { peer } => node.handle(now, Input::PeerLost { peer }, &mut out),
                         ToNode::Batch { conn, levels, cmds } => {
                             for (req, cmd) in cmds {
                                 node.handle(now, Input::Client { conn, req, cmd, levels }, &mut out);
@@ -199,7 +208,7 @@ async fn sleep_until(deadline: Option<Instant>) {
 }
 
 /// Carry out the node's outputs: replies grouped per connection (consecutive runs), timers onto the heap,
-/// datagrams onto the gossip socket.
+/// datagrams onto the gossip socket, peer messages onto their links' queues (never waiting).
 fn route(out: &mut Outbox, io: &mut Io) {
     let conns = &io.conns;
     let mut current: Option<(ConnId, ReplyBatch)> = None;
@@ -221,8 +230,10 @@ fn route(out: &mut Outbox, io: &mut Io) {
                 }
             }
             Output::Member(event) => tracing::info!(?event, "membership changed"),
-            // The peer transport arrives with the replication runtime; until then peer messages have nowhere to go.
-            Output::SendPeer { to, .. } => tracing::trace!(%to, "peer message dropped: no peer transport"),
+            Output::SendPeer { to, msg } => match &mut io.peers {
+                Some(peers) => peers.send(to, msg),
+                None => tracing::trace!(%to, "peer message dropped: standalone node"),
+            },
         }
     }
     if let Some((c, batch)) = current {

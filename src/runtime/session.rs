@@ -1,5 +1,5 @@
 //! A connection's own state (protocol version, authentication, name) and the commands that only touch it:
-//! PING, ECHO, HELLO, AUTH, SELECT, QUIT, RESET, CLIENT, COMMAND, CONFIG GET, TIME.
+//! PING, ECHO, HELLO, AUTH, SELECT, QUIT, RESET, CLIENT, COMMAND, CONFIG GET, TIME, SHOAL.CONSISTENCY.
 //!
 //! Until a client authenticates (when `requirepass` is set) only AUTH, HELLO with AUTH, QUIT and RESET are
 //! allowed, as in Redis. Everything else is turned into a `core::Command` for the node.
@@ -101,6 +101,7 @@ impl Session {
             ConnCommand::Reset => {
                 self.protocol = Protocol::Resp2;
                 self.name = None;
+                self.levels = self.shared.config.node.levels;
                 self.authenticated = self.shared.config.requirepass.is_none();
                 self.shared.clients.set_name(self.id, None);
                 Reply::simple("RESET")
@@ -131,6 +132,14 @@ impl Session {
             ConnCommand::ConfigSet | ConnCommand::ConfigRewrite => {
                 Reply::err("ERR Shoal's configuration is read-only at runtime; restart with new flags or config file")
             }
+            ConnCommand::Consistency(Some(levels)) => {
+                self.levels = levels;
+                Reply::Ok
+            }
+            ConnCommand::Consistency(None) => Reply::Array(vec![
+                Reply::Bulk(Bytes::from_static(self.levels.read.as_str().as_bytes())),
+                Reply::Bulk(Bytes::from_static(self.levels.write.as_str().as_bytes())),
+            ]),
             ConnCommand::Time => {
                 let ms = wall_ms();
                 Reply::Array(vec![

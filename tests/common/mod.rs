@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod members;
+pub mod procs;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -29,6 +30,11 @@ impl TestServer {
     /// A server with default settings.
     pub fn default_config() -> TestServer {
         TestServer::start(ServerConfig::default())
+    }
+
+    /// The server's running handle (cluster address, peer counters).
+    pub fn handle(&self) -> &ServerHandle {
+        self.handle.as_ref().expect("running")
     }
 
     /// A `redis` crate client connection.

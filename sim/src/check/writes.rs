@@ -11,7 +11,8 @@
 //!   causality one: the client saw `u`'s ack, then wrote `w`, and `u` won.
 //! - Exemptions, precisely: (0) a DEL whose tombstone some node's clock may have aged past the tombstone grace
 //!   before the end of the run (clock spread plus elapsed time reaches the grace; only big skews do that).
-//!   (1) `w`'s copies all died in crashes: at some crash, the crashing node held `w`'s value
+//!   (1) `w`'s copies, or those of a write that may have overwritten it (one not preceding it), all died in
+//!   crashes: at some crash, the crashing node held `w`'s value
 //!   (or, for a DEL, a tombstone of the key after `w` was invoked) and no live node's own copy and no peer message
 //!   in flight carried it any more. Hints a node holds apart from its own copy are not visible to the checker, so
 //!   a write whose last copy is a hint counts as lost with the crash. (2) Last-writer-wins between concurrent
@@ -174,7 +175,7 @@ pub fn lost_writes(ops: &[Op], finals: &Finals, facts: &Facts) -> Vec<Violation>
                         && matches!(x.kind, OpKind::Expire { .. } | OpKind::Set { ttl_ms: Some(_), .. })
                 });
                 for w in index.on_key(key).filter(|w| w.acked() && u.precedes(w)) {
-                    if matches!(w.kind, OpKind::Set { .. } | OpKind::Del { .. }) {
+                    if matches!(w.kind, OpKind::Set { .. } | OpKind::Del { .. }) && !lost_with_crash(&index, w, facts) {
                         let mut v = judge(w, Some(u), e, index.restamped_after(w), facts);
                         if let Some(v) = v.as_mut().filter(|_| expired_later) {
                             v.detail
@@ -187,7 +188,7 @@ pub fn lost_writes(ops: &[Op], finals: &Finals, facts: &Facts) -> Vec<Violation>
             _ => {
                 for w in index.on_key(key).filter(|w| w.acked()) {
                     let OpKind::Set { ttl_ms: None, .. } = w.kind else { continue };
-                    if index.removal_after(w) {
+                    if index.removal_after(w) || lost_with_crash(&index, w, facts) {
                         continue;
                     }
                     let deleted_before = index.on_key(key).find(|x| {
@@ -195,7 +196,7 @@ pub fn lost_writes(ops: &[Op], finals: &Finals, facts: &Facts) -> Vec<Violation>
                     });
                     match entry {
                         Some(tomb) => found.extend(judge(w, deleted_before, tomb, false, facts)),
-                        None => found.extend(judge_absent(w, deleted_before, key, facts)),
+                        None => found.extend(judge_absent(w, deleted_before, key)),
                     }
                 }
             }
@@ -208,6 +209,15 @@ pub fn lost_writes(ops: &[Op], finals: &Finals, facts: &Facts) -> Vec<Violation>
 /// DEL) some node's clock may have passed the tombstone's grace before the end of the run. A tombstone made at
 /// virtual time t by a coordinator with clock offset a is dropped by node X at time t' once
 /// (t' - t) + (offset of X at t' - a) >= grace; the left side is at most (end - t) + clock spread.
+/// Whether `w`, or a write that may have overwritten it (one that does not precede it), lost every copy in
+/// crashes: then `w` is gone with it.
+fn lost_with_crash(index: &Index, w: &Op, facts: &Facts) -> bool {
+    crash_lost(w, facts)
+        || index
+            .on_key(w.kind.key())
+            .any(|x| !std::ptr::eq(x, w) && x.may_have_written() && !x.precedes(w) && crash_lost(x, facts))
+}
+
 fn crash_lost(w: &Op, facts: &Facts) -> bool {
     if matches!(w.kind, OpKind::Del { .. })
         && facts.end_ms.saturating_sub(w.invoked_at) + facts.clock_spread_ms >= facts.tombstone_grace_ms
@@ -239,9 +249,6 @@ fn vectors_of<'a>(w: &Op, facts: &'a Facts) -> Vec<&'a VersionVector> {
 /// `w` lost to the final entry `last` (written by `u` when known; `restamped`: maybe re-written by an EXPIRE
 /// concurrent with `w`).
 fn judge(w: &Op, u: Option<&Op>, last: &WireEntry, restamped: bool, facts: &Facts) -> Option<Violation> {
-    if crash_lost(w, facts) {
-        return None;
-    }
     let final_covers = |wv: &VersionVector| matches!(last.vector.compare(wv), Relation::After | Relation::Equal);
     let u_vector = match u.and_then(set_value) {
         Some(v) => facts.vectors.get(&v),
@@ -278,10 +285,7 @@ fn judge(w: &Op, u: Option<&Op>, last: &WireEntry, restamped: bool, facts: &Fact
 }
 
 /// `w`'s value is gone and no tombstone is left: nothing that may have removed it happened after it.
-fn judge_absent(w: &Op, deleted_before: Option<&Op>, key: u8, facts: &Facts) -> Option<Violation> {
-    if crash_lost(w, facts) {
-        return None;
-    }
+fn judge_absent(w: &Op, deleted_before: Option<&Op>, key: u8) -> Option<Violation> {
     let kind = if deleted_before.is_some() { Kind::CausalityLost } else { Kind::LostWrite };
     Some(violation(kind, w, format!("k{key} is absent, nothing removed {} after it", show(w))))
 }

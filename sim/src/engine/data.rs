@@ -1,9 +1,8 @@
 //! The engine's view of the data: each node's own copy of every workload key, the convergence probe, and the
 //! bookkeeping of copies that die in crashes (for the lost-write exemption).
 //!
-//! The node APIs the checkers read (`local_entry`, `owners`) are reached only through the helpers at the top, so
-//! the engine builds against a core with or without replication; `REPLICATION` says whether the data checkers
-//! (convergence, lost writes, read-your-writes) apply.
+//! The checkers read each node's own raw copy (`Node::local_entry`, tombstones included) and its owners of a key
+//! (`Node::owners`), never the coordinator's answers.
 
 use super::*;
 use bytes::Bytes;
@@ -11,17 +10,14 @@ use shoal::core::replication::{EntryKind, PeerMsg, WireEntry};
 
 use crate::check::replicas::{self, Copy, KeyCopies};
 
-/// Whether the core replicates: the data checkers apply (without it every node is a cache of its own).
-pub(super) const REPLICATION: bool = false;
-
 /// The node's own raw copy of `key` (`Node::local_entry`).
-fn local_entry(_node: &Node, _key: &[u8], _now: Millis) -> Option<WireEntry> {
-    None
+fn local_entry(node: &Node, key: &[u8], now: Millis) -> Option<WireEntry> {
+    node.local_entry(key, now)
 }
 
 /// The key's owners as the node's ring sees them (`Node::owners`).
-fn owners(_node: &Node, _key: &[u8]) -> Vec<String> {
-    Vec::new()
+fn owners(node: &Node, key: &[u8]) -> Vec<String> {
+    node.owners(key)
 }
 
 /// The workload's name of key `k`.
@@ -64,12 +60,9 @@ impl Engine {
     }
 
     /// The liveness condition on data: quiescent (no call waiting, no peer message in flight) and every key's
-    /// owners agreed and identical; records the final state. Always true without replication. Divergence is
+    /// owners agreed and identical; records the final state. Divergence is
     /// reported before a lack of quiescence, which matters only when the copies agree.
     pub(super) fn data_converged(&mut self) -> Result<(), Vec<Violation>> {
-        if !REPLICATION {
-            return Ok(());
-        }
         let at = self.now;
         let finals = replicas::converged(at, &self.key_copies())?;
         let waiting = self.workload.clients.iter().filter(|c| c.waiting.is_some()).count();
@@ -83,7 +76,7 @@ impl Engine {
 
     /// Before node `i` crashes: the values and tombstones whose last copy it holds die with it.
     pub(super) fn note_crash_losses(&mut self, i: usize) {
-        if !REPLICATION || self.hosts[i].node.is_none() {
+        if self.hosts[i].node.is_none() {
             return;
         }
         let in_flight = self.entries_in_flight();

@@ -8,6 +8,10 @@ pub(super) fn timer_tag(timer: &TimerId) -> u8 {
     match timer {
         TimerId::ActiveExpire => 0,
         TimerId::Gossip(_) => 1,
+        TimerId::Request(_) => 2,
+        TimerId::Hints => 3,
+        TimerId::AntiEntropy => 4,
+        TimerId::Sweep => 5,
     }
 }
 

@@ -50,17 +50,34 @@ impl ClusterSecret {
     }
 
     fn tag(&self, data: &[u8]) -> [u8; TAG_BYTES] {
+        self.tag_parts(&[data])
+    }
+
+    fn verify(&self, data: &[u8], tag: &[u8]) -> bool {
+        self.verify_parts(&[data], tag)
+    }
+
+    /// The first `TAG_BYTES` bytes of HMAC-SHA256 over the concatenation of `parts`.
+    pub(crate) fn tag_parts(&self, parts: &[&[u8]]) -> [u8; TAG_BYTES] {
         let mut mac = self.keyed.clone();
-        mac.update(data);
+        for part in parts {
+            mac.update(part);
+        }
         let full = mac.finalize().into_bytes();
         let mut tag = [0u8; TAG_BYTES];
         tag.copy_from_slice(&full[..TAG_BYTES]);
         tag
     }
 
-    fn verify(&self, data: &[u8], tag: &[u8]) -> bool {
+    /// Whether `tag` (exactly `TAG_BYTES` long) is the tag of `parts`, compared in constant time.
+    pub(crate) fn verify_parts(&self, parts: &[&[u8]], tag: &[u8]) -> bool {
+        if tag.len() != TAG_BYTES {
+            return false;
+        }
         let mut mac = self.keyed.clone();
-        mac.update(data);
+        for part in parts {
+            mac.update(part);
+        }
         mac.verify_truncated_left(tag).is_ok()
     }
 }

@@ -1,8 +1,18 @@
 //! Replication: consistency levels, the peer messages, and the node's coordinator, hint, repair and
 //! anti-entropy logic.
 
+pub mod antientropy;
+pub mod codec;
+pub mod coordinator;
+pub mod handoff;
 pub mod levels;
+pub mod state;
 pub mod wire;
 
+pub use codec::{DecodeError, EncodeError, Frame, FrameCodec};
 pub use levels::{Consistency, Levels, UnknownLevel};
-pub use wire::{EntryKind, PeerMsg, WireEntry};
+pub use state::ReplicationStats;
+pub use wire::{AeKey, EntryKind, PeerMsg, WireEntry};
+
+#[cfg(test)]
+mod tests;

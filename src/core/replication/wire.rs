@@ -10,7 +10,9 @@ use serde::{Deserialize, Serialize};
 
 use super::levels::Levels;
 use crate::core::command::Command;
+use crate::core::locks::{LockAnswer, LockOp};
 use crate::core::reply::Reply;
+use crate::core::version::Version;
 use crate::core::vversion::VersionVector;
 use crate::core::Millis;
 
@@ -36,6 +38,17 @@ pub struct WireEntry {
     pub vector: VersionVector,
     /// Absolute expiry in Unix milliseconds (0: none); for markers, when they may be dropped.
     pub expire_at_ms: Millis,
+}
+
+/// One key as anti-entropy describes it: enough to tell whether the peer's copy is the same, older or newer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AeKey {
+    /// The key.
+    pub key: Bytes,
+    /// `entry_hash` of the sender's entry.
+    pub hash: u64,
+    /// The latest write in the sender's version vector (the one whose payload the entry carries).
+    pub latest: Option<Version>,
 }
 
 /// A message between two nodes.
@@ -101,20 +114,41 @@ pub enum PeerMsg {
         /// (bucket, digest) for every bucket of every differing group.
         buckets: Vec<(u32, u64)>,
     },
-    /// Anti-entropy, step 3: (key, entry hash) of every shared key in the buckets that differ.
+    /// Anti-entropy, step 3: for each bucket that differs, the digests of its 16 sub-buckets.
+    AeSubs {
+        /// Round id.
+        id: u64,
+        /// (bucket, 16 sub-bucket digests).
+        buckets: Vec<(u32, Vec<u64>)>,
+    },
+    /// Anti-entropy, step 4: every shared key in the sub-buckets that differ, with its entry hash and latest write.
     AeKeys {
         /// Round id.
         id: u64,
-        /// The buckets described (so keys the receiver has and the sender lacks are found too).
-        buckets: Vec<u32>,
-        /// Keys and the hash of the sender's entry.
-        keys: Vec<(Bytes, u64)>,
+        /// The (bucket, mask of sub-buckets) described, so keys the receiver has and the sender lacks are found.
+        buckets: Vec<(u32, u16)>,
+        /// The sender's keys.
+        keys: Vec<AeKey>,
     },
-    /// Anti-entropy, step 4: send me your entries for these keys (answered with `Put` id 0).
+    /// Anti-entropy, step 6: send me your entries for these keys (answered with `Put` id 0).
     AePull {
         /// The keys.
         keys: Vec<Bytes>,
     },
     /// FLUSHALL coordinated by another node: drop every key.
     FlushAll,
+    /// Apply a lock operation to your lock table; `id` 0 asks for no answer.
+    Lock {
+        /// Request id (0: no `LockReply` wanted).
+        id: u64,
+        /// The operation.
+        op: LockOp,
+    },
+    /// The answer to `Lock`.
+    LockReply {
+        /// Request id of the `Lock`.
+        id: u64,
+        /// This replica's answer.
+        answer: LockAnswer,
+    },
 }

@@ -7,6 +7,7 @@ use bytes::Bytes;
 
 use super::args::{int, is, take, text};
 use super::{ClientAttr, ConnCommand, Parsed};
+use crate::core::replication::{Consistency, Levels, UnknownLevel};
 use crate::core::reply::{err_wrong_arity, Reply, ERR_SYNTAX};
 
 /// A connection command, parsed.
@@ -116,6 +117,20 @@ pub(crate) fn time(_args: Vec<Bytes>) -> Result<Parsed, Reply> {
 /// INFO [section ...].
 pub(crate) fn info(args: Vec<Bytes>) -> Result<Parsed, Reply> {
     conn(ConnCommand::Info(args[1..].iter().map(|s| text(s).to_ascii_lowercase()).collect()))
+}
+
+/// SHOAL.CONSISTENCY [read write].
+pub(crate) fn consistency(args: Vec<Bytes>) -> Result<Parsed, Reply> {
+    match args.len() {
+        1 => conn(ConnCommand::Consistency(None)),
+        3 => conn(ConnCommand::Consistency(Some(Levels { read: level(&args[1])?, write: level(&args[2])? }))),
+        _ => Err(err_wrong_arity("shoal.consistency")),
+    }
+}
+
+/// A consistency level by name, any case; the error shows at most 128 bytes of a wrong name.
+fn level(arg: &[u8]) -> Result<Consistency, Reply> {
+    text(arg).parse().map_err(|_| Reply::error(format!("ERR {}", UnknownLevel(text(&arg[..arg.len().min(128)])))))
 }
 
 /// A container called without a subcommand (its arity refuses this before; kept for the table's shape).

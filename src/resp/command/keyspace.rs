@@ -136,6 +136,16 @@ pub(crate) fn members(_args: Vec<Bytes>) -> Result<Parsed, Reply> {
     data(Command::Members)
 }
 
+/// SHOAL.OWNERS key.
+pub(crate) fn owners(mut args: Vec<Bytes>) -> Result<Parsed, Reply> {
+    data(Command::Owners { key: take(&mut args, 1) })
+}
+
+/// SHOAL.LOCALGET key.
+pub(crate) fn localget(mut args: Vec<Bytes>) -> Result<Parsed, Reply> {
+    data(Command::LocalGet { key: take(&mut args, 1) })
+}
+
 /// RANDOMKEY.
 pub(crate) fn randomkey(_args: Vec<Bytes>) -> Result<Parsed, Reply> {
     data(Command::RandomKey)

@@ -324,3 +324,18 @@ fn command_and_config_subcommands() {
     assert_eq!(conn("CONFIG REWRITE"), ConnCommand::ConfigRewrite);
     assert_eq!(error("CONFIG GET"), "ERR wrong number of arguments for 'config|get' command");
 }
+
+#[test]
+fn shoal_consistency() {
+    use crate::core::replication::{Consistency, Levels};
+    assert_eq!(conn("SHOAL.CONSISTENCY"), ConnCommand::Consistency(None));
+    let all_one = Levels { read: Consistency::All, write: Consistency::One };
+    assert_eq!(conn("shoal.consistency all One"), ConnCommand::Consistency(Some(all_one)));
+    assert_eq!(
+        error("SHOAL.CONSISTENCY two QUORUM"),
+        "ERR unknown consistency level 'two' (expected ONE, QUORUM or ALL)"
+    );
+    assert_eq!(error("SHOAL.CONSISTENCY ONE x"), "ERR unknown consistency level 'x' (expected ONE, QUORUM or ALL)");
+    assert_eq!(error("SHOAL.CONSISTENCY ONE"), "ERR wrong number of arguments for 'shoal.consistency' command");
+    assert_eq!(error("SHOAL.CONSISTENCY ONE ONE ONE"), "ERR wrong number of arguments for 'shoal.consistency' command");
+}

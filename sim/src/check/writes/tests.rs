@@ -94,6 +94,12 @@ fn concurrent_unknown_and_crash_lost_writes_may_lose() {
     let mut f = facts();
     f.crash_lost_values.insert(2);
     assert_eq!(lost_writes(&[set(0, 1, 0, 10), set(1, 2, 20, 30)], &last, &f), vec![]);
+    // A write overwritten by a later one whose every copy died: gone with it.
+    let ops = vec![set(0, 2, 20, 30), set(1, 3, 40, 50)];
+    let mut f = facts();
+    f.crash_lost_values.insert(3);
+    assert_eq!(lost_writes(&ops, &finals(None), &f), vec![]);
+    assert_eq!(kinds(&lost_writes(&ops, &finals(None), &facts())), [Kind::LostWrite, Kind::LostWrite]);
 }
 
 #[test]

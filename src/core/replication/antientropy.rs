@@ -1,0 +1,379 @@
+//! Anti-entropy: two replicas compare what they both should hold and exchange only what differs.
+//!
+//! The store keeps, per bucket (a contiguous slice of the ring), the XOR of a hash of every entry, updated on
+//! each change. For a pair of nodes, a bucket is shared fully (every ring arc in it is replicated by both),
+//! not at all, or partly; a partly shared bucket's digest is computed over its shared keys only. A round:
+//! the initiator sends one hash per group of buckets; the peer answers with the bucket digests of the groups that
+//! differ; the initiator sends the 16 sub-bucket digests of each bucket that differs; the peer describes its shared
+//! keys in the sub-buckets that differ (key, entry hash, latest write); the initiator sends the entries the peer
+//! lacks or holds older and asks for the ones it lacks or holds older itself.
+//! Both sides merge (a join), so both end with the same entry. The fixed cost of a round is one hash per group
+//! (2 KiB); everything else grows with the difference. A round that found differences is followed quickly by
+//! another with the same peer, so a large difference drains in seconds, not in periods.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use super::wire::{AeKey, PeerMsg, WireEntry};
+use crate::core::node::{Node, Outbox, Output, TimerId};
+use crate::core::ring::{key_hash, mix64};
+use crate::core::store::{bucket_start, digest_hash, entry_hash, BUCKETS, BUCKET_BITS};
+use crate::core::version::Version;
+use crate::core::Millis;
+
+/// Buckets per group in the first exchange.
+pub const BUCKETS_PER_GROUP: usize = 64;
+/// Number of groups.
+pub const GROUPS: usize = BUCKETS / BUCKETS_PER_GROUP;
+/// Most buckets refined in one round; the rest waits for the next (quick) round.
+const BUCKETS_PER_ROUND: usize = 2_048;
+/// Sub-buckets per bucket in the refinement step.
+const SUBS: usize = 16;
+
+/// The sub-bucket of a key: the ring-position bits right after the bucket bits.
+fn sub_of(key: &[u8]) -> usize {
+    ((key_hash(key) >> (64 - BUCKET_BITS - 4)) & (SUBS as u64 - 1)) as usize
+}
+/// Delay of the next round with a peer that differed.
+const CHASE_MS: Millis = 200;
+/// Most entries per `Put` sent by anti-entropy.
+const ENTRIES_PER_PUT: usize = 1_000;
+
+/// How much of a bucket two nodes both replicate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Share {
+    /// No key in it is replicated by both.
+    None,
+    /// Every key in it is replicated by both.
+    All,
+    /// Some arcs in it are shared: check per key.
+    Mixed,
+}
+
+/// Which arcs of a ring two nodes share, and what that means per bucket.
+#[derive(Debug)]
+pub(crate) struct Sharing {
+    /// Sorted token positions (arc ends).
+    ends: Vec<u64>,
+    /// Per arc: replicated by both.
+    shared: Vec<bool>,
+    /// Per bucket.
+    buckets: Vec<Share>,
+}
+
+impl Sharing {
+    fn arc_of(&self, position: u64) -> usize {
+        let i = self.ends.partition_point(|e| *e < position);
+        if i == self.ends.len() {
+            0
+        } else {
+            i
+        }
+    }
+
+    fn key_shared(&self, key: &[u8]) -> bool {
+        self.shared.get(self.arc_of(key_hash(key))).copied().unwrap_or(false)
+    }
+}
+
+impl Node {
+    /// Anti-entropy timer: start a round with the next peer (or with the one that differed last time).
+    pub(crate) fn anti_entropy_round(&mut self, now: Millis, out: &mut Outbox) {
+        self.refresh_ring(now);
+        let me = self.config.name.clone();
+        let peers: Vec<String> = self.repl().addrs.keys().filter(|n| **n != me).cloned().collect();
+        let chase = self.repl_mut().ae_chase.take();
+        let after = if chase.is_some() { CHASE_MS } else { self.config.anti_entropy_period_ms };
+        out.push(Output::Schedule { after_ms: after, timer: TimerId::AntiEntropy });
+        if peers.is_empty() {
+            return;
+        }
+        let peer = match chase.filter(|c| peers.contains(c)) {
+            Some(p) => p,
+            None => {
+                let turn = self.repl().ae_turn % peers.len();
+                self.repl_mut().ae_turn = turn + 1;
+                peers[turn].clone()
+            }
+        };
+        let Some(addr) = self.repl().addr_of(&peer) else { return };
+        let sharing = self.sharing_with(&peer);
+        if sharing.buckets.iter().all(|s| *s == Share::None) {
+            return;
+        }
+        let hashes = self.group_hashes(&sharing);
+        let ring = self.repl().ring.digest();
+        let stats = &mut self.repl_mut().stats;
+        stats.ae_rounds += 1;
+        stats.ae_bytes_sent += 8 * hashes.len() as u64;
+        out.push(Output::SendPeer { to: addr, msg: PeerMsg::AeGroups { id: 0, ring, hashes } });
+    }
+
+    /// Step 2 (at the peer): answer with the bucket digests of the groups that differ.
+    pub(crate) fn ae_groups(&mut self, now: Millis, from: SocketAddr, ring: u64, hashes: Vec<u64>, out: &mut Outbox) {
+        self.refresh_ring(now);
+        if ring != self.repl().ring.digest() || hashes.len() != GROUPS {
+            return;
+        }
+        let Some(peer) = self.name_of(from) else { return };
+        let sharing = self.sharing_with(&peer);
+        let mine = self.group_hashes(&sharing);
+        let mut buckets = Vec::new();
+        for g in (0..GROUPS).filter(|&g| mine[g] != hashes[g]) {
+            for b in g * BUCKETS_PER_GROUP..(g + 1) * BUCKETS_PER_GROUP {
+                if sharing.buckets[b] != Share::None {
+                    buckets.push((b as u32, self.pair_digest(&sharing, b)));
+                }
+            }
+        }
+        if buckets.is_empty() {
+            return;
+        }
+        self.repl_mut().stats.ae_bytes_sent += 12 * buckets.len() as u64;
+        out.push(Output::SendPeer { to: from, msg: PeerMsg::AeBuckets { id: 0, buckets } });
+    }
+
+    /// Step 3 (at the initiator): the sub-bucket digests of the buckets that differ.
+    pub(crate) fn ae_buckets(&mut self, _now: Millis, from: SocketAddr, theirs: Vec<(u32, u64)>, out: &mut Outbox) {
+        let Some(peer) = self.name_of(from) else { return };
+        let sharing = self.sharing_with(&peer);
+        let mut buckets = Vec::new();
+        for (b, digest) in theirs {
+            let b = b as usize;
+            if b >= BUCKETS || sharing.buckets[b] == Share::None || self.pair_digest(&sharing, b) == digest {
+                continue;
+            }
+            if buckets.len() >= BUCKETS_PER_ROUND {
+                break;
+            }
+            buckets.push((b as u32, self.sub_digests(&sharing, b).to_vec()));
+        }
+        if buckets.is_empty() {
+            return;
+        }
+        self.repl_mut().ae_chase = Some(peer);
+        self.repl_mut().stats.ae_bytes_sent += (buckets.len() * (4 + 8 * SUBS)) as u64;
+        out.push(Output::SendPeer { to: from, msg: PeerMsg::AeSubs { id: 0, buckets } });
+    }
+
+    /// Step 4 (at the peer): describe the shared keys of the sub-buckets that differ.
+    pub(crate) fn ae_subs(&mut self, now: Millis, from: SocketAddr, theirs: Vec<(u32, Vec<u64>)>, out: &mut Outbox) {
+        let Some(peer) = self.name_of(from) else { return };
+        let sharing = self.sharing_with(&peer);
+        let mut buckets = Vec::new();
+        let mut keys = Vec::new();
+        for (b, subs) in theirs {
+            let b = b as usize;
+            if b >= BUCKETS || subs.len() != SUBS || sharing.buckets[b] == Share::None {
+                continue;
+            }
+            let mine = self.sub_digests(&sharing, b);
+            let mask = (0..SUBS).filter(|&i| mine[i] != subs[i]).fold(0u16, |m, i| m | (1 << i));
+            if mask == 0 {
+                continue;
+            }
+            buckets.push((b as u32, mask));
+            for (key, hash) in self.shared_keys(&sharing, b) {
+                if mask & (1 << sub_of(&key)) != 0 {
+                    let latest = self.store.raw(&key, now).and_then(|e| e.vector.latest());
+                    keys.push(AeKey { key, hash, latest });
+                }
+            }
+        }
+        if buckets.is_empty() {
+            return;
+        }
+        let bytes: usize = keys.iter().map(|k| k.key.len() + 24).sum();
+        self.repl_mut().stats.ae_bytes_sent += (bytes + 6 * buckets.len()) as u64;
+        out.push(Output::SendPeer { to: from, msg: PeerMsg::AeKeys { id: 0, buckets, keys } });
+    }
+
+    /// Step 5 (at the initiator): send what the peer lacks or holds older, ask for what this node lacks or holds
+    /// older; when neither write is newer (same latest write, different vectors) both go.
+    pub(crate) fn ae_keys(
+        &mut self,
+        now: Millis,
+        from: SocketAddr,
+        buckets: Vec<(u32, u16)>,
+        keys: Vec<AeKey>,
+        out: &mut Outbox,
+    ) {
+        let Some(peer) = self.name_of(from) else { return };
+        let sharing = self.sharing_with(&peer);
+        let theirs: BTreeMap<Bytes, (u64, Option<Version>)> =
+            keys.into_iter().map(|k| (k.key, (k.hash, k.latest))).collect();
+        let mut push = Vec::new();
+        let mut pull = Vec::new();
+        for (b, mask) in buckets {
+            let b = b as usize;
+            if b >= BUCKETS {
+                continue;
+            }
+            for (key, _) in self.shared_keys(&sharing, b) {
+                if mask & (1 << sub_of(&key)) != 0 && !theirs.contains_key(&key) {
+                    if let Some(e) = self.store.raw(&key, now) {
+                        push.push((key, e.to_wire()));
+                    }
+                }
+            }
+        }
+        for (key, (hash, latest)) in theirs {
+            let Some(mine) = self.store.raw(&key, now) else {
+                pull.push(key);
+                continue;
+            };
+            if entry_hash(&key, mine) == hash {
+                continue;
+            }
+            let my_latest = mine.vector.latest();
+            if my_latest >= latest {
+                push.push((key.clone(), mine.to_wire()));
+            }
+            if my_latest <= latest {
+                pull.push(key);
+            }
+        }
+        self.ae_send_entries(from, push, out);
+        if !pull.is_empty() {
+            let bytes: usize = pull.iter().map(|k| k.len()).sum();
+            self.repl_mut().stats.ae_bytes_sent += bytes as u64;
+            out.push(Output::SendPeer { to: from, msg: PeerMsg::AePull { keys: pull } });
+        }
+    }
+
+    /// Digests of the 16 sub-buckets of bucket `b`, over the keys both nodes replicate.
+    fn sub_digests(&self, sharing: &Sharing, b: usize) -> [u64; SUBS] {
+        let share = sharing.buckets[b];
+        let mut subs = [0u64; SUBS];
+        for (k, e) in self.store.bucket_entries(b) {
+            if share == Share::All || (share == Share::Mixed && sharing.key_shared(k)) {
+                subs[sub_of(k)] ^= digest_hash(k, e);
+            }
+        }
+        subs
+    }
+
+    /// Step 6 (at the peer): send the entries the initiator asked for.
+    pub(crate) fn ae_pull(&mut self, now: Millis, from: SocketAddr, keys: Vec<Bytes>, out: &mut Outbox) {
+        let entries: Vec<(Bytes, WireEntry)> =
+            keys.into_iter().filter_map(|k| self.store.raw(&k, now).map(|e| (k.clone(), e.to_wire()))).collect();
+        self.ae_send_entries(from, entries, out);
+    }
+
+    fn ae_send_entries(&mut self, to: SocketAddr, entries: Vec<(Bytes, WireEntry)>, out: &mut Outbox) {
+        if entries.is_empty() {
+            return;
+        }
+        let stats = &mut self.repl_mut().stats;
+        stats.ae_entries_sent += entries.len() as u64;
+        stats.ae_bytes_sent += entries
+            .iter()
+            .map(|(k, e)| (k.len() + e.value.len() + 16 * e.vector.entries().len() + 16) as u64)
+            .sum::<u64>();
+        let mut entries = entries;
+        while !entries.is_empty() {
+            let rest = entries.split_off(entries.len().min(ENTRIES_PER_PUT));
+            out.push(Output::SendPeer { to, msg: PeerMsg::Put { id: 0, entries, hint_for: None } });
+            entries = rest;
+        }
+    }
+
+    /// One hash per group over the pair's bucket digests.
+    fn group_hashes(&self, sharing: &Sharing) -> Vec<u64> {
+        (0..GROUPS)
+            .map(|g| {
+                (g * BUCKETS_PER_GROUP..(g + 1) * BUCKETS_PER_GROUP).fold(0u64, |h, b| {
+                    let d = self.pair_digest(sharing, b);
+                    if d == 0 {
+                        h
+                    } else {
+                        h ^ mix64(d ^ b as u64)
+                    }
+                })
+            })
+            .collect()
+    }
+
+    /// The digest of bucket `b` over the keys both nodes replicate.
+    fn pair_digest(&self, sharing: &Sharing, b: usize) -> u64 {
+        match sharing.buckets[b] {
+            Share::None => 0,
+            Share::All => self.store.bucket_digest(b),
+            Share::Mixed => self
+                .store
+                .bucket_entries(b)
+                .filter(|(k, _)| sharing.key_shared(k))
+                .fold(0, |d, (k, e)| d ^ digest_hash(k, e)),
+        }
+    }
+
+    /// (key, entry hash) of the keys in bucket `b` both nodes replicate. Expired entries are listed as they
+    /// are stored (the digest includes them until they are reclaimed).
+    fn shared_keys(&self, sharing: &Sharing, b: usize) -> Vec<(Bytes, u64)> {
+        let share = sharing.buckets[b];
+        if share == Share::None {
+            return Vec::new();
+        }
+        self.store
+            .bucket_entries(b)
+            .filter(|(k, _)| share == Share::All || sharing.key_shared(k))
+            .map(|(k, e)| (Bytes::copy_from_slice(k), entry_hash(k, e)))
+            .collect()
+    }
+
+    /// The sharing of every bucket with `peer` on the current ring (cached per ring and peer).
+    fn sharing_with(&mut self, peer: &str) -> Arc<Sharing> {
+        let digest = self.repl().ring.digest();
+        if let Some((d, p, sharing)) = &self.repl().share_cache {
+            if *d == digest && p == peer {
+                return sharing.clone();
+            }
+        }
+        let n = self.config.replicas;
+        let me = self.config.name.clone();
+        let ring = &self.repl().ring;
+        let arcs = ring.arcs();
+        let ends: Vec<u64> = arcs.iter().map(|a| a.end).collect();
+        let shared: Vec<bool> = arcs
+            .iter()
+            .map(|a| {
+                let owners = ring.owners_of_range(a, n);
+                owners.contains(&me.as_str()) && owners.contains(&peer)
+            })
+            .collect();
+        let mut sharing = Sharing { ends, shared, buckets: Vec::with_capacity(BUCKETS) };
+        let len = sharing.shared.len().max(1);
+        for b in 0..BUCKETS {
+            let first = sharing.arc_of(bucket_start(b));
+            let last_pos = if b + 1 == BUCKETS { u64::MAX } else { bucket_start(b + 1) - 1 };
+            let last = sharing.arc_of(last_pos);
+            let (mut any, mut all) = (false, true);
+            let mut i = first;
+            loop {
+                let s = sharing.shared.get(i).copied().unwrap_or(false);
+                any |= s;
+                all &= s;
+                if i == last {
+                    break;
+                }
+                i = (i + 1) % len;
+            }
+            sharing.buckets.push(match (any, all) {
+                (false, _) => Share::None,
+                (true, true) => Share::All,
+                (true, false) => Share::Mixed,
+            });
+        }
+        let sharing = Arc::new(sharing);
+        self.repl_mut().share_cache = Some((digest, peer.to_string(), sharing.clone()));
+        sharing
+    }
+
+    /// The live member with cluster address `addr`.
+    pub(crate) fn name_of(&self, addr: SocketAddr) -> Option<String> {
+        self.repl().addrs.iter().find(|(_, a)| **a == addr).map(|(n, _)| n.clone())
+    }
+}

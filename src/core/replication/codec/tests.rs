@@ -1,0 +1,284 @@
+//! Peer frame tests: hand-built frames for every error, streaming in pieces, and a round trip of arbitrary
+//! messages with and without a cluster secret.
+
+use bytes::Bytes;
+use proptest::prelude::*;
+
+use super::*;
+use crate::core::clock::Timestamp;
+use crate::core::command::Command;
+use crate::core::locks::LockOp;
+use crate::core::replication::{AeKey, Consistency, EntryKind, Levels, WireEntry};
+use crate::core::reply::Reply;
+use crate::core::version::{NodeId, Version};
+use crate::core::vversion::VersionVector;
+
+fn secret(byte: u8) -> Option<ClusterSecret> {
+    Some(ClusterSecret::from_bytes(&[byte; 32]).expect("long enough"))
+}
+
+fn hello() -> Frame {
+    Frame::Hello { from: "127.0.0.1:7946".parse().unwrap(), name: "a".into() }
+}
+
+fn put() -> Frame {
+    let mut vector = VersionVector::new();
+    vector.bump(NodeId(7), Timestamp(1 << 20));
+    let entry = WireEntry { kind: EntryKind::Value, value: Bytes::from_static(b"v"), vector, expire_at_ms: 0 };
+    Frame::Msg(PeerMsg::Put { id: 9, entries: vec![(Bytes::from_static(b"k"), entry)], hint_for: None })
+}
+
+fn encoded(codec: &FrameCodec, frames: &[Frame]) -> BytesMut {
+    let mut buf = BytesMut::new();
+    for f in frames {
+        codec.encode(f, &mut buf).expect("encodes");
+    }
+    buf
+}
+
+fn decode_all(codec: &FrameCodec, buf: &mut BytesMut) -> Result<Vec<Frame>, DecodeError> {
+    let mut out = Vec::new();
+    while let Some(f) = codec.decode(buf)? {
+        out.push(f);
+    }
+    Ok(out)
+}
+
+#[test]
+fn frames_round_trip_back_to_back() {
+    for codec in [FrameCodec::new(None), FrameCodec::new(secret(1))] {
+        let frames = vec![hello(), put(), Frame::Msg(PeerMsg::PutAck { id: 9 }), Frame::Msg(PeerMsg::FlushAll)];
+        let mut buf = encoded(&codec, &frames);
+        assert_eq!(decode_all(&codec, &mut buf).unwrap(), frames);
+        assert!(buf.is_empty());
+    }
+}
+
+#[test]
+fn header_layout() {
+    let codec = FrameCodec::new(None);
+    let buf = encoded(&codec, &[Frame::Msg(PeerMsg::PutAck { id: 1 })]);
+    let len = u32::from_be_bytes(buf[..4].try_into().unwrap()) as usize;
+    assert_eq!(len, buf.len() - LEN_BYTES);
+    assert_eq!(buf[4], FRAME_VERSION);
+    let body = &buf[LEN_BYTES + 1 + CRC_BYTES..];
+    assert_eq!(&buf[5..9], &crc32fast::hash(body).to_be_bytes());
+    assert_eq!(body, rmp_serde::to_vec(&Frame::Msg(PeerMsg::PutAck { id: 1 })).unwrap());
+    assert_eq!(FrameCodec::new(secret(1)).check_bytes(), TAG_BYTES);
+}
+
+#[test]
+fn partial_frames_wait_for_more_bytes() {
+    let codec = FrameCodec::new(None);
+    let whole = encoded(&codec, &[hello(), put()]);
+    // Feed byte by byte: never an error, each frame appears exactly when its last byte arrives.
+    let mut buf = BytesMut::new();
+    let mut got = Vec::new();
+    for &b in whole.iter() {
+        buf.put_u8(b);
+        if let Some(f) = codec.decode(&mut buf).unwrap() {
+            got.push(f);
+        }
+    }
+    assert_eq!(got, vec![hello(), put()]);
+    assert!(buf.is_empty());
+}
+
+#[test]
+fn oversized_frames_are_refused_on_both_sides() {
+    let small = FrameCodec::new(None).with_frame_bytes_max(16);
+    let mut buf = BytesMut::new();
+    assert!(matches!(small.encode(&put(), &mut buf), Err(EncodeError::TooLarge { .. })));
+    assert!(buf.is_empty(), "a refused frame leaves nothing behind");
+    // The receiver refuses on the prefix alone, before the body arrives.
+    let mut buf = BytesMut::from(&[0, 0, 1, 0][..]);
+    assert!(matches!(small.decode(&mut buf), Err(DecodeError::TooLarge { len: 256, max: 16 })));
+    let mut buf = BytesMut::from(&[0xff, 0xff, 0xff, 0xff][..]);
+    assert!(matches!(FrameCodec::new(None).decode(&mut buf), Err(DecodeError::TooLarge { .. })));
+}
+
+#[test]
+fn malformed_frames_get_typed_errors() {
+    let codec = FrameCodec::new(None);
+    let mut short = BytesMut::from(&[0, 0, 0, 2, 1, 0][..]);
+    assert!(matches!(codec.decode(&mut short), Err(DecodeError::TooShort(2))));
+
+    let mut bad_version = encoded(&codec, &[put()]);
+    bad_version[4] = 2;
+    assert!(matches!(codec.decode(&mut bad_version), Err(DecodeError::Version(2))));
+
+    let mut flipped = encoded(&codec, &[put()]);
+    let last = flipped.len() - 1;
+    flipped[last] ^= 0x40;
+    assert!(matches!(codec.decode(&mut flipped), Err(DecodeError::Check)));
+
+    // A valid check over a body that is not a frame.
+    let mut garbage = frame_with_body(&[0xc1]);
+    assert!(matches!(codec.decode(&mut garbage), Err(DecodeError::Body(_))));
+    let mut empty = frame_with_body(&[]);
+    assert!(matches!(codec.decode(&mut empty), Err(DecodeError::Body(_))));
+
+    let mut body = rmp_serde::to_vec(&put()).unwrap();
+    body.push(0);
+    assert!(matches!(codec.decode(&mut frame_with_body(&body)), Err(DecodeError::Trailing(1))));
+
+    let long = Frame::Hello { from: "127.0.0.1:1".parse().unwrap(), name: "n".repeat(NAME_BYTES_MAX + 1) };
+    let mut long = frame_with_body(&rmp_serde::to_vec(&long).unwrap());
+    assert!(matches!(codec.decode(&mut long), Err(DecodeError::Invalid(_))));
+}
+
+#[test]
+fn deep_nesting_is_refused_without_recursing_far() {
+    // Frame::Msg(ForwardReply { reply: [[[[...]]]] }) nested far beyond BODY_DEPTH_MAX.
+    let mut reply = Reply::Nil;
+    for _ in 0..BODY_DEPTH_MAX {
+        reply = Reply::Array(vec![reply]);
+    }
+    let body = rmp_serde::to_vec(&Frame::Msg(PeerMsg::ForwardReply { id: 1, reply })).unwrap();
+    assert!(matches!(FrameCodec::new(None).decode(&mut frame_with_body(&body)), Err(DecodeError::Body(_))));
+    // A hostile body of nothing but array headers.
+    let mut body = vec![0x81, 0xa3, b'M', b's', b'g'];
+    body.extend(std::iter::repeat_n(0x91, 100_000));
+    assert!(FrameCodec::new(None).decode(&mut frame_with_body(&body)).is_err());
+}
+
+#[test]
+fn secrets_must_match() {
+    let plain = FrameCodec::new(None);
+    let a = FrameCodec::new(secret(1));
+    let b = FrameCodec::new(secret(2));
+    assert!(matches!(b.decode(&mut encoded(&a, &[put()])), Err(DecodeError::Check)));
+    assert!(matches!(a.decode(&mut encoded(&plain, &[put()])), Err(DecodeError::Check)));
+    assert!(matches!(plain.decode(&mut encoded(&a, &[put()])), Err(DecodeError::Check)));
+    // Every flipped bit of a tagged frame is caught (the version byte by its own check first).
+    let frame = encoded(&a, &[Frame::Msg(PeerMsg::PutAck { id: 3 })]);
+    for i in LEN_BYTES * 8..frame.len() * 8 {
+        let mut forged = frame.clone();
+        forged[i / 8] ^= 1 << (i % 8);
+        assert!(a.decode(&mut forged).is_err(), "bit {i} flipped unnoticed");
+    }
+}
+
+/// A frame with a valid crc32 around `body`.
+fn frame_with_body(body: &[u8]) -> BytesMut {
+    let mut buf = BytesMut::new();
+    buf.put_u32((1 + CRC_BYTES + body.len()) as u32);
+    buf.put_u8(FRAME_VERSION);
+    buf.put_u32(crc32fast::hash(body));
+    buf.put_slice(body);
+    buf
+}
+
+fn arb_bytes() -> impl Strategy<Value = Bytes> {
+    proptest::collection::vec(any::<u8>(), 0..24).prop_map(Bytes::from)
+}
+
+fn arb_entry() -> impl Strategy<Value = WireEntry> {
+    let kind = prop_oneof![Just(EntryKind::Value), Just(EntryKind::Tombstone), Just(EntryKind::Evicted)];
+    let writes = proptest::collection::vec((0..6u64, 1..1u64 << 40), 0..4);
+    (kind, arb_bytes(), writes, any::<u64>()).prop_map(|(kind, value, writes, expire_at_ms)| {
+        let mut vector = VersionVector::new();
+        for (node, time) in writes {
+            vector.bump(NodeId(node), Timestamp(time));
+        }
+        WireEntry { kind, value, vector, expire_at_ms }
+    })
+}
+
+fn arb_level() -> impl Strategy<Value = Consistency> {
+    prop_oneof![Just(Consistency::One), Just(Consistency::Quorum), Just(Consistency::All)]
+}
+
+fn arb_reply() -> impl Strategy<Value = Reply> {
+    let leaf = prop_oneof![
+        Just(Reply::Ok),
+        Just(Reply::Nil),
+        any::<i64>().prop_map(Reply::Int),
+        arb_bytes().prop_map(Reply::Bulk),
+        "[a-z ]{0,12}".prop_map(|s| Reply::error(format!("ERR {s}"))),
+    ];
+    leaf.prop_recursive(3, 16, 4, |inner| proptest::collection::vec(inner, 0..4).prop_map(Reply::Array))
+}
+
+fn arb_msg() -> impl Strategy<Value = PeerMsg> {
+    let keys = || proptest::collection::vec(arb_bytes(), 0..4);
+    prop_oneof![
+        (any::<u64>(), arb_bytes(), arb_level(), arb_level()).prop_map(|(id, key, read, write)| PeerMsg::Forward {
+            id,
+            cmd: Command::Get { key },
+            levels: Levels { read, write }
+        }),
+        (any::<u64>(), arb_reply()).prop_map(|(id, reply)| PeerMsg::ForwardReply { id, reply }),
+        (any::<u64>(), proptest::collection::vec((arb_bytes(), arb_entry()), 0..4), any::<Option<String>>())
+            .prop_map(|(id, entries, hint_for)| PeerMsg::Put { id, entries, hint_for }),
+        any::<u64>().prop_map(|id| PeerMsg::PutAck { id }),
+        (any::<u64>(), keys()).prop_map(|(id, keys)| PeerMsg::Get { id, keys }),
+        (any::<u64>(), proptest::collection::vec(proptest::option::of(arb_entry()), 0..4))
+            .prop_map(|(id, entries)| PeerMsg::GetReply { id, entries }),
+        (any::<u64>(), any::<u64>(), proptest::collection::vec(any::<u64>(), 0..8))
+            .prop_map(|(id, ring, hashes)| PeerMsg::AeGroups { id, ring, hashes }),
+        (any::<u64>(), proptest::collection::vec(any::<(u32, u64)>(), 0..8))
+            .prop_map(|(id, buckets)| PeerMsg::AeBuckets { id, buckets }),
+        (any::<u64>(), proptest::collection::vec((any::<u32>(), proptest::collection::vec(any::<u64>(), 0..17)), 0..3))
+            .prop_map(|(id, buckets)| PeerMsg::AeSubs { id, buckets }),
+        (
+            any::<u64>(),
+            proptest::collection::vec(any::<(u32, u16)>(), 0..4),
+            proptest::collection::vec((arb_bytes(), any::<u64>(), any::<Option<(u64, u64)>>()), 0..4)
+        )
+            .prop_map(|(id, buckets, keys)| PeerMsg::AeKeys {
+                id,
+                buckets,
+                keys: keys
+                    .into_iter()
+                    .map(|(key, hash, latest)| AeKey {
+                        key,
+                        hash,
+                        latest: latest.map(|(t, n)| Version::new(Timestamp(t), NodeId(n))),
+                    })
+                    .collect()
+            }),
+        (any::<u64>(), "[a-z]{0,8}", "[a-z]{0,8}", any::<u64>(), any::<u64>()).prop_map(
+            |(id, name, owner, token, ttl_ms)| {
+                PeerMsg::Lock { id, op: LockOp::Acquire { name, owner, token, ttl_ms } }
+            }
+        ),
+        keys().prop_map(|keys| PeerMsg::AePull { keys }),
+        Just(PeerMsg::FlushAll),
+    ]
+}
+
+fn arb_frame() -> impl Strategy<Value = Frame> {
+    prop_oneof![
+        // serde carries an address's IP and port, not an IPv6 flow label or scope id.
+        1 => (any::<std::net::IpAddr>(), any::<u16>(), "[a-z0-9-]{0,64}")
+            .prop_map(|(ip, port, name)| Frame::Hello { from: (ip, port).into(), name }),
+        6 => arb_msg().prop_map(Frame::Msg),
+    ]
+}
+
+proptest! {
+    #[test]
+    fn any_frames_round_trip_through_any_split(
+        frames in proptest::collection::vec(arb_frame(), 1..6),
+        keyed in any::<bool>(),
+        split in any::<prop::sample::Index>(),
+    ) {
+        let codec = FrameCodec::new(if keyed { secret(3) } else { None });
+        let whole = encoded(&codec, &frames);
+        let at = split.index(whole.len() + 1);
+        let mut buf = BytesMut::from(&whole[..at]);
+        let mut got = decode_all(&codec, &mut buf).unwrap();
+        buf.extend_from_slice(&whole[at..]);
+        got.extend(decode_all(&codec, &mut buf).unwrap());
+        prop_assert_eq!(got, frames);
+        prop_assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..256), keyed in any::<bool>()) {
+        let codec = FrameCodec::new(if keyed { secret(3) } else { None }).with_frame_bytes_max(1024);
+        let mut buf = BytesMut::from(&bytes[..]);
+        let _ = decode_all(&codec, &mut buf);
+    }
+}

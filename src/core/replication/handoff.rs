@@ -1,0 +1,186 @@
+//! Getting data to the nodes that should hold it: hinted handoff (copies kept for a replica that did not
+//! answer, delivered when it is live again) and range hand-off (keys this node no longer owns after a ring
+//! change are pushed to their owners, then dropped here once every owner acknowledged them).
+//!
+//! Hints are bounded by count (the oldest go first) and by age; every drop is counted. The hand-off sweep waits
+//! until the ring has been stable for a while, so a flapping member does not make nodes shuffle data back and forth.
+
+use std::collections::BTreeSet;
+
+use bytes::Bytes;
+
+use super::state::Pending;
+use super::wire::{PeerMsg, WireEntry};
+use crate::core::node::{Node, Outbox, Output, TimerId};
+use crate::core::store::{entry_hash, BUCKETS};
+use crate::core::Millis;
+
+/// Keys headed for one set of owners: the owners' names and the entries.
+type OwnerGroup = (Vec<String>, Vec<(Bytes, WireEntry)>);
+
+/// Period of the hint delivery timer.
+pub const HINT_PERIOD_MS: Millis = 1_000;
+/// Most hinted keys sent to one replica per delivery round.
+const HINTS_PER_ROUND: usize = 1_000;
+/// Period of the hand-off sweep.
+pub const SWEEP_PERIOD_MS: Millis = 1_000;
+/// Buckets the sweep looks at per round.
+const SWEEP_BUCKETS_PER_ROUND: usize = 512;
+/// Most keys one sweep round hands off.
+const SWEEP_KEYS_MAX: usize = 2_000;
+
+impl Node {
+    /// Record that `target` should get this node's copy of `key` when it is reachable again.
+    pub(crate) fn add_hint(&mut self, now: Millis, target: String, key: Bytes) {
+        let max = self.config.hints_max;
+        let repl = self.repl_mut();
+        repl.stats.hints_stored += 1;
+        repl.hints.insert((target, key), now);
+        while repl.hints.len() > max {
+            // Drop the oldest hint (ties: the first in order), counted.
+            let oldest = repl.hints.iter().min_by_key(|(_, at)| **at).map(|(k, _)| k.clone());
+            let Some(k) = oldest else { break };
+            repl.hints.remove(&k);
+            repl.stats.hints_dropped += 1;
+        }
+    }
+
+    /// Hint timer: drop expired hints, then send each live replica up to a round's worth of its hints.
+    pub(crate) fn hint_round(&mut self, now: Millis, out: &mut Outbox) {
+        out.push(Output::Schedule { after_ms: HINT_PERIOD_MS, timer: TimerId::Hints });
+        let age_max = self.config.hint_age_max_ms;
+        let repl = self.repl_mut();
+        let before = repl.hints.len();
+        repl.hints.retain(|_, at| now.saturating_sub(*at) <= age_max);
+        repl.stats.hints_dropped += (before - repl.hints.len()) as u64;
+        let busy: BTreeSet<String> = repl
+            .pending
+            .values()
+            .filter_map(|p| match p {
+                Pending::HintDelivery { target, .. } => Some(target.clone()),
+                _ => None,
+            })
+            .collect();
+        let mut batches: Vec<(String, Vec<Bytes>)> = Vec::new();
+        for (target, key) in repl.hints.keys() {
+            if busy.contains(target) || !repl.addrs.contains_key(target) {
+                continue;
+            }
+            match batches.last_mut() {
+                Some((t, keys)) if t == target => {
+                    if keys.len() < HINTS_PER_ROUND {
+                        keys.push(key.clone());
+                    }
+                }
+                _ => batches.push((target.clone(), vec![key.clone()])),
+            }
+        }
+        for (target, keys) in batches {
+            let Some(addr) = self.repl().addr_of(&target) else { continue };
+            let entries: Vec<(Bytes, WireEntry)> =
+                keys.iter().filter_map(|k| self.store.raw(k, now).map(|e| (k.clone(), e.to_wire()))).collect();
+            if entries.is_empty() {
+                // Nothing left to deliver (expired, or handed off already): the hints are moot.
+                let repl = self.repl_mut();
+                for k in keys {
+                    repl.hints.remove(&(target.clone(), k));
+                }
+                continue;
+            }
+            let id = self.repl_mut().id();
+            out.push(Output::SendPeer { to: addr, msg: PeerMsg::Put { id, entries, hint_for: None } });
+            out.push(Output::Schedule { after_ms: self.config.request_timeout_ms, timer: TimerId::Request(id) });
+            self.repl_mut().pending.insert(id, Pending::HintDelivery { target, keys });
+        }
+    }
+
+    /// A hint delivery was acknowledged: those hints are done.
+    pub(crate) fn hints_delivered(&mut self, id: u64) {
+        let Some(Pending::HintDelivery { target, keys }) = self.repl_mut().pending.remove(&id) else { return };
+        let repl = self.repl_mut();
+        for k in keys {
+            if repl.hints.remove(&(target.clone(), k)).is_some() {
+                repl.stats.hints_delivered += 1;
+            }
+        }
+    }
+
+    /// Hand-off sweep: keys in the next buckets that this node no longer owns go to their owners.
+    pub(crate) fn sweep_round(&mut self, now: Millis, out: &mut Outbox) {
+        out.push(Output::Schedule { after_ms: SWEEP_PERIOD_MS, timer: TimerId::Sweep });
+        self.refresh_ring(now);
+        let stable_for = 2 * self.config.anti_entropy_period_ms;
+        let repl = self.repl();
+        if now.saturating_sub(repl.ring_changed_at) < stable_for || self.store.is_empty() {
+            return;
+        }
+        if repl.pending.values().any(|p| matches!(p, Pending::Handoff { .. })) {
+            return;
+        }
+        let me = self.config.name.clone();
+        let n = self.config.replicas;
+        let mut cursor = repl.sweep_cursor;
+        // Group the keys by owner set, so each group is one message per owner.
+        let mut groups: Vec<OwnerGroup> = Vec::new();
+        let mut count = 0;
+        for _ in 0..SWEEP_BUCKETS_PER_ROUND {
+            for (key, entry) in self.store.bucket_entries(cursor) {
+                if entry.is_expired(now) {
+                    continue;
+                }
+                let owners = self.repl().ring.preference_list(key, n);
+                if owners.iter().any(|o| *o == me) {
+                    continue;
+                }
+                let owners: Vec<String> = owners.into_iter().map(String::from).collect();
+                let item = (Bytes::copy_from_slice(key), entry.to_wire());
+                match groups.iter_mut().find(|(o, _)| *o == owners) {
+                    Some((_, items)) => items.push(item),
+                    None => groups.push((owners, vec![item])),
+                }
+                count += 1;
+            }
+            cursor = (cursor + 1) % BUCKETS;
+            if count >= SWEEP_KEYS_MAX {
+                break;
+            }
+        }
+        self.repl_mut().sweep_cursor = cursor;
+        for (owners, items) in groups {
+            let waiting: BTreeSet<_> = owners.iter().filter_map(|o| self.repl().addr_of(o)).collect();
+            if waiting.is_empty() {
+                continue;
+            }
+            let id = self.repl_mut().id();
+            let keys = items
+                .iter()
+                .map(|(k, w)| {
+                    let e = crate::core::store::Entry::from_wire(w.clone());
+                    (k.clone(), entry_hash(k, &e))
+                })
+                .collect();
+            for to in &waiting {
+                let msg = PeerMsg::Put { id, entries: items.clone(), hint_for: None };
+                out.push(Output::SendPeer { to: *to, msg });
+            }
+            out.push(Output::Schedule { after_ms: self.config.request_timeout_ms, timer: TimerId::Request(id) });
+            self.repl_mut().pending.insert(id, Pending::Handoff { keys, waiting });
+        }
+    }
+
+    /// Every owner acknowledged a hand-off: drop the keys here, unless they changed meanwhile or this node
+    /// owns them again.
+    pub(crate) fn handoff_done(&mut self, now: Millis, id: u64) {
+        let Some(Pending::Handoff { keys, .. }) = self.repl_mut().pending.remove(&id) else { return };
+        let me = self.config.name.clone();
+        let n = self.config.replicas;
+        for (key, hash) in keys {
+            let unchanged = self.store.raw(&key, now).is_some_and(|e| entry_hash(&key, e) == hash);
+            let owned = self.repl().ring.preference_list(&key, n).contains(&me.as_str());
+            if unchanged && !owned {
+                self.store.remove(&key);
+                self.repl_mut().stats.handoff_dropped += 1;
+            }
+        }
+    }
+}

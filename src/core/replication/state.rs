@@ -1,0 +1,186 @@
+//! The replication state a clustered node keeps next to its store: the ring and the addresses of its members,
+//! requests in flight (forwards, reads, writes, fan-outs, hand-offs, hint deliveries), hints, counters and the
+//! anti-entropy cursor.
+//!
+//! Everything is ordered (BTreeMap) so the simulator replays a seed byte for byte.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+
+use super::levels::Levels;
+use super::wire::WireEntry;
+use crate::core::command::Command;
+use crate::core::reply::Reply;
+use crate::core::ring::Ring;
+use crate::core::{ConnId, Millis, ReqId};
+
+/// Who waits for a command's reply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Origin {
+    /// A client of this node.
+    Client { conn: ConnId, req: ReqId },
+    /// A peer that forwarded the command.
+    Peer { peer: SocketAddr, id: u64 },
+    /// One key of a multi-key command this node split up.
+    Part { parent: u64, index: usize },
+}
+
+/// How a multi-key command's parts combine into one reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FanKind {
+    /// MGET: an array of the parts.
+    Array,
+    /// MSET: OK when every part is OK.
+    AllOk,
+    /// DEL, EXISTS, TOUCH: the sum of the parts.
+    Sum,
+}
+
+/// A replica a write was sent to, and what became of it.
+#[derive(Debug, Clone)]
+pub(crate) struct Target {
+    pub name: String,
+    pub addr: SocketAddr,
+    pub acked: bool,
+    /// The node holding a hint for this replica, when it did not answer in time.
+    pub fallback: Option<SocketAddr>,
+    /// A hint for this replica is kept here (no fallback answered or none existed).
+    pub hinted_here: bool,
+}
+
+/// One replica asked during a read.
+#[derive(Debug, Clone)]
+pub(crate) struct Asked {
+    pub addr: SocketAddr,
+    /// Answered, with the hash of its entry (0: it holds nothing).
+    pub answer: Option<u64>,
+    pub failed: bool,
+}
+
+/// A request in flight.
+#[derive(Debug)]
+pub(crate) enum Pending {
+    /// A command sent to the key's owner, with the owners still to try.
+    Forward { origin: Origin, cmd: Command, levels: Levels, candidates: Vec<String>, next: usize, to: SocketAddr },
+    /// A read waiting for replicas; `origin` is `None` once answered (the rest is read repair).
+    Read { origin: Option<Origin>, cmd: Command, key: Bytes, needed: usize, asked: Vec<Asked>, level: &'static str },
+    /// A write waiting for acknowledgements; `origin` is `None` once answered (the rest is hinting).
+    Write {
+        origin: Option<Origin>,
+        reply: Reply,
+        entries: Vec<(Bytes, WireEntry)>,
+        needed: usize,
+        acks: usize,
+        targets: Vec<Target>,
+        level: &'static str,
+        round: u8,
+    },
+    /// A multi-key command waiting for its parts.
+    Fanout { origin: Origin, kind: FanKind, parts: Vec<Option<Reply>>, remaining: usize },
+    /// Keys this node no longer owns, pushed to their owners; dropped here once all of them acknowledged.
+    Handoff { keys: Vec<(Bytes, u64)>, waiting: BTreeSet<SocketAddr> },
+    /// Hints being delivered to their replica.
+    HintDelivery { target: String, keys: Vec<Bytes> },
+    /// A lock command waiting for the lock's replicas.
+    Lock(Box<crate::core::locks::LockRequest>),
+}
+
+/// Replication counters for INFO and metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReplicationStats {
+    /// Commands forwarded to another node.
+    pub forwards: u64,
+    /// Forwards retried on the next owner after a failure.
+    pub forward_failovers: u64,
+    /// Replicas that did not answer in time (or whose connection failed).
+    pub replica_failures: u64,
+    /// Requests answered with a timeout error.
+    pub timeouts: u64,
+    /// Hints recorded (here or sent to a fallback node).
+    pub hints_stored: u64,
+    /// Hints delivered to their replica.
+    pub hints_delivered: u64,
+    /// Hints dropped (too many, too old).
+    pub hints_dropped: u64,
+    /// Stale replicas written back by read repair.
+    pub read_repairs: u64,
+    /// Concurrent writes settled by last-writer-wins while merging.
+    pub lww_conflicts: u64,
+    /// Entries received from peers that changed the local copy.
+    pub merged_changes: u64,
+    /// Anti-entropy rounds started.
+    pub ae_rounds: u64,
+    /// Entries sent by anti-entropy.
+    pub ae_entries_sent: u64,
+    /// Approximate bytes of keys, values and digests sent by anti-entropy.
+    pub ae_bytes_sent: u64,
+    /// Keys handed off to new owners and dropped here.
+    pub handoff_dropped: u64,
+}
+
+/// The replication state of a clustered node.
+pub(crate) struct Replication {
+    /// The ring over the live members (rebuilt lazily after membership changes).
+    pub ring: Ring,
+    /// The ring over every known member, down ones included (the fixed replica sets of locks).
+    pub all_ring: Ring,
+    /// The membership changed since the ring was built.
+    pub ring_stale: bool,
+    /// When the ring last changed (hand-off waits for a stable ring).
+    pub ring_changed_at: Millis,
+    /// Live members (this node included) by name.
+    pub addrs: BTreeMap<String, SocketAddr>,
+    /// Request ids.
+    pub next_id: u64,
+    /// Requests in flight.
+    pub pending: BTreeMap<u64, Pending>,
+    /// Hints: (replica name, key) and when they were recorded.
+    pub hints: BTreeMap<(String, Bytes), Millis>,
+    /// Counters.
+    pub stats: ReplicationStats,
+    /// Round-robin position over peers for anti-entropy.
+    pub ae_turn: usize,
+    /// A peer that differed in the last round: the next round goes to it again soon.
+    pub ae_chase: Option<String>,
+    /// Next bucket the hand-off sweep looks at.
+    pub sweep_cursor: usize,
+    /// Sharing classification of buckets with one peer, for one ring: (ring digest, peer, per-bucket share).
+    pub share_cache: Option<(u64, String, std::sync::Arc<super::antientropy::Sharing>)>,
+}
+
+impl Replication {
+    /// State for a node named `name` at `addr`, alone on its ring until membership says otherwise.
+    pub fn new(name: &str, addr: SocketAddr, vnodes: usize) -> Replication {
+        let mut addrs = BTreeMap::new();
+        addrs.insert(name.to_string(), addr);
+        Replication {
+            ring: Ring::new(&[name], vnodes),
+            all_ring: Ring::new(&[name], vnodes),
+            ring_stale: true,
+            ring_changed_at: 0,
+            addrs,
+            next_id: 1,
+            pending: BTreeMap::new(),
+            hints: BTreeMap::new(),
+            stats: ReplicationStats::default(),
+            ae_turn: 0,
+            ae_chase: None,
+            sweep_cursor: 0,
+            share_cache: None,
+        }
+    }
+
+    /// A fresh request id.
+    pub fn id(&mut self) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        id
+    }
+
+    /// The address of a live member.
+    pub fn addr_of(&self, name: &str) -> Option<SocketAddr> {
+        self.addrs.get(name).copied()
+    }
+}

@@ -1,0 +1,241 @@
+//! One outbound link: the task that owns this node's connection to one peer and writes its queue to it.
+//!
+//! The task connects lazily, when a message is waiting, sends `Hello`, then drains its queue into one buffer
+//! per write (at most `batch_bytes_max`, or a single larger frame). While idle it watches the socket so a peer
+//! that closes or resets is noticed before the next write. Every failure is reported once as `PeerLost`, with
+//! whatever was queued dropped (the node fails those requests over); the next message reconnects after the
+//! backoff. The task ends when the transport drops the queue's sender.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio::sync::mpsc::error::TrySendError;
+use tokio::time::Instant;
+
+use super::weight::weight;
+use super::{PeerConfig, Shared, ToNode};
+use crate::core::replication::{Frame, PeerMsg};
+
+/// Start the link to `peer`; returns the handle that queues messages for it.
+pub(super) fn spawn(peer: SocketAddr, shared: Arc<Shared>) -> Handle {
+    let (tx, rx) = mpsc::channel(shared.config.queue_frames_max.max(1));
+    let queued_bytes = Arc::new(AtomicUsize::new(0));
+    let link = Link { peer, shared, rx, queued_bytes: queued_bytes.clone(), conn: None, backoff: Backoff::default() };
+    tokio::spawn(link.run());
+    Handle { tx, queued_bytes }
+}
+
+/// The transport's side of a link: its queue, bounded in messages and in estimated bytes.
+pub(super) struct Handle {
+    tx: mpsc::Sender<PeerMsg>,
+    queued_bytes: Arc<AtomicUsize>,
+}
+
+impl Handle {
+    /// Queue `msg`, or give it back when the queue is full (or the task is gone).
+    pub(super) fn try_send(&self, msg: PeerMsg, config: &PeerConfig) -> Result<(), PeerMsg> {
+        let w = weight(&msg);
+        let queued = self.queued_bytes.load(Ordering::Relaxed);
+        if queued > 0 && queued + w > config.queue_bytes_max {
+            return Err(msg);
+        }
+        // Added before the message is visible to the link task, which subtracts it when it takes it.
+        self.queued_bytes.fetch_add(w, Ordering::Relaxed);
+        self.tx.try_send(msg).map_err(|(TrySendError::Full(msg) | TrySendError::Closed(msg))| {
+            self.queued_bytes.fetch_sub(w, Ordering::Relaxed);
+            msg
+        })
+    }
+
+    /// Whether the link task has stopped.
+    pub(super) fn is_closed(&self) -> bool {
+        self.tx.is_closed()
+    }
+}
+
+/// An open connection: we only write; reads exist to notice the peer closing.
+struct Conn {
+    rd: OwnedReadHalf,
+    wr: OwnedWriteHalf,
+}
+
+struct Link {
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+    rx: mpsc::Receiver<PeerMsg>,
+    /// Estimated bytes in `rx`: added by the handle, subtracted as messages are taken.
+    queued_bytes: Arc<AtomicUsize>,
+    conn: Option<Conn>,
+    backoff: Backoff,
+}
+
+impl Link {
+    async fn run(mut self) {
+        let mut buf = BytesMut::new();
+        loop {
+            let Some(first) = self.next().await else { return };
+            if self.conn.is_none() {
+                self.backoff.wait().await;
+                match self.connect().await {
+                    Ok(conn) => {
+                        self.conn = Some(conn);
+                        self.backoff.succeeded();
+                        self.shared.stats.connects.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(e) => {
+                        self.fail(1, &e).await;
+                        continue;
+                    }
+                }
+            }
+            buf.clear();
+            let frames = self.fill(first, &mut buf);
+            if let Err(e) = self.write(&buf).await {
+                self.fail(frames, &e).await;
+                continue;
+            }
+            let stats = &self.shared.stats;
+            stats.frames_sent.fetch_add(frames as u64, Ordering::Relaxed);
+            stats.bytes_sent.fetch_add(buf.len() as u64, Ordering::Relaxed);
+            if buf.capacity() > self.shared.config.batch_bytes_max * 2 {
+                buf = BytesMut::new(); // Do not keep a huge one-off frame's buffer for the link's lifetime.
+            }
+        }
+    }
+
+    /// The next queued message; `None` when the transport is gone. While connected and idle, a peer that closes
+    /// the connection is a failure (reported, then the wait goes on).
+    async fn next(&mut self) -> Option<PeerMsg> {
+        loop {
+            let Some(conn) = &mut self.conn else {
+                let msg = self.rx.recv().await;
+                return self.take(msg);
+            };
+            let mut scratch = [0u8; 64];
+            let closed = tokio::select! {
+                msg = self.rx.recv() => return self.take(msg),
+                read = conn.rd.read(&mut scratch) => match read {
+                    // A peer never writes on our link: data is ignored; EOF or an error means it is gone.
+                    Ok(0) => std::io::Error::from(std::io::ErrorKind::UnexpectedEof),
+                    Ok(_) => continue,
+                    Err(e) => e,
+                },
+            };
+            self.fail(0, &closed).await;
+        }
+    }
+
+    /// Account for a message taken off the queue.
+    fn take(&self, msg: Option<PeerMsg>) -> Option<PeerMsg> {
+        if let Some(m) = &msg {
+            self.queued_bytes.fetch_sub(weight(m), Ordering::Relaxed);
+        }
+        msg
+    }
+
+    /// Connect with a timeout and send `Hello`.
+    async fn connect(&self) -> std::io::Result<Conn> {
+        let config = &self.shared.config;
+        let timeout = Duration::from_millis(config.connect_timeout_ms);
+        let stream = tokio::time::timeout(timeout, TcpStream::connect(self.peer))
+            .await
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out"))??;
+        stream.set_nodelay(true)?;
+        let (rd, wr) = stream.into_split();
+        let mut conn = Conn { rd, wr };
+        let mut hello = BytesMut::new();
+        let frame = Frame::Hello { from: config.advertise, name: config.name.clone() };
+        self.shared.codec.encode(&frame, &mut hello).map_err(std::io::Error::other)?;
+        conn.wr.write_all(&hello).await?;
+        Ok(conn)
+    }
+
+    /// Encode `first` and whatever else is queued into `buf`, up to the batch size; returns the frames added.
+    fn fill(&mut self, first: PeerMsg, buf: &mut BytesMut) -> usize {
+        let mut frames = usize::from(self.encode(first, buf));
+        // Bounded: by the batch size, and by the queue's capacity so a fast producer cannot keep us here.
+        for _ in 0..self.shared.config.queue_frames_max {
+            if buf.len() >= self.shared.config.batch_bytes_max {
+                break;
+            }
+            let Ok(msg) = self.rx.try_recv() else { break };
+            let msg = self.take(Some(msg)).expect("some");
+            frames += usize::from(self.encode(msg, buf));
+        }
+        frames
+    }
+
+    /// Append one message's frame; a message too large to frame is dropped, counted and logged.
+    fn encode(&self, msg: PeerMsg, buf: &mut BytesMut) -> bool {
+        match self.shared.codec.encode(&Frame::Msg(msg), buf) {
+            Ok(_) => true,
+            Err(e) => {
+                self.shared.stats.frames_dropped.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(peer = %self.peer, error = %e, "peer message dropped");
+                false
+            }
+        }
+    }
+
+    /// Write one batch, bounded by the write timeout.
+    async fn write(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        let Some(conn) = &mut self.conn else { return Err(std::io::ErrorKind::NotConnected.into()) };
+        let timeout = Duration::from_millis(self.shared.config.write_timeout_ms);
+        tokio::time::timeout(timeout, conn.wr.write_all(buf))
+            .await
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "write timed out"))?
+    }
+
+    /// The link failed with `in_hand` messages taken off the queue: close, drop them and everything queued,
+    /// report `PeerLost` once, and back off before the next attempt.
+    async fn fail(&mut self, in_hand: usize, error: &std::io::Error) {
+        self.conn = None;
+        let mut dropped = in_hand as u64;
+        for _ in 0..self.shared.config.queue_frames_max {
+            let Ok(msg) = self.rx.try_recv() else { break };
+            self.take(Some(msg));
+            dropped += 1;
+        }
+        let stats = &self.shared.stats;
+        stats.frames_dropped.fetch_add(dropped, Ordering::Relaxed);
+        stats.links_failed.fetch_add(1, Ordering::Relaxed);
+        self.backoff.failed(&self.shared.config);
+        tracing::debug!(peer = %self.peer, error = %error, dropped, "peer link lost");
+        // The node task may be gone at shutdown; nothing to tell then.
+        let _ = self.shared.to_node.send(ToNode::PeerLost { peer: self.peer }).await;
+    }
+}
+
+/// When the next connect may start: after a failure, a wait that doubles per consecutive failure.
+#[derive(Debug, Default)]
+struct Backoff {
+    not_before: Option<Instant>,
+    delay_ms: u64,
+}
+
+impl Backoff {
+    fn failed(&mut self, config: &super::PeerConfig) {
+        self.delay_ms = match self.delay_ms {
+            0 => config.backoff_ms_min,
+            d => d.saturating_mul(2).min(config.backoff_ms_max),
+        };
+        self.not_before = Some(Instant::now() + Duration::from_millis(self.delay_ms));
+    }
+
+    fn succeeded(&mut self) {
+        *self = Backoff::default();
+    }
+
+    async fn wait(&self) {
+        if let Some(at) = self.not_before {
+            tokio::time::sleep_until(at).await;
+        }
+    }
+}

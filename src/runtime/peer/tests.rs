@@ -1,0 +1,318 @@
+//! Transport tests on loopback with ephemeral ports: delivery with the sender's address, exactly one `PeerLost`
+//! per failure, drops on a full queue, and bad connections closed without harm to the others.
+
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use super::*;
+use crate::core::replication::{Frame, WireEntry};
+
+/// One transport with its listener, its node-side queue and its shutdown switch.
+struct Node {
+    addr: SocketAddr,
+    transport: PeerTransport,
+    rx: mpsc::Receiver<ToNode>,
+    shutdown: watch::Sender<bool>,
+}
+
+async fn node_with(tune: impl FnOnce(&mut PeerConfig)) -> Node {
+    node_at("127.0.0.1:0".parse().unwrap(), tune).await
+}
+
+async fn node_at(addr: SocketAddr, tune: impl FnOnce(&mut PeerConfig)) -> Node {
+    let listener = TcpListener::bind(addr).await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut config = PeerConfig::new(addr, format!("n{}", addr.port()), None);
+    config.backoff_ms_min = 50;
+    tune(&mut config);
+    let (tx, rx) = mpsc::channel(16_384);
+    let transport = PeerTransport::new(config, tx, Arc::default());
+    let (shutdown, stop) = watch::channel(false);
+    transport.listen(listener, stop);
+    Node { addr, transport, rx, shutdown }
+}
+
+async fn node() -> Node {
+    node_with(|_| {}).await
+}
+
+/// The next event within two seconds.
+async fn next(rx: &mut mpsc::Receiver<ToNode>) -> ToNode {
+    tokio::time::timeout(Duration::from_secs(2), rx.recv()).await.expect("an event in time").expect("open")
+}
+
+/// Whether no event arrives within `ms`.
+async fn quiet(rx: &mut mpsc::Receiver<ToNode>, ms: u64) -> bool {
+    tokio::time::timeout(Duration::from_millis(ms), rx.recv()).await.is_err()
+}
+
+fn ack(id: u64) -> PeerMsg {
+    PeerMsg::PutAck { id }
+}
+
+/// An address where nobody listens: bound once, then released.
+async fn dead_addr() -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    l.local_addr().unwrap()
+}
+
+#[tokio::test]
+async fn messages_arrive_in_order_from_the_senders_cluster_address() {
+    let mut a = node().await;
+    let mut b = node().await;
+    for id in 0..1_000 {
+        a.transport.send(b.addr, ack(id));
+    }
+    for id in 0..1_000 {
+        match next(&mut b.rx).await {
+            ToNode::Peer { from, msg } => {
+                assert_eq!(from, a.addr);
+                assert_eq!(msg, ack(id));
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    // And back: b answers over its own link to a.
+    b.transport.send(a.addr, ack(7));
+    assert!(matches!(next(&mut a.rx).await, ToNode::Peer { from, msg } if from == b.addr && msg == ack(7)));
+    let (sa, sb) = (a.transport.stats().snapshot(), b.transport.stats().snapshot());
+    assert_eq!((sa.frames_sent, sa.connects, sa.frames_dropped), (1_000, 1, 0));
+    assert_eq!(sb.frames_received, 1_000);
+    assert!(sa.bytes_sent > 1_000 && sb.bytes_received >= sa.bytes_sent, "{sa:?} {sb:?}");
+}
+
+#[tokio::test]
+async fn an_unreachable_peer_is_lost_once_per_failure_and_retried_on_the_next_message() {
+    let mut a = node().await;
+    let dead = dead_addr().await;
+    for id in 0..5 {
+        a.transport.send(dead, ack(id));
+    }
+    assert!(matches!(next(&mut a.rx).await, ToNode::PeerLost { peer } if peer == dead));
+    assert!(quiet(&mut a.rx, 300).await, "one failure, one PeerLost");
+    let s = a.transport.stats().snapshot();
+    assert_eq!((s.links_failed, s.frames_dropped, s.frames_sent), (1, 5, 0));
+    // The next message tries again (after the backoff) and fails again: one more PeerLost.
+    a.transport.send(dead, ack(9));
+    assert!(matches!(next(&mut a.rx).await, ToNode::PeerLost { peer } if peer == dead));
+    assert!(quiet(&mut a.rx, 200).await);
+    assert_eq!(a.transport.stats().snapshot().links_failed, 2);
+}
+
+#[tokio::test]
+async fn a_peer_that_comes_back_is_reached_on_the_next_message() {
+    let mut a = node().await;
+    let addr = dead_addr().await;
+    a.transport.send(addr, ack(1));
+    assert!(matches!(next(&mut a.rx).await, ToNode::PeerLost { peer } if peer == addr));
+    let mut b = node_at(addr, |_| {}).await;
+    a.transport.send(addr, ack(2));
+    assert!(matches!(next(&mut b.rx).await, ToNode::Peer { from, msg } if from == a.addr && msg == ack(2)));
+    // Restarted again: the old connection's close is one PeerLost, then the next message reconnects.
+    b.shutdown.send(true).unwrap();
+    drop(b);
+    assert!(matches!(next(&mut a.rx).await, ToNode::PeerLost { peer } if peer == addr));
+    let mut b = node_at(addr, |_| {}).await;
+    a.transport.send(addr, ack(3));
+    assert!(matches!(next(&mut b.rx).await, ToNode::Peer { msg, .. } if msg == ack(3)));
+    assert_eq!(a.transport.stats().snapshot().connects, 2);
+}
+
+#[tokio::test]
+async fn a_full_queue_drops_and_counts_without_waiting() {
+    let mut b = node().await;
+    let mut a = node_with(|c| c.queue_frames_max = 4).await;
+    // The test runs on one thread: the link task cannot drain the queue until we yield.
+    for id in 0..10 {
+        a.transport.send(b.addr, ack(id));
+    }
+    assert_eq!(a.transport.stats().snapshot().frames_dropped, 6);
+    for id in 0..4 {
+        assert!(matches!(next(&mut b.rx).await, ToNode::Peer { msg, .. } if msg == ack(id)));
+    }
+    assert!(quiet(&mut b.rx, 100).await);
+}
+
+#[tokio::test]
+async fn the_byte_budget_bounds_a_queue_of_large_messages() {
+    let b = node().await;
+    let mut a = node_with(|c| c.queue_bytes_max = 10_000).await;
+    let big = |id| {
+        let entry = WireEntry {
+            kind: crate::core::replication::EntryKind::Value,
+            value: Bytes::from(vec![0u8; 4_000]),
+            vector: Default::default(),
+            expire_at_ms: 0,
+        };
+        PeerMsg::Put { id, entries: vec![(Bytes::from_static(b"k"), entry)], hint_for: None }
+    };
+    for id in 0..5 {
+        a.transport.send(b.addr, big(id));
+    }
+    assert_eq!(a.transport.stats().snapshot().frames_dropped, 3, "two fit in 10 kB");
+    drop(b);
+}
+
+#[tokio::test]
+async fn garbage_and_bad_frames_close_only_their_connection() {
+    let mut a = node().await;
+    let mut b = node().await;
+    let codec = FrameCodec::new(None);
+
+    // Not a peer at all: an HTTP request reads as an oversized length prefix.
+    let mut http = TcpStream::connect(b.addr).await.unwrap();
+    http.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    assert!(closed(&mut http).await);
+
+    // A valid hello, then a frame with a broken check.
+    let mut forged = TcpStream::connect(b.addr).await.unwrap();
+    let mut bytes = BytesMut::new();
+    codec.encode(&Frame::Hello { from: "127.0.0.1:1".parse().unwrap(), name: "x".into() }, &mut bytes).unwrap();
+    let at = bytes.len();
+    codec.encode(&Frame::Msg(ack(1)), &mut bytes).unwrap();
+    bytes[at + 6] ^= 0xff;
+    forged.write_all(&bytes).await.unwrap();
+    assert!(closed(&mut forged).await);
+
+    // A message before any hello.
+    let mut rude = TcpStream::connect(b.addr).await.unwrap();
+    let mut bytes = BytesMut::new();
+    codec.encode(&Frame::Msg(ack(2)), &mut bytes).unwrap();
+    rude.write_all(&bytes).await.unwrap();
+    assert!(closed(&mut rude).await);
+
+    assert_eq!(b.transport.stats().snapshot().frames_bad, 3);
+    assert!(quiet(&mut b.rx, 50).await, "nothing from bad connections reached the node");
+    // A well-behaved peer is unaffected.
+    a.transport.send(b.addr, ack(3));
+    assert!(matches!(next(&mut b.rx).await, ToNode::Peer { from, msg } if from == a.addr && msg == ack(3)));
+    assert!(quiet(&mut a.rx, 50).await);
+}
+
+#[tokio::test]
+async fn silent_and_surplus_connections_are_closed() {
+    let b = node_with(|c| {
+        c.hello_timeout_ms = 100;
+        c.inbound_max = 1;
+    })
+    .await;
+    let mut silent = TcpStream::connect(b.addr).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let mut surplus = TcpStream::connect(b.addr).await.unwrap();
+    assert!(closed(&mut surplus).await, "beyond inbound_max");
+    assert!(closed(&mut silent).await, "no hello within the timeout");
+    assert_eq!(b.transport.stats().snapshot().frames_bad, 1);
+}
+
+#[tokio::test]
+async fn a_different_cluster_secret_is_refused() {
+    let secret = |b| Some(ClusterSecret::from_bytes(&[b; 32]).unwrap());
+    let mut keyed = node_with(|c| c.secret = secret(1)).await;
+    let mut same = node_with(|c| c.secret = secret(1)).await;
+    let mut other = node_with(|c| c.secret = secret(2)).await;
+    keyed.transport.send(same.addr, ack(1));
+    assert!(matches!(next(&mut same.rx).await, ToNode::Peer { msg, .. } if msg == ack(1)));
+    keyed.transport.send(other.addr, ack(2));
+    // The receiver closes the connection at the hello; the sender sees its link fail.
+    assert!(matches!(next(&mut keyed.rx).await, ToNode::PeerLost { peer } if peer == other.addr));
+    assert!(quiet(&mut other.rx, 50).await);
+    assert_eq!(other.transport.stats().snapshot().frames_bad, 1);
+}
+
+#[tokio::test]
+async fn a_peer_closing_an_idle_link_is_reported() {
+    let mut a = node().await;
+    let mut b = node().await;
+    a.transport.send(b.addr, ack(1));
+    assert!(matches!(next(&mut b.rx).await, ToNode::Peer { .. }));
+    // b stops: its inbound connections close, and a notices without sending anything.
+    b.shutdown.send(true).unwrap();
+    assert!(matches!(next(&mut a.rx).await, ToNode::PeerLost { peer } if peer == b.addr));
+    assert!(quiet(&mut a.rx, 200).await);
+}
+
+#[tokio::test]
+async fn a_peer_that_stops_reading_does_not_hold_up_the_others() {
+    let mut b = node().await;
+    let mut a = node_with(|c| c.queue_frames_max = 64).await;
+    // A listener that accepts (the kernel does) but never reads.
+    let stuck = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let stuck_addr = stuck.local_addr().unwrap();
+    let value = Bytes::from(vec![7u8; 256 * 1024]);
+    let big = |id| PeerMsg::ForwardReply { id, reply: crate::core::reply::Reply::Bulk(value.clone()) };
+    for round in 0..20 {
+        for id in 0..64 {
+            a.transport.send(stuck_addr, big(id));
+        }
+        a.transport.send(b.addr, ack(round));
+        assert!(matches!(next(&mut b.rx).await, ToNode::Peer { msg, .. } if msg == ack(round)));
+    }
+    assert!(a.transport.stats().snapshot().frames_dropped > 0, "the stuck peer's queue overflowed");
+    drop(stuck);
+}
+
+/// Whether the other side closes `stream` within two seconds.
+async fn closed(stream: &mut TcpStream) -> bool {
+    let mut buf = [0u8; 64];
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+    loop {
+        match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
+            Err(_) => return false,
+            Ok(Ok(0) | Err(_)) => return true,
+            Ok(Ok(_)) => continue,
+        }
+    }
+}
+
+/// Throughput of one link on loopback, for the notes: `cargo test --release --lib peer_link_throughput --
+/// --ignored --nocapture`. The sender keeps at most two queue-fulls in flight (so nothing is dropped) and the
+/// receiver counts; prints messages and bytes per second, asserts nothing about speed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn peer_link_throughput() {
+    use std::sync::atomic::AtomicU64;
+    const WINDOW: u64 = 4_096;
+    for value_bytes in [16usize, 1024] {
+        let mut b = node().await;
+        let mut a = node().await;
+        let total = 500_000u64;
+        let value = Bytes::from(vec![1u8; value_bytes]);
+        let b_addr = b.addr;
+        let received = Arc::new(AtomicU64::new(0));
+        let counter = received.clone();
+        let receiver = tokio::spawn(async move {
+            while let Some(event) = b.rx.recv().await {
+                if matches!(event, ToNode::Peer { .. }) && counter.fetch_add(1, Ordering::Relaxed) + 1 == total {
+                    break;
+                }
+            }
+        });
+        let started = std::time::Instant::now();
+        for id in 0..total {
+            while id >= received.load(Ordering::Relaxed) + 2 * WINDOW {
+                tokio::task::yield_now().await;
+            }
+            let entry = WireEntry {
+                kind: crate::core::replication::EntryKind::Value,
+                value: value.clone(),
+                vector: Default::default(),
+                expire_at_ms: 0,
+            };
+            let entries = vec![(Bytes::from_static(b"key:000001"), entry)];
+            a.transport.send(b_addr, PeerMsg::Put { id, entries, hint_for: None });
+        }
+        tokio::time::timeout(Duration::from_secs(60), receiver).await.unwrap().unwrap();
+        let secs = started.elapsed().as_secs_f64();
+        let s = a.transport.stats().snapshot();
+        println!(
+            "value {value_bytes} B: {total} messages in {secs:.2} s = {:.0} msg/s, {:.1} MB/s, dropped {}",
+            total as f64 / secs,
+            s.bytes_sent as f64 / secs / 1e6,
+            s.frames_dropped
+        );
+        let _ = a.rx.try_recv();
+    }
+}
