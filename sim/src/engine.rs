@@ -157,6 +157,42 @@ fn clock_spread_ms(plan: &FaultPlan) -> Ms {
     hi.saturating_sub(lo).unsigned_abs()
 }
 
+/// The spans during which some fault of the plan is in force: a node crashed or paused, a link cut. The heal at
+/// `heal_ms` ends them all, except crashes for good, which last to `end_ms`.
+fn disturbed_spans(plan: &FaultPlan, heal_ms: Ms, end_ms: Ms) -> Vec<(Ms, Ms)> {
+    let mut spans = Vec::new();
+    let (mut down, mut paused, mut cut) = (Vec::new(), Vec::new(), false);
+    let mut since: Option<Ms> = None;
+    for (at, fault) in plan.sorted() {
+        match fault {
+            Fault::Crash { node, .. } => down.push(node),
+            Fault::Restart { node } => down.retain(|&n| n != node),
+            Fault::Pause { node } => paused.push(node),
+            Fault::Resume { node } => paused.retain(|&n| n != node),
+            Fault::Partition(_) => cut = true,
+            Fault::HealNet => cut = false,
+            Fault::ClockJump { .. } => {}
+        }
+        let now_disturbed = !down.is_empty() || !paused.is_empty() || cut;
+        match (since, now_disturbed) {
+            (None, true) => since = Some(at),
+            (Some(start), false) => {
+                spans.push((start, at));
+                since = None;
+            }
+            _ => {}
+        }
+    }
+    if let Some(start) = since {
+        spans.push((start, heal_ms));
+    }
+    let forever = plan.events.iter().any(|(_, f)| matches!(f, Fault::Crash { permanent: true, .. }));
+    if forever {
+        spans.push((heal_ms, end_ms));
+    }
+    spans
+}
+
 impl Engine {
     pub fn new(config: SimConfig, trace: Trace) -> Engine {
         let mut root = StdRng::seed_from_u64(config.seed);
@@ -177,6 +213,7 @@ impl Engine {
             clock_spread_ms: clock_spread_ms(&plan),
             end_ms: config.safety_ms + config.liveness_bound_ms,
             fault_times,
+            disturbed: disturbed_spans(&plan, config.safety_ms, config.safety_ms + config.liveness_bound_ms),
             lossy: plan.net.loss_ppm > 0,
             replicas: config.replicas,
             settle_ms: 10_000,

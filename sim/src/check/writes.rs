@@ -25,8 +25,8 @@
 //!   does not know; when the final vector covers `w`, that is counted as `LwwConcurrent` too.
 //! - Read-your-writes: a client's acknowledged GET after its own acknowledged write on the key, at levels whose
 //!   replica counts intersect (R + W > N, e.g. QUORUM/QUORUM), returns that write or one that does not precede it,
-//!   provided no fault happened from `settle_ms` before the write to the read's answer and the network never
-//!   lost datagrams.
+//!   provided no fault happened or was in force (a node down or paused, a link cut) from `settle_ms` before the
+//!   write to the read's answer, and the network never lost datagrams.
 //! - A value no client wrote is a `PhantomValue` wherever it shows.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -53,6 +53,8 @@ pub struct Facts {
     pub crash_lost_tombstones: BTreeMap<u8, Vec<Ms>>,
     /// Times of faults (the cluster's start counts as one).
     pub fault_times: Vec<Ms>,
+    /// Spans during which some fault is in force (a node down or paused, a link cut).
+    pub disturbed: Vec<(Ms, Ms)>,
     /// The network lost datagrams at some point (read-your-writes is then not checked).
     pub lossy: bool,
     /// Replicas per key (N).
@@ -87,7 +89,8 @@ impl Facts {
     }
 
     fn quiet(&self, from: Ms, to: Ms) -> bool {
-        !self.lossy && !self.fault_times.iter().any(|&t| t + self.settle_ms >= from && t <= to)
+        let near = |start: Ms, end: Ms| end + self.settle_ms >= from && start <= to;
+        !self.lossy && !self.fault_times.iter().any(|&t| near(t, t)) && !self.disturbed.iter().any(|&(s, e)| near(s, e))
     }
 }
 

@@ -193,6 +193,11 @@ fn read_your_writes_at_quorum_is_checked_in_quiet_times() {
     assert_eq!(read_your_writes(&ops, &f), vec![]);
     let f = Facts { lossy: true, ..facts() };
     assert_eq!(read_your_writes(&ops, &f), vec![]);
+    // A replica down (or a link cut) since long before and still: not checked either.
+    let f = Facts { disturbed: vec![(5, 1_000)], ..facts() };
+    assert_eq!(read_your_writes(&ops, &f), vec![]);
+    let f = Facts { disturbed: vec![(5, 50)], ..facts() };
+    assert_eq!(kinds(&read_your_writes(&ops, &f)), [Kind::ReadYourWrites]);
 }
 
 #[test]
