@@ -58,6 +58,9 @@ pub struct Options {
     /// Gossip address to announce to peers when `--cluster` binds a wildcard address.
     #[arg(long, env = "SHOAL_ADVERTISE")]
     pub advertise: Option<SocketAddr>,
+    /// Serve Prometheus metrics at http://ADDR/metrics [default: off].
+    #[arg(long, env = "SHOAL_METRICS")]
+    pub metrics: Option<SocketAddr>,
     /// A seed to join through, `host:port` (repeatable; DNS names are re-resolved periodically).
     #[arg(long = "seed", env = "SHOAL_SEED", value_delimiter = ',')]
     #[serde(default)]
@@ -131,6 +134,7 @@ impl Options {
             proto_max_bulk_len: self.proto_max_bulk_len.or(file.proto_max_bulk_len),
             threads: self.threads.or(file.threads),
             cluster: self.cluster.or(file.cluster),
+            metrics: self.metrics.or(file.metrics),
             advertise: self.advertise.or(file.advertise),
             seed: if self.seed.is_empty() { file.seed } else { self.seed },
             cluster_secret: self.cluster_secret.or(file.cluster_secret),
@@ -192,6 +196,7 @@ impl Options {
             node: self.replication(node)?,
             seed,
             cluster: self.cluster_config()?,
+            metrics: self.metrics,
             ..d
         })
     }

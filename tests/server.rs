@@ -285,3 +285,25 @@ fn a_clustered_server_takes_peer_connections_on_its_gossip_port() {
     let pong: String = redis::cmd("PING").query(&mut srv.client()).unwrap();
     assert_eq!(pong, "PONG");
 }
+
+#[test]
+fn prometheus_metrics_are_served_over_http() {
+    use std::io::{Read, Write};
+    let at = common::members::free_addr();
+    let server = TestServer::start(ServerConfig { metrics: Some(at), ..ServerConfig::default() });
+    let mut c = server.client();
+    let _: () = redis::cmd("SET").arg("k").arg("v").query(&mut c).unwrap();
+    let get = |path: &str| {
+        let mut s = std::net::TcpStream::connect(at).expect("metrics endpoint listens");
+        s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes()).unwrap();
+        let mut text = String::new();
+        s.read_to_string(&mut text).unwrap();
+        text
+    };
+    let text = get("/metrics");
+    assert!(text.starts_with("HTTP/1.1 200 OK"), "{text}");
+    assert!(text.contains("\nshoal_keys 1\n"), "{text}");
+    assert!(text.contains("# TYPE shoal_commands_total counter"));
+    assert!(text.contains("shoal_connected_clients 1"));
+    assert!(get("/other").starts_with("HTTP/1.1 404"));
+}

@@ -11,6 +11,7 @@ pub mod glob;
 pub mod info;
 pub mod locks;
 pub mod membership;
+pub mod metrics;
 pub mod node;
 pub mod number;
 pub mod replication;

@@ -13,7 +13,7 @@ use rand::{RngExt, SeedableRng};
 
 use super::clock::Hlc;
 use super::command::Command;
-use super::locks::{LockMode, LockTable};
+use super::locks::{LockMode, LockStats, LockTable};
 use super::membership::{GossipEffect, GossipTimer, MemberEvent, Membership};
 use super::replication::handoff::{HINT_PERIOD_MS, SWEEP_PERIOD_MS};
 use super::replication::state::{Origin, Replication};
@@ -244,6 +244,8 @@ pub struct Node {
     pub(crate) dirty: Vec<Bytes>,
     /// This node's share of the lease locks.
     pub(crate) locks: LockTable,
+    /// Counters of the lock grants this node coordinated.
+    pub(crate) lock_stats: LockStats,
     seeds: Vec<SocketAddr>,
     gossip_out: Vec<GossipEffect>,
 }
@@ -264,6 +266,7 @@ impl Node {
             repl: None,
             dirty: Vec::new(),
             locks: LockTable::new(),
+            lock_stats: LockStats::default(),
             seeds: Vec::new(),
             gossip_out: Vec::new(),
         }
@@ -452,6 +455,8 @@ impl Node {
             PeerMsg::AeSubs { buckets, .. } => self.ae_subs(now, from, buckets, out),
             PeerMsg::AeKeys { buckets, keys, .. } => self.ae_keys(now, from, buckets, keys, out),
             PeerMsg::AePull { keys } => self.ae_pull(now, from, keys, out),
+            PeerMsg::Offer { id, keys } => self.offered(now, from, id, keys, out),
+            PeerMsg::Want { id, keys } => self.wanted(now, from, id, keys, out),
             PeerMsg::FlushAll => self.store.clear(),
             PeerMsg::Lock { id, op } => {
                 let answer = self.locks.apply(&op, now);

@@ -41,6 +41,10 @@ pub struct Cluster {
     pub replies: BTreeMap<(u64, u64), Reply>,
     next_req: u64,
     pub peer_messages: u64,
+    /// Encoded bytes of peer messages sent, by message kind (measured only when `measure_bytes` is set).
+    pub peer_bytes: BTreeMap<&'static str, u64>,
+    /// Count the encoded size of every peer message (costs an encoding per message).
+    pub measure_bytes: bool,
 }
 
 impl Cluster {
@@ -58,6 +62,8 @@ impl Cluster {
             replies: BTreeMap::new(),
             next_req: 1,
             peer_messages: 0,
+            peer_bytes: BTreeMap::new(),
+            measure_bytes: false,
         };
         for i in 0..n {
             c.start(i);
@@ -112,6 +118,10 @@ impl Cluster {
                 }
                 Output::SendPeer { to, msg } => {
                     self.peer_messages += 1;
+                    if self.measure_bytes {
+                        let size = rmp_serde::to_vec(&msg).map_or(0, |v| v.len()) as u64;
+                        *self.peer_bytes.entry(kind_of(&msg)).or_default() += size;
+                    }
                     if let Some(to) = index(to) {
                         self.push(now + 1, Event::Peer { to, from: i, msg });
                     }
@@ -220,6 +230,30 @@ impl Cluster {
     /// The indices of a key's owners as node `i` sees them.
     pub fn owners(&self, i: usize, key: &str) -> Vec<usize> {
         self.node(i).owners(key.as_bytes()).iter().map(|n| n[1..].parse().expect("node names are n<i>")).collect()
+    }
+}
+
+/// The name of a peer message's kind.
+fn kind_of(msg: &PeerMsg) -> &'static str {
+    match msg {
+        PeerMsg::Forward { .. } => "Forward",
+        PeerMsg::ForwardReply { .. } => "ForwardReply",
+        PeerMsg::Put { id: 0, .. } => "Put(repair)",
+        PeerMsg::Put { hint_for: Some(_), .. } => "Put(hint)",
+        PeerMsg::Put { .. } => "Put",
+        PeerMsg::PutAck { .. } => "PutAck",
+        PeerMsg::Get { .. } => "Get",
+        PeerMsg::GetReply { .. } => "GetReply",
+        PeerMsg::AeGroups { .. } => "AeGroups",
+        PeerMsg::AeBuckets { .. } => "AeBuckets",
+        PeerMsg::AeSubs { .. } => "AeSubs",
+        PeerMsg::AeKeys { .. } => "AeKeys",
+        PeerMsg::AePull { .. } => "AePull",
+        PeerMsg::Offer { .. } => "Offer",
+        PeerMsg::Want { .. } => "Want",
+        PeerMsg::FlushAll => "FlushAll",
+        PeerMsg::Lock { .. } => "Lock",
+        PeerMsg::LockReply { .. } => "LockReply",
     }
 }
 

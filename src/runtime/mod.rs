@@ -6,6 +6,7 @@
 pub mod clients;
 pub mod conn;
 pub mod gossip;
+pub mod metrics;
 pub mod node_task;
 pub mod peer;
 pub mod session;
@@ -49,6 +50,8 @@ pub struct ServerConfig {
     pub seed: u64,
     /// Cluster membership settings; `None` runs a standalone node.
     pub cluster: Option<ClusterConfig>,
+    /// Address of the Prometheus scrape endpoint (`GET /metrics`), if any.
+    pub metrics: Option<SocketAddr>,
 }
 
 /// How a node finds and watches its peers.
@@ -98,6 +101,7 @@ impl Default for ServerConfig {
             node: NodeConfig::default(),
             seed: 0,
             cluster: None,
+            metrics: None,
         }
     }
 }
@@ -290,6 +294,11 @@ async fn run(
         started: Instant::now(),
         port: addr.port(),
     });
+    if let Some(at) = shared.config.metrics {
+        let listener = tokio::net::TcpListener::bind(at).await.with_context(|| format!("binding --metrics on {at}"))?;
+        tracing::info!(addr = %at, "serving Prometheus metrics at /metrics");
+        tokio::spawn(metrics::serve(listener, shared.clone(), shutdown.clone()));
+    }
     let next_conn = AtomicU64::new(1);
     loop {
         tokio::select! {

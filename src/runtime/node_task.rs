@@ -45,6 +45,8 @@ pub enum ToNode {
     Peer { from: SocketAddr, msg: PeerMsg },
     /// The link to a peer failed; what was queued for it was dropped.
     PeerLost { peer: SocketAddr },
+    /// Render the node's metrics (Prometheus text) into `reply`.
+    Metrics { reply: tokio::sync::oneshot::Sender<String> },
 }
 
 /// Most messages taken from the queue per loop turn.
@@ -165,6 +167,9 @@ pub async fn run(
                         ToNode::SetSeeds(seeds) => node.handle(now, Input::SetSeeds(seeds), &mut out),
                         ToNode::Peer { from, msg } => node.handle(now, Input::Peer { from, msg }, &mut out),
                         ToNode::PeerLost { peer } => node.handle(now, Input::PeerLost { peer }, &mut out),
+                        ToNode::Metrics { reply } => {
+                            let _ = reply.send(crate::core::metrics::render(&node, now));
+                        }
                         ToNode::Batch { conn, levels, cmds } => {
                             for (req, cmd) in cmds {
                                 node.handle(now, Input::Client { conn, req, cmd, levels }, &mut out);

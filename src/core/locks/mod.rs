@@ -34,6 +34,34 @@ pub enum LockMode {
     Strict,
 }
 
+/// Lock counters of the grants this node coordinated.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LockStats {
+    /// Grants and renewals given by a majority of the lock's replicas.
+    pub grants_majority: u64,
+    /// Grants and renewals without a majority (available mode): another client may hold the lock too.
+    pub grants_degraded: u64,
+    /// Acquires answered nil because another owner held the lock.
+    pub contended: u64,
+    /// Acquires refused without a majority (strict mode) or with no replica answering.
+    pub no_majority: u64,
+}
+
+impl LockStats {
+    /// Count the reply to `op`.
+    fn count(&mut self, op: &LockOp, reply: &Reply) {
+        if !matches!(op, LockOp::Acquire { .. } | LockOp::Renew { .. }) {
+            return;
+        }
+        match reply {
+            Reply::Array(parts) if parts.get(1) == Some(&Reply::simple("majority")) => self.grants_majority += 1,
+            Reply::Array(_) => self.grants_degraded += 1,
+            Reply::Nil => self.contended += 1,
+            _ => self.no_majority += 1,
+        }
+    }
+}
+
 /// A lock request in flight: the operation, and each replica's answer.
 #[derive(Debug)]
 pub(crate) struct LockRequest {
@@ -51,6 +79,11 @@ fn no_majority(needed: usize, replicas: usize, granted: usize) -> Reply {
 }
 
 impl Node {
+    /// Counters of the lock grants this node coordinated.
+    pub fn lock_stats(&self) -> LockStats {
+        self.lock_stats
+    }
+
     /// A lock command from a client (or a forwarded one).
     pub(crate) fn lock_command(&mut self, now: Millis, origin: Origin, op: LockOp, out: &mut Outbox) {
         let op = self.with_fresh_token(now, op, 0);
@@ -58,6 +91,7 @@ impl Node {
             // A lone node is the lock's only replica.
             let answer = self.locks.apply(&op, now);
             let reply = lock_reply(&op, &[answer], 1, self.config.lock_mode);
+            self.lock_stats.count(&op, &reply);
             return out.push(origin_reply(origin, reply));
         };
         let _ = repl;
@@ -165,6 +199,7 @@ impl Node {
         let Some(Pending::Lock(req)) = self.repl_mut().pending.remove(&id) else { return };
         let answers: Vec<LockAnswer> = req.answers.iter().filter_map(|(_, a, _)| a.clone()).collect();
         let reply = lock_reply(&req.op, &answers, req.replicas, self.config.lock_mode);
+        self.lock_stats.count(&req.op, &reply);
         // A refused or contended acquire frees what it was granted, so it blocks nobody until its lease ends.
         if let LockOp::Acquire { name, owner, token, .. } = &req.op {
             if reply == Reply::Nil || reply.is_error() {

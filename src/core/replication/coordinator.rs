@@ -118,7 +118,7 @@ impl Node {
                 return self.respond(origin, reply, out);
             }
         }
-        let owners = self.owners_of(&key);
+        let owners = self.owners(&key);
         let me = self.config.name.as_str();
         let from_peer = matches!(origin, Origin::Peer { .. });
         if cmd.is_read() {
@@ -234,8 +234,15 @@ impl Node {
         for a in &asked {
             out.push(Output::SendPeer { to: a.addr, msg: PeerMsg::Get { id, keys: vec![key.clone()] } });
         }
-        let pending =
-            Pending::Read { origin: Some(origin), cmd, key, needed: needed - local, asked, level: level.as_str() };
+        let pending = Pending::Read {
+            origin: Some(origin),
+            cmd,
+            key,
+            needed: needed - local,
+            asked,
+            level: level.as_str(),
+            then_write: None,
+        };
         self.repl_mut().pending.insert(id, pending);
         out.push(Output::Schedule { after_ms: self.config.request_timeout_ms, timer: TimerId::Request(id) });
         self.read_progress(now, id, false, out);
@@ -276,9 +283,22 @@ impl Node {
 
     /// Answer the read once enough replicas did; finish (read repair) once all did, failed, or time ran out.
     fn read_progress(&mut self, now: Millis, id: u64, timed_out: bool, out: &mut Outbox) {
-        let Some(Pending::Read { origin, needed, asked, level, .. }) = self.repl().pending.get(&id) else { return };
+        let Some(Pending::Read { origin, needed, asked, level, then_write, .. }) = self.repl().pending.get(&id) else {
+            return;
+        };
         let answered = asked.iter().filter(|a| a.answer.is_some()).count();
         let settled = asked.iter().all(|a| a.answer.is_some() || a.failed);
+        if then_write.is_some() {
+            if !(settled || timed_out) {
+                return;
+            }
+            let Some(Pending::Read { origin: Some(origin), cmd, then_write: Some((level, owners)), .. }) =
+                self.repl_mut().pending.remove(&id)
+            else {
+                return;
+            };
+            return self.write_now(now, origin, cmd, level, owners, out);
+        }
         let answer_now = origin.is_some() && answered >= *needed;
         let fail_now = origin.is_some() && !answer_now && (timed_out || settled);
         let (needed, level) = (*needed, *level);
@@ -318,8 +338,51 @@ impl Node {
         }
     }
 
-    /// Execute a write here, then replicate the entries it changed to the other owners.
+    /// Coordinate a write here. The key's first owner on a settled ring runs it at once: it has seen every write
+    /// it coordinated. Any other coordinator (a failover, a forward from a node with another view, the first owner
+    /// of a ring that just changed) first merges the other owners' copies into its own, so the write's version
+    /// dominates the writes acknowledged before it whatever the clocks say, and read-modify-write commands see
+    /// them.
     fn coordinate_write(
+        &mut self,
+        now: Millis,
+        origin: Origin,
+        cmd: Command,
+        level: Consistency,
+        owners: Vec<String>,
+        out: &mut Outbox,
+    ) {
+        let me = self.config.name.clone();
+        let first = owners.first().is_some_and(|o| *o == me);
+        let asked: Vec<Asked> = owners
+            .iter()
+            .filter(|o| **o != me)
+            .filter_map(|o| self.repl().addr_of(o))
+            .map(|addr| Asked { addr, answer: None, failed: false })
+            .collect();
+        let key = cmd.single_key().cloned();
+        let (Some(key), false) = (key, (first && self.ring_settled(now)) || asked.is_empty()) else {
+            return self.write_now(now, origin, cmd, level, owners, out);
+        };
+        let id = self.repl_mut().id();
+        for a in &asked {
+            out.push(Output::SendPeer { to: a.addr, msg: PeerMsg::Get { id, keys: vec![key.clone()] } });
+        }
+        let needed = asked.len();
+        let then_write = Some((level, owners));
+        let pending =
+            Pending::Read { origin: Some(origin), cmd, key, needed, asked, level: level.as_str(), then_write };
+        self.repl_mut().pending.insert(id, pending);
+        out.push(Output::Schedule { after_ms: self.config.request_timeout_ms, timer: TimerId::Request(id) });
+    }
+
+    /// Whether the ring has not changed for two anti-entropy periods (views have had time to agree).
+    pub(crate) fn ring_settled(&self, now: Millis) -> bool {
+        now.saturating_sub(self.repl().ring_changed_at) >= 2 * self.config.anti_entropy_period_ms
+    }
+
+    /// Execute a write here, then replicate the entries it changed to the other owners.
+    fn write_now(
         &mut self,
         now: Millis,
         origin: Origin,
@@ -659,10 +722,6 @@ impl Node {
             Some(r) => r.ring.preference_list(key, self.config.replicas).into_iter().map(String::from).collect(),
             None => vec![self.config.name.clone()],
         }
-    }
-
-    fn owners_of(&mut self, key: &[u8]) -> Vec<String> {
-        self.owners(key)
     }
 
     fn primary_of(&self, key: &[u8]) -> Option<String> {

@@ -10,13 +10,15 @@ use std::collections::BTreeSet;
 use bytes::Bytes;
 
 use super::state::Pending;
-use super::wire::{PeerMsg, WireEntry};
+use std::net::SocketAddr;
+
+use super::wire::{AeKey, PeerMsg, WireEntry};
 use crate::core::node::{Node, Outbox, Output, TimerId};
 use crate::core::store::{entry_hash, BUCKETS};
 use crate::core::Millis;
 
-/// Keys headed for one set of owners: the owners' names and the entries.
-type OwnerGroup = (Vec<String>, Vec<(Bytes, WireEntry)>);
+/// Keys headed for one set of owners: the owners' names and the keys' descriptions.
+type OwnerGroup = (Vec<String>, Vec<AeKey>);
 
 /// Period of the hint delivery timer.
 pub const HINT_PERIOD_MS: Millis = 1_000;
@@ -109,18 +111,17 @@ impl Node {
     pub(crate) fn sweep_round(&mut self, now: Millis, out: &mut Outbox) {
         out.push(Output::Schedule { after_ms: SWEEP_PERIOD_MS, timer: TimerId::Sweep });
         self.refresh_ring(now);
-        let stable_for = 2 * self.config.anti_entropy_period_ms;
-        let repl = self.repl();
-        if now.saturating_sub(repl.ring_changed_at) < stable_for || self.store.is_empty() {
+        if !self.ring_settled(now) || self.store.is_empty() {
             return;
         }
+        let repl = self.repl();
         if repl.pending.values().any(|p| matches!(p, Pending::Handoff { .. })) {
             return;
         }
         let me = self.config.name.clone();
         let n = self.config.replicas;
         let mut cursor = repl.sweep_cursor;
-        // Group the keys by owner set, so each group is one message per owner.
+        // Group the keys by owner set, so each group is one offer per owner.
         let mut groups: Vec<OwnerGroup> = Vec::new();
         let mut count = 0;
         for _ in 0..SWEEP_BUCKETS_PER_ROUND {
@@ -133,7 +134,11 @@ impl Node {
                     continue;
                 }
                 let owners: Vec<String> = owners.into_iter().map(String::from).collect();
-                let item = (Bytes::copy_from_slice(key), entry.to_wire());
+                let item = AeKey {
+                    key: Bytes::copy_from_slice(key),
+                    hash: entry_hash(key, entry),
+                    latest: entry.vector.latest(),
+                };
                 match groups.iter_mut().find(|(o, _)| *o == owners) {
                     Some((_, items)) => items.push(item),
                     None => groups.push((owners, vec![item])),
@@ -146,26 +151,53 @@ impl Node {
             }
         }
         self.repl_mut().sweep_cursor = cursor;
+        // Offer (key, hash, latest write) first: owners ask only for what they lack or hold older, so keys they
+        // already have cost a description, not their values.
         for (owners, items) in groups {
             let waiting: BTreeSet<_> = owners.iter().filter_map(|o| self.repl().addr_of(o)).collect();
             if waiting.is_empty() {
                 continue;
             }
             let id = self.repl_mut().id();
-            let keys = items
-                .iter()
-                .map(|(k, w)| {
-                    let e = crate::core::store::Entry::from_wire(w.clone());
-                    (k.clone(), entry_hash(k, &e))
-                })
-                .collect();
+            let keys = items.iter().map(|k| (k.key.clone(), k.hash)).collect();
             for to in &waiting {
-                let msg = PeerMsg::Put { id, entries: items.clone(), hint_for: None };
-                out.push(Output::SendPeer { to: *to, msg });
+                out.push(Output::SendPeer { to: *to, msg: PeerMsg::Offer { id, keys: items.clone() } });
             }
             out.push(Output::Schedule { after_ms: self.config.request_timeout_ms, timer: TimerId::Request(id) });
             self.repl_mut().pending.insert(id, Pending::Handoff { keys, waiting });
         }
+    }
+
+    /// An owner was offered keys (hand-off): answer with those it lacks or holds in an older version.
+    pub(crate) fn offered(&mut self, now: Millis, from: SocketAddr, id: u64, keys: Vec<AeKey>, out: &mut Outbox) {
+        let want = keys
+            .into_iter()
+            .filter(|k| match self.store.raw(&k.key, now) {
+                None => true,
+                Some(mine) => entry_hash(&k.key, mine) != k.hash && mine.vector.latest() <= k.latest,
+            })
+            .map(|k| k.key)
+            .collect();
+        out.push(Output::SendPeer { to: from, msg: PeerMsg::Want { id, keys: want } });
+    }
+
+    /// An owner answered an offer: nothing wanted counts as its acknowledgement; otherwise send what it wants
+    /// (its `PutAck` acknowledges).
+    pub(crate) fn wanted(&mut self, now: Millis, from: SocketAddr, id: u64, keys: Vec<Bytes>, out: &mut Outbox) {
+        let Some(Pending::Handoff { waiting, .. }) = self.repl_mut().pending.get_mut(&id) else { return };
+        if !waiting.contains(&from) {
+            return;
+        }
+        if keys.is_empty() {
+            waiting.remove(&from);
+            if waiting.is_empty() {
+                self.handoff_done(now, id);
+            }
+            return;
+        }
+        let entries: Vec<(Bytes, WireEntry)> =
+            keys.into_iter().filter_map(|k| self.store.raw(&k, now).map(|e| (k.clone(), e.to_wire()))).collect();
+        out.push(Output::SendPeer { to: from, msg: PeerMsg::Put { id, entries, hint_for: None } });
     }
 
     /// Every owner acknowledged a hand-off: drop the keys here, unless they changed meanwhile or this node

@@ -64,8 +64,18 @@ pub(crate) struct Asked {
 pub(crate) enum Pending {
     /// A command sent to the key's owner, with the owners still to try.
     Forward { origin: Origin, cmd: Command, levels: Levels, candidates: Vec<String>, next: usize, to: SocketAddr },
-    /// A read waiting for replicas; `origin` is `None` once answered (the rest is read repair).
-    Read { origin: Option<Origin>, cmd: Command, key: Bytes, needed: usize, asked: Vec<Asked>, level: &'static str },
+    /// A read waiting for replicas; `origin` is `None` once answered (the rest is read repair). With `then_write`
+    /// it is the read phase of a write: once every replica answered (or time ran out) the write runs at that level
+    /// on those owners, on top of everything the replicas held.
+    Read {
+        origin: Option<Origin>,
+        cmd: Command,
+        key: Bytes,
+        needed: usize,
+        asked: Vec<Asked>,
+        level: &'static str,
+        then_write: Option<(super::levels::Consistency, Vec<String>)>,
+    },
     /// A write waiting for acknowledgements; `origin` is `None` once answered (the rest is hinting).
     Write {
         origin: Option<Origin>,

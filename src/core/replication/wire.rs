@@ -135,6 +135,20 @@ pub enum PeerMsg {
         /// The keys.
         keys: Vec<Bytes>,
     },
+    /// Hand-off: keys the sender no longer owns, described; the receiver (an owner) answers with `Want`.
+    Offer {
+        /// Hand-off id.
+        id: u64,
+        /// The keys, with the hash and latest write of the sender's entries.
+        keys: Vec<AeKey>,
+    },
+    /// The answer to `Offer`: the keys the owner lacks or holds older (empty: it has them all).
+    Want {
+        /// Hand-off id.
+        id: u64,
+        /// The keys to send (with `Put` under the same id).
+        keys: Vec<Bytes>,
+    },
     /// FLUSHALL coordinated by another node: drop every key.
     FlushAll,
     /// Apply a lock operation to your lock table; `id` 0 asks for no answer.

@@ -27,6 +27,8 @@ pub(super) fn weight(msg: &PeerMsg) -> usize {
             PeerMsg::Get { keys, .. } | PeerMsg::AePull { keys } => keys.iter().map(|k| k.len() + 2).sum(),
             PeerMsg::AeGroups { hashes, .. } => hashes.len() * 9,
             PeerMsg::AeBuckets { buckets, .. } => buckets.len() * 14,
+            PeerMsg::Offer { keys, .. } => keys.iter().map(|k| k.key.len() + 32).sum(),
+            PeerMsg::Want { keys, .. } => keys.iter().map(|k| k.len() + 2).sum(),
             PeerMsg::AeSubs { buckets, .. } => buckets.iter().map(|(_, subs)| 6 + subs.len() * 9).sum(),
             PeerMsg::AeKeys { buckets, keys, .. } => {
                 buckets.len() * 8 + keys.iter().map(|k| k.key.len() + 32).sum::<usize>()

@@ -222,12 +222,17 @@ fn converge_after_split(total: usize, differ: usize) -> (u64, u64, u64, u64) {
     let _ = before_split;
     let before = ae_bytes(&c);
     let healed = c.now;
+    c.measure_bytes = true;
     c.side = vec![0; 5];
     while !converged(&c, &keys, 5) {
         c.run_for(1_000);
         assert!(c.now - healed < 600_000, "no convergence within 10 virtual minutes");
     }
     let after = ae_bytes(&c);
+    println!(
+        "encoded peer bytes by message kind, heal to convergence ({differ} of {total} differ): {:?}",
+        c.peer_bytes
+    );
     c.run_for(60_000);
     let idle = ae_bytes(&c) - after;
     let differ_bytes: u64 = keys.iter().take(differ).map(|k| (k.len() + 101) as u64).sum();
@@ -301,4 +306,26 @@ fn an_eviction_is_not_undone_by_anti_entropy() {
         assert!(c.holders(&key, &value).is_empty(), "{key} came back somewhere");
     }
     assert!(c.node(1).store().stats().evicted_keys == 0, "others dropped them through markers, not memory");
+}
+
+#[test]
+fn a_write_after_the_first_owner_fails_over_dominates_the_acknowledged_one_whatever_the_clocks() {
+    // Anti-entropy is slow here so that only the write path can carry the earlier write.
+    let mut c = Cluster::new(3, NodeConfig { anti_entropy_period_ms: 120_000, ..config() });
+    let owners = c.owners(0, "k");
+    let (p, second, third) = (owners[0], owners[1], owners[2]);
+    // The first owner's clock runs a minute ahead: last-writer-wins alone would keep its write.
+    c.skew[p] = 60_000;
+    // u is acknowledged at QUORUM by the first and third owners (the second is cut off for that write).
+    c.side[second] = 1;
+    assert_eq!(c.call(third, set("k", "u"), QUORUM), Reply::Ok);
+    // Then the first owner is cut off and the second is back: it becomes the first owner, without u.
+    c.side = vec![0; 3];
+    c.side[p] = 1;
+    c.run_for(8_000);
+    assert!(c.node(second).local_entry(b"k", c.now).is_none_or(|e| e.value != "u".as_bytes()));
+    assert_eq!(c.call(second, set("k", "w"), QUORUM), Reply::Ok);
+    c.side = vec![0; 3];
+    c.run_until(|c| (0..3).all(|i| c.node(i).ring_members() == 3), 30_000);
+    assert_eq!(c.call(p, get("k"), ALL), Reply::Bulk(b("w")), "the causally newer write wins");
 }

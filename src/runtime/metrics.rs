@@ -1,0 +1,119 @@
+//! A Prometheus scrape endpoint: `GET /metrics` over plain HTTP/1.1 on `--metrics ADDR`.
+//!
+//! Hand-written on purpose: one GET path, text out, no TLS, so no HTTP framework (and its build time) is pulled
+//! in. The node task renders its part (`core::metrics`); this adds what only the runtime knows (connections,
+//! peer links). Requests are bounded (8 KiB of headers, 5 s to send them); anything but `GET /metrics` is a 404.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{oneshot, watch};
+
+use super::node_task::ToNode;
+use super::Shared;
+use crate::core::metrics::metric;
+
+/// Largest request head read.
+const REQUEST_BYTES_MAX: usize = 8 * 1024;
+
+/// Serve scrapes until shutdown.
+pub async fn serve(listener: TcpListener, shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                if let Ok((socket, _)) = accepted {
+                    tokio::spawn(scrape(socket, shared.clone()));
+                }
+            }
+            _ = shutdown.changed() => {
+                if *shutdown.borrow() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+async fn scrape(mut socket: TcpStream, shared: Arc<Shared>) {
+    let mut head = Vec::with_capacity(512);
+    let read = tokio::time::timeout(Duration::from_secs(5), async {
+        let mut buf = [0u8; 1024];
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < REQUEST_BYTES_MAX {
+            match socket.read(&mut buf).await {
+                Ok(0) | Err(_) => return false,
+                Ok(n) => head.extend_from_slice(&buf[..n]),
+            }
+        }
+        true
+    })
+    .await;
+    if !matches!(read, Ok(true)) {
+        return;
+    }
+    let response = if head.starts_with(b"GET /metrics ") || head.starts_with(b"GET /metrics?") {
+        let (tx, rx) = oneshot::channel();
+        if shared.to_node.send(ToNode::Metrics { reply: tx }).await.is_err() {
+            return;
+        }
+        let Ok(mut body) = rx.await else { return };
+        runtime_metrics(&shared, &mut body);
+        format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+    } else {
+        "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_string()
+    };
+    let _ = socket.write_all(response.as_bytes()).await;
+    let _ = socket.shutdown().await;
+}
+
+/// What the runtime adds: connections and peer links.
+fn runtime_metrics(shared: &Shared, out: &mut String) {
+    let s = &shared.stats;
+    let p = &shared.peer_stats;
+    let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed) as f64;
+    metric(out, "shoal_connected_clients", "gauge", "Client connections open.", &[("", load(&s.connected))]);
+    metric(out, "shoal_connections_total", "counter", "Client connections accepted.", &[("", load(&s.accepted))]);
+    metric(
+        out,
+        "shoal_connections_rejected_total",
+        "counter",
+        "Connections refused (maxclients).",
+        &[("", load(&s.rejected))],
+    );
+    metric(out, "shoal_peer_frames_sent_total", "counter", "Frames written to peers.", &[("", load(&p.frames_sent))]);
+    metric(out, "shoal_peer_bytes_sent_total", "counter", "Bytes written to peers.", &[("", load(&p.bytes_sent))]);
+    metric(
+        out,
+        "shoal_peer_frames_received_total",
+        "counter",
+        "Frames read from peers.",
+        &[("", load(&p.frames_received))],
+    );
+    metric(
+        out,
+        "shoal_peer_bytes_received_total",
+        "counter",
+        "Bytes read from peers.",
+        &[("", load(&p.bytes_received))],
+    );
+    metric(
+        out,
+        "shoal_peer_frames_dropped_total",
+        "counter",
+        "Peer messages dropped (queue full, link failed).",
+        &[("", load(&p.frames_dropped))],
+    );
+    metric(
+        out,
+        "shoal_peer_frames_rejected_total",
+        "counter",
+        "Bad peer frames (size, version, check, body).",
+        &[("", load(&p.frames_bad))],
+    );
+    metric(out, "shoal_peer_link_failures_total", "counter", "Peer link failures.", &[("", load(&p.links_failed))]);
+}
