@@ -33,6 +33,28 @@ pub enum Kind {
     DigestMismatch,
     LostWrite,
     WrongReply,
+    /// Live nodes name different owners for a key, or an owner that is not live (after the heal).
+    OwnersDisagree,
+    /// A key's live owners hold different copies after the heal.
+    ReplicasDiverged,
+    /// An acknowledged DEL undone by a value written before it.
+    Resurrected,
+    /// A client's write lost to that client's own earlier, acknowledged write.
+    CausalityLost,
+    /// A read at intersecting levels, with no fault around, missed the client's own acknowledged write.
+    ReadYourWrites,
+    /// A value no client wrote.
+    PhantomValue,
+    /// An earlier write beat a later acknowledged one because their versions were concurrent and last-writer-wins
+    /// picked the greater (HLC, node): allowed by the design, counted, does not fail a seed.
+    LwwConcurrent,
+}
+
+impl Kind {
+    /// Whether this kind is an anomaly the design allows: counted in the summary, not a failure.
+    pub fn is_anomaly(self) -> bool {
+        self == Kind::LwwConcurrent
+    }
 }
 
 impl fmt::Display for Kind {
@@ -244,6 +266,9 @@ fn check_int(found: &mut Vec<Violation>, reply: &Reply, expected: Option<i64>, b
         found.push(bad());
     }
 }
+
+pub mod replicas;
+pub mod writes;
 
 #[cfg(test)]
 mod tests;

@@ -5,15 +5,20 @@
 //! so a seed replays byte for byte. A host is a node's process: it holds the node (or nothing when crashed), a
 //! generation that invalidates the timers of a dead incarnation, a pause flag with the events that wait for it,
 //! and a clock offset. The engine drains each node's outbox after every input, as the tokio runtime does.
+//!
+//! Client calls are asynchronous: a reply may come out of any later input (a peer message, a timer), and is
+//! matched to its call by (connection, request). Clients stop calling at the heal, so the liveness phase can
+//! reach quiescence: no call waiting, no peer message in flight, membership and every key's replicas agreed.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use shoal::core::membership::{GossipConfig, Identity, Membership};
-use shoal::core::reply::Reply;
 use shoal::core::{Input, Millis, Node, NodeConfig, Outbox, Output, TimerId};
 
+use crate::check::replicas::Finals;
+use crate::check::writes::Facts;
 use crate::check::{self, Kind, LiveNode, Observed, Violation};
 use crate::event::{Event, Ms, Queue};
 use crate::faults::{Fault, FaultPlan};
@@ -21,9 +26,11 @@ use crate::net::Net;
 use crate::scenario::{Scenario, SEED_NODES};
 use crate::timeline::Timeline;
 use crate::trace::Trace;
-use crate::workload::{Op, Outcome, Workload, WorkloadConfig};
+use crate::workload::{Outcome, Workload, WorkloadConfig};
 
+mod data;
 mod host;
+mod peer;
 use host::timer_tag;
 
 /// Virtual Unix time (ms) at which every run starts.
@@ -44,11 +51,13 @@ pub struct SimConfig {
     pub liveness_bound_ms: Ms,
     /// Record each node's view for the timeline.
     pub timeline: bool,
+    /// Replicas per key (N).
+    pub replicas: usize,
 }
 
 impl SimConfig {
     pub fn new(seed: u64, nodes: usize, scenario: Scenario, safety_ms: Ms) -> SimConfig {
-        SimConfig { seed, nodes, scenario, safety_ms, liveness_bound_ms: 30_000, timeline: false }
+        SimConfig { seed, nodes, scenario, safety_ms, liveness_bound_ms: 60_000, timeline: false, replicas: 3 }
     }
 }
 
@@ -57,12 +66,21 @@ impl SimConfig {
 pub struct Report {
     pub config: SimConfig,
     pub violations: Vec<Violation>,
+    /// A few anomalies the design allows (`Kind::is_anomaly`), with their details.
+    pub anomalies: Vec<Violation>,
     /// Violations by kind, counted (the list above keeps a few of each).
     pub counts: Vec<(Kind, usize)>,
     /// How long after the heal the cluster converged.
     pub converged_after_ms: Option<Ms>,
     pub virtual_ms: Ms,
     pub datagrams: u64,
+    /// Peer (data) messages sent, and their encoded bytes.
+    pub peer_messages: u64,
+    pub peer_bytes: u64,
+    /// Peer connection failures reported to senders (`Input::PeerLost`).
+    pub peer_lost: u64,
+    /// Calls whose outcome the client never learned.
+    pub unknown_ops: usize,
     pub trace_hash: u64,
     pub events: u64,
     pub ops: usize,
@@ -103,10 +121,14 @@ pub struct Engine {
     plan: FaultPlan,
     outbox: Outbox,
     violations: Vec<Violation>,
+    anomalies: Vec<Violation>,
     counts: std::collections::BTreeMap<Kind, usize>,
     converged_after_ms: Option<Ms>,
     timeline: Option<Timeline>,
-    last_reply: Option<Reply>,
+    /// Peer messages scheduled and not yet delivered or dropped.
+    peer_in_flight: usize,
+    facts: Facts,
+    finals: Option<Finals>,
 }
 
 /// Gossip address of node `i`.
@@ -121,6 +143,56 @@ fn index_of(addr: SocketAddr, n: usize) -> Option<usize> {
     (i < n && addr.port() == 7946).then_some(i)
 }
 
+/// The greatest difference between two node clock offsets over the run: initial skews and every jump.
+fn clock_spread_ms(plan: &FaultPlan) -> Ms {
+    let mut offsets = plan.skew_ms.clone();
+    let (mut lo, mut hi) = (offsets.iter().copied().min().unwrap_or(0), offsets.iter().copied().max().unwrap_or(0));
+    for (_, fault) in plan.sorted() {
+        if let Fault::ClockJump { node, delta_ms } = fault {
+            offsets[node] += delta_ms;
+            lo = lo.min(offsets[node]);
+            hi = hi.max(offsets[node]);
+        }
+    }
+    hi.saturating_sub(lo).unsigned_abs()
+}
+
+/// The spans during which some fault of the plan is in force: a node crashed or paused, a link cut. The heal at
+/// `heal_ms` ends them all, except crashes for good, which last to `end_ms`.
+fn disturbed_spans(plan: &FaultPlan, heal_ms: Ms, end_ms: Ms) -> Vec<(Ms, Ms)> {
+    let mut spans = Vec::new();
+    let (mut down, mut paused, mut cut) = (Vec::new(), Vec::new(), false);
+    let mut since: Option<Ms> = None;
+    for (at, fault) in plan.sorted() {
+        match fault {
+            Fault::Crash { node, .. } => down.push(node),
+            Fault::Restart { node } => down.retain(|&n| n != node),
+            Fault::Pause { node } => paused.push(node),
+            Fault::Resume { node } => paused.retain(|&n| n != node),
+            Fault::Partition(_) => cut = true,
+            Fault::HealNet => cut = false,
+            Fault::ClockJump { .. } => {}
+        }
+        let now_disturbed = !down.is_empty() || !paused.is_empty() || cut;
+        match (since, now_disturbed) {
+            (None, true) => since = Some(at),
+            (Some(start), false) => {
+                spans.push((start, at));
+                since = None;
+            }
+            _ => {}
+        }
+    }
+    if let Some(start) = since {
+        spans.push((start, heal_ms));
+    }
+    let forever = plan.events.iter().any(|(_, f)| matches!(f, Fault::Crash { permanent: true, .. }));
+    if forever {
+        spans.push((heal_ms, end_ms));
+    }
+    spans
+}
+
 impl Engine {
     pub fn new(config: SimConfig, trace: Trace) -> Engine {
         let mut root = StdRng::seed_from_u64(config.seed);
@@ -132,6 +204,21 @@ impl Engine {
         let plan = config.scenario.plan(&mut StdRng::seed_from_u64(streams[0]), n, config.safety_ms);
         let net = Net::new(n, plan.net.clone(), streams[1]);
         let workload = Workload::new(WorkloadConfig::for_nodes(n), streams[2]);
+        let mut fault_times: Vec<Ms> = plan.events.iter().map(|(at, _)| *at).collect();
+        fault_times.push(0);
+        fault_times.sort_unstable();
+        let grace = NodeConfig::default().tombstone_grace_ms;
+        let facts = Facts {
+            tombstone_grace_ms: grace,
+            clock_spread_ms: clock_spread_ms(&plan),
+            end_ms: config.safety_ms + config.liveness_bound_ms,
+            fault_times,
+            disturbed: disturbed_spans(&plan, config.safety_ms, config.safety_ms + config.liveness_bound_ms),
+            lossy: plan.net.loss_ppm > 0,
+            replicas: config.replicas,
+            settle_ms: 10_000,
+            ..Facts::default()
+        };
         let hosts = (0..n)
             .map(|i| Host {
                 node: None,
@@ -160,9 +247,12 @@ impl Engine {
             plan,
             outbox: Outbox::new(),
             violations: Vec::new(),
+            anomalies: Vec::new(),
             counts: Default::default(),
             converged_after_ms: None,
-            last_reply: None,
+            peer_in_flight: 0,
+            facts,
+            finals: None,
         }
     }
 
@@ -177,8 +267,10 @@ impl Engine {
             self.queue.push(at, Event::Fault(fault));
         }
         self.queue.push(self.config.safety_ms, Event::Heal);
-        let gap = self.workload.gap_ms();
-        self.queue.push(gap, Event::Workload);
+        for client in 0..self.workload.config.clients {
+            let at = self.workload.think_ms();
+            self.queue.push(at, Event::Workload { client });
+        }
         self.queue.push(self.probe_ms(), Event::Probe);
         let end = self.config.safety_ms + self.config.liveness_bound_ms;
         while let Some(at) = self.queue.next_at() {
@@ -192,17 +284,28 @@ impl Engine {
         if self.converged_after_ms.is_none() {
             let last = check::membership_converged(self.now, &self.observe());
             self.flag_all(last);
+            if let Err(mut found) = self.data_converged() {
+                if self.facts.clock_spread_ms >= self.facts.tombstone_grace_ms {
+                    let note =
+                        format!(" [clocks {} s apart, beyond the tombstone grace]", self.facts.clock_spread_ms / 1_000);
+                    found.iter_mut().for_each(|v| v.detail.push_str(&note));
+                }
+                self.flag_all(found);
+            }
         }
-        // `check::history` models each node as its own keyspace, which replication made wrong: a key now lives on
-        // its owners and any node forwards to them. The replica checkers (acknowledged writes, convergence,
-        // causality, read-your-writes) replace it together with peer-message routing in the engine.
+        self.check_history();
         self.trace.flush();
         Report {
             counts: self.counts.into_iter().collect(),
             violations: self.violations,
+            anomalies: self.anomalies,
             converged_after_ms: self.converged_after_ms,
             virtual_ms: self.now,
             datagrams: self.net.stats.sent,
+            peer_messages: self.net.peer_stats.sent,
+            peer_bytes: self.net.peer_stats.bytes,
+            peer_lost: self.net.peer_stats.lost,
+            unknown_ops: self.workload.history.iter().filter(|op| op.outcome == Outcome::Unknown).count(),
             trace_hash: self.trace.hash(),
             events: self.trace.events(),
             ops: self.workload.history.len(),
@@ -232,13 +335,20 @@ impl Engine {
             }
             Event::Timer { node, generation, timer } => self.timers(node, generation, timer),
             Event::Client { node, op } => self.client(node, op),
-            Event::Workload => {
-                let op = self.workload.issue(self.now, self.config.nodes);
-                let node = self.workload.pending[op].as_ref().expect("just issued").node;
+            Event::Workload { client } => {
+                if self.phase != Phase::Safety {
+                    return;
+                }
+                let op = self.workload.issue(client, self.now, self.config.nodes);
+                let node = self.workload.history[op].node;
                 self.queue.push(self.now, Event::Client { node, op });
-                let gap = self.workload.gap_ms();
-                self.queue.push(self.now + gap, Event::Workload);
+                self.queue.push(self.now + self.workload.config.timeout_ms, Event::ClientTimeout { op });
             }
+            Event::ClientTimeout { op } => self.finish(op, Outcome::Unknown),
+            Event::PeerDeliver { to, generation, from, msg, digest } => {
+                self.deliver_peer(to, generation, from, msg, digest)
+            }
+            Event::PeerLost { node, generation, peer } => self.peer_lost(node, generation, peer),
             Event::Fault(fault) => self.fault(fault),
             Event::Heal => self.heal(),
             Event::Probe => self.probe(),
@@ -277,7 +387,8 @@ impl Engine {
         let membership = Membership::new(identity, self.gossip.clone(), None, self.node_rng.random())
             .expect("the LAN profile is a valid config");
         let seeds: Vec<SocketAddr> = (0..SEED_NODES.min(self.config.nodes)).map(addr_of).collect();
-        let config = NodeConfig { name, ..NodeConfig::default() };
+        let vnodes = if self.config.nodes > 20 { 64 } else { 128 };
+        let config = NodeConfig { name, replicas: self.config.replicas, vnodes, ..NodeConfig::default() };
         host.node = Some(Node::clustered(config, self.node_rng.random(), membership, seeds));
         let generation = host.generation;
         self.trace.record(self.now, i, 2, &now.to_le_bytes(), || format!("start gen {generation} clock {now}"));
@@ -308,33 +419,50 @@ impl Engine {
         if self.hold(node, || Event::Client { node, op }) {
             return;
         }
-        let Some(call) = self.workload.pending[op].take() else { return };
-        let generation = self.hosts[node].generation;
-        let node_now = self.node_now(node);
-        let mut record = Op {
-            client: call.client,
-            node,
-            generation,
-            kind: call.kind,
-            invoked_at: call.invoked_at,
-            executed_at: self.now,
-            node_now,
-            node_clock_max: self.hosts[node].clock_max,
-            outcome: Outcome::Refused,
-        };
-        let cmd = record.kind.command();
-        self.trace.record(self.now, node, 4, &(op as u64).to_le_bytes(), || format!("client {:?}", record.kind));
-        if self.hosts[node].node.is_none() {
-            self.workload.history.push(record);
+        let call = &self.workload.history[op];
+        if self.workload.clients[call.client as usize].waiting != Some(op) {
+            // The client gave up on the call (timeout or reset) before the node read it.
             return;
         }
-        self.handle(
-            node,
-            Input::Client { conn: u64::from(call.client), req: op as u64, cmd, levels: Default::default() },
-        );
-        if let Some(reply) = self.last_reply.take() {
-            record.outcome = Outcome::Replied(reply);
+        let kind = call.kind.clone();
+        self.trace.record(self.now, node, 4, &(op as u64).to_le_bytes(), || format!("client call {op}: {kind:?}"));
+        if self.hosts[node].node.is_none() {
+            self.finish(op, Outcome::Refused);
+            return;
         }
-        self.workload.history.push(record);
+        let node_now = self.node_now(node);
+        let call = &mut self.workload.history[op];
+        call.generation = self.hosts[node].generation;
+        call.executed = true;
+        call.executed_at = self.now;
+        call.node_now = node_now;
+        call.node_clock_max = self.hosts[node].clock_max;
+        let (conn, levels) = (call.conn, call.levels);
+        self.handle(node, Input::Client { conn, req: op as u64, cmd: kind.command(), levels });
+    }
+
+    /// Ends call `op` (if its client still waits for it) and lets the client think about its next call.
+    fn finish(&mut self, op: usize, outcome: Outcome) {
+        if let Some(client) = self.workload.finish(op, self.now, outcome) {
+            let at = self.now + self.workload.think_ms();
+            self.queue.push(at, Event::Workload { client });
+        }
+    }
+
+    /// Runs the history checkers: the single-node model when there is one node (every key lives there alone),
+    /// the write checkers against the final state when the replicas converged, read-your-writes always.
+    fn check_history(&mut self) {
+        let ops = &self.workload.history;
+        let mut found = Vec::new();
+        if self.config.nodes == 1 {
+            let mut executed: Vec<_> = ops.iter().filter(|op| op.executed).cloned().collect();
+            executed.sort_by_key(|op| op.executed_at);
+            found.extend(check::history(&executed));
+        }
+        if let Some(finals) = &self.finals {
+            found.extend(check::writes::lost_writes(ops, finals, &self.facts));
+        }
+        found.extend(check::writes::read_your_writes(ops, &self.facts));
+        self.flag_all(found);
     }
 }

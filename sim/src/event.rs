@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
+use shoal::core::replication::PeerMsg;
 use shoal::core::TimerId;
 
 use crate::faults::Fault;
@@ -22,10 +23,16 @@ pub enum Event {
     Deliver { to: usize, from: usize, packet: Bytes },
     /// A timer of node `node`, scheduled by its incarnation `generation`.
     Timer { node: usize, generation: u64, timer: TimerId },
-    /// Client operation `op` (an index into the workload's pending calls) reaches its node.
+    /// Client operation `op` (an index into the workload's history) reaches its node.
     Client { node: usize, op: usize },
-    /// The workload issues its next operation.
-    Workload,
+    /// Client `client` issues its next operation.
+    Workload { client: u32 },
+    /// Client operation `op` has waited too long: the client gives up on it (outcome unknown) and reconnects.
+    ClientTimeout { op: usize },
+    /// A peer message from `from` arrives at `to`, over the connection to `to`'s incarnation `generation`.
+    PeerDeliver { to: usize, generation: u64, from: usize, msg: Box<PeerMsg>, digest: u64 },
+    /// Node `node` (incarnation `generation`) learns its connection to `peer` failed.
+    PeerLost { node: usize, generation: u64, peer: usize },
     /// A scheduled fault.
     Fault(Fault),
     /// The end of the safety phase: every fault heals.
@@ -75,6 +82,11 @@ impl Queue {
             .collect()
     }
 
+    /// Every pending event, in queue order.
+    pub fn iter(&self) -> impl Iterator<Item = &Event> {
+        self.events.values()
+    }
+
     /// Number of pending events.
     pub fn len(&self) -> usize {
         self.events.len()
@@ -93,11 +105,11 @@ mod tests {
     #[test]
     fn same_instant_keeps_push_order() {
         let mut q = Queue::default();
-        q.push(5, Event::Workload);
+        q.push(5, Event::Workload { client: 0 });
         q.push(3, Event::Probe);
         q.push(5, Event::Heal);
         assert!(matches!(q.pop(), Some((3, Event::Probe))));
-        assert!(matches!(q.pop(), Some((5, Event::Workload))));
+        assert!(matches!(q.pop(), Some((5, Event::Workload { client: 0 }))));
         assert!(matches!(q.pop(), Some((5, Event::Heal))));
         assert!(q.is_empty());
     }

@@ -4,6 +4,10 @@
 //! `reorder_ppm` an extra delay that lets later datagrams overtake it. A cut link drops everything: partitions are
 //! just sets of cut directed links, so symmetric, one-way and bridge partitions are the same mechanism. All
 //! randomness comes from the network's own RNG, derived from the seed.
+//!
+//! Peer (data) messages model TCP on the same links: a cut link drops them, a working link never loses,
+//! duplicates or reorders them. Each directed link delivers in send order (FIFO): a message never arrives before
+//! the one sent ahead of it on that link.
 
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
@@ -65,14 +69,32 @@ pub struct NetStats {
     pub reordered: u64,
 }
 
+/// Peer messages sent and what became of them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PeerStats {
+    /// Messages handed to the network.
+    pub sent: u64,
+    /// Their encoded size (rmp-serde), in bytes.
+    pub bytes: u64,
+    /// Messages dropped on a cut link.
+    pub cut: u64,
+    /// Connection failures reported to senders (destination down or restarted).
+    pub lost: u64,
+}
+
 /// The network among `n` nodes.
 pub struct Net {
     n: usize,
     config: NetConfig,
     base_ms: Vec<u16>,
     blocked: Vec<bool>,
+    /// Per directed link, the delivery time of the last peer message (FIFO order).
+    peer_last_ms: Vec<Ms>,
     rng: StdRng,
+    /// Jitter of peer messages: a stream of its own, so data traffic does not shift the datagrams' randomness.
+    peer_rng: StdRng,
     pub stats: NetStats,
+    pub peer_stats: PeerStats,
 }
 
 impl Net {
@@ -80,7 +102,17 @@ impl Net {
         let mut rng = StdRng::seed_from_u64(seed);
         let (lo, hi) = (config.link_delay_ms_min, config.link_delay_ms_max.max(config.link_delay_ms_min));
         let base_ms = (0..n * n).map(|_| u16::try_from(rng.random_range(lo..=hi)).unwrap_or(u16::MAX)).collect();
-        Net { n, config, base_ms, blocked: vec![false; n * n], rng, stats: NetStats::default() }
+        Net {
+            n,
+            config,
+            base_ms,
+            blocked: vec![false; n * n],
+            peer_last_ms: vec![0; n * n],
+            rng,
+            peer_rng: StdRng::seed_from_u64(seed ^ 0x7065_6572_5f6c_696e),
+            stats: NetStats::default(),
+            peer_stats: PeerStats::default(),
+        }
     }
 
     pub fn config(&self) -> &NetConfig {
@@ -156,6 +188,27 @@ impl Net {
         [first, second]
     }
 
+    /// Routes one peer message of `bytes` sent at `now`: when it arrives, or `None` if the link is cut. Never
+    /// lost, duplicated or reordered on a working link; arrival times on a link only grow.
+    pub fn route_peer(&mut self, from: usize, to: usize, now: Ms, bytes: usize) -> Option<Ms> {
+        self.peer_stats.sent += 1;
+        self.peer_stats.bytes += bytes as u64;
+        if self.is_cut(from, to) {
+            self.peer_stats.cut += 1;
+            return None;
+        }
+        let link = from * self.n + to;
+        let jitter = if self.config.jitter_ms > 0 { self.peer_rng.random_range(0..=self.config.jitter_ms) } else { 0 };
+        let at = (now + Ms::from(self.base_ms[link]) + jitter).max(self.peer_last_ms[link]);
+        self.peer_last_ms[link] = at;
+        Some(at)
+    }
+
+    /// The round trip of link `from -> to` without jitter: how long a refused connection takes to report.
+    pub fn round_trip_ms(&self, from: usize, to: usize) -> Ms {
+        Ms::from(self.base_ms[from * self.n + to]) + Ms::from(self.base_ms[to * self.n + from])
+    }
+
     fn delay(&mut self, from: usize, to: usize) -> Ms {
         let base = Ms::from(self.base_ms[from * self.n + to]);
         let jitter = if self.config.jitter_ms > 0 { self.rng.random_range(0..=self.config.jitter_ms) } else { 0 };
@@ -190,6 +243,18 @@ mod tests {
         assert!(net.is_cut(0, 2) && net.is_cut(3, 1) && !net.is_cut(0, 1) && !net.is_cut(2, 3));
         assert_eq!(net.route(0, 2), [None, None]);
         assert_eq!(net.stats.cut, 1);
+    }
+
+    #[test]
+    fn peer_links_keep_order_and_drop_only_when_cut() {
+        let config = NetConfig { loss_ppm: 1_000_000, jitter_ms: 50, reorder_ppm: 1_000_000, ..NetConfig::default() };
+        let mut net = Net::new(3, config, 9);
+        let arrivals: Vec<Ms> = (0..200).map(|t| net.route_peer(0, 1, t / 4, 10).expect("link works")).collect();
+        assert!(arrivals.windows(2).all(|w| w[0] <= w[1]), "FIFO per link despite jitter: {arrivals:?}");
+        net.cut(&Cut::OneWay { from: vec![0] });
+        assert_eq!(net.route_peer(0, 1, 100, 10), None);
+        assert!(net.route_peer(1, 0, 100, 10).is_some());
+        assert_eq!((net.peer_stats.sent, net.peer_stats.bytes, net.peer_stats.cut), (202, 2_020, 1));
     }
 
     #[test]

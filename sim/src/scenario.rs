@@ -1,7 +1,8 @@
 //! Named scenarios: each turns (seed RNG, node count, safety-phase length) into a fault plan.
 //!
-//! `Random` is what a sweep uses: it draws its own network (loss, duplication, reordering, delays) and a mix of
-//! one to four of the named fault patterns. Faults start after a warm-up (so the cluster has formed) and stay
+//! `Random` is what a sweep uses: it draws its own network (loss, duplication, reordering, delays), a mix of
+//! one to four of the membership fault patterns, and, four times in five, one of the replication patterns
+//! (split-2-3, crash-empty, replica-down, swizzle) on top. Faults start after a warm-up (so the cluster has formed) and stay
 //! inside the safety phase. Permanent crashes never hit a seed node (the first `SEED_NODES` nodes): a cluster
 //! whose every seed is gone for good cannot take a restarted node back, by configuration, not by a bug.
 
@@ -30,10 +31,14 @@ pub enum Scenario {
     Flapping,
     Skew,
     Pause,
+    SplitTwoThree,
+    CrashEmpty,
+    ReplicaDown,
+    Swizzle,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 9] = [
+    pub const ALL: [Scenario; 13] = [
         Scenario::Random,
         Scenario::Calm,
         Scenario::PartitionHeal,
@@ -43,7 +48,29 @@ impl Scenario {
         Scenario::Flapping,
         Scenario::Skew,
         Scenario::Pause,
+        Scenario::SplitTwoThree,
+        Scenario::CrashEmpty,
+        Scenario::ReplicaDown,
+        Scenario::Swizzle,
     ];
+
+    /// The patterns `Random` drew before the replication scenarios existed, in their original order: random
+    /// keeps drawing these first, the same way, so the plans of older seeds (and their regression tests) keep
+    /// their faults; a replication pattern may come on top.
+    const MEMBERSHIP_PATTERNS: [Scenario; 8] = [
+        Scenario::Calm,
+        Scenario::PartitionHeal,
+        Scenario::CrashRestart,
+        Scenario::OneWay,
+        Scenario::Bridge,
+        Scenario::Flapping,
+        Scenario::Skew,
+        Scenario::Pause,
+    ];
+
+    /// The patterns added with replication.
+    const REPLICATION_PATTERNS: [Scenario; 4] =
+        [Scenario::SplitTwoThree, Scenario::CrashEmpty, Scenario::ReplicaDown, Scenario::Swizzle];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -56,6 +83,10 @@ impl Scenario {
             Scenario::Flapping => "flapping",
             Scenario::Skew => "skew",
             Scenario::Pause => "pause",
+            Scenario::SplitTwoThree => "split-2-3",
+            Scenario::CrashEmpty => "crash-empty",
+            Scenario::ReplicaDown => "replica-down",
+            Scenario::Swizzle => "swizzle",
         }
     }
 
@@ -72,6 +103,10 @@ impl Scenario {
             Scenario::Flapping => flapping(rng, n, w, &mut plan),
             Scenario::Skew => skew(rng, n, w, &mut plan),
             Scenario::Pause => pause(rng, n, w, &mut plan),
+            Scenario::SplitTwoThree => split_two_three(rng, n, w, &mut plan),
+            Scenario::CrashEmpty => crash_empty(rng, n, w, &mut plan),
+            Scenario::ReplicaDown => replica_down(rng, n, w, &mut plan),
+            Scenario::Swizzle => swizzle(rng, n, w, &mut plan),
             Scenario::Random => random(rng, n, w, &mut plan),
         }
         plan
@@ -207,6 +242,79 @@ fn pause(rng: &mut StdRng, n: usize, w: Window, plan: &mut FaultPlan) {
     }
 }
 
+/// Two fifths of the nodes (at least one) against the rest, for 5 to 25 s; clients write on both sides.
+fn split_two_three(rng: &mut StdRng, n: usize, w: Window, plan: &mut FaultPlan) {
+    let mut all: Vec<usize> = (0..n).collect();
+    let mut side = Vec::new();
+    for _ in 0..(2 * n / 5).max(1) {
+        side.push(all.swap_remove(rng.random_range(0..all.len())));
+    }
+    side.sort_unstable();
+    let (from, to) = w.span(rng, 5_000, 25_000);
+    plan.at(from, Fault::Partition(Cut::Split { side }));
+    plan.at(to, Fault::HealNet);
+}
+
+/// Rolling crashes: one to three nodes in turn crash (losing their memory) and restart empty 1 to 8 s later,
+/// 3 to 12 s apart, so anti-entropy and hints must refill each before the next one goes.
+fn crash_empty(rng: &mut StdRng, n: usize, w: Window, plan: &mut FaultPlan) {
+    let mut at = w.pick(rng);
+    for _ in 0..rng.random_range(1..=3) {
+        if at >= w.end {
+            break;
+        }
+        let node = rng.random_range(0..n);
+        let back = (at + rng.random_range(1_000..=8_000)).min(w.end);
+        plan.at(at, Fault::Crash { node, permanent: false });
+        plan.at(back, Fault::Restart { node });
+        at = back + rng.random_range(3_000..=12_000);
+    }
+}
+
+/// One replica is down for a minute (or until the heal): crashed (back empty), cut off (back with its data), or
+/// paused (messages wait for it). Coordinators hint the writes meant for it.
+fn replica_down(rng: &mut StdRng, n: usize, w: Window, plan: &mut FaultPlan) {
+    let node = rng.random_range(0..n);
+    let from = w.start;
+    let to = (from + 60_000).min(w.end);
+    match rng.random_range(0..3) {
+        0 => {
+            plan.at(from, Fault::Crash { node, permanent: false });
+            plan.at(to, Fault::Restart { node });
+        }
+        1 => {
+            plan.at(from, Fault::Partition(Cut::Isolate { node }));
+            plan.at(to, Fault::HealNet);
+        }
+        _ => {
+            plan.at(from, Fault::Pause { node });
+            plan.at(to, Fault::Resume { node });
+        }
+    }
+}
+
+/// Repeated random partitions: every 1 to 6 s the cut changes shape (split, one-way, bridge, isolation).
+fn swizzle(rng: &mut StdRng, n: usize, w: Window, plan: &mut FaultPlan) {
+    let mut at = w.pick(rng);
+    while at < w.end {
+        let cut = match rng.random_range(0..4) {
+            0 => Cut::Split { side: random_side(rng, n) },
+            1 => Cut::OneWay { from: random_side(rng, n) },
+            2 if n >= 3 => {
+                let bridge = rng.random_range(0..n);
+                let others: Vec<usize> = (0..n).filter(|&i| i != bridge).collect();
+                let (a, b) = others.split_at(others.len() / 2);
+                Cut::Bridge { a: a.to_vec(), b: b.to_vec(), bridge }
+            }
+            _ => Cut::Isolate { node: rng.random_range(0..n) },
+        };
+        plan.at(at, Fault::HealNet);
+        plan.at(at, Fault::Partition(cut));
+        at += rng.random_range(1_000..=6_000);
+    }
+    plan.at(w.end, Fault::HealNet);
+}
+
 fn random_net(rng: &mut StdRng) -> NetConfig {
     let link_delay_ms_min = rng.random_range(0..=5);
     NetConfig {
@@ -222,8 +330,7 @@ fn random_net(rng: &mut StdRng) -> NetConfig {
 
 fn random(rng: &mut StdRng, n: usize, w: Window, plan: &mut FaultPlan) {
     plan.net = random_net(rng);
-    // Every named scenario but `Random` itself, which is first in `ALL`.
-    let patterns = &Scenario::ALL[1..];
+    let patterns = &Scenario::MEMBERSHIP_PATTERNS;
     for _ in 0..rng.random_range(1..=4) {
         let pattern = patterns[rng.random_range(0..patterns.len())];
         let mut sub = FaultPlan::calm(n);
@@ -235,6 +342,10 @@ fn random(rng: &mut StdRng, n: usize, w: Window, plan: &mut FaultPlan) {
             other => sub = other.plan(rng, n, w.end),
         }
         plan.merge_events(sub);
+    }
+    let extra = rng.random_range(0..=Scenario::REPLICATION_PATTERNS.len());
+    if let Some(&pattern) = Scenario::REPLICATION_PATTERNS.get(extra) {
+        plan.merge_events(pattern.plan(rng, n, w.end));
     }
 }
 
@@ -249,6 +360,11 @@ mod tests {
             assert_eq!(scenario.name().parse::<Scenario>(), Ok(scenario));
             for seed in 0..20 {
                 let plan = scenario.plan(&mut StdRng::seed_from_u64(seed), 5, 30_000);
+                if matches!(scenario, Scenario::Calm | Scenario::Random) || plan.net.loss_ppm > 0 {
+                    assert!(scenario != Scenario::Calm || plan.events.is_empty());
+                } else if scenario != Scenario::Skew {
+                    assert!(!plan.events.is_empty(), "{scenario} seed {seed} plans faults");
+                }
                 assert!(plan.events.iter().all(|(at, _)| *at <= 30_000), "{scenario} seed {seed}");
                 assert_eq!(plan.skew_ms.len(), 5);
             }

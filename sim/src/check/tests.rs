@@ -97,13 +97,17 @@ fn safety_flags_self_down_and_invented_incarnations() {
 fn op(node: usize, generation: u64, node_now: Millis, kind: OpKind, reply: Reply) -> Op {
     Op {
         client: 0,
+        conn: 0,
         node,
         generation,
         kind,
+        levels: Default::default(),
         invoked_at: node_now,
+        executed: true,
         executed_at: node_now,
         node_now,
         node_clock_max: node_now,
+        completed_at: Some(node_now),
         outcome: Outcome::Replied(reply),
     }
 }

@@ -29,7 +29,13 @@ impl Engine {
         let mut outbox = std::mem::take(&mut self.outbox);
         for output in outbox.drain() {
             match output {
-                Output::Reply { reply, .. } => self.last_reply = Some(reply),
+                Output::Reply { conn, req, reply } => {
+                    self.trace
+                        .record(self.now, i, 10, &req.to_le_bytes(), || format!("reply to call {req}: {reply:?}"));
+                    if let Some(op) = self.workload.waiting_for(conn, req) {
+                        self.finish(op, Outcome::Replied(reply));
+                    }
+                }
                 Output::Schedule { after_ms, timer } => {
                     self.queue.push(self.now + after_ms, Event::Timer { node: i, generation, timer })
                 }
@@ -39,8 +45,7 @@ impl Engine {
                         self.queue.push(self.now + delay, Event::Deliver { to, from: i, packet: packet.clone() });
                     }
                 }
-                // Peer messages get their own link model with the replication scenarios.
-                Output::SendPeer { .. } => {}
+                Output::SendPeer { to, msg } => self.send_peer(i, to, msg),
                 Output::Member(event) => {
                     self.trace.record(self.now, i, 5, &[], || format!("member {event:?}"));
                 }
@@ -56,14 +61,7 @@ impl Engine {
             t.mark(self.now, label);
         }
         match fault {
-            Fault::Crash { node, permanent } => {
-                let host = &mut self.hosts[node];
-                host.node = None;
-                host.generation += 1;
-                host.paused = false;
-                host.held.clear();
-                host.gone_for_good |= permanent;
-            }
+            Fault::Crash { node, permanent } => self.crash(node, permanent),
             Fault::Restart { node } => self.start(node),
             Fault::Pause { node } => {
                 if self.hosts[node].node.is_some() {
@@ -74,6 +72,34 @@ impl Engine {
             Fault::Partition(cut) => self.net.cut(&cut),
             Fault::HealNet => self.net.heal(),
             Fault::ClockJump { node, delta_ms } => self.hosts[node].skew_ms += delta_ms,
+        }
+    }
+
+    /// The process dies: its memory, its timers and what waited for it are gone; its clients' connections reset.
+    fn crash(&mut self, node: usize, permanent: bool) {
+        self.note_crash_losses(node);
+        let host = &mut self.hosts[node];
+        let alive = host.node.take().is_some();
+        host.generation += 1;
+        host.paused = false;
+        host.gone_for_good |= permanent;
+        for event in std::mem::take(&mut host.held) {
+            if let Event::PeerDeliver { from, .. } = event {
+                self.peer_in_flight -= 1;
+                let generation = self.hosts[from].generation;
+                let at = self.now + self.net.round_trip_ms(node, from);
+                self.queue.push(at, Event::PeerLost { node: from, generation, peer: node });
+            }
+        }
+        if !alive {
+            return;
+        }
+        let history = &self.workload.history;
+        let calls: Vec<usize> =
+            self.workload.clients.iter().filter_map(|c| c.waiting).filter(|&op| history[op].node == node).collect();
+        for op in calls {
+            let outcome = if self.workload.history[op].executed { Outcome::Unknown } else { Outcome::Refused };
+            self.finish(op, outcome);
         }
     }
 
@@ -120,7 +146,7 @@ impl Engine {
                 self.flag_all(found);
             }
             Phase::Liveness { healed_at } => {
-                if check::membership_converged(self.now, &nodes).is_empty() {
+                if check::membership_converged(self.now, &nodes).is_empty() && self.data_converged().is_ok() {
                     self.converged_after_ms = Some(self.now - healed_at);
                 }
             }
@@ -158,7 +184,12 @@ impl Engine {
         for v in found {
             let count = self.counts.entry(v.kind).or_default();
             *count += 1;
-            if *count <= VIOLATION_DETAILS_MAX {
+            if *count > VIOLATION_DETAILS_MAX {
+                continue;
+            }
+            if v.kind.is_anomaly() {
+                self.anomalies.push(v);
+            } else {
                 self.violations.push(v);
             }
         }

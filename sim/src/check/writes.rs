@@ -1,0 +1,356 @@
+//! Write checkers over the client history and the converged final state: no lost acknowledged write, no
+//! deleted key back, session causality, read-your-writes.
+//!
+//! Real-time order: call `a` precedes call `b` when `a` was acknowledged before `b` was invoked. Calls that
+//! failed, timed out or were never answered may take effect at any later time, so they precede nothing.
+//!
+//! - Lost write / resurrection: if a key's final state is the value of SET `u`, no acknowledged SET or DEL `w`
+//!   on that key may have been invoked after `u` was acknowledged. If the final state is absent (or a tombstone),
+//!   every acknowledged SET `w` must be explained: it had a TTL, or a DEL, EXPIRE or SET with TTL on the key may
+//!   have happened after it (not preceding it). When `w` and `u` are by the same client, the violation is a
+//!   causality one: the client saw `u`'s ack, then wrote `w`, and `u` won.
+//! - Exemptions, precisely: (0) a DEL whose tombstone some node's clock may have aged past the tombstone grace
+//!   before the end of the run (clock spread plus elapsed time reaches the grace; only big skews do that).
+//!   (1) `w`'s copies, or those of a write that may have overwritten it (one not preceding it), all died in
+//!   crashes: at some crash, the crashing node held `w`'s value
+//!   (or, for a DEL, a tombstone of the key after `w` was invoked) and no live node's own copy and no peer message
+//!   in flight carried it any more. Hints a node holds apart from its own copy are not visible to the checker, so
+//!   a write whose last copy is a hint counts as lost with the crash. (2) Last-writer-wins between concurrent
+//!   versions: the version vector the sim saw `w` written with is concurrent with `u`'s, and the final vector
+//!   covers `w`, and the final version is `u`'s own (so `w` reached the replicas and the merge settled the
+//!   conflict by (HLC, node), as DESIGN.md section 4 specifies; a final version newer than `u`'s means `u`'s value
+//!   was written again later, which is no excuse). These are counted as the anomaly `LwwConcurrent`, which does not fail a seed; a `w`
+//!   whose vector dominates `u`'s (the system knew `w` came later) or that never reached the final vector is a
+//!   violation. An EXPIRE that may have happened after `w` began re-writes the older value with a version the sim
+//!   does not know; when the final vector covers `w`, that is counted as `LwwConcurrent` too.
+//! - Read-your-writes: a client's acknowledged GET after its own acknowledged write on the key, at levels whose
+//!   replica counts intersect (R + W > N, e.g. QUORUM/QUORUM), returns that write or one that does not precede it,
+//!   provided no fault happened or was in force (a node down or paused, a link cut) from `settle_ms` before the
+//!   write to the read's answer, and the network never lost datagrams.
+//! - A value no client wrote is a `PhantomValue` wherever it shows.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use shoal::core::replication::{EntryKind, WireEntry};
+use shoal::core::reply::Reply;
+use shoal::core::vversion::{Relation, VersionVector};
+
+use super::replicas::{describe, Finals};
+use super::{Kind, Violation};
+use crate::event::Ms;
+use crate::workload::{Op, OpKind, Outcome};
+
+/// What the simulator saw besides the history: write versions, copies lost in crashes, faults.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Facts {
+    /// The version vector each SET value was first seen written with (the least one seen).
+    pub vectors: BTreeMap<u64, VersionVector>,
+    /// Per key, every tombstone vector seen, with the time it was first seen.
+    pub tombstones: BTreeMap<u8, Vec<(Ms, VersionVector)>>,
+    /// SET values whose every copy died in crashes.
+    pub crash_lost_values: BTreeSet<u64>,
+    /// Per key, times at which the key's last tombstone died in a crash.
+    pub crash_lost_tombstones: BTreeMap<u8, Vec<Ms>>,
+    /// Times of faults (the cluster's start counts as one).
+    pub fault_times: Vec<Ms>,
+    /// Spans during which some fault is in force (a node down or paused, a link cut).
+    pub disturbed: Vec<(Ms, Ms)>,
+    /// The network lost datagrams at some point (read-your-writes is then not checked).
+    pub lossy: bool,
+    /// Replicas per key (N).
+    pub replicas: usize,
+    /// How long after a fault read-your-writes is not required.
+    pub settle_ms: Ms,
+    /// How long replicas keep tombstones, by their own clocks.
+    pub tombstone_grace_ms: Ms,
+    /// The greatest difference between two node clocks' offsets at any times of the run (skews and jumps).
+    pub clock_spread_ms: Ms,
+    /// The end of the run (virtual time).
+    pub end_ms: Ms,
+}
+
+impl Facts {
+    /// Records a vector seen with SET value `value`, keeping the least.
+    pub fn saw_value(&mut self, value: u64, vector: &VersionVector) {
+        match self.vectors.get(&value) {
+            Some(known) if vector.compare(known) != Relation::Before => {}
+            _ => {
+                self.vectors.insert(value, vector.clone());
+            }
+        }
+    }
+
+    /// Records a tombstone vector seen on `key` at `at`.
+    pub fn saw_tombstone(&mut self, key: u8, at: Ms, vector: &VersionVector) {
+        let seen = self.tombstones.entry(key).or_default();
+        if !seen.iter().any(|(_, v)| v == vector) {
+            seen.push((at, vector.clone()));
+        }
+    }
+
+    fn quiet(&self, from: Ms, to: Ms) -> bool {
+        let near = |start: Ms, end: Ms| end + self.settle_ms >= from && start <= to;
+        !self.lossy && !self.fault_times.iter().any(|&t| near(t, t)) && !self.disturbed.iter().any(|&(s, e)| near(s, e))
+    }
+}
+
+/// The SET value a copy carries (a workload value is a decimal number).
+pub fn value_of(bytes: &[u8]) -> Option<u64> {
+    std::str::from_utf8(bytes).ok()?.parse().ok()
+}
+
+fn set_value(op: &Op) -> Option<u64> {
+    match op.kind {
+        OpKind::Set { value, .. } => Some(value),
+        _ => None,
+    }
+}
+
+/// The history indexed for the checks.
+struct Index<'a> {
+    ops: &'a [Op],
+    by_value: BTreeMap<u64, usize>,
+    by_key: BTreeMap<u8, Vec<usize>>,
+}
+
+impl<'a> Index<'a> {
+    fn new(ops: &'a [Op]) -> Index<'a> {
+        let mut by_value = BTreeMap::new();
+        let mut by_key: BTreeMap<u8, Vec<usize>> = BTreeMap::new();
+        for (i, op) in ops.iter().enumerate() {
+            if let Some(v) = set_value(op) {
+                by_value.insert(v, i);
+            }
+            by_key.entry(op.kind.key()).or_default().push(i);
+        }
+        Index { ops, by_value, by_key }
+    }
+
+    fn on_key(&self, key: u8) -> impl Iterator<Item = &'a Op> + '_ {
+        self.by_key.get(&key).into_iter().flatten().map(|&i| &self.ops[i])
+    }
+
+    /// Whether something other than `w` may have removed `w`'s value: a DEL, EXPIRE or SET with TTL on the key
+    /// that may have happened and does not precede `w`.
+    /// Whether an EXPIRE on the key may have re-written an older value with a new version after `w` began: the
+    /// final value is then that EXPIRE's write, whose version the sim does not know.
+    fn restamped_after(&self, w: &Op) -> bool {
+        self.on_key(w.kind.key())
+            .any(|x| matches!(x.kind, OpKind::Expire { .. }) && x.may_have_written() && !x.precedes(w))
+    }
+
+    fn removal_after(&self, w: &Op) -> bool {
+        self.on_key(w.kind.key()).any(|x| {
+            !std::ptr::eq(x, w)
+                && x.may_have_written()
+                && !x.precedes(w)
+                && matches!(x.kind, OpKind::Del { .. } | OpKind::Expire { .. } | OpKind::Set { ttl_ms: Some(_), .. })
+        })
+    }
+}
+
+fn violation(kind: Kind, op: &Op, detail: String) -> Violation {
+    Violation { kind, at: op.completed_at.unwrap_or(op.invoked_at), detail }
+}
+
+fn show(op: &Op) -> String {
+    format!(
+        "client {} via n{} {:?} at {:?} [{}..{:?}]",
+        op.client, op.node, op.kind, op.levels, op.invoked_at, op.completed_at
+    )
+}
+
+/// The lost-write, resurrection and causality checks against the converged final state.
+pub fn lost_writes(ops: &[Op], finals: &Finals, facts: &Facts) -> Vec<Violation> {
+    let index = Index::new(ops);
+    let mut found = Vec::new();
+    for (&key, entry) in finals {
+        match entry {
+            Some(e) if e.kind == EntryKind::Value => {
+                let Some(u) = value_of(&e.value).and_then(|v| index.by_value.get(&v)).map(|&i| &ops[i]) else {
+                    let detail = format!("k{key} final state {} was never written", describe(entry));
+                    found.push(Violation { kind: Kind::PhantomValue, at: 0, detail });
+                    continue;
+                };
+                let expired_later = index.on_key(key).any(|x| {
+                    u.precedes(x)
+                        && x.may_have_written()
+                        && matches!(x.kind, OpKind::Expire { .. } | OpKind::Set { ttl_ms: Some(_), .. })
+                });
+                for w in index.on_key(key).filter(|w| w.acked() && u.precedes(w)) {
+                    if matches!(w.kind, OpKind::Set { .. } | OpKind::Del { .. }) && !lost_with_crash(&index, w, facts) {
+                        let mut v = judge(w, Some(u), e, index.restamped_after(w), facts);
+                        if let Some(v) = v.as_mut().filter(|_| expired_later) {
+                            v.detail
+                                .push_str(" [a later write set a TTL: the older value came back after it expired?]");
+                        }
+                        found.extend(v);
+                    }
+                }
+            }
+            _ => {
+                for w in index.on_key(key).filter(|w| w.acked()) {
+                    let OpKind::Set { ttl_ms: None, .. } = w.kind else { continue };
+                    if index.removal_after(w) || lost_with_crash(&index, w, facts) {
+                        continue;
+                    }
+                    let deleted_before = index.on_key(key).find(|x| {
+                        matches!(x.kind, OpKind::Del { .. }) && x.client == w.client && x.acked() && x.precedes(w)
+                    });
+                    match entry {
+                        Some(tomb) => found.extend(judge(w, deleted_before, tomb, false, facts)),
+                        None => found.extend(judge_absent(w, deleted_before, key)),
+                    }
+                }
+            }
+        }
+    }
+    found
+}
+
+/// Whether `w`'s copies may all be gone for a reason the design allows: crashes took every copy, or (for a
+/// DEL) some node's clock may have passed the tombstone's grace before the end of the run. A tombstone made at
+/// virtual time t by a coordinator with clock offset a is dropped by node X at time t' once
+/// (t' - t) + (offset of X at t' - a) >= grace; the left side is at most (end - t) + clock spread.
+/// Whether `w`, or a write that may have overwritten it (one that does not precede it), lost every copy in
+/// crashes: then `w` is gone with it.
+fn lost_with_crash(index: &Index, w: &Op, facts: &Facts) -> bool {
+    crash_lost(w, facts)
+        || index
+            .on_key(w.kind.key())
+            .any(|x| !std::ptr::eq(x, w) && x.may_have_written() && !x.precedes(w) && crash_lost(x, facts))
+}
+
+fn crash_lost(w: &Op, facts: &Facts) -> bool {
+    if matches!(w.kind, OpKind::Del { .. })
+        && facts.end_ms.saturating_sub(w.invoked_at) + facts.clock_spread_ms >= facts.tombstone_grace_ms
+    {
+        return true;
+    }
+    match w.kind {
+        OpKind::Set { value, .. } => facts.crash_lost_values.contains(&value),
+        OpKind::Del { key } => {
+            facts.crash_lost_tombstones.get(&key).is_some_and(|times| times.iter().any(|&t| t >= w.invoked_at))
+        }
+        _ => false,
+    }
+}
+
+/// The vectors `w` may have been written with.
+fn vectors_of<'a>(w: &Op, facts: &'a Facts) -> Vec<&'a VersionVector> {
+    match w.kind {
+        OpKind::Set { value, .. } => facts.vectors.get(&value).into_iter().collect(),
+        OpKind::Del { key } => {
+            let end = w.completed_at.unwrap_or(Ms::MAX);
+            let seen = facts.tombstones.get(&key).into_iter().flatten();
+            seen.filter(|(at, _)| *at >= w.executed_at && *at <= end).map(|(_, v)| v).collect()
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// `w` lost to the final entry `last` (written by `u` when known; `restamped`: maybe re-written by an EXPIRE
+/// concurrent with `w`).
+fn judge(w: &Op, u: Option<&Op>, last: &WireEntry, restamped: bool, facts: &Facts) -> Option<Violation> {
+    let final_covers = |wv: &VersionVector| matches!(last.vector.compare(wv), Relation::After | Relation::Equal);
+    let u_vector = match u.and_then(set_value) {
+        Some(v) => facts.vectors.get(&v),
+        None => Some(&last.vector),
+    };
+    // Last-writer-wins kept `u` only if the final version is `u`'s own (a final version newer than the write that
+    // made the value means the value was written again: re-executed, or re-stamped by an EXPIRE).
+    let own_version = u_vector.is_some_and(|uv| uv.latest() == last.vector.latest());
+    let lww = vectors_of(w, facts).into_iter().any(|wv| {
+        final_covers(wv)
+            && (restamped || (own_version && u_vector.is_some_and(|uv| wv.compare(uv) == Relation::Concurrent)))
+    });
+    let rewritten = if u.is_some() && !own_version && !restamped {
+        " [the final version is newer than the write that made the value: written again?]"
+    } else {
+        ""
+    };
+    let same_client = u.is_some_and(|u| u.client == w.client);
+    let kind = match (lww, same_client, &w.kind) {
+        (true, _, _) => Kind::LwwConcurrent,
+        (false, true, _) => Kind::CausalityLost,
+        (false, false, OpKind::Del { .. }) => Kind::Resurrected,
+        (false, false, _) => Kind::LostWrite,
+    };
+    let by = u.map_or_else(|| "an older delete".to_string(), show);
+    let same = if same_client { " (same client: it saw the older one acknowledged)" } else { "" };
+    let detail = format!(
+        "k{} final {} comes from {by}, which finished before {} was invoked{same}{rewritten}",
+        w.kind.key(),
+        describe(&Some(last.clone())),
+        show(w)
+    );
+    Some(violation(kind, w, detail))
+}
+
+/// `w`'s value is gone and no tombstone is left: nothing that may have removed it happened after it.
+fn judge_absent(w: &Op, deleted_before: Option<&Op>, key: u8) -> Option<Violation> {
+    let kind = if deleted_before.is_some() { Kind::CausalityLost } else { Kind::LostWrite };
+    Some(violation(kind, w, format!("k{key} is absent, nothing removed {} after it", show(w))))
+}
+
+/// The read-your-writes check over the whole history.
+pub fn read_your_writes(ops: &[Op], facts: &Facts) -> Vec<Violation> {
+    let index = Index::new(ops);
+    let mut found = Vec::new();
+    let mut last: BTreeMap<(u32, u8), &Op> = BTreeMap::new();
+    for op in ops {
+        let key = op.kind.key();
+        match (&op.kind, &op.outcome) {
+            (OpKind::Set { .. } | OpKind::Del { .. }, _) if op.acked() => {
+                last.insert((op.client, key), op);
+            }
+            (OpKind::Get { .. }, Outcome::Replied(reply)) if op.acked() => {
+                let Some(w) = last.get(&(op.client, key)) else { continue };
+                let n = facts.replicas;
+                let intersect = w.levels.write.required(n) + op.levels.read.required(n) > n;
+                let end = op.completed_at.unwrap_or(Ms::MAX);
+                if !intersect || !facts.quiet(w.invoked_at, end) {
+                    continue;
+                }
+                if let Some(v) = read_violation(&index, w, op, reply) {
+                    found.push(v);
+                }
+            }
+            _ => {}
+        }
+    }
+    found
+}
+
+fn read_violation(index: &Index, w: &Op, r: &Op, reply: &Reply) -> Option<Violation> {
+    let bad =
+        |kind, why: &str| Some(violation(kind, r, format!("{} read {reply:?} after {}: {why}", show(r), show(w))));
+    match reply {
+        Reply::Bulk(bytes) => {
+            let Some(&i) = value_of(bytes).and_then(|v| index.by_value.get(&v)) else {
+                return bad(Kind::PhantomValue, "a value nobody wrote");
+            };
+            let x = &index.ops[i];
+            if std::ptr::eq(x, w) || !x.precedes(w) {
+                None
+            } else {
+                bad(Kind::ReadYourWrites, "an older write")
+            }
+        }
+        Reply::Nil => {
+            let explained = match w.kind {
+                OpKind::Del { .. } | OpKind::Set { ttl_ms: Some(_), .. } => true,
+                _ => index.removal_after(w),
+            };
+            if explained {
+                None
+            } else {
+                bad(Kind::ReadYourWrites, "nothing removed the write")
+            }
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests;
