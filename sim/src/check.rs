@@ -48,12 +48,32 @@ pub enum Kind {
     /// An earlier write beat a later acknowledged one because their versions were concurrent and last-writer-wins
     /// picked the greater (HLC, node): allowed by the design, counted, does not fail a seed.
     LwwConcurrent,
+    /// Replicas still differ at the bound in a run whose clocks ended further apart than the tombstone grace:
+    /// each replica measures a marker's grace on its own clock, so one drops a tombstone (or an expired value's)
+    /// the others keep, until their clocks pass it too. A documented limit of the design: counted, not a failure.
+    DivergedBeyondGrace,
 }
 
 impl Kind {
+    /// Whether this kind is a membership invariant (or a panic), as opposed to a data one.
+    pub fn is_membership(self) -> bool {
+        matches!(
+            self,
+            Kind::Panic
+                | Kind::SelfNotAlive
+                | Kind::InventedIncarnation
+                | Kind::MemberDown
+                | Kind::MemberSuspect
+                | Kind::MemberMissing
+                | Kind::StaleIncarnation
+                | Kind::GhostMember
+                | Kind::DigestMismatch
+        )
+    }
+
     /// Whether this kind is an anomaly the design allows: counted in the summary, not a failure.
     pub fn is_anomaly(self) -> bool {
-        self == Kind::LwwConcurrent
+        matches!(self, Kind::LwwConcurrent | Kind::DivergedBeyondGrace)
     }
 }
 

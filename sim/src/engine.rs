@@ -288,7 +288,10 @@ impl Engine {
                 if self.facts.clock_spread_ms >= self.facts.tombstone_grace_ms {
                     let note =
                         format!(" [clocks {} s apart, beyond the tombstone grace]", self.facts.clock_spread_ms / 1_000);
-                    found.iter_mut().for_each(|v| v.detail.push_str(&note));
+                    for v in found.iter_mut().filter(|v| v.kind == Kind::ReplicasDiverged) {
+                        v.detail.push_str(&note);
+                        v.kind = Kind::DivergedBeyondGrace;
+                    }
                 }
                 self.flag_all(found);
             }

@@ -43,7 +43,6 @@ fn full(seed: u64, scenario: Scenario) -> shoal_sim::Report {
 /// to the owners and wins; clients read a value older than their own acknowledged DEL or SET. No fault at all.
 /// Replay: cargo run -p shoal-sim --release -- --seed 5 --scenario calm --trace /tmp/t.txt
 #[test]
-#[ignore = "open bug: an expired value lets an older copy come back (calm run, read-your-writes)"]
 fn regression_calm_seed_5_older_copy_back_after_expiry() {
     assert_passes(&full(5, Scenario::Calm));
 }
@@ -62,7 +61,6 @@ fn regression_seed_29_older_copy_back_after_expiry() {
 /// than the tombstone grace, but these keys are values, not tombstones.)
 /// Replay: cargo run -p shoal-sim --release -- --seed 44 --scenario random
 #[test]
-#[ignore = "open bug: equal latest entries with different vectors never converge"]
 fn regression_seed_44_vectors_never_join() {
     assert_passes(&full(44, Scenario::Random));
 }
@@ -72,7 +70,6 @@ fn regression_seed_44_vectors_never_join() {
 /// no tombstone and no hint anywhere, so k5 keeps the value 682 written just before it.
 /// Replay: cargo run -p shoal-sim --release -- --seed 127 --scenario random --trace /tmp/t.txt
 #[test]
-#[ignore = "open bug: a DEL whose forward times out answers 0 and deletes nothing"]
 fn regression_seed_127_delete_answered_without_effect() {
     assert_passes(&full(127, Scenario::Random));
 }
@@ -83,7 +80,6 @@ fn regression_seed_127_delete_answered_without_effect() {
 /// n0's entry at 60 s). Forwards need a deadline (or the coordinator's version), so a late one is dropped.
 /// Replay: cargo run -p shoal-sim --release -- --seed 1 --scenario random --trace /tmp/t.txt
 #[test]
-#[ignore = "open bug: a forward held by a paused owner is executed at resume with a new version"]
 fn regression_seed_1_stale_forward_executed_after_pause() {
     assert_passes(&full(1, Scenario::Random));
 }

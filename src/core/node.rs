@@ -383,6 +383,11 @@ impl Node {
 
     /// Process one input at wall-clock time `now`, writing effects into `out`.
     pub fn handle(&mut self, now: Millis, input: Input, out: &mut Outbox) {
+        if self.repl.is_some() && matches!(input, Input::Client { .. } | Input::Peer { .. }) {
+            // Turn values whose TTL passed into their tombstones before anything reads or sends them, so a replica
+            // never reports "nothing" for a key whose newest write merely expired (an older copy would win).
+            self.store.expire_due(now, usize::MAX);
+        }
         match input {
             Input::Start => {
                 self.schedule_active_expire(out, self.config.active_expire_period_ms);

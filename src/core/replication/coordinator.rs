@@ -362,8 +362,9 @@ impl Node {
             .collect();
         let key = cmd.single_key().cloned();
         // A command whose effect depends on the current value (DEL, INCR, SET NX, EXPIRE, ...) also reads first
-        // when this node holds nothing for the key: it may have restarted empty and not be refilled yet.
-        let absent = key.as_ref().is_some_and(|k| self.store.raw(k, now).is_none());
+        // when this node holds no value for the key: it may have restarted empty and not be refilled yet, or a
+        // newer write may not have reached it (a DEL that saw nothing here would delete nothing anywhere).
+        let absent = key.as_ref().is_some_and(|k| self.store.peek(k, now).is_none());
         let trusted = first && self.ring_settled(now) && !(absent && cmd.depends_on_value());
         let (Some(key), false) = (key, trusted || asked.is_empty()) else {
             return self.write_now(now, origin, cmd, level, owners, out);

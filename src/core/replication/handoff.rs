@@ -168,14 +168,13 @@ impl Node {
         }
     }
 
-    /// An owner was offered keys (hand-off): answer with those it lacks or holds in an older version.
+    /// An owner was offered keys (hand-off): answer with those it lacks or holds in another version.
     pub(crate) fn offered(&mut self, now: Millis, from: SocketAddr, id: u64, keys: Vec<AeKey>, out: &mut Outbox) {
         let want = keys
             .into_iter()
-            .filter(|k| match self.store.raw(&k.key, now) {
-                None => true,
-                Some(mine) => entry_hash(&k.key, mine) != k.hash && mine.vector.latest() <= k.latest,
-            })
+            // Any other version is wanted, an older one too: the offerer drops its copy afterwards, so a concurrent
+            // write must be merged here (its vector entry kept) even when this copy wins last-writer-wins.
+            .filter(|k| self.store.raw(&k.key, now).is_none_or(|mine| entry_hash(&k.key, mine) != k.hash))
             .map(|k| k.key)
             .collect();
         out.push(Output::SendPeer { to: from, msg: PeerMsg::Want { id, keys: want } });
