@@ -224,16 +224,9 @@ impl Node {
             let reply = self.execute(now, cmd);
             return self.respond(origin, reply, out);
         }
-        let asked: Vec<Asked> = owners
-            .iter()
-            .filter(|o| **o != me)
-            .filter_map(|o| self.repl().addr_of(o))
-            .map(|addr| Asked { addr, answer: None, failed: false })
-            .collect();
+        let asked = self.other_owners(&owners);
         let id = self.repl_mut().id();
-        for a in &asked {
-            out.push(Output::SendPeer { to: a.addr, msg: PeerMsg::Get { id, keys: vec![key.clone()] } });
-        }
+        ask_for(&asked, id, &key, out);
         let pending = Pending::Read {
             origin: Some(origin),
             cmd,
@@ -354,12 +347,7 @@ impl Node {
     ) {
         let me = self.config.name.clone();
         let first = owners.first().is_some_and(|o| *o == me);
-        let asked: Vec<Asked> = owners
-            .iter()
-            .filter(|o| **o != me)
-            .filter_map(|o| self.repl().addr_of(o))
-            .map(|addr| Asked { addr, answer: None, failed: false })
-            .collect();
+        let asked = self.other_owners(&owners);
         let key = cmd.single_key().cloned();
         // A command whose effect depends on the current value (DEL, INCR, SET NX, EXPIRE, ...) also reads first
         // when this node holds no value for the key: it may have restarted empty and not be refilled yet, or a
@@ -370,15 +358,24 @@ impl Node {
             return self.write_now(now, origin, cmd, level, owners, out);
         };
         let id = self.repl_mut().id();
-        for a in &asked {
-            out.push(Output::SendPeer { to: a.addr, msg: PeerMsg::Get { id, keys: vec![key.clone()] } });
-        }
+        ask_for(&asked, id, &key, out);
         let needed = asked.len();
         let then_write = Some((level, owners));
         let pending =
             Pending::Read { origin: Some(origin), cmd, key, needed, asked, level: level.as_str(), then_write };
         self.repl_mut().pending.insert(id, pending);
         out.push(Output::Schedule { after_ms: self.config.request_timeout_ms, timer: TimerId::Request(id) });
+    }
+
+    /// The owners other than this node that are live, as replicas to ask.
+    fn other_owners(&self, owners: &[String]) -> Vec<Asked> {
+        let me = self.config.name.as_str();
+        owners
+            .iter()
+            .filter(|o| o.as_str() != me)
+            .filter_map(|o| self.repl().addr_of(o))
+            .map(|addr| Asked { addr, answer: None, failed: false })
+            .collect()
     }
 
     /// Whether the ring has not changed for two anti-entropy periods (views have had time to agree).
@@ -782,6 +779,13 @@ impl Node {
     /// The timeout of a forward: long enough for the owner's own write rounds (two replica timeouts).
     fn forward_timeout_ms(&self) -> Millis {
         self.config.request_timeout_ms * 2 + self.config.request_timeout_ms / 2
+    }
+}
+
+/// Ask every replica in `asked` for its copy of `key` under request `id`.
+fn ask_for(asked: &[Asked], id: u64, key: &Bytes, out: &mut Outbox) {
+    for a in asked {
+        out.push(Output::SendPeer { to: a.addr, msg: PeerMsg::Get { id, keys: vec![key.clone()] } });
     }
 }
 
