@@ -50,7 +50,8 @@ impl Hlc {
         let wall = Timestamp::from_millis(wall_ms);
         // When the wall clock is behind (or equal), the logical counter carries causality; a carry out of the
         // 16 logical bits simply advances the physical part by one millisecond, which keeps order intact.
-        self.last = if wall > self.last { wall } else { Timestamp(self.last.0 + 1) };
+        // Saturating: a forged timestamp at the very top cannot make the clock wrap around to zero.
+        self.last = if wall > self.last { wall } else { Timestamp(self.last.0.saturating_add(1)) };
         self.last
     }
 

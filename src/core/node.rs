@@ -459,7 +459,7 @@ impl Node {
                 out.push(Output::SendPeer { to: from, msg: PeerMsg::GetReply { id, entries } });
             }
             PeerMsg::GetReply { id, entries } => self.read_replied(now, from, id, entries, out),
-            PeerMsg::AeGroups { ring, hashes, .. } => self.ae_groups(now, from, ring, hashes, out),
+            PeerMsg::AeGroups { ring, hashes, hlc, .. } => self.ae_groups(now, from, ring, hashes, hlc, out),
             PeerMsg::AeBuckets { buckets, .. } => self.ae_buckets(now, from, buckets, out),
             PeerMsg::AeSubs { buckets, .. } => self.ae_subs(now, from, buckets, out),
             PeerMsg::AeKeys { buckets, keys, .. } => self.ae_keys(now, from, buckets, keys, out),

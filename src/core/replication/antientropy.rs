@@ -28,6 +28,8 @@ use crate::core::Millis;
 pub const BUCKETS_PER_GROUP: usize = 64;
 /// Number of groups.
 pub const GROUPS: usize = BUCKETS / BUCKETS_PER_GROUP;
+/// How far ahead of this node's wall clock a peer's HLC may be and still be followed.
+const PEER_CLOCK_AHEAD_MAX_MS: Millis = 86_400_000;
 /// Most buckets refined in one round; the rest waits for the next (quick) round.
 const BUCKETS_PER_ROUND: usize = 2_048;
 /// Sub-buckets per bucket in the refinement step.
@@ -121,11 +123,21 @@ impl Node {
         let stats = &mut self.repl_mut().stats;
         stats.ae_rounds += 1;
         stats.ae_bytes_sent += 8 * hashes.len() as u64;
-        out.push(Output::SendPeer { to: addr, msg: PeerMsg::AeGroups { id: 0, ring, hashes } });
+        let hlc = self.hlc.now(now).0;
+        out.push(Output::SendPeer { to: addr, msg: PeerMsg::AeGroups { id: 0, ring, hashes, hlc } });
     }
 
     /// Step 2 (at the peer): answer with the bucket digests of the groups that differ.
-    pub(crate) fn ae_groups(&mut self, now: Millis, from: SocketAddr, ring: u64, hashes: Vec<u64>, out: &mut Outbox) {
+    pub(crate) fn ae_groups(
+        &mut self,
+        now: Millis,
+        from: SocketAddr,
+        ring: u64,
+        hashes: Vec<u64>,
+        hlc: u64,
+        out: &mut Outbox,
+    ) {
+        self.observe_peer_clock(now, hlc);
         self.store.expire_due(now, usize::MAX);
         self.refresh_ring(now);
         if ring != self.repl().ring.digest() || hashes.len() != GROUPS {
@@ -386,6 +398,15 @@ impl Node {
         let sharing = Arc::new(sharing);
         self.repl_mut().share_cache = Some((digest, peer.to_string(), sharing.clone()));
         sharing
+    }
+
+    /// Advance this node's HLC past a peer's, unless the peer's is implausibly far ahead of this node's wall
+    /// clock (a day): a forged or broken clock must not drag every timestamp to the end of time.
+    fn observe_peer_clock(&mut self, now: Millis, hlc: u64) {
+        let seen = crate::core::clock::Timestamp(hlc);
+        if seen.millis() <= now.saturating_add(PEER_CLOCK_AHEAD_MAX_MS) {
+            self.hlc.observe(seen);
+        }
     }
 
     /// The live member with cluster address `addr`.

@@ -106,6 +106,9 @@ pub enum PeerMsg {
         ring: u64,
         /// One hash per group of buckets.
         hashes: Vec<u64>,
+        /// The sender's hybrid logical clock: receivers advance past it, so every node's clock follows the
+        /// fastest one in the cluster and a later write outranks an earlier one even from a slower clock.
+        hlc: u64,
     },
     /// Anti-entropy, step 2: bucket digests of the groups that differ.
     AeBuckets {

@@ -216,7 +216,7 @@ fn arb_msg() -> impl Strategy<Value = PeerMsg> {
         (any::<u64>(), proptest::collection::vec(proptest::option::of(arb_entry()), 0..4))
             .prop_map(|(id, entries)| PeerMsg::GetReply { id, entries }),
         (any::<u64>(), any::<u64>(), proptest::collection::vec(any::<u64>(), 0..8))
-            .prop_map(|(id, ring, hashes)| PeerMsg::AeGroups { id, ring, hashes }),
+            .prop_map(|(id, ring, hashes)| PeerMsg::AeGroups { id, ring, hashes, hlc: ring ^ id }),
         (any::<u64>(), proptest::collection::vec(any::<(u32, u64)>(), 0..8))
             .prop_map(|(id, buckets)| PeerMsg::AeBuckets { id, buckets }),
         (any::<u64>(), proptest::collection::vec((any::<u32>(), proptest::collection::vec(any::<u64>(), 0..17)), 0..3))
