@@ -358,25 +358,26 @@ impl Node {
         }
         r.ring_stale = false;
         let own = m.identity().gossip_addr;
+        // One view for both rings; a ring is rebuilt only when its set of names changed (a renewal or a state
+        // change between alive and suspect leaves it as it is).
+        let view = m.members();
         let mut addrs = std::collections::BTreeMap::new();
-        for member in m.live_members() {
-            addrs.insert(member.name, member.gossip_addr);
+        for member in view.iter().filter(|info| info.state.is_live()) {
+            addrs.insert(member.name.clone(), member.gossip_addr);
         }
         addrs.insert(self.config.name.clone(), own);
-        let names: Vec<&String> = addrs.keys().collect();
-        let ring = super::ring::Ring::new(&names, self.config.vnodes);
-        let mut known: Vec<String> = m.members().into_iter().map(|info| info.name).collect();
+        if !addrs.keys().eq(r.ring.members().iter()) {
+            let names: Vec<&String> = addrs.keys().collect();
+            r.ring = super::ring::Ring::new(&names, self.config.vnodes);
+            r.ring_changed_at = now;
+            r.share_cache = None;
+        }
+        let mut known: Vec<String> = view.into_iter().map(|info| info.name).collect();
         known.push(self.config.name.clone());
         known.sort();
         known.dedup();
-        let all_ring = super::ring::Ring::new(&known, self.config.vnodes);
-        if all_ring.digest() != r.all_ring.digest() {
-            r.all_ring = all_ring;
-        }
-        if ring.digest() != r.ring.digest() {
-            r.ring = ring;
-            r.ring_changed_at = now;
-            r.share_cache = None;
+        if known != r.all_ring.members() {
+            r.all_ring = super::ring::Ring::new(&known, self.config.vnodes);
         }
         r.addrs = addrs;
     }
