@@ -58,6 +58,14 @@ pub enum Share {
     Mixed,
 }
 
+/// The arcs of one ring: their ends and, `stride` entries per arc, the indices of their owners (`u32::MAX` pads).
+#[derive(Debug)]
+pub(crate) struct ArcTable {
+    ends: Vec<u64>,
+    owners: Vec<u32>,
+    stride: usize,
+}
+
 /// Which arcs of a ring two nodes share, and what that means per bucket.
 #[derive(Debug)]
 pub(crate) struct Sharing {
@@ -360,24 +368,34 @@ impl Node {
                 return sharing.clone();
             }
         }
-        let n = self.config.replicas;
-        let me = self.config.name.clone();
+        let table = self.arc_table(digest);
         let ring = &self.repl().ring;
-        let arcs = ring.arcs();
-        let ends: Vec<u64> = arcs.iter().map(|a| a.end).collect();
-        let shared: Vec<bool> = arcs
-            .iter()
-            .map(|a| {
-                let owners = ring.owners_of_range(a, n);
-                owners.contains(&me.as_str()) && owners.contains(&peer)
-            })
-            .collect();
-        let mut sharing = Sharing { ends, shared, buckets: Vec::with_capacity(BUCKETS) };
+        let index = |name: &str| ring.members().binary_search_by(|m| m.as_str().cmp(name)).ok().map(|i| i as u32);
+        let (me, peer_index) = (index(&self.config.name), index(peer));
+        let shared: Vec<bool> = match (me, peer_index) {
+            (Some(me), Some(p)) => {
+                table.owners.chunks(table.stride).map(|row| row.contains(&me) && row.contains(&p)).collect()
+            }
+            _ => vec![false; table.ends.len()],
+        };
+        let mut sharing = Sharing { ends: table.ends.clone(), shared, buckets: Vec::with_capacity(BUCKETS) };
         let len = sharing.shared.len().max(1);
+        let arcs = sharing.ends.len();
+        // Buckets and arc ends are both in ring order: walk them together instead of searching per bucket.
+        let (mut first_raw, mut last_raw) = (0, 0);
         for b in 0..BUCKETS {
-            let first = sharing.arc_of(bucket_start(b));
+            let start = bucket_start(b);
             let last_pos = if b + 1 == BUCKETS { u64::MAX } else { bucket_start(b + 1) - 1 };
-            let last = sharing.arc_of(last_pos);
+            while first_raw < arcs && sharing.ends[first_raw] < start {
+                first_raw += 1;
+            }
+            last_raw = last_raw.max(first_raw);
+            while last_raw < arcs && sharing.ends[last_raw] < last_pos {
+                last_raw += 1;
+            }
+            // Past the last token, positions belong to the first arc (the ring wraps), as `arc_of` says.
+            let first = if first_raw == arcs { 0 } else { first_raw };
+            let last = if last_raw == arcs { 0 } else { last_raw };
             let (mut any, mut all) = (false, true);
             let mut i = first;
             loop {
@@ -407,6 +425,33 @@ impl Node {
         if seen.millis() <= now.saturating_add(PEER_CLOCK_AHEAD_MAX_MS) {
             self.hlc.observe(seen);
         }
+    }
+
+    /// Every arc's end and owners (member indices) on the current ring, computed once per ring and shared by the
+    /// sharing of every peer.
+    fn arc_table(&mut self, digest: u64) -> Arc<ArcTable> {
+        if let Some((d, table)) = &self.repl().arc_table {
+            if *d == digest {
+                return table.clone();
+            }
+        }
+        let stride = self.config.replicas.max(1);
+        let ring = &self.repl().ring;
+        let arcs = ring.arcs();
+        let mut owners = Vec::with_capacity(arcs.len() * stride);
+        for a in &arcs {
+            let row = ring.owners_of_range(a, stride);
+            for k in 0..stride {
+                let index = row
+                    .get(k)
+                    .and_then(|name| ring.members().binary_search_by(|m| m.as_str().cmp(name)).ok())
+                    .map_or(u32::MAX, |i| i as u32);
+                owners.push(index);
+            }
+        }
+        let table = Arc::new(ArcTable { ends: arcs.iter().map(|a| a.end).collect(), owners, stride });
+        self.repl_mut().arc_table = Some((digest, table.clone()));
+        table
     }
 
     /// The live member with cluster address `addr`.

@@ -160,6 +160,8 @@ pub(crate) struct Replication {
     pub sweep_cursor: usize,
     /// Sharing classification of buckets with one peer, for one ring: (ring digest, peer, per-bucket share).
     pub share_cache: Option<(u64, String, std::sync::Arc<super::antientropy::Sharing>)>,
+    /// Arc ends and owners of one ring (by ring digest), shared by the sharing computations of every peer.
+    pub arc_table: Option<(u64, std::sync::Arc<super::antientropy::ArcTable>)>,
 }
 
 impl Replication {
@@ -182,6 +184,7 @@ impl Replication {
             ae_chase_rounds: 0,
             sweep_cursor: 0,
             share_cache: None,
+            arc_table: None,
         }
     }
 
