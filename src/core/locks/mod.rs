@@ -92,7 +92,10 @@ impl Node {
             let answer = self.locks.apply(&op, now);
             let reply = lock_reply(&op, &[answer], 1, self.config.lock_mode);
             self.lock_stats.count(&op, &reply);
-            return out.push(origin_reply(origin, reply));
+            if let Some(output) = origin_reply(origin, reply) {
+                out.push(output);
+            }
+            return;
         };
         let _ = repl;
         self.refresh_ring(now);
@@ -241,12 +244,13 @@ fn owner_of(op: &LockOp) -> Option<&str> {
     }
 }
 
-fn origin_reply(origin: Origin, reply: Reply) -> Output {
+/// The reply of a lone node (no replication state, so no fan-out): to its client, or to a forwarding peer.
+fn origin_reply(origin: Origin, reply: Reply) -> Option<Output> {
     match origin {
-        Origin::Client { conn, req } => Output::Reply { conn, req, reply },
-        Origin::Peer { peer, id } => Output::SendPeer { to: peer, msg: PeerMsg::ForwardReply { id, reply } },
-        // Lock commands are never split into parts.
-        Origin::Part { .. } => Output::Reply { conn: 0, req: 0, reply },
+        Origin::Client { conn, req } => Some(Output::Reply { conn, req, reply }),
+        Origin::Peer { peer, id } => Some(Output::SendPeer { to: peer, msg: PeerMsg::ForwardReply { id, reply } }),
+        // Parts exist only on clustered nodes, and lock commands are never split into parts.
+        Origin::Part { .. } => None,
     }
 }
 

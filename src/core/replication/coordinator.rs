@@ -345,18 +345,21 @@ impl Node {
         owners: Vec<String>,
         out: &mut Outbox,
     ) {
-        let me = self.config.name.clone();
-        let first = owners.first().is_some_and(|o| *o == me);
-        let asked = self.other_owners(&owners);
-        let key = cmd.single_key().cloned();
+        let first = owners.first().is_some_and(|o| *o == self.config.name);
         // A command whose effect depends on the current value (DEL, INCR, SET NX, EXPIRE, ...) also reads first
         // when this node holds no value for the key: it may have restarted empty and not be refilled yet, or a
         // newer write may not have reached it (a DEL that saw nothing here would delete nothing anywhere).
+        let key = cmd.single_key().cloned();
         let absent = key.as_ref().is_some_and(|k| self.store.peek(k, now).is_none());
         let trusted = first && self.ring_settled(now) && !(absent && cmd.depends_on_value());
-        let (Some(key), false) = (key, trusted || asked.is_empty()) else {
+        // The steady-state write (first owner, settled ring) goes straight on: nothing to list or ask.
+        let (Some(key), false) = (key, trusted) else {
             return self.write_now(now, origin, cmd, level, owners, out);
         };
+        let asked = self.other_owners(&owners);
+        if asked.is_empty() {
+            return self.write_now(now, origin, cmd, level, owners, out);
+        }
         let id = self.repl_mut().id();
         ask_for(&asked, id, &key, out);
         let needed = asked.len();
