@@ -268,16 +268,18 @@ impl Store {
         if self.buckets[b].get(key).is_some_and(|e| e.is_expired(now)) {
             self.expire_entry(key, now);
         }
-        // An expired value from a replica counts as the tombstone it leaves (or as nothing past its grace).
+        // An expired value from a replica counts as the tombstone it leaves; past its grace, as a tombstone that
+        // is already gone: it still supersedes an older local copy (which goes) but is not stored.
         let incoming = if incoming.is_expired(now) {
-            match self.expiry_tombstone(&incoming, now) {
-                Some(tombstone) => tombstone,
-                None => return MergeOutcome::default(),
-            }
+            self.expiry_tombstone(&incoming, now)
+                .unwrap_or_else(|| Entry::marker(EntryKind::Tombstone, incoming.vector, now))
         } else {
             incoming
         };
         let Some(current) = self.buckets[b].get(key) else {
+            if incoming.is_expired(now) {
+                return MergeOutcome::default();
+            }
             self.insert(key, incoming, now);
             return MergeOutcome { changed: true, lww_conflict: false };
         };
@@ -648,6 +650,23 @@ mod tests {
         s.remove(b"a");
         assert_eq!(s.used_bytes(), s.recount_bytes());
         assert_eq!(s.expiring_len(), 1);
+    }
+
+    #[test]
+    fn a_newer_value_expired_past_its_grace_still_supersedes_an_older_copy() {
+        // A replica whose clock is far ahead sees a newer write as expired long ago: the older copy it holds must
+        // go (sim seed 148: a read at ALL answered the older value), and nothing is stored for the newer one.
+        let mut s = Store::new(7);
+        s.set_expiry_grace(Some(1_000));
+        s.insert(b"k", Entry::new(Bytes::from_static(b"old"), v(1), 0), 0);
+        let newer = Entry::new(Bytes::from_static(b"new"), v(2), 5_000);
+        assert!(s.merge(b"k", newer.clone(), 60_000).changed);
+        assert!(s.raw(b"k", 60_000).is_none());
+        assert!(s.is_empty());
+        // An older one past its grace changes nothing.
+        s.insert(b"k", Entry::new(Bytes::from_static(b"cur"), v(3), 0), 0);
+        assert!(!s.merge(b"k", newer, 60_000).changed);
+        assert_eq!(s.peek(b"k", 60_000).unwrap().value, Bytes::from_static(b"cur"));
     }
 
     #[test]

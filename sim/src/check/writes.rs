@@ -253,9 +253,14 @@ fn vectors_of<'a>(w: &Op, facts: &'a Facts) -> Vec<&'a VersionVector> {
 /// concurrent with `w`).
 fn judge(w: &Op, u: Option<&Op>, last: &WireEntry, restamped: bool, facts: &Facts) -> Option<Violation> {
     let final_covers = |wv: &VersionVector| matches!(last.vector.compare(wv), Relation::After | Relation::Equal);
+    // The version `u` was written with; for a final tombstone, the tombstone vector seen written with the final
+    // latest write (the merged final vector also covers what the tombstone beat).
     let u_vector = match u.and_then(set_value) {
         Some(v) => facts.vectors.get(&v),
-        None => Some(&last.vector),
+        None => {
+            let mut seen = facts.tombstones.get(&w.kind.key()).into_iter().flatten().map(|(_, v)| v);
+            seen.find(|v| v.latest() == last.vector.latest()).or(Some(&last.vector))
+        }
     };
     // Last-writer-wins kept `u` only if the final version is `u`'s own (a final version newer than the write that
     // made the value means the value was written again: re-executed, or re-stamped by an EXPIRE).

@@ -36,7 +36,7 @@ impl Engine {
         (EPOCH_MS as i64 + self.now as i64 + self.hosts[i].skew_ms).max(0) as Millis
     }
 
-    fn entry_of(&self, i: usize, key: &[u8]) -> Option<WireEntry> {
+    pub(super) fn entry_of(&self, i: usize, key: &[u8]) -> Option<WireEntry> {
         let node = self.hosts[i].node.as_ref()?;
         local_entry(node, key, self.clock_of(i))
     }

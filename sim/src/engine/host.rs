@@ -33,6 +33,7 @@ impl Engine {
                     self.trace
                         .record(self.now, i, 10, &req.to_le_bytes(), || format!("reply to call {req}: {reply:?}"));
                     if let Some(op) = self.workload.waiting_for(conn, req) {
+                        self.sniff_local(i, op);
                         self.finish(op, Outcome::Replied(reply));
                     }
                 }

@@ -7,6 +7,7 @@
 //! connection reports. A paused destination holds its messages until it resumes.
 
 use super::*;
+use crate::workload::OpKind;
 use shoal::core::replication::{EntryKind, PeerMsg};
 
 /// FNV-1a of a peer message's encoding, folded into the trace.
@@ -59,6 +60,24 @@ impl Engine {
         self.net.peer_stats.lost += 1;
         self.trace.record(self.now, node, 9, &(peer as u64).to_le_bytes(), || format!("peer n{peer} lost"));
         self.handle(node, Input::PeerLost { peer: addr_of(peer) });
+    }
+
+    /// Notes the version of a write that node `i` answers and holds itself (a write that never travels, as on
+    /// a node that sees itself alone, is known to the write checkers only this way).
+    pub(super) fn sniff_local(&mut self, i: usize, op: usize) {
+        let kind = self.workload.history[op].kind.clone();
+        if !kind.is_write() {
+            return;
+        }
+        let key = kind.key();
+        let Some(entry) = self.entry_of(i, &data::key_name(key)) else { return };
+        match (kind, entry.kind) {
+            (OpKind::Set { value, .. }, EntryKind::Value) if check::writes::value_of(&entry.value) == Some(value) => {
+                self.facts.saw_value(value, &entry.vector)
+            }
+            (OpKind::Del { .. }, EntryKind::Tombstone) => self.facts.saw_tombstone(key, self.now, &entry.vector),
+            _ => {}
+        }
     }
 
     /// Notes the versions writes travel with, for the write checkers.
