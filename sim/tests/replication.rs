@@ -51,7 +51,6 @@ fn regression_calm_seed_5_older_copy_back_after_expiry() {
 /// (an owner during the split) after the last write's TTL ran out at 57.7 s; 28 acknowledged later writes lost.
 /// Replay: cargo run -p shoal-sim --release -- --seed 29 --scenario random
 #[test]
-#[ignore = "open bug: an expired value lets an older copy come back"]
 fn regression_seed_29_older_copy_back_after_expiry() {
     assert_passes(&full(29, Scenario::Random));
 }
@@ -82,4 +81,31 @@ fn regression_seed_127_delete_answered_without_effect() {
 #[test]
 fn regression_seed_1_stale_forward_executed_after_pause() {
     assert_passes(&full(1, Scenario::Random));
+}
+
+/// A replica whose clock is 35 minutes ahead sees a newer write with a 4.8 s TTL as expired past its grace,
+/// drops it on arrival and keeps the older value, which it then answers to a read at ALL (k19 = 654 after
+/// the client's own SET 685). Fix: an expired incoming version still supersedes the older local copy.
+/// Replay: cargo run -p shoal-sim --release -- --seed 148 --scenario random
+#[test]
+fn regression_seed_148_expired_newer_version_kept_the_older_one() {
+    assert_passes(&full(148, Scenario::Random));
+}
+
+/// A DEL coordinated in a minority partition by a node holding nothing for the key answered 0 and wrote no
+/// tombstone, so the value the majority side wrote before it stayed (k2 = 1825). Fix: a clustered DEL always
+/// writes a tombstone.
+/// Replay: cargo run -p shoal-sim --release -- --seed 34 --scenario random
+#[test]
+fn regression_seed_34_delete_of_an_absent_key_wrote_nothing() {
+    assert_passes(&full(34, Scenario::Random));
+}
+
+/// n2 restarts empty with its clock half an hour behind and, alone before it joins, acknowledges SET k25=1645
+/// at ALL; under its old vector id that write looked older than n2's own earlier writes and was dropped on the
+/// first merge. Fix: a clustered node writes under an id of its own process life.
+/// Replay: cargo run -p shoal-sim --release -- --seed 95 --scenario random
+#[test]
+fn regression_seed_95_restarted_node_reused_its_vector_entry() {
+    assert_passes(&full(95, Scenario::Random));
 }

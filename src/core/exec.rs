@@ -61,8 +61,18 @@ impl Node {
                     Reply::Ok
                 }
             }
+            // A clustered node writes the tombstone even for a key it does not hold: its copy may be missing a
+            // write another replica has (a partition, a restart), and the delete must win over it there too.
             Command::Del { keys } => Reply::Int(
-                keys.iter().filter(|k| self.store.get(k, now).is_some() && self.delete(now, k)).count() as i64,
+                keys.iter()
+                    .filter(|k| {
+                        let existed = self.store.get(k, now).is_some();
+                        if existed || self.membership.is_some() {
+                            self.delete(now, k);
+                        }
+                        existed
+                    })
+                    .count() as i64,
             ),
             Command::Exists { keys } => {
                 Reply::Int(keys.iter().filter(|k| self.store.peek(k, now).is_some()).count() as i64)

@@ -275,6 +275,7 @@ impl Node {
     /// A node that is a member of a cluster: it joins through `seeds` when started.
     pub fn clustered(config: NodeConfig, seed: u64, membership: Membership, seeds: Vec<SocketAddr>) -> Node {
         let mut node = Node::new(config, seed);
+        node.id = NodeId::for_life(&node.config.name, node.rng.random());
         let addr = membership.identity().gossip_addr;
         node.repl = Some(Replication::new(&node.config.name, addr, node.config.vnodes));
         node.store.set_expiry_grace(Some(node.config.tombstone_grace_ms));
@@ -370,7 +371,7 @@ impl Node {
             let names: Vec<&String> = addrs.keys().collect();
             r.ring = super::ring::Ring::new(&names, self.config.vnodes);
             r.ring_changed_at = now;
-            r.share_cache = None;
+            r.share_cache.clear();
         }
         let mut known: Vec<String> = view.into_iter().map(|info| info.name).collect();
         known.push(self.config.name.clone());

@@ -162,6 +162,8 @@ pub struct Store {
     digests: Vec<u64>,
     /// Entries that are markers (tombstones, eviction markers).
     markers: usize,
+    /// One bit per bucket: set when the bucket holds an entry (walks over the keyspace skip empty buckets).
+    occupied: Vec<u64>,
     /// In a replicated store, an expired value becomes a tombstone for this long after its expiry, so an older
     /// copy of the key still held somewhere (a stale replica, a former owner) cannot come back in its place.
     expiry_grace: Option<Millis>,
@@ -201,6 +203,7 @@ impl Store {
             pool: Vec::new(),
             digests: vec![0; BUCKETS],
             markers: 0,
+            occupied: vec![0; BUCKETS.div_ceil(64)],
             expiry_grace: None,
         }
     }
@@ -248,6 +251,19 @@ impl Store {
     /// The digest of bucket `b`: XOR of `entry_hash` over its entries.
     pub fn bucket_digest(&self, b: usize) -> u64 {
         self.digests[b]
+    }
+
+    /// The first bucket at or after `from` that holds an entry, if any (no wrap-around).
+    pub fn next_occupied(&self, from: usize) -> Option<usize> {
+        let mut word = from / 64;
+        let mut bits = *self.occupied.get(word)? & (!0u64 << (from % 64));
+        loop {
+            if bits != 0 {
+                return Some(word * 64 + bits.trailing_zeros() as usize);
+            }
+            word += 1;
+            bits = *self.occupied.get(word)?;
+        }
     }
 
     /// The entries of bucket `b`, markers included.
@@ -368,6 +384,7 @@ impl Store {
             Some(slot) => Some(std::mem::replace(slot, entry)),
             None => {
                 self.buckets[b].insert(key.into(), entry);
+                self.occupied[b / 64] |= 1 << (b % 64);
                 self.len += 1;
                 None
             }
@@ -391,7 +408,11 @@ impl Store {
 
     /// Remove `key`; returns its entry (expired or not).
     pub fn remove(&mut self, key: &[u8]) -> Option<Entry> {
-        let old = self.buckets[bucket_of(key)].swap_remove(key)?;
+        let b = bucket_of(key);
+        let old = self.buckets[b].swap_remove(key)?;
+        if self.buckets[b].is_empty() {
+            self.occupied[b / 64] &= !(1 << (b % 64));
+        }
         self.len -= 1;
         self.forget(key, &old);
         Some(old)
@@ -605,6 +626,7 @@ impl Store {
         self.expiring.clear();
         self.pool.clear();
         self.digests.iter_mut().for_each(|d| *d = 0);
+        self.occupied.iter_mut().for_each(|w| *w = 0);
         self.len = 0;
         self.markers = 0;
         self.used_bytes = 0;
@@ -667,6 +689,33 @@ mod tests {
         s.insert(b"k", Entry::new(Bytes::from_static(b"cur"), v(3), 0), 0);
         assert!(!s.merge(b"k", newer, 60_000).changed);
         assert_eq!(s.peek(b"k", 60_000).unwrap().value, Bytes::from_static(b"cur"));
+    }
+
+    #[test]
+    fn occupied_buckets_follow_inserts_and_removes() {
+        let mut s = Store::new(7);
+        assert_eq!(s.next_occupied(0), None);
+        let keys: Vec<Vec<u8>> = (0..50).map(|i| format!("key{i}").into_bytes()).collect();
+        for k in &keys {
+            s.insert(k, entry("v", 0), 0);
+        }
+        let mut walked = Vec::new();
+        let mut from = 0;
+        while let Some(b) = s.next_occupied(from) {
+            walked.push(b);
+            from = b + 1;
+        }
+        let mut expected: Vec<usize> = keys.iter().map(|k| bucket_of(k)).collect();
+        expected.sort();
+        expected.dedup();
+        assert_eq!(walked, expected);
+        for k in &keys {
+            s.remove(k);
+        }
+        assert_eq!(s.next_occupied(0), None);
+        s.insert(b"x", entry("v", 0), 0);
+        s.clear();
+        assert_eq!(s.next_occupied(0), None);
     }
 
     #[test]

@@ -20,6 +20,14 @@ impl NodeId {
         let lo = crc32fast::hash(&rev) as u64;
         NodeId(hi << 32 | lo)
     }
+
+    /// The id a clustered node writes its version-vector entries under for one process life: the name's hash
+    /// in the high half, a random draw in the low half. A cache node restarts with no memory, and maybe with a
+    /// clock behind the writes it made before; under its old id its new writes would look older than those
+    /// (their vector entry lower), and be dropped.
+    pub fn for_life(name: &str, nonce: u32) -> NodeId {
+        NodeId(NodeId::from_name(name).0 & !0xffff_ffff | u64::from(nonce))
+    }
 }
 
 /// The version of one write: when (HLC) and where (coordinator) it was made.

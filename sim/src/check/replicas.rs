@@ -4,12 +4,14 @@
 //! raw copy (`Node::local_entry`: values, tombstones and eviction markers with their vectors and expiry). All live
 //! nodes must name the same owners, every owner must be live, and every owner's copy must be identical (kind,
 //! value, vector, expiry). A value whose TTL, or a tombstone whose grace, has passed on the most advanced clock
-//! among the owners counts as absent: replicas drop expired entries at their own pace, by their own clocks. What the owners agree on is the
-//! key's final state, which the write checkers judge.
+//! among the owners counts as absent: replicas drop expired entries at their own pace, by their own clocks. A node
+//! that is no owner may keep a copy only if the owners' version covers it (it hands newer ones over first). What
+//! the owners agree on is the key's final state, which the write checkers judge.
 
 use std::collections::BTreeMap;
 
 use shoal::core::replication::WireEntry;
+use shoal::core::vversion::Relation;
 use shoal::core::Millis;
 
 use super::{Kind, Violation};
@@ -99,6 +101,28 @@ fn key_state(key: &KeyCopies) -> Result<Option<WireEntry>, (Kind, String)> {
     let now = owners.iter().map(|c| c.now).max().unwrap_or(0);
     let entries: Vec<Option<WireEntry>> = owners.iter().map(|c| normalized(&c.entry, now)).collect();
     if entries.iter().all(|e| *e == entries[0]) {
+        // A node that is no owner may still hold a version the owners lack (written while it owned the key, in a
+        // partition): it hands it over before dropping it, so the key has not converged until the owners' copy
+        // covers it.
+        let covers = |e: &WireEntry| {
+            entries[0]
+                .as_ref()
+                .is_some_and(|f| matches!(f.vector.compare(&e.vector), Relation::After | Relation::Equal))
+        };
+        let pending = key
+            .copies
+            .iter()
+            .filter(|c| !first.owners.contains(&c.node))
+            .find_map(|c| normalized(&c.entry, now).filter(|e| !covers(e)).map(|e| (c, e)));
+        if let Some((c, e)) = pending {
+            let detail = format!(
+                "non-owner {} holds {} that the owners' {} does not cover",
+                c.node,
+                describe(&Some(e)),
+                describe(&entries[0])
+            );
+            return Err((Kind::ReplicasDiverged, detail));
+        }
         return Ok(entries[0].clone());
     }
     let listed: Vec<String> =
@@ -165,6 +189,17 @@ mod tests {
         }
         let keys = [copies([tomb.clone(), tomb, None])];
         assert_eq!(converged(0, &keys).expect("converged")[&4], None);
+    }
+
+    #[test]
+    fn a_non_owner_holding_a_newer_version_is_not_converged() {
+        let mut keys = [copies([value("7", 5, 0), value("7", 5, 0), value("7", 5, 0)])];
+        keys[0].copies[3].entry = value("8", 9, 0);
+        let found = converged(0, &keys).expect_err("non-owner ahead");
+        assert!(found[0].detail.contains("non-owner n3"), "{}", found[0].detail);
+        // An older copy left on a non-owner is harmless.
+        keys[0].copies[3].entry = value("6", 4, 0);
+        assert_eq!(converged(0, &keys).expect("converged")[&4], value("7", 5, 0));
     }
 
     #[test]

@@ -9,8 +9,9 @@
 //!   every acknowledged SET `w` must be explained: it had a TTL, or a DEL, EXPIRE or SET with TTL on the key may
 //!   have happened after it (not preceding it). When `w` and `u` are by the same client, the violation is a
 //!   causality one: the client saw `u`'s ack, then wrote `w`, and `u` won.
-//! - Exemptions, precisely: (0) a DEL whose tombstone some node's clock may have aged past the tombstone grace
-//!   before the end of the run (clock spread plus elapsed time reaches the grace; only big skews do that).
+//! - Exemptions, precisely: (0) a DEL whose tombstone, or a SET with TTL or EXPIRE whose expiry tombstone, some
+//!   node's clock may have aged past the tombstone grace before the end of the run (clock spread plus elapsed time
+//!   reaches the TTL plus the grace; only big skews do that).
 //!   (1) `w`'s copies, or those of a write that may have overwritten it (one not preceding it), all died in
 //!   crashes: at some crash, the crashing node held `w`'s value
 //!   (or, for a DEL, a tombstone of the key after `w` was invoked) and no live node's own copy and no peer message
@@ -199,7 +200,7 @@ pub fn lost_writes(ops: &[Op], finals: &Finals, facts: &Facts) -> Vec<Violation>
                     });
                     match entry {
                         Some(tomb) => found.extend(judge(w, deleted_before, tomb, false, facts)),
-                        None => found.extend(judge_absent(w, deleted_before, key)),
+                        None => found.extend(judge_absent(w, deleted_before, key, facts)),
                     }
                 }
             }
@@ -222,10 +223,15 @@ fn lost_with_crash(index: &Index, w: &Op, facts: &Facts) -> bool {
 }
 
 fn crash_lost(w: &Op, facts: &Facts) -> bool {
-    if matches!(w.kind, OpKind::Del { .. })
-        && facts.end_ms.saturating_sub(w.invoked_at) + facts.clock_spread_ms >= facts.tombstone_grace_ms
-    {
-        return true;
+    // A tombstone (a DEL's, or the one an expired value leaves) that some node's clock may have aged past the
+    // grace before the end of the run.
+    let aged = |ttl_ms: Ms| {
+        facts.end_ms.saturating_sub(w.invoked_at) + facts.clock_spread_ms >= facts.tombstone_grace_ms + ttl_ms
+    };
+    match w.kind {
+        OpKind::Del { .. } if aged(0) => return true,
+        OpKind::Set { ttl_ms: Some(ttl), .. } | OpKind::Expire { ttl_ms: ttl, .. } if aged(ttl) => return true,
+        _ => {}
     }
     match w.kind {
         OpKind::Set { value, .. } => facts.crash_lost_values.contains(&value),
@@ -253,13 +259,19 @@ fn vectors_of<'a>(w: &Op, facts: &'a Facts) -> Vec<&'a VersionVector> {
 /// concurrent with `w`).
 fn judge(w: &Op, u: Option<&Op>, last: &WireEntry, restamped: bool, facts: &Facts) -> Option<Violation> {
     let final_covers = |wv: &VersionVector| matches!(last.vector.compare(wv), Relation::After | Relation::Equal);
-    // The version `u` was written with; for a final tombstone, the tombstone vector seen written with the final
-    // latest write (the merged final vector also covers what the tombstone beat).
+    // The version `u` was written with; for a final tombstone, the least tombstone vector seen with the final
+    // latest write (later copies of it carry merged vectors that also cover what the tombstone beat).
     let u_vector = match u.and_then(set_value) {
         Some(v) => facts.vectors.get(&v),
         None => {
-            let mut seen = facts.tombstones.get(&w.kind.key()).into_iter().flatten().map(|(_, v)| v);
-            seen.find(|v| v.latest() == last.vector.latest()).or(Some(&last.vector))
+            let seen = facts.tombstones.get(&w.kind.key()).into_iter().flatten().map(|(_, v)| v);
+            let same_write = seen.filter(|v| v.latest() == last.vector.latest());
+            same_write
+                .fold(None, |least: Option<&VersionVector>, v| match least {
+                    Some(l) if v.compare(l) != Relation::Before => Some(l),
+                    _ => Some(v),
+                })
+                .or(Some(&last.vector))
         }
     };
     // Last-writer-wins kept `u` only if the final version is `u`'s own (a final version newer than the write that
@@ -292,9 +304,19 @@ fn judge(w: &Op, u: Option<&Op>, last: &WireEntry, restamped: bool, facts: &Fact
     Some(violation(kind, w, detail))
 }
 
-/// `w`'s value is gone and no tombstone is left: nothing that may have removed it happened after it.
-fn judge_absent(w: &Op, deleted_before: Option<&Op>, key: u8) -> Option<Violation> {
-    let kind = if deleted_before.is_some() { Kind::CausalityLost } else { Kind::LostWrite };
+/// `w`'s value is gone and no tombstone is left, and nothing that may have removed it happened after it: a
+/// violation, unless a tombstone seen on the key is concurrent with `w`'s version and later by (HLC, node), so it
+/// beat `w` by last-writer-wins and then aged out (the anomaly `LwwConcurrent`).
+fn judge_absent(w: &Op, deleted_before: Option<&Op>, key: u8, facts: &Facts) -> Option<Violation> {
+    let tombstones = facts.tombstones.get(&key).into_iter().flatten().map(|(_, t)| t);
+    let lww = tombstones.into_iter().any(|t| {
+        vectors_of(w, facts).into_iter().any(|wv| t.compare(wv) == Relation::Concurrent && t.latest() > wv.latest())
+    });
+    let kind = match (lww, deleted_before.is_some()) {
+        (true, _) => Kind::LwwConcurrent,
+        (false, true) => Kind::CausalityLost,
+        (false, false) => Kind::LostWrite,
+    };
     Some(violation(kind, w, format!("k{key} is absent, nothing removed {} after it", show(w))))
 }
 

@@ -87,8 +87,14 @@ impl Sharing {
         }
     }
 
-    fn key_shared(&self, key: &[u8]) -> bool {
+    /// Whether the key's arc is replicated by both.
+    pub(crate) fn key_shared(&self, key: &[u8]) -> bool {
         self.shared.get(self.arc_of(key_hash(key))).copied().unwrap_or(false)
+    }
+
+    /// How much of bucket `b` both replicate.
+    pub(crate) fn bucket(&self, b: usize) -> Share {
+        self.buckets.get(b).copied().unwrap_or(Share::Mixed)
     }
 }
 
@@ -361,12 +367,10 @@ impl Node {
     }
 
     /// The sharing of every bucket with `peer` on the current ring (cached per ring and peer).
-    fn sharing_with(&mut self, peer: &str) -> Arc<Sharing> {
+    pub(crate) fn sharing_with(&mut self, peer: &str) -> Arc<Sharing> {
         let digest = self.repl().ring.digest();
-        if let Some((d, p, sharing)) = &self.repl().share_cache {
-            if *d == digest && p == peer {
-                return sharing.clone();
-            }
+        if let Some((_, _, sharing)) = self.repl().share_cache.iter().find(|(d, p, _)| *d == digest && p == peer) {
+            return sharing.clone();
         }
         let table = self.arc_table(digest);
         let ring = &self.repl().ring;
@@ -414,7 +418,11 @@ impl Node {
             });
         }
         let sharing = Arc::new(sharing);
-        self.repl_mut().share_cache = Some((digest, peer.to_string(), sharing.clone()));
+        // Two entries: this node's own (the hand-off sweep's) and the peer's anti-entropy works with.
+        let me = self.config.name.clone();
+        let cache = &mut self.repl_mut().share_cache;
+        cache.retain(|(d, p, _)| *d == digest && *p == me && p != peer);
+        cache.push((digest, peer.to_string(), sharing.clone()));
         sharing
     }
 

@@ -9,6 +9,7 @@ use std::collections::BTreeSet;
 
 use bytes::Bytes;
 
+use super::antientropy::Share;
 use super::state::Pending;
 use std::net::SocketAddr;
 
@@ -26,8 +27,6 @@ pub const HINT_PERIOD_MS: Millis = 1_000;
 const HINTS_PER_ROUND: usize = 1_000;
 /// Period of the hand-off sweep.
 pub const SWEEP_PERIOD_MS: Millis = 1_000;
-/// Buckets the sweep looks at per round.
-const SWEEP_BUCKETS_PER_ROUND: usize = 512;
 /// Most keys one sweep round hands off.
 const SWEEP_KEYS_MAX: usize = 2_000;
 
@@ -121,12 +120,27 @@ impl Node {
         let me = self.config.name.clone();
         let n = self.config.replicas;
         let mut cursor = repl.sweep_cursor;
+        // This node's own share of each bucket: wholly owned buckets are skipped without looking at their keys.
+        let own = self.sharing_with(&me);
         // Group the keys by owner set, so each group is one offer per owner.
         let mut groups: Vec<OwnerGroup> = Vec::new();
         let mut count = 0;
-        for _ in 0..SWEEP_BUCKETS_PER_ROUND {
-            for (key, entry) in self.store.bucket_entries(cursor) {
-                if entry.is_expired(now) {
+        // One pass over the occupied buckets at most, in ring order from where the last round stopped.
+        let start = cursor;
+        let mut passed = 0;
+        loop {
+            let found = self.store.next_occupied(cursor).or_else(|| self.store.next_occupied(0));
+            let Some(b) = found else { break };
+            let distance = (b + BUCKETS - start) % BUCKETS;
+            if distance < passed {
+                break;
+            }
+            passed = distance + 1;
+            cursor = b;
+            let share = own.bucket(cursor);
+            let entries = self.store.bucket_entries(cursor).filter(|_| share != Share::All);
+            for (key, entry) in entries {
+                if entry.is_expired(now) || (share == Share::Mixed && own.key_shared(key)) {
                     continue;
                 }
                 let owners = self.repl().ring.preference_list(key, n);
@@ -146,7 +160,7 @@ impl Node {
                 count += 1;
             }
             cursor = (cursor + 1) % BUCKETS;
-            if count >= SWEEP_KEYS_MAX {
+            if count >= SWEEP_KEYS_MAX || passed >= BUCKETS {
                 break;
             }
         }

@@ -159,7 +159,7 @@ pub(crate) struct Replication {
     /// Next bucket the hand-off sweep looks at.
     pub sweep_cursor: usize,
     /// Sharing classification of buckets with one peer, for one ring: (ring digest, peer, per-bucket share).
-    pub share_cache: Option<(u64, String, std::sync::Arc<super::antientropy::Sharing>)>,
+    pub share_cache: Vec<(u64, String, std::sync::Arc<super::antientropy::Sharing>)>,
     /// Arc ends and owners of one ring (by ring digest), shared by the sharing computations of every peer.
     pub arc_table: Option<(u64, std::sync::Arc<super::antientropy::ArcTable>)>,
 }
@@ -183,7 +183,7 @@ impl Replication {
             ae_chase: None,
             ae_chase_rounds: 0,
             sweep_cursor: 0,
-            share_cache: None,
+            share_cache: Vec::new(),
             arc_table: None,
         }
     }

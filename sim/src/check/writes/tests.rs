@@ -211,3 +211,37 @@ fn facts_keep_the_least_vector_of_a_value_and_each_tombstone_once() {
     f.saw_tombstone(1, 20, &vector(&[(1, 5)]));
     assert_eq!(f.tombstones[&1].len(), 1);
 }
+
+#[test]
+fn a_concurrent_later_delete_beating_a_write_is_an_anomaly_whether_its_tombstone_remains_or_aged_out() {
+    // Client 0's DEL (invoked first, finished) and client 1's SET in a minority partition that never saw it:
+    // concurrent versions, the tombstone later by (HLC, node).
+    let ops = vec![del(0, 0, 10), set(1, 2, 20, 30)];
+    let mut f = facts();
+    f.vectors.insert(2, vector(&[(2, 30)]));
+    f.saw_tombstone(1, 5, &vector(&[(1, 50)]));
+    let merged = finals(entry(EntryKind::Tombstone, "", vector(&[(1, 50), (2, 30)])));
+    assert_eq!(kinds(&lost_writes(&ops, &merged, &f)), [Kind::LwwConcurrent]);
+    // The tombstone aged out before the end (clocks far apart): the key is absent, still the same story.
+    assert_eq!(kinds(&lost_writes(&ops, &finals(None), &f)), [Kind::LwwConcurrent]);
+    // A tombstone whose vector dominates the write's (it saw the write): a real loss.
+    let mut f = facts();
+    f.vectors.insert(2, vector(&[(2, 30)]));
+    f.saw_tombstone(1, 5, &vector(&[(1, 50), (2, 30)]));
+    let after = finals(entry(EntryKind::Tombstone, "", vector(&[(1, 50), (2, 30)])));
+    assert_eq!(kinds(&lost_writes(&ops, &after, &f)), [Kind::LostWrite]);
+    assert_eq!(kinds(&lost_writes(&ops, &finals(None), &f)), [Kind::LostWrite]);
+}
+
+#[test]
+fn a_later_ttl_whose_expiry_tombstone_may_have_aged_out_explains_an_older_value_back() {
+    let mut ttl = set(2, 3, 40, 50);
+    ttl.kind = OpKind::Set { key: 1, value: 3, ttl_ms: Some(100) };
+    let ops = vec![set(0, 1, 0, 10), set(1, 2, 20, 30), ttl];
+    let last = finals(entry(EntryKind::Value, "1", vector(&[(1, 5)])));
+    // Grace 1000 + TTL 100: a spread of 700 with 460 ms left in the run reaches it; 500 does not.
+    let f = Facts { clock_spread_ms: 700, ..facts() };
+    assert_eq!(lost_writes(&ops, &last, &f), vec![]);
+    let f = Facts { clock_spread_ms: 500, ..facts() };
+    assert_eq!(kinds(&lost_writes(&ops, &last, &f)), [Kind::LostWrite, Kind::LostWrite]);
+}
