@@ -1,9 +1,8 @@
 //! Fixed seeds for every named scenario, determinism, and the seeds that found bugs (kept as regressions).
 //!
 //! Runs are short (5 nodes, 20 virtual seconds of faults) so the suite stays fast in debug builds; the long
-//! sweeps are `cargo run -p shoal-sim --release -- --seeds N`. Since the replica checkers landed, the seeds of
-//! several scenarios are ones that pass with today's replication: the others fail on open replication bugs,
-//! kept as ignored regressions in `tests/replication.rs`.
+//! sweeps are `cargo run -p shoal-sim --release -- --seeds N`. Seeds that found replication bugs are kept in
+//! `tests/replication.rs`.
 
 use shoal_sim::trace::Trace;
 use shoal_sim::{run, Report, Scenario, SimConfig};
@@ -16,7 +15,7 @@ fn sim(seed: u64, scenario: Scenario, safety_s: u64) -> Report {
 }
 
 /// For the membership regressions: no membership violation (their data checks are covered by the sweep and the
-/// ignored replication regressions).
+/// replication regressions).
 fn assert_membership_passes(report: &Report) {
     let listed: Vec<String> =
         report.violations.iter().filter(|v| v.kind.is_membership()).map(|v| v.to_string()).collect();
