@@ -48,6 +48,9 @@ pub struct Facts {
     pub vectors: BTreeMap<u64, VersionVector>,
     /// Per key, every tombstone vector seen, with the time it was first seen.
     pub tombstones: BTreeMap<u8, Vec<(Ms, VersionVector)>>,
+    /// Per key, every vector seen on a value with an expiry (a SET with TTL, or an EXPIRE's re-stamp): each
+    /// leaves a tombstone with that vector when it expires.
+    pub expiring: BTreeMap<u8, Vec<VersionVector>>,
     /// SET values whose every copy died in crashes.
     pub crash_lost_values: BTreeSet<u64>,
     /// Per key, times at which the key's last tombstone died in a crash.
@@ -78,6 +81,14 @@ impl Facts {
             _ => {
                 self.vectors.insert(value, vector.clone());
             }
+        }
+    }
+
+    /// Records the vector of a value with an expiry seen on `key`.
+    pub fn saw_expiring(&mut self, key: u8, vector: &VersionVector) {
+        let seen = self.expiring.entry(key).or_default();
+        if !seen.contains(vector) {
+            seen.push(vector.clone());
         }
     }
 
@@ -180,7 +191,7 @@ pub fn lost_writes(ops: &[Op], finals: &Finals, facts: &Facts) -> Vec<Violation>
                 });
                 for w in index.on_key(key).filter(|w| w.acked() && u.precedes(w)) {
                     if matches!(w.kind, OpKind::Set { .. } | OpKind::Del { .. }) && !lost_with_crash(&index, w, facts) {
-                        let mut v = judge(w, Some(u), e, index.restamped_after(w), facts);
+                        let mut v = judge(w, Some(u), e, index.restamped_after(w), &[], facts);
                         if let Some(v) = v.as_mut().filter(|_| expired_later) {
                             v.detail
                                 .push_str(" [a later write set a TTL: the older value came back after it expired?]");
@@ -198,9 +209,10 @@ pub fn lost_writes(ops: &[Op], finals: &Finals, facts: &Facts) -> Vec<Violation>
                     let deleted_before = index.on_key(key).find(|x| {
                         matches!(x.kind, OpKind::Del { .. }) && x.client == w.client && x.acked() && x.precedes(w)
                     });
+                    let removers = removal_vectors(key, facts);
                     match entry {
-                        Some(tomb) => found.extend(judge(w, deleted_before, tomb, false, facts)),
-                        None => found.extend(judge_absent(w, deleted_before, key, facts)),
+                        Some(tomb) => found.extend(judge(w, deleted_before, tomb, false, &removers, facts)),
+                        None => found.extend(judge_absent(w, deleted_before, &removers, facts)),
                     }
                 }
             }
@@ -255,17 +267,30 @@ fn vectors_of<'a>(w: &Op, facts: &'a Facts) -> Vec<&'a VersionVector> {
     }
 }
 
+/// The versions that may have removed a key: every tombstone seen on it, and every version of a value with an
+/// expiry on it (an expired value leaves a tombstone with its own vector).
+fn removal_vectors(key: u8, facts: &Facts) -> Vec<&VersionVector> {
+    let tombstones = facts.tombstones.get(&key).into_iter().flatten().map(|(_, v)| v);
+    tombstones.chain(facts.expiring.get(&key).into_iter().flatten()).collect()
+}
+
 /// `w` lost to the final entry `last` (written by `u` when known; `restamped`: maybe re-written by an EXPIRE
-/// concurrent with `w`).
-fn judge(w: &Op, u: Option<&Op>, last: &WireEntry, restamped: bool, facts: &Facts) -> Option<Violation> {
+/// concurrent with `w`; `removers`: for a final tombstone, the versions that may have made it).
+fn judge(
+    w: &Op,
+    u: Option<&Op>,
+    last: &WireEntry,
+    restamped: bool,
+    removers: &[&VersionVector],
+    facts: &Facts,
+) -> Option<Violation> {
     let final_covers = |wv: &VersionVector| matches!(last.vector.compare(wv), Relation::After | Relation::Equal);
-    // The version `u` was written with; for a final tombstone, the least tombstone vector seen with the final
+    // The version `u` was written with; for a final tombstone, the least removal vector seen with the final
     // latest write (later copies of it carry merged vectors that also cover what the tombstone beat).
     let u_vector = match u.and_then(set_value) {
         Some(v) => facts.vectors.get(&v),
         None => {
-            let seen = facts.tombstones.get(&w.kind.key()).into_iter().flatten().map(|(_, v)| v);
-            let same_write = seen.filter(|v| v.latest() == last.vector.latest());
+            let same_write = removers.iter().copied().filter(|v| v.latest() == last.vector.latest());
             same_write
                 .fold(None, |least: Option<&VersionVector>, v| match least {
                     Some(l) if v.compare(l) != Relation::Before => Some(l),
@@ -305,11 +330,11 @@ fn judge(w: &Op, u: Option<&Op>, last: &WireEntry, restamped: bool, facts: &Fact
 }
 
 /// `w`'s value is gone and no tombstone is left, and nothing that may have removed it happened after it: a
-/// violation, unless a tombstone seen on the key is concurrent with `w`'s version and later by (HLC, node), so it
+/// violation, unless a removal version (a tombstone seen, a value with TTL) is concurrent with `w`'s version and later by (HLC, node), so it
 /// beat `w` by last-writer-wins and then aged out (the anomaly `LwwConcurrent`).
-fn judge_absent(w: &Op, deleted_before: Option<&Op>, key: u8, facts: &Facts) -> Option<Violation> {
-    let tombstones = facts.tombstones.get(&key).into_iter().flatten().map(|(_, t)| t);
-    let lww = tombstones.into_iter().any(|t| {
+fn judge_absent(w: &Op, deleted_before: Option<&Op>, removers: &[&VersionVector], facts: &Facts) -> Option<Violation> {
+    let key = w.kind.key();
+    let lww = removers.iter().any(|t| {
         vectors_of(w, facts).into_iter().any(|wv| t.compare(wv) == Relation::Concurrent && t.latest() > wv.latest())
     });
     let kind = match (lww, deleted_before.is_some()) {

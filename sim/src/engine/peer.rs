@@ -73,7 +73,13 @@ impl Engine {
         let Some(entry) = self.entry_of(i, &data::key_name(key)) else { return };
         match (kind, entry.kind) {
             (OpKind::Set { value, .. }, EntryKind::Value) if check::writes::value_of(&entry.value) == Some(value) => {
-                self.facts.saw_value(value, &entry.vector)
+                self.facts.saw_value(value, &entry.vector);
+                if entry.expire_at_ms != 0 {
+                    self.facts.saw_expiring(key, &entry.vector);
+                }
+            }
+            (OpKind::Expire { .. }, EntryKind::Value) if entry.expire_at_ms != 0 => {
+                self.facts.saw_expiring(key, &entry.vector)
             }
             (OpKind::Del { .. }, EntryKind::Tombstone) => self.facts.saw_tombstone(key, self.now, &entry.vector),
             _ => {}
@@ -89,6 +95,9 @@ impl Engine {
                 EntryKind::Value => {
                     if let Some(value) = check::writes::value_of(&entry.value) {
                         self.facts.saw_value(value, &entry.vector);
+                    }
+                    if entry.expire_at_ms != 0 {
+                        self.facts.saw_expiring(key, &entry.vector);
                     }
                 }
                 EntryKind::Tombstone => self.facts.saw_tombstone(key, self.now, &entry.vector),

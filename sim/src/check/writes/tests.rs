@@ -224,6 +224,12 @@ fn a_concurrent_later_delete_beating_a_write_is_an_anomaly_whether_its_tombstone
     assert_eq!(kinds(&lost_writes(&ops, &merged, &f)), [Kind::LwwConcurrent]);
     // The tombstone aged out before the end (clocks far apart): the key is absent, still the same story.
     assert_eq!(kinds(&lost_writes(&ops, &finals(None), &f)), [Kind::LwwConcurrent]);
+    // The same with a value whose TTL ran out (an EXPIRE's re-stamp or a SET with TTL) in place of the DEL.
+    let mut f = facts();
+    f.vectors.insert(2, vector(&[(2, 30)]));
+    f.saw_expiring(1, &vector(&[(1, 50)]));
+    assert_eq!(kinds(&lost_writes(&ops, &merged, &f)), [Kind::LwwConcurrent]);
+    assert_eq!(kinds(&lost_writes(&ops, &finals(None), &f)), [Kind::LwwConcurrent]);
     // A tombstone whose vector dominates the write's (it saw the write): a real loss.
     let mut f = facts();
     f.vectors.insert(2, vector(&[(2, 30)]));
