@@ -368,7 +368,7 @@ impl Node {
         addrs.insert(self.config.name.clone(), own);
         if !addrs.keys().eq(r.ring.members().iter()) {
             let names: Vec<&String> = addrs.keys().collect();
-            r.ring = super::ring::Ring::new(&names, self.config.vnodes);
+            r.ring = r.ring.with_members(&names);
             r.ring_changed_at = now;
             r.share_cache = None;
         }
@@ -377,7 +377,8 @@ impl Node {
         known.sort();
         known.dedup();
         if known != r.all_ring.members() {
-            r.all_ring = super::ring::Ring::new(&known, self.config.vnodes);
+            // With nobody down both rings hold the same names: share the live one.
+            r.all_ring = if known == r.ring.members() { r.ring.clone() } else { r.all_ring.with_members(&known) };
         }
         r.addrs = addrs;
     }

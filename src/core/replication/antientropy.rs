@@ -17,10 +17,12 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+pub use super::sharing::Share;
+use super::sharing::{member_index, ArcTable, Sharing};
 use super::wire::{AeKey, PeerMsg, WireEntry};
 use crate::core::node::{Node, Outbox, Output, TimerId};
 use crate::core::ring::{key_hash, mix64};
-use crate::core::store::{bucket_start, digest_hash, entry_hash, BUCKETS, BUCKET_BITS};
+use crate::core::store::{digest_hash, entry_hash, BUCKETS, BUCKET_BITS};
 use crate::core::version::Version;
 use crate::core::Millis;
 
@@ -46,51 +48,6 @@ const CHASE_MS: Millis = 200;
 const CHASE_ROUNDS_MAX: u32 = 10;
 /// Most entries per `Put` sent by anti-entropy.
 const ENTRIES_PER_PUT: usize = 1_000;
-
-/// How much of a bucket two nodes both replicate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Share {
-    /// No key in it is replicated by both.
-    None,
-    /// Every key in it is replicated by both.
-    All,
-    /// Some arcs in it are shared: check per key.
-    Mixed,
-}
-
-/// The arcs of one ring: their ends and, `stride` entries per arc, the indices of their owners (`u32::MAX` pads).
-#[derive(Debug)]
-pub(crate) struct ArcTable {
-    ends: Vec<u64>,
-    owners: Vec<u32>,
-    stride: usize,
-}
-
-/// Which arcs of a ring two nodes share, and what that means per bucket.
-#[derive(Debug)]
-pub(crate) struct Sharing {
-    /// Sorted token positions (arc ends).
-    ends: Vec<u64>,
-    /// Per arc: replicated by both.
-    shared: Vec<bool>,
-    /// Per bucket.
-    buckets: Vec<Share>,
-}
-
-impl Sharing {
-    fn arc_of(&self, position: u64) -> usize {
-        let i = self.ends.partition_point(|e| *e < position);
-        if i == self.ends.len() {
-            0
-        } else {
-            i
-        }
-    }
-
-    fn key_shared(&self, key: &[u8]) -> bool {
-        self.shared.get(self.arc_of(key_hash(key))).copied().unwrap_or(false)
-    }
-}
 
 impl Node {
     /// Anti-entropy timer: start a round with the next peer (or with the one that differed last time).
@@ -369,51 +326,8 @@ impl Node {
             }
         }
         let table = self.arc_table(digest);
-        let ring = &self.repl().ring;
-        let index = |name: &str| ring.members().binary_search_by(|m| m.as_str().cmp(name)).ok().map(|i| i as u32);
-        let (me, peer_index) = (index(&self.config.name), index(peer));
-        let shared: Vec<bool> = match (me, peer_index) {
-            (Some(me), Some(p)) => {
-                table.owners.chunks(table.stride).map(|row| row.contains(&me) && row.contains(&p)).collect()
-            }
-            _ => vec![false; table.ends.len()],
-        };
-        let mut sharing = Sharing { ends: table.ends.clone(), shared, buckets: Vec::with_capacity(BUCKETS) };
-        let len = sharing.shared.len().max(1);
-        let arcs = sharing.ends.len();
-        // Buckets and arc ends are both in ring order: walk them together instead of searching per bucket.
-        let (mut first_raw, mut last_raw) = (0, 0);
-        for b in 0..BUCKETS {
-            let start = bucket_start(b);
-            let last_pos = if b + 1 == BUCKETS { u64::MAX } else { bucket_start(b + 1) - 1 };
-            while first_raw < arcs && sharing.ends[first_raw] < start {
-                first_raw += 1;
-            }
-            last_raw = last_raw.max(first_raw);
-            while last_raw < arcs && sharing.ends[last_raw] < last_pos {
-                last_raw += 1;
-            }
-            // Past the last token, positions belong to the first arc (the ring wraps), as `arc_of` says.
-            let first = if first_raw == arcs { 0 } else { first_raw };
-            let last = if last_raw == arcs { 0 } else { last_raw };
-            let (mut any, mut all) = (false, true);
-            let mut i = first;
-            loop {
-                let s = sharing.shared.get(i).copied().unwrap_or(false);
-                any |= s;
-                all &= s;
-                if i == last {
-                    break;
-                }
-                i = (i + 1) % len;
-            }
-            sharing.buckets.push(match (any, all) {
-                (false, _) => Share::None,
-                (true, true) => Share::All,
-                (true, false) => Share::Mixed,
-            });
-        }
-        let sharing = Arc::new(sharing);
+        let peer_index = member_index(&self.repl().ring, peer);
+        let sharing = Arc::new(Sharing::new(table, peer_index));
         self.repl_mut().share_cache = Some((digest, peer.to_string(), sharing.clone()));
         sharing
     }
@@ -435,21 +349,7 @@ impl Node {
                 return table.clone();
             }
         }
-        let stride = self.config.replicas.max(1);
-        let ring = &self.repl().ring;
-        let arcs = ring.arcs();
-        let mut owners = Vec::with_capacity(arcs.len() * stride);
-        for a in &arcs {
-            let row = ring.owners_of_range(a, stride);
-            for k in 0..stride {
-                let index = row
-                    .get(k)
-                    .and_then(|name| ring.members().binary_search_by(|m| m.as_str().cmp(name)).ok())
-                    .map_or(u32::MAX, |i| i as u32);
-                owners.push(index);
-            }
-        }
-        let table = Arc::new(ArcTable { ends: arcs.iter().map(|a| a.end).collect(), owners, stride });
+        let table = Arc::new(ArcTable::new(&self.repl().ring, self.config.replicas, &self.config.name));
         self.repl_mut().arc_table = Some((digest, table.clone()));
         table
     }

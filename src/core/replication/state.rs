@@ -159,9 +159,9 @@ pub(crate) struct Replication {
     /// Next bucket the hand-off sweep looks at.
     pub sweep_cursor: usize,
     /// Sharing classification of buckets with one peer, for one ring: (ring digest, peer, per-bucket share).
-    pub share_cache: Option<(u64, String, std::sync::Arc<super::antientropy::Sharing>)>,
+    pub share_cache: Option<(u64, String, std::sync::Arc<super::sharing::Sharing>)>,
     /// Arc ends and owners of one ring (by ring digest), shared by the sharing computations of every peer.
-    pub arc_table: Option<(u64, std::sync::Arc<super::antientropy::ArcTable>)>,
+    pub arc_table: Option<(u64, std::sync::Arc<super::sharing::ArcTable>)>,
 }
 
 impl Replication {
