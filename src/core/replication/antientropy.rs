@@ -53,8 +53,10 @@ impl Node {
     /// Anti-entropy timer: start a round with the next peer (or with the one that differed last time).
     pub(crate) fn anti_entropy_round(&mut self, now: Millis, out: &mut Outbox) {
         self.refresh_ring(now);
+        // The peers are the live members but this node, in name order (counted and picked without copying them).
         let me = self.config.name.clone();
-        let peers: Vec<String> = self.repl().addrs.keys().filter(|n| **n != me).cloned().collect();
+        let addrs = &self.repl().addrs;
+        let peer_count = addrs.len() - usize::from(addrs.contains_key(&me));
         // Settle expiries first, so both sides describe expired values the same way (as their tombstones).
         self.store.expire_due(now, usize::MAX);
         let chase = self.repl_mut().ae_chase.take();
@@ -67,15 +69,17 @@ impl Node {
         };
         let after = if chase.is_some() { CHASE_MS } else { self.config.anti_entropy_period_ms };
         out.push(Output::Schedule { after_ms: after, timer: TimerId::AntiEntropy });
-        if peers.is_empty() {
+        if peer_count == 0 {
             return;
         }
-        let peer = match chase.filter(|c| peers.contains(c)) {
+        let peer = match chase.filter(|c| *c != me && self.repl().addrs.contains_key(c)) {
             Some(p) => p,
             None => {
-                let turn = self.repl().ae_turn % peers.len();
+                let turn = self.repl().ae_turn % peer_count;
                 self.repl_mut().ae_turn = turn + 1;
-                peers[turn].clone()
+                let mut peers = self.repl().addrs.keys().filter(|n| **n != me);
+                let Some(p) = peers.nth(turn).cloned() else { return };
+                p
             }
         };
         let Some(addr) = self.repl().addr_of(&peer) else { return };
