@@ -370,7 +370,7 @@ impl Node {
             let names: Vec<&String> = addrs.keys().collect();
             r.ring = r.ring.with_members(&names);
             r.ring_changed_at = now;
-            r.share_cache = None;
+            r.share_cache.clear();
         }
         let mut known: Vec<String> = view.into_iter().map(|info| info.name).collect();
         known.push(self.config.name.clone());

@@ -46,6 +46,8 @@ const CHASE_MS: Millis = 200;
 /// Most quick rounds in a row with one peer before the turn moves on (one pair that keeps differing, for example
 /// while their clocks disagree on an expiry, must not starve the others).
 const CHASE_ROUNDS_MAX: u32 = 10;
+/// Sharings kept (the peers of the last rounds, both ways): a small cluster's rounds come back to the same few.
+const SHARE_CACHE_MAX: usize = 4;
 /// Most entries per `Put` sent by anti-entropy.
 const ENTRIES_PER_PUT: usize = 1_000;
 
@@ -324,15 +326,18 @@ impl Node {
     /// The sharing of every bucket with `peer` on the current ring (cached per ring and peer).
     fn sharing_with(&mut self, peer: &str) -> Arc<Sharing> {
         let digest = self.repl().ring.digest();
-        if let Some((d, p, sharing)) = &self.repl().share_cache {
-            if *d == digest && p == peer {
-                return sharing.clone();
-            }
+        let cached = self.repl().share_cache.iter().find(|(d, p, _)| *d == digest && p == peer);
+        if let Some((_, _, sharing)) = cached {
+            return sharing.clone();
         }
         let table = self.arc_table(digest);
         let peer_index = member_index(&self.repl().ring, peer);
         let sharing = Arc::new(Sharing::new(table, peer_index));
-        self.repl_mut().share_cache = Some((digest, peer.to_string(), sharing.clone()));
+        let cache = &mut self.repl_mut().share_cache;
+        if cache.len() >= SHARE_CACHE_MAX {
+            cache.remove(0);
+        }
+        cache.push((digest, peer.to_string(), sharing.clone()));
         sharing
     }
 

@@ -74,11 +74,16 @@ impl Sharing {
             for (k, &arc) in table.mine.iter().enumerate() {
                 shared[arc] = table.rows[k * table.stride..(k + 1) * table.stride].contains(&p);
             }
-            // A bucket that touches no shared arc is `None`: classify only the buckets the shared arcs touch.
-            for &arc in table.mine.iter().filter(|&&a| shared[a]) {
-                for b in touched_buckets(ring, arc) {
-                    buckets[b] = bucket_share(ring, &shared, b);
+            let count = table.mine.iter().filter(|&&a| shared[a]).count();
+            if count.saturating_mul(SPARSE_RATIO) < ring.arc_count() {
+                // A bucket that touches no shared arc is `None`: classify only the buckets the shared arcs touch.
+                for &arc in table.mine.iter().filter(|&&a| shared[a]) {
+                    for b in touched_buckets(ring, arc) {
+                        buckets[b] = bucket_share(ring, &shared, b);
+                    }
                 }
+            } else {
+                buckets = walk_all(ring, &shared);
             }
         }
         Sharing { table, shared, buckets }
@@ -98,6 +103,28 @@ impl Sharing {
     pub(crate) fn key_shared(&self, key: &[u8]) -> bool {
         self.shared.get(self.arc_of(key_hash(key))).copied().unwrap_or(false)
     }
+}
+
+/// Below one shared arc in this many, classifying the buckets the shared arcs touch (two searches each) beats
+/// walking every bucket and arc (large clusters share a small part of the ring with any one peer; small ones most).
+const SPARSE_RATIO: usize = 8;
+
+/// Every bucket classified by walking buckets and arc ends together, both being in ring order.
+fn walk_all(ring: &Ring, shared: &[bool]) -> Vec<Share> {
+    let arcs = ring.arc_count();
+    let (mut first_raw, mut last_raw) = (0, 0);
+    (0..BUCKETS)
+        .map(|b| {
+            while first_raw < arcs && ring.arc_end(first_raw) < bucket_start(b) {
+                first_raw += 1;
+            }
+            last_raw = last_raw.max(first_raw);
+            while last_raw < arcs && ring.arc_end(last_raw) < bucket_last(b) {
+                last_raw += 1;
+            }
+            classify(shared, wrap(first_raw, arcs), wrap(last_raw, arcs))
+        })
+        .collect()
 }
 
 /// The index of `name` among the ring's (sorted) members.
@@ -172,22 +199,9 @@ fn classify(shared: &[bool], first: usize, last: usize) -> Share {
 mod tests {
     use super::*;
 
-    /// Every bucket classified by walking buckets and arc ends together (the reference).
-    fn walk_all(ring: &Ring, shared: &[bool]) -> Vec<Share> {
-        let arcs = ring.arc_count();
-        let (mut first_raw, mut last_raw) = (0, 0);
-        (0..BUCKETS)
-            .map(|b| {
-                while first_raw < arcs && ring.arc_end(first_raw) < bucket_start(b) {
-                    first_raw += 1;
-                }
-                last_raw = last_raw.max(first_raw);
-                while last_raw < arcs && ring.arc_end(last_raw) < bucket_last(b) {
-                    last_raw += 1;
-                }
-                classify(shared, wrap(first_raw, arcs), wrap(last_raw, arcs))
-            })
-            .collect()
+    /// Every bucket classified one by one, by searching its first and last arcs (the sparse path's rule).
+    fn search_all(ring: &Ring, shared: &[bool]) -> Vec<Share> {
+        (0..BUCKETS).map(|b| bucket_share(ring, shared, b)).collect()
     }
 
     /// Per arc: both `me` and `peer` among its first `n` owners, from every arc's owners (the reference).
@@ -216,7 +230,9 @@ mod tests {
                     let sharing = Sharing::new(table.clone(), p);
                     let expected = shared_all(&ring, stride, table.me.unwrap(), p.unwrap_or(u32::MAX));
                     assert_eq!(sharing.shared, expected, "{members} {me} {peer}");
-                    assert_eq!(sharing.buckets, walk_all(&ring, &sharing.shared), "{members} {me} {peer}");
+                    let walked = walk_all(&ring, &sharing.shared);
+                    assert_eq!(sharing.buckets, walked, "{members} {me} {peer}");
+                    assert_eq!(search_all(&ring, &sharing.shared), walked, "{members} {me} {peer}");
                 }
             }
         }

@@ -158,8 +158,9 @@ pub(crate) struct Replication {
     pub ae_chase_rounds: u32,
     /// Next bucket the hand-off sweep looks at.
     pub sweep_cursor: usize,
-    /// Sharing classification of buckets with one peer, for one ring: (ring digest, peer, per-bucket share).
-    pub share_cache: Option<(u64, String, std::sync::Arc<super::sharing::Sharing>)>,
+    /// Sharing classification of buckets with the last few peers, for one ring: (ring digest, peer, per-bucket
+    /// share), oldest first, at most `SHARE_CACHE_MAX`.
+    pub share_cache: Vec<(u64, String, std::sync::Arc<super::sharing::Sharing>)>,
     /// Arc ends and owners of one ring (by ring digest), shared by the sharing computations of every peer.
     pub arc_table: Option<(u64, std::sync::Arc<super::sharing::ArcTable>)>,
 }
@@ -183,7 +184,7 @@ impl Replication {
             ae_chase: None,
             ae_chase_rounds: 0,
             sweep_cursor: 0,
-            share_cache: None,
+            share_cache: Vec::new(),
             arc_table: None,
         }
     }
