@@ -16,6 +16,7 @@ use super::command::Command;
 use super::locks::{LockMode, LockStats, LockTable};
 use super::membership::{GossipEffect, GossipTimer, MemberEvent, Membership};
 use super::replication::handoff::{HINT_PERIOD_MS, SWEEP_PERIOD_MS};
+use super::replication::roster;
 use super::replication::state::{Origin, Replication};
 use super::replication::{Levels, PeerMsg, ReplicationStats, WireEntry};
 use super::reply::{Reply, ERR_OOM};
@@ -358,29 +359,25 @@ impl Node {
             return;
         }
         r.ring_stale = false;
-        let own = m.identity().gossip_addr;
-        // One view for both rings; a ring is rebuilt only when its set of names changed (a renewal or a state
-        // change between alive and suspect leaves it as it is).
-        let view = m.members();
-        let mut addrs = std::collections::BTreeMap::new();
-        for member in view.iter().filter(|info| info.state.is_live()) {
-            addrs.insert(member.name.clone(), member.gossip_addr);
-        }
-        addrs.insert(self.config.name.clone(), own);
-        if !addrs.keys().eq(r.ring.members().iter()) {
-            let names: Vec<&String> = addrs.keys().collect();
-            r.ring = super::ring::Ring::new(&names, self.config.vnodes);
+        // One pass over the membership rows for both rings, borrowed, not copied; a ring is rebuilt only when
+        // its set of names changed (a renewal or a state change between alive and suspect leaves it as it is).
+        let rows: Vec<_> = m.rows().collect();
+        let live = roster::live(&rows, &self.config.name, m.identity().gossip_addr);
+        if !live.iter().map(|(name, _)| *name).eq(r.ring.members().iter().map(String::as_str)) {
+            let names: Vec<&str> = live.iter().map(|(name, _)| *name).collect();
+            r.ring = r.ring.with_members(&names);
             r.ring_changed_at = now;
             r.share_cache.clear();
         }
-        let mut known: Vec<String> = view.into_iter().map(|info| info.name).collect();
-        known.push(self.config.name.clone());
-        known.sort();
-        known.dedup();
-        if known != r.all_ring.members() {
-            r.all_ring = super::ring::Ring::new(&known, self.config.vnodes);
+        if !live.iter().map(|(name, addr)| (*name, addr)).eq(r.addrs.iter().map(|(name, addr)| (name.as_str(), addr))) {
+            r.addrs = live.iter().map(|(name, addr)| (name.to_string(), *addr)).collect();
         }
-        r.addrs = addrs;
+        let known = roster::known(&rows, &self.config.name);
+        if !known.iter().copied().eq(r.all_ring.members().iter().map(String::as_str)) {
+            // With nobody down both rings hold the same names: share the live one.
+            let same_as_live = known.iter().copied().eq(r.ring.members().iter().map(String::as_str));
+            r.all_ring = if same_as_live { r.ring.clone() } else { r.all_ring.with_members(&known) };
+        }
     }
 
     /// Process one input at wall-clock time `now`, writing effects into `out`.

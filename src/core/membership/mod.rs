@@ -206,13 +206,17 @@ impl Membership {
 
     /// Every known member, this node included (under its current identity only), sorted by name, then address.
     pub fn members(&self) -> Vec<MemberInfo> {
-        let mut view: Vec<MemberInfo> = self
-            .others()
-            .map(|member| MemberInfo::new(member.id(), member_state(member.state())))
-            .chain(std::iter::once(MemberInfo::new(self.foca.identity(), self.own_state())))
-            .collect();
-        view.sort();
+        let mut view: Vec<MemberInfo> = self.rows().map(|(id, state)| MemberInfo::new(id, state)).collect();
+        // Rows equal under the order are equal in every field, so an unstable sort gives the same view.
+        view.sort_unstable();
         view
+    }
+
+    /// The rows of `members()` as borrowed identities with their state, in no particular order (no copy, no sort).
+    pub fn rows(&self) -> impl Iterator<Item = (&Identity, MemberState)> {
+        self.others()
+            .map(|member| (member.id(), member_state(member.state())))
+            .chain(std::iter::once((self.foca.identity(), self.own_state())))
     }
 
     /// The live (alive or suspect) members, this node included, sorted.

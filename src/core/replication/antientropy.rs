@@ -17,10 +17,12 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+pub use super::sharing::Share;
+use super::sharing::{member_index, ArcTable, Sharing};
 use super::wire::{AeKey, PeerMsg, WireEntry};
 use crate::core::node::{Node, Outbox, Output, TimerId};
 use crate::core::ring::{key_hash, mix64};
-use crate::core::store::{bucket_start, digest_hash, entry_hash, BUCKETS, BUCKET_BITS};
+use crate::core::store::{digest_hash, entry_hash, BUCKETS, BUCKET_BITS};
 use crate::core::version::Version;
 use crate::core::Millis;
 
@@ -44,66 +46,19 @@ const CHASE_MS: Millis = 200;
 /// Most quick rounds in a row with one peer before the turn moves on (one pair that keeps differing, for example
 /// while their clocks disagree on an expiry, must not starve the others).
 const CHASE_ROUNDS_MAX: u32 = 10;
+/// Sharings kept (the peers of the last rounds, both ways): a small cluster's rounds come back to the same few.
+const SHARE_CACHE_MAX: usize = 4;
 /// Most entries per `Put` sent by anti-entropy.
 const ENTRIES_PER_PUT: usize = 1_000;
-
-/// How much of a bucket two nodes both replicate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Share {
-    /// No key in it is replicated by both.
-    None,
-    /// Every key in it is replicated by both.
-    All,
-    /// Some arcs in it are shared: check per key.
-    Mixed,
-}
-
-/// The arcs of one ring: their ends and, `stride` entries per arc, the indices of their owners (`u32::MAX` pads).
-#[derive(Debug)]
-pub(crate) struct ArcTable {
-    ends: Vec<u64>,
-    owners: Vec<u32>,
-    stride: usize,
-}
-
-/// Which arcs of a ring two nodes share, and what that means per bucket.
-#[derive(Debug)]
-pub(crate) struct Sharing {
-    /// Sorted token positions (arc ends).
-    ends: Vec<u64>,
-    /// Per arc: replicated by both.
-    shared: Vec<bool>,
-    /// Per bucket.
-    buckets: Vec<Share>,
-}
-
-impl Sharing {
-    fn arc_of(&self, position: u64) -> usize {
-        let i = self.ends.partition_point(|e| *e < position);
-        if i == self.ends.len() {
-            0
-        } else {
-            i
-        }
-    }
-
-    /// Whether the key's arc is replicated by both.
-    pub(crate) fn key_shared(&self, key: &[u8]) -> bool {
-        self.shared.get(self.arc_of(key_hash(key))).copied().unwrap_or(false)
-    }
-
-    /// How much of bucket `b` both replicate.
-    pub(crate) fn bucket(&self, b: usize) -> Share {
-        self.buckets.get(b).copied().unwrap_or(Share::Mixed)
-    }
-}
 
 impl Node {
     /// Anti-entropy timer: start a round with the next peer (or with the one that differed last time).
     pub(crate) fn anti_entropy_round(&mut self, now: Millis, out: &mut Outbox) {
         self.refresh_ring(now);
+        // The peers are the live members but this node, in name order (counted and picked without copying them).
         let me = self.config.name.clone();
-        let peers: Vec<String> = self.repl().addrs.keys().filter(|n| **n != me).cloned().collect();
+        let addrs = &self.repl().addrs;
+        let peer_count = addrs.len() - usize::from(addrs.contains_key(&me));
         // Settle expiries first, so both sides describe expired values the same way (as their tombstones).
         self.store.expire_due(now, usize::MAX);
         let chase = self.repl_mut().ae_chase.take();
@@ -116,15 +71,17 @@ impl Node {
         };
         let after = if chase.is_some() { CHASE_MS } else { self.config.anti_entropy_period_ms };
         out.push(Output::Schedule { after_ms: after, timer: TimerId::AntiEntropy });
-        if peers.is_empty() {
+        if peer_count == 0 {
             return;
         }
-        let peer = match chase.filter(|c| peers.contains(c)) {
+        let peer = match chase.filter(|c| *c != me && self.repl().addrs.contains_key(c)) {
             Some(p) => p,
             None => {
-                let turn = self.repl().ae_turn % peers.len();
+                let turn = self.repl().ae_turn % peer_count;
                 self.repl_mut().ae_turn = turn + 1;
-                peers[turn].clone()
+                let mut peers = self.repl().addrs.keys().filter(|n| **n != me);
+                let Some(p) = peers.nth(turn).cloned() else { return };
+                p
             }
         };
         let Some(addr) = self.repl().addr_of(&peer) else { return };
@@ -369,59 +326,21 @@ impl Node {
     /// The sharing of every bucket with `peer` on the current ring (cached per ring and peer).
     pub(crate) fn sharing_with(&mut self, peer: &str) -> Arc<Sharing> {
         let digest = self.repl().ring.digest();
-        if let Some((_, _, sharing)) = self.repl().share_cache.iter().find(|(d, p, _)| *d == digest && p == peer) {
+        let cached = self.repl().share_cache.iter().find(|(d, p, _)| *d == digest && p == peer);
+        if let Some((_, _, sharing)) = cached {
             return sharing.clone();
         }
         let table = self.arc_table(digest);
-        let ring = &self.repl().ring;
-        let index = |name: &str| ring.members().binary_search_by(|m| m.as_str().cmp(name)).ok().map(|i| i as u32);
-        let (me, peer_index) = (index(&self.config.name), index(peer));
-        let shared: Vec<bool> = match (me, peer_index) {
-            (Some(me), Some(p)) => {
-                table.owners.chunks(table.stride).map(|row| row.contains(&me) && row.contains(&p)).collect()
-            }
-            _ => vec![false; table.ends.len()],
-        };
-        let mut sharing = Sharing { ends: table.ends.clone(), shared, buckets: Vec::with_capacity(BUCKETS) };
-        let len = sharing.shared.len().max(1);
-        let arcs = sharing.ends.len();
-        // Buckets and arc ends are both in ring order: walk them together instead of searching per bucket.
-        let (mut first_raw, mut last_raw) = (0, 0);
-        for b in 0..BUCKETS {
-            let start = bucket_start(b);
-            let last_pos = if b + 1 == BUCKETS { u64::MAX } else { bucket_start(b + 1) - 1 };
-            while first_raw < arcs && sharing.ends[first_raw] < start {
-                first_raw += 1;
-            }
-            last_raw = last_raw.max(first_raw);
-            while last_raw < arcs && sharing.ends[last_raw] < last_pos {
-                last_raw += 1;
-            }
-            // Past the last token, positions belong to the first arc (the ring wraps), as `arc_of` says.
-            let first = if first_raw == arcs { 0 } else { first_raw };
-            let last = if last_raw == arcs { 0 } else { last_raw };
-            let (mut any, mut all) = (false, true);
-            let mut i = first;
-            loop {
-                let s = sharing.shared.get(i).copied().unwrap_or(false);
-                any |= s;
-                all &= s;
-                if i == last {
-                    break;
-                }
-                i = (i + 1) % len;
-            }
-            sharing.buckets.push(match (any, all) {
-                (false, _) => Share::None,
-                (true, true) => Share::All,
-                (true, false) => Share::Mixed,
-            });
-        }
-        let sharing = Arc::new(sharing);
-        // Two entries: this node's own (the hand-off sweep's) and the peer's anti-entropy works with.
+        let peer_index = member_index(&self.repl().ring, peer);
+        let sharing = Arc::new(Sharing::new(table, peer_index));
+        // The oldest entry goes, except this node's own (the hand-off sweep asks for it every second).
         let me = self.config.name.clone();
         let cache = &mut self.repl_mut().share_cache;
-        cache.retain(|(d, p, _)| *d == digest && *p == me && p != peer);
+        if cache.len() >= SHARE_CACHE_MAX {
+            if let Some(i) = cache.iter().position(|(_, p, _)| *p != me) {
+                cache.remove(i);
+            }
+        }
         cache.push((digest, peer.to_string(), sharing.clone()));
         sharing
     }
@@ -443,21 +362,7 @@ impl Node {
                 return table.clone();
             }
         }
-        let stride = self.config.replicas.max(1);
-        let ring = &self.repl().ring;
-        let arcs = ring.arcs();
-        let mut owners = Vec::with_capacity(arcs.len() * stride);
-        for a in &arcs {
-            let row = ring.owners_of_range(a, stride);
-            for k in 0..stride {
-                let index = row
-                    .get(k)
-                    .and_then(|name| ring.members().binary_search_by(|m| m.as_str().cmp(name)).ok())
-                    .map_or(u32::MAX, |i| i as u32);
-                owners.push(index);
-            }
-        }
-        let table = Arc::new(ArcTable { ends: arcs.iter().map(|a| a.end).collect(), owners, stride });
+        let table = Arc::new(ArcTable::new(&self.repl().ring, self.config.replicas, &self.config.name));
         self.repl_mut().arc_table = Some((digest, table.clone()));
         table
     }

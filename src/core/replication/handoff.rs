@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 
 use bytes::Bytes;
 
-use super::antientropy::Share;
+use super::sharing::Share;
 use super::state::Pending;
 use std::net::SocketAddr;
 
@@ -137,7 +137,7 @@ impl Node {
             }
             passed = distance + 1;
             cursor = b;
-            let share = own.bucket(cursor);
+            let share = own.buckets[cursor];
             let entries = self.store.bucket_entries(cursor).filter(|_| share != Share::All);
             for (key, entry) in entries {
                 if entry.is_expired(now) || (share == Share::Mixed && own.key_shared(key)) {

@@ -6,6 +6,8 @@ pub mod codec;
 pub mod coordinator;
 pub mod handoff;
 pub mod levels;
+pub(crate) mod roster;
+mod sharing;
 pub mod state;
 pub mod wire;
 

@@ -158,10 +158,11 @@ pub(crate) struct Replication {
     pub ae_chase_rounds: u32,
     /// Next bucket the hand-off sweep looks at.
     pub sweep_cursor: usize,
-    /// Sharing classification of buckets with one peer, for one ring: (ring digest, peer, per-bucket share).
-    pub share_cache: Vec<(u64, String, std::sync::Arc<super::antientropy::Sharing>)>,
+    /// Sharing classification of buckets with the last few peers, for one ring: (ring digest, peer, per-bucket
+    /// share), oldest first, at most `SHARE_CACHE_MAX`.
+    pub share_cache: Vec<(u64, String, std::sync::Arc<super::sharing::Sharing>)>,
     /// Arc ends and owners of one ring (by ring digest), shared by the sharing computations of every peer.
-    pub arc_table: Option<(u64, std::sync::Arc<super::antientropy::ArcTable>)>,
+    pub arc_table: Option<(u64, std::sync::Arc<super::sharing::ArcTable>)>,
 }
 
 impl Replication {

@@ -151,4 +151,34 @@ proptest! {
             prop_assert_eq!(&kept[..], &new[..kept.len()]);
         }
     }
+
+    #[test]
+    fn rebuilding_from_another_ring_equals_building_anew(
+        before in arb_names(),
+        after in arb_names(),
+        vnodes in 1usize..40,
+    ) {
+        let old = Ring::new(&before, vnodes);
+        let rebuilt = old.with_members(&after);
+        let fresh = Ring::new(&after, vnodes);
+        prop_assert_eq!(rebuilt.digest(), fresh.digest());
+        prop_assert_eq!(&rebuilt, &fresh);
+        prop_assert_eq!(&Ring::new::<&str>(&[], vnodes).with_members(&after), &fresh);
+        prop_assert_eq!(&fresh.with_members::<&str>(&[]), &Ring::new::<&str>(&[], vnodes));
+    }
+
+    #[test]
+    fn arcs_owned_by_agree_with_every_arcs_owners(members in arb_names(), n in 0usize..5, vnodes in 1usize..20) {
+        let ring = Ring::new(&members, vnodes);
+        let mut row = Vec::new();
+        for member in 0..members.len() as u32 {
+            let expected: Vec<usize> = (0..ring.arc_count())
+                .filter(|&arc| {
+                    ring.arc_owners_into(arc, n, &mut row);
+                    row.contains(&member)
+                })
+                .collect();
+            prop_assert_eq!(ring.arcs_owned_by(member, n), expected);
+        }
+    }
 }
