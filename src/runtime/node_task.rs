@@ -1,5 +1,5 @@
 //! The one task that owns the `core::Node`: it feeds the node batches of commands and due timers, reads the
-//! wall clock for it, and routes every output (replies to connections, timers to its own timer heap).
+//! wall clock for it, and routes every output (replies to connections, timers to its own timer queues).
 //!
 //! Connection tasks parse and encode; this task only executes, so its loop stays short. It takes as many
 //! messages as are queued at once (`recv_many`) and groups the replies per connection before sending them back,
@@ -69,10 +69,13 @@ const TIMER_QUEUES_MAX: usize = 8;
 /// so scheduling and firing them is O(1). Other timers (gossip, periodic rounds) go to a heap.
 #[derive(Default)]
 struct Timers {
-    heap: BinaryHeap<Reverse<(Instant, u64, TimerId)>>,
-    queues: Vec<(Millis, VecDeque<(Instant, u64, TimerId)>)>,
+    heap: BinaryHeap<Reverse<Scheduled>>,
+    queues: Vec<(Millis, VecDeque<Scheduled>)>,
     seq: u64,
 }
+
+/// One scheduled timer: its deadline, its scheduling sequence number and the timer.
+type Scheduled = (Instant, u64, TimerId);
 
 impl Timers {
     fn schedule(&mut self, now: Instant, after_ms: Millis, timer: TimerId) {
