@@ -82,7 +82,7 @@ fn section(out: &mut String, name: &str, node: &Node, now: Millis, f: &ServerFac
             stats.oom_rejections
         ),
         "replication" => write!(out, "# Replication\r\nrole:master\r\nconnected_slaves:0\r\n"),
-        "cluster" => cluster(out, node),
+        "cluster" => cluster(out, node, now),
         "keyspace" => {
             out.push_str("# Keyspace\r\n");
             let keys = node.store().len();
@@ -117,7 +117,7 @@ pub fn human(bytes: u64) -> String {
 }
 
 /// The cluster section: this node's view of the membership, with a digest of the live set.
-fn cluster(out: &mut String, node: &Node) -> std::fmt::Result {
+fn cluster(out: &mut String, node: &Node, now: Millis) -> std::fmt::Result {
     let Some(m) = node.membership() else {
         return write!(out, "# Cluster\r\ncluster_enabled:0\r\n");
     };
@@ -143,13 +143,15 @@ fn cluster(out: &mut String, node: &Node) -> std::fmt::Result {
     let r = node.replication_stats().unwrap_or_default();
     write!(
         out,
-        "ring_digest:{:016x}\r\nring_members:{}\r\nreplicas:{}\r\nread_consistency:{}\r\nwrite_consistency:{}\r\n\
-         requests_pending:{}\r\nforwards:{}\r\nforward_failovers:{}\r\nreplica_failures:{}\r\nrequest_timeouts:{}\r\n\
+        "ring_digest:{:016x}\r\nring_members:{}\r\nring_settled:{}\r\nreplicas:{}\r\nread_consistency:{}\r\n\
+         write_consistency:{}\r\nrequests_pending:{}\r\nforwards:{}\r\nforward_failovers:{}\r\n\
+         replica_failures:{}\r\nrequest_timeouts:{}\r\n\
          hints_pending:{}\r\nhints_stored:{}\r\nhints_delivered:{}\r\nhints_dropped:{}\r\nread_repairs:{}\r\n\
          lww_conflicts:{}\r\nmerged_changes:{}\r\nanti_entropy_rounds:{}\r\nanti_entropy_entries_sent:{}\r\n\
          anti_entropy_bytes_sent:{}\r\nhandoff_dropped_keys:{}\r\nmarkers:{}\r\n",
         node.ring_digest(),
         node.ring_members(),
+        u8::from(node.repl.is_some() && node.ring_settled(now)),
         node.config().replicas,
         node.config().levels.read,
         node.config().levels.write,

@@ -1,12 +1,12 @@
 //! The one task that owns the `core::Node`: it feeds the node batches of commands and due timers, reads the
-//! wall clock for it, and routes every output (replies to connections, timers to its own timer heap).
+//! wall clock for it, and routes every output (replies to connections, timers to its own timer queues).
 //!
 //! Connection tasks parse and encode; this task only executes, so its loop stays short. It takes as many
 //! messages as are queued at once (`recv_many`) and groups the replies per connection before sending them back,
 //! so one wake-up of a connection carries all the replies of its pipeline.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -43,6 +43,8 @@ pub enum ToNode {
     SetSeeds(Vec<SocketAddr>),
     /// A message arrived from the peer whose cluster address is `from`.
     Peer { from: SocketAddr, msg: PeerMsg },
+    /// Several messages arrived together from the peer whose cluster address is `from`, in order.
+    Peers { from: SocketAddr, msgs: Vec<PeerMsg> },
     /// The link to a peer failed; what was queued for it was dropped.
     PeerLost { peer: SocketAddr },
     /// Render the node's metrics (Prometheus text) into `reply`.
@@ -57,33 +59,62 @@ pub fn wall_ms() -> Millis {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as Millis)
 }
 
-/// Timers the node asked for, ordered by deadline, then by the order they were scheduled.
+/// Most distinct delays that get a queue of their own; timers with other delays go to the heap.
+const TIMER_QUEUES_MAX: usize = 8;
+
+/// Timers the node asked for, by deadline, then by the order they were scheduled.
+///
+/// Request deadlines are the bulk (one per write, read or forward, most never needed) and share a few fixed
+/// delays: each such delay gets a FIFO queue, whose deadlines are in order because the clock never goes back,
+/// so scheduling and firing them is O(1). Other timers (gossip, periodic rounds) go to a heap.
 #[derive(Default)]
 struct Timers {
-    heap: BinaryHeap<Reverse<(Instant, u64, TimerId)>>,
+    heap: BinaryHeap<Reverse<Scheduled>>,
+    queues: Vec<(Millis, VecDeque<Scheduled>)>,
     seq: u64,
 }
 
+/// One scheduled timer: its deadline, its scheduling sequence number and the timer.
+type Scheduled = (Instant, u64, TimerId);
+
 impl Timers {
-    fn schedule(&mut self, after_ms: Millis, timer: TimerId) {
+    fn schedule(&mut self, now: Instant, after_ms: Millis, timer: TimerId) {
         self.seq += 1;
-        self.heap.push(Reverse((Instant::now() + Duration::from_millis(after_ms), self.seq, timer)));
+        let request = matches!(timer, TimerId::Request(_));
+        let item = (now + Duration::from_millis(after_ms), self.seq, timer);
+        if request {
+            if let Some((_, queue)) = self.queues.iter_mut().find(|(ms, _)| *ms == after_ms) {
+                return queue.push_back(item);
+            }
+            if self.queues.len() < TIMER_QUEUES_MAX {
+                return self.queues.push((after_ms, VecDeque::from([item])));
+            }
+        }
+        self.heap.push(Reverse(item));
     }
 
     fn next_deadline(&self) -> Option<Instant> {
-        self.heap.peek().map(|Reverse((at, _, _))| *at)
+        let queued = self.queues.iter().filter_map(|(_, q)| q.front().map(|(at, _, _)| *at));
+        self.heap.peek().map(|Reverse((at, _, _))| *at).into_iter().chain(queued).min()
     }
 
-    /// Pop every timer due at `now`. They are handed over sorted by `TimerId` (a stable sort, so equal timers
-    /// keep their scheduling order): foca requires timers that are due together to arrive in that order.
+    /// Pop every timer due at `now`. They are handed over sorted by `TimerId`, equal timers by deadline, then in
+    /// scheduling order:
+    /// foca requires timers that are due together to arrive in that order.
     fn pop_due(&mut self, now: Instant) -> Vec<TimerId> {
         let mut due = Vec::new();
         while self.heap.peek().is_some_and(|Reverse((at, _, _))| *at <= now) {
-            let Reverse((_, _, t)) = self.heap.pop().expect("peeked");
-            due.push(t);
+            let Reverse((at, seq, t)) = self.heap.pop().expect("peeked");
+            due.push((t, at, seq));
+        }
+        for (_, queue) in &mut self.queues {
+            while queue.front().is_some_and(|(at, _, _)| *at <= now) {
+                let (at, seq, t) = queue.pop_front().expect("fronted");
+                due.push((t, at, seq));
+            }
         }
         due.sort();
-        due
+        due.into_iter().map(|(t, _, _)| t).collect()
     }
 }
 
@@ -166,6 +197,11 @@ pub async fn run(
                         ToNode::Gossip { from, packet } => node.handle(now, Input::Gossip { from, packet }, &mut out),
                         ToNode::SetSeeds(seeds) => node.handle(now, Input::SetSeeds(seeds), &mut out),
                         ToNode::Peer { from, msg } => node.handle(now, Input::Peer { from, msg }, &mut out),
+                        ToNode::Peers { from, msgs } => {
+                            for msg in msgs {
+                                node.handle(now, Input::Peer { from, msg }, &mut out);
+                            }
+                        }
                         ToNode::PeerLost { peer } => node.handle(now, Input::PeerLost { peer }, &mut out),
                         ToNode::Metrics { reply } => {
                             let _ = reply.send(crate::core::metrics::render(&node, now));
@@ -216,6 +252,8 @@ async fn sleep_until(deadline: Option<Instant>) {
 /// datagrams onto the gossip socket, peer messages onto their links' queues (never waiting).
 fn route(out: &mut Outbox, io: &mut Io) {
     let conns = &io.conns;
+    // One clock read for all the timers of one turn (they were asked for at the same instant).
+    let mut now: Option<Instant> = None;
     let mut current: Option<(ConnId, ReplyBatch)> = None;
     for item in out.drain() {
         match item {
@@ -228,7 +266,9 @@ fn route(out: &mut Outbox, io: &mut Io) {
                     current = Some((conn, vec![(req, reply)]));
                 }
             },
-            Output::Schedule { after_ms, timer } => io.timers.schedule(after_ms, timer),
+            Output::Schedule { after_ms, timer } => {
+                io.timers.schedule(*now.get_or_insert_with(Instant::now), after_ms, timer)
+            }
             Output::SendGossip { to, packet } => {
                 if let Some(gossip) = &mut io.gossip {
                     gossip.send(to, &packet);

@@ -189,14 +189,19 @@ impl FrameCodec {
     }
 }
 
-/// Parse and validate a frame body that passed its check.
+/// Parse and validate a frame body that passed its check. The body is read in place (strings and byte strings
+/// are borrowed from it, not copied into a scratch buffer first); a frame with bytes after its value is refused.
 fn decode_body(body: &[u8]) -> Result<Frame, DecodeError> {
-    let mut rest = body;
-    let mut de = rmp_serde::Deserializer::new(&mut rest);
+    let mut de = rmp_serde::Deserializer::from_read_ref(body);
     de.set_max_depth(BODY_DEPTH_MAX);
     let frame = Frame::deserialize(&mut de)?;
-    if !rest.is_empty() {
-        return Err(DecodeError::Trailing(rest.len()));
+    // The borrowing reader does not tell how far it got: a body that ends here has no next marker to read.
+    let ended = matches!(
+        serde::de::IgnoredAny::deserialize(&mut de),
+        Err(rmp_serde::decode::Error::InvalidMarkerRead(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof
+    );
+    if !ended {
+        return Err(DecodeError::Trailing(trailing_bytes(body)));
     }
     if let Frame::Hello { name, .. } = &frame {
         if name.len() > NAME_BYTES_MAX {
@@ -204,6 +209,17 @@ fn decode_body(body: &[u8]) -> Result<Frame, DecodeError> {
         }
     }
     Ok(frame)
+}
+
+/// How many bytes follow the first value of `body` (the error path only: it decodes the value again).
+fn trailing_bytes(body: &[u8]) -> usize {
+    let mut rest = body;
+    let mut de = rmp_serde::Deserializer::new(&mut rest);
+    de.set_max_depth(BODY_DEPTH_MAX);
+    match serde::de::IgnoredAny::deserialize(&mut de) {
+        Ok(_) => rest.len(),
+        Err(_) => body.len(),
+    }
 }
 
 #[cfg(test)]

@@ -350,8 +350,9 @@ impl Node {
         // when this node holds no value for the key: it may have restarted empty and not be refilled yet, or a
         // newer write may not have reached it (a DEL that saw nothing here would delete nothing anywhere).
         let key = cmd.single_key().cloned();
-        let absent = key.as_ref().is_some_and(|k| self.store.peek(k, now).is_none());
-        let trusted = first && self.ring_settled(now) && !(absent && cmd.depends_on_value());
+        // (The store is looked up only when the answer matters: a plain SET does not depend on the value.)
+        let absent = |node: &Self| key.as_ref().is_some_and(|k| node.store.peek(k, now).is_none());
+        let trusted = first && self.ring_settled(now) && !(cmd.depends_on_value() && absent(self));
         // The steady-state write (first owner, settled ring) goes straight on: nothing to list or ask.
         let (Some(key), false) = (key, trusted) else {
             return self.write_now(now, origin, cmd, level, owners, out);
@@ -453,7 +454,12 @@ impl Node {
 
     /// A `PutAck` arrived: count it for the write (from the replica or from the fallback holding its hint).
     pub(crate) fn put_acked(&mut self, now: Millis, from: SocketAddr, id: u64, out: &mut Outbox) {
-        let from_name = self.name_of(from);
+        if let Some(Pending::HintDelivery { target, .. }) = self.repl().pending.get(&id) {
+            if self.name_of(from).as_ref() == Some(target) {
+                self.hints_delivered(id);
+            }
+            return;
+        }
         match self.repl_mut().pending.get_mut(&id) {
             Some(Pending::Write { .. }) => self.write_acked(from, id, out),
             Some(Pending::Handoff { waiting, .. }) => {
@@ -461,9 +467,6 @@ impl Node {
                 if waiting.is_empty() {
                     self.handoff_done(now, id);
                 }
-            }
-            Some(Pending::HintDelivery { target, .. }) if from_name.as_ref() == Some(target) => {
-                self.hints_delivered(id);
             }
             _ => {}
         }

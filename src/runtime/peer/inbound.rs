@@ -1,8 +1,9 @@
 //! Inbound peer connections: the listener, and one task per connection that reads frames for the node.
 //!
 //! A connection must open with `Hello` within `hello_timeout_ms`; every later frame must be a message, which goes
-//! to the node task as `ToNode::Peer` from the address the `Hello` named. Any bad frame (too large, bad version,
-//! bad check, undecodable, a second `Hello`) closes that connection only, and is counted and logged at debug.
+//! to the node task as `ToNode::Peer` (several decoded from one read go together as `ToNode::Peers`) from the
+//! address the `Hello` named. Any bad frame (too large, bad version, bad check, undecodable, a second `Hello`)
+//! closes that connection only, and is counted and logged at debug.
 //! Handing a message over waits for room in the node task's queue: a busy node slows its peers' links through
 //! TCP flow control (their queues fill and drop) instead of buffering without bound here.
 
@@ -21,6 +22,8 @@ use crate::core::replication::Frame;
 
 /// Bytes reserved in the read buffer before each read.
 const READ_CHUNK_BYTES: usize = 64 * 1024;
+/// Most messages handed to the node task in one queue item (the node's queue is bounded in items).
+const HANDOVER_MSGS_MAX: usize = 64;
 
 /// Accept connections until shutdown, each served by its own task (at most `inbound_max` at once).
 pub(super) async fn accept(listener: TcpListener, shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
@@ -96,23 +99,42 @@ async fn hello(stream: &mut TcpStream, buf: &mut BytesMut, shared: &Shared) -> R
     }
 }
 
-/// Hand every message to the node task until the connection ends.
+/// Hand every message to the node task until the connection ends: all the frames one read completed go over in
+/// one queue item (at most `HANDOVER_MSGS_MAX`), so a burst costs the node task one wake-up, not one per message.
 async fn messages(stream: &mut TcpStream, buf: &mut BytesMut, from: SocketAddr, shared: &Shared) -> End {
+    let mut msgs = Vec::new();
     loop {
-        match shared.codec.decode(buf) {
-            Ok(Some(Frame::Msg(msg))) => {
-                shared.stats.frames_received.fetch_add(1, Ordering::Relaxed);
-                if shared.to_node.send(ToNode::Peer { from, msg }).await.is_err() {
-                    return End::Closed;
-                }
+        let mut end = None;
+        let mut drained = false;
+        while msgs.len() < HANDOVER_MSGS_MAX {
+            match shared.codec.decode(buf) {
+                Ok(Some(Frame::Msg(msg))) => msgs.push(msg),
+                Ok(Some(Frame::Hello { .. })) => end = Some(End::Bad("second hello".into())),
+                Ok(None) => drained = true,
+                Err(e) => end = Some(End::Bad(e.to_string())),
             }
-            Ok(Some(Frame::Hello { .. })) => return End::Bad("second hello".into()),
-            Ok(None) => {
-                if let Err(end) = fill(stream, buf, shared).await {
-                    return end;
-                }
+            if end.is_some() || drained {
+                break;
             }
-            Err(e) => return End::Bad(e.to_string()),
+        }
+        // Messages before a bad frame are delivered, as they would have been one by one.
+        if !msgs.is_empty() {
+            shared.stats.frames_received.fetch_add(msgs.len() as u64, Ordering::Relaxed);
+            let item = match msgs.len() {
+                1 => ToNode::Peer { from, msg: msgs.pop().expect("one") },
+                _ => ToNode::Peers { from, msgs: std::mem::take(&mut msgs) },
+            };
+            if shared.to_node.send(item).await.is_err() {
+                return End::Closed;
+            }
+        }
+        if let Some(end) = end {
+            return end;
+        }
+        if drained {
+            if let Err(end) = fill(stream, buf, shared).await {
+                return end;
+            }
         }
     }
 }

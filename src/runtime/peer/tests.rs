@@ -14,8 +14,29 @@ use crate::core::replication::{Frame, WireEntry};
 struct Node {
     addr: SocketAddr,
     transport: PeerTransport,
-    rx: mpsc::Receiver<ToNode>,
+    rx: Inbox,
     shutdown: watch::Sender<bool>,
+}
+
+/// The node-side queue, with `ToNode::Peers` batches taken apart into one `ToNode::Peer` per message.
+struct Inbox {
+    rx: mpsc::Receiver<ToNode>,
+    ready: std::collections::VecDeque<ToNode>,
+}
+
+impl Inbox {
+    async fn recv(&mut self) -> Option<ToNode> {
+        if let Some(event) = self.ready.pop_front() {
+            return Some(event);
+        }
+        match self.rx.recv().await? {
+            ToNode::Peers { from, msgs } => {
+                self.ready.extend(msgs.into_iter().map(|msg| ToNode::Peer { from, msg }));
+                self.ready.pop_front()
+            }
+            event => Some(event),
+        }
+    }
 }
 
 async fn node_with(tune: impl FnOnce(&mut PeerConfig)) -> Node {
@@ -32,7 +53,7 @@ async fn node_at(addr: SocketAddr, tune: impl FnOnce(&mut PeerConfig)) -> Node {
     let transport = PeerTransport::new(config, tx, Arc::default());
     let (shutdown, stop) = watch::channel(false);
     transport.listen(listener, stop);
-    Node { addr, transport, rx, shutdown }
+    Node { addr, transport, rx: Inbox { rx, ready: Default::default() }, shutdown }
 }
 
 async fn node() -> Node {
@@ -40,12 +61,12 @@ async fn node() -> Node {
 }
 
 /// The next event within two seconds.
-async fn next(rx: &mut mpsc::Receiver<ToNode>) -> ToNode {
+async fn next(rx: &mut Inbox) -> ToNode {
     tokio::time::timeout(Duration::from_secs(2), rx.recv()).await.expect("an event in time").expect("open")
 }
 
 /// Whether no event arrives within `ms`.
-async fn quiet(rx: &mut mpsc::Receiver<ToNode>, ms: u64) -> bool {
+async fn quiet(rx: &mut Inbox, ms: u64) -> bool {
     tokio::time::timeout(Duration::from_millis(ms), rx.recv()).await.is_err()
 }
 
@@ -313,6 +334,6 @@ async fn peer_link_throughput() {
             s.bytes_sent as f64 / secs / 1e6,
             s.frames_dropped
         );
-        let _ = a.rx.try_recv();
+        let _ = a.rx.rx.try_recv();
     }
 }

@@ -372,3 +372,16 @@ fn a_delete_on_an_owner_that_restarted_empty_still_deletes() {
         assert_eq!(c.call(i, get("d"), ALL), Reply::Nil, "via n{i}");
     }
 }
+
+#[test]
+fn info_says_when_the_ring_has_settled() {
+    let mut c = Cluster::new(3, config());
+    let settled = |c: &mut Cluster| {
+        let info = Command::Info { sections: vec!["cluster".into()], server: Default::default() };
+        let Reply::Verbatim(text) = c.call(0, info, ONE) else { panic!("verbatim") };
+        text.lines().find_map(|l| l.strip_prefix("ring_settled:")).map(str::to_owned)
+    };
+    assert_eq!(settled(&mut c).as_deref(), Some("0"), "a ring that just formed has not settled");
+    c.run_for(2 * config().anti_entropy_period_ms);
+    assert_eq!(settled(&mut c).as_deref(), Some("1"));
+}
