@@ -1,8 +1,9 @@
 //! Arbitrary bytes as a peer TCP stream: the frame decoder must never panic, must refuse everything without
 //! a valid check, and every frame it accepts must encode back to bytes that decode and re-encode identically.
 //!
-//! The first byte picks the path: bit 1 wraps the rest in a frame with a valid crc32, so the MessagePack body
-//! decoder and the frame validation are fuzzed rather than stopped by the check; otherwise the rest is a raw
+//! The first byte picks the path: bit 1 wraps the rest in a frame with a valid crc32, so the body decoders
+//! (the hand-coded hot messages by their tag byte, tag 0 MessagePack) and the frame validation are fuzzed
+//! rather than stopped by the check; otherwise the rest is a raw
 //! stream for a plain (bit 0 clear) or keyed (bit 0 set) codec, cut in two at a point the remaining bits pick,
 //! so the partial-frame path is exercised too. The limit is small so that the size check is reached.
 #![no_main]

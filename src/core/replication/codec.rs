@@ -1,7 +1,13 @@
 //! Peer frames: how `PeerMsg`s travel on the TCP data path between nodes.
 //!
 //! A frame is `[len: u32 BE][version: u8][check][body]`, where `len` counts every byte after itself, `version`
-//! is `FRAME_VERSION`, and `body` is the rmp-serde (compact) encoding of a `Frame`. Without a cluster secret the
+//! is `FRAME_VERSION` (2), and `body` is `[tag: u8][payload]`. The hot messages of the write and read paths
+//! (`Put`, `PutAck`, `Get`, `GetReply`, `Forward` of GET or SET, `ForwardReply` of a flat reply) have a
+//! hand-written payload under their own tag (see `hot`: varints, length-prefixed bytes, no field or variant
+//! names); every other frame is tag 0 followed by the rmp-serde (compact) encoding of the `Frame`. Version 1
+//! (the whole body in rmp-serde, which spells out variant names) is refused as `DecodeError::Version`, like
+//! any other unknown version, so a mixed-version cluster closes the connection and counts a bad frame rather
+//! than misreading it. Without a cluster secret the
 //! check is the crc32 of the body (4 bytes, big endian): it catches corruption, not forgery. With a secret it
 //! is HMAC-SHA256 over `version || body`, truncated to `auth::TAG_BYTES` (16) bytes, the same key and tag
 //! length as the gossip envelope: 128 bits leave no room for online forgery, whereas 32 bits could be guessed
@@ -11,8 +17,8 @@
 //! entries and acknowledgements that merge idempotently.
 //!
 //! Decoding never trusts the peer: the length is checked against `frame_bytes_max` before anything is read or
-//! buffered beyond it, the check before the body is parsed, nesting is capped (`BODY_DEPTH_MAX`), trailing bytes
-//! are refused, and nothing panics. A partial frame is not an error (`Ok(None)`). After any error the stream is
+//! buffered beyond it, the check before the body is parsed, nesting is capped (`BODY_DEPTH_MAX`), counts are
+//! checked against the bytes left before anything is allocated, trailing bytes are refused, and nothing panics. A partial frame is not an error (`Ok(None)`). After any error the stream is
 //! out of step: close the connection.
 
 use std::net::SocketAddr;
@@ -26,7 +32,7 @@ use crate::core::membership::identity::NAME_BYTES_MAX;
 use crate::core::membership::ClusterSecret;
 
 /// The frame format version, the byte after the length.
-pub const FRAME_VERSION: u8 = 1;
+pub const FRAME_VERSION: u8 = 2;
 /// Bytes of the length prefix.
 pub const LEN_BYTES: usize = 4;
 /// Bytes of the crc32 check (frames without a cluster secret).
@@ -66,7 +72,7 @@ pub enum DecodeError {
     #[error("peer frame of {0} bytes is too short for its header")]
     TooShort(usize),
     /// An unknown format version (the frame was consumed).
-    #[error("unknown peer frame version {0}")]
+    #[error("unknown peer frame version {0} (this node speaks version {FRAME_VERSION}; is the peer running another Shoal release?)")]
     Version(u8),
     /// The crc32 or the MAC does not match the body (the frame was consumed).
     #[error("peer frame check failed (corrupt frame or a different cluster secret)")]
@@ -74,6 +80,10 @@ pub enum DecodeError {
     /// The body is not a valid MessagePack `Frame` (the frame was consumed).
     #[error("undecodable peer frame body: {0}")]
     Body(#[from] rmp_serde::decode::Error),
+    /// A hand-coded body is malformed: truncated, an unknown tag or marker, an invalid field (the frame was
+    /// consumed).
+    #[error("malformed peer frame body: {0}")]
+    Malformed(&'static str),
     /// The body decoded but left bytes over (the frame was consumed).
     #[error("peer frame body has {0} trailing bytes")]
     Trailing(usize),
@@ -138,9 +148,12 @@ impl FrameCodec {
         dst.put_u8(FRAME_VERSION);
         dst.put_bytes(0, check_bytes);
         let body_at = dst.len();
-        if let Err(e) = rmp_serde::encode::write(&mut (&mut *dst).writer(), frame) {
-            dst.truncate(start);
-            return Err(e.into());
+        if !hot::encode(frame, dst) {
+            dst.put_u8(hot::TAG_RMP);
+            if let Err(e) = rmp_serde::encode::write(&mut (&mut *dst).writer(), frame) {
+                dst.truncate(start);
+                return Err(e.into());
+            }
         }
         let len = dst.len() - start - LEN_BYTES;
         if len > self.frame_bytes_max {
@@ -189,9 +202,18 @@ impl FrameCodec {
     }
 }
 
-/// Parse and validate a frame body that passed its check. The body is read in place (strings and byte strings
-/// are borrowed from it, not copied into a scratch buffer first); a frame with bytes after its value is refused.
+/// Parse and validate a frame body that passed its check: a hand-coded hot message, or tag 0 and rmp-serde.
 fn decode_body(body: &[u8]) -> Result<Frame, DecodeError> {
+    match body.split_first() {
+        None => Err(DecodeError::Malformed("empty body")),
+        Some((&hot::TAG_RMP, rest)) => decode_rmp(rest),
+        Some((&tag, rest)) => hot::decode(tag, rest),
+    }
+}
+
+/// Parse and validate an rmp-serde body. It is read in place (strings and byte strings are borrowed from it, not
+/// copied into a scratch buffer first); a frame with bytes after its value is refused.
+fn decode_rmp(body: &[u8]) -> Result<Frame, DecodeError> {
     let mut de = rmp_serde::Deserializer::from_read_ref(body);
     de.set_max_depth(BODY_DEPTH_MAX);
     let frame = Frame::deserialize(&mut de)?;
@@ -222,5 +244,9 @@ fn trailing_bytes(body: &[u8]) -> usize {
     }
 }
 
+mod hot;
+
+#[cfg(test)]
+mod bench;
 #[cfg(test)]
 mod tests;

@@ -1,8 +1,8 @@
 //! Messages nodes exchange over their TCP peer connections (replication, repair, anti-entropy, forwarding).
 //!
-//! These are values; the runtime frames them (length, version byte, crc32, rmp-serde body) and the simulator
-//! passes them as they are. Every message that expects an answer carries a request id chosen by the sender;
-//! answers echo it. A node must treat every field as untrusted: sizes are bounded by the frame limit and
+//! These are values; the runtime frames them (`codec`: length, version byte, crc32 or MAC, and a hand-coded
+//! body for the hot messages, rmp-serde for the rest) and the simulator passes them as they are. Every message
+//! that expects an answer carries a request id chosen by the sender; answers echo it. A node must treat every field as untrusted: sizes are bounded by the frame limit and
 //! vectors are validated when decoded.
 
 use bytes::Bytes;

@@ -6,7 +6,7 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::core::clock::Timestamp;
-use crate::core::command::Command;
+use crate::core::command::{Command, ExpireAt, SetCond, SetTtl};
 use crate::core::locks::LockOp;
 use crate::core::replication::{AeKey, Consistency, EntryKind, Levels, WireEntry};
 use crate::core::reply::Reply;
@@ -63,7 +63,11 @@ fn header_layout() {
     assert_eq!(buf[4], FRAME_VERSION);
     let body = &buf[LEN_BYTES + 1 + CRC_BYTES..];
     assert_eq!(&buf[5..9], &crc32fast::hash(body).to_be_bytes());
-    assert_eq!(body, rmp_serde::to_vec(&Frame::Msg(PeerMsg::PutAck { id: 1 })).unwrap());
+    assert_eq!(body, [hot::TAG_PUT_ACK, 1]);
+    // A frame without a hand-written encoding is tag 0 and rmp-serde.
+    let buf = encoded(&codec, &[hello()]);
+    assert_eq!(buf[LEN_BYTES + 1 + CRC_BYTES], hot::TAG_RMP);
+    assert_eq!(&buf[LEN_BYTES + 2 + CRC_BYTES..], rmp_serde::to_vec(&hello()).unwrap());
     assert_eq!(FrameCodec::new(secret(1)).check_bytes(), TAG_BYTES);
 }
 
@@ -104,8 +108,8 @@ fn malformed_frames_get_typed_errors() {
     assert!(matches!(codec.decode(&mut short), Err(DecodeError::TooShort(2))));
 
     let mut bad_version = encoded(&codec, &[put()]);
-    bad_version[4] = 2;
-    assert!(matches!(codec.decode(&mut bad_version), Err(DecodeError::Version(2))));
+    bad_version[4] = 3;
+    assert!(matches!(codec.decode(&mut bad_version), Err(DecodeError::Version(3))));
 
     let mut flipped = encoded(&codec, &[put()]);
     let last = flipped.len() - 1;
@@ -113,17 +117,21 @@ fn malformed_frames_get_typed_errors() {
     assert!(matches!(codec.decode(&mut flipped), Err(DecodeError::Check)));
 
     // A valid check over a body that is not a frame.
-    let mut garbage = frame_with_body(&[0xc1]);
+    let mut garbage = frame_with_body(&[hot::TAG_RMP, 0xc1]);
     assert!(matches!(codec.decode(&mut garbage), Err(DecodeError::Body(_))));
-    let mut empty = frame_with_body(&[]);
+    let mut empty = frame_with_body(&[hot::TAG_RMP]);
     assert!(matches!(codec.decode(&mut empty), Err(DecodeError::Body(_))));
+    let mut no_tag = frame_with_body(&[]);
+    assert!(matches!(codec.decode(&mut no_tag), Err(DecodeError::Malformed(_))));
+    let mut unknown_tag = frame_with_body(&[0xee, 1]);
+    assert!(matches!(codec.decode(&mut unknown_tag), Err(DecodeError::Malformed(_))));
 
-    let mut body = rmp_serde::to_vec(&put()).unwrap();
+    let mut body = rmp_body(&put());
     body.push(0);
     assert!(matches!(codec.decode(&mut frame_with_body(&body)), Err(DecodeError::Trailing(1))));
 
     let long = Frame::Hello { from: "127.0.0.1:1".parse().unwrap(), name: "n".repeat(NAME_BYTES_MAX + 1) };
-    let mut long = frame_with_body(&rmp_serde::to_vec(&long).unwrap());
+    let mut long = frame_with_body(&rmp_body(&long));
     assert!(matches!(codec.decode(&mut long), Err(DecodeError::Invalid(_))));
 }
 
@@ -134,12 +142,100 @@ fn deep_nesting_is_refused_without_recursing_far() {
     for _ in 0..BODY_DEPTH_MAX {
         reply = Reply::Array(vec![reply]);
     }
-    let body = rmp_serde::to_vec(&Frame::Msg(PeerMsg::ForwardReply { id: 1, reply })).unwrap();
+    let body = rmp_body(&Frame::Msg(PeerMsg::ForwardReply { id: 1, reply }));
     assert!(matches!(FrameCodec::new(None).decode(&mut frame_with_body(&body)), Err(DecodeError::Body(_))));
     // A hostile body of nothing but array headers.
-    let mut body = vec![0x81, 0xa3, b'M', b's', b'g'];
+    let mut body = vec![hot::TAG_RMP, 0x81, 0xa3, b'M', b's', b'g'];
     body.extend(std::iter::repeat_n(0x91, 100_000));
     assert!(FrameCodec::new(None).decode(&mut frame_with_body(&body)).is_err());
+}
+
+#[test]
+fn old_version_frames_are_refused() {
+    // A version 1 frame: the whole body in rmp-serde, behind a valid crc32 of that body.
+    let body = rmp_serde::to_vec(&put()).unwrap();
+    let mut old = BytesMut::new();
+    old.put_u32((1 + CRC_BYTES + body.len()) as u32);
+    old.put_u8(1);
+    old.put_u32(crc32fast::hash(&body));
+    old.put_slice(&body);
+    let err = FrameCodec::new(None).decode(&mut old).unwrap_err();
+    assert!(matches!(err, DecodeError::Version(1)));
+    assert!(err.to_string().contains("speaks version 2"), "{err}");
+    assert!(old.is_empty(), "the refused frame is consumed");
+}
+
+#[test]
+fn hot_messages_are_hand_coded() {
+    let codec = FrameCodec::new(None);
+    for (frame, tag) in [
+        (put(), hot::TAG_PUT),
+        (Frame::Msg(PeerMsg::PutAck { id: 1 }), hot::TAG_PUT_ACK),
+        (Frame::Msg(PeerMsg::Get { id: 1, keys: vec![Bytes::from_static(b"k")] }), hot::TAG_GET),
+        (Frame::Msg(PeerMsg::GetReply { id: 1, entries: vec![None] }), hot::TAG_GET_REPLY),
+        (forward(Command::Get { key: Bytes::from_static(b"k") }), hot::TAG_FORWARD_GET),
+        (forward(set_cmd()), hot::TAG_FORWARD_SET),
+        (Frame::Msg(PeerMsg::ForwardReply { id: 1, reply: Reply::Ok }), hot::TAG_FORWARD_REPLY),
+        (forward(Command::Del { keys: vec![Bytes::from_static(b"k")] }), hot::TAG_RMP),
+        (Frame::Msg(PeerMsg::ForwardReply { id: 1, reply: Reply::Array(vec![]) }), hot::TAG_RMP),
+    ] {
+        let mut buf = encoded(&codec, std::slice::from_ref(&frame));
+        assert_eq!(buf[LEN_BYTES + 1 + CRC_BYTES], tag, "{frame:?}");
+        assert_eq!(codec.decode(&mut buf).unwrap(), Some(frame));
+    }
+}
+
+#[test]
+fn truncated_or_corrupted_hot_bodies_are_refused() {
+    let codec = FrameCodec::new(None);
+    let mut vector = VersionVector::new();
+    vector.bump(NodeId(3), Timestamp(5));
+    vector.bump(NodeId(9), Timestamp(6));
+    let entry = WireEntry { kind: EntryKind::Tombstone, value: Bytes::new(), vector, expire_at_ms: 1 << 40 };
+    let frames = [
+        Frame::Msg(PeerMsg::Put {
+            id: u64::MAX,
+            entries: vec![(Bytes::from_static(b"key"), entry.clone())],
+            hint_for: Some("owner".into()),
+        }),
+        Frame::Msg(PeerMsg::GetReply { id: 300, entries: vec![None, Some(entry)] }),
+        forward(set_cmd()),
+        Frame::Msg(PeerMsg::ForwardReply { id: 2, reply: Reply::Int(i64::MIN) }),
+        Frame::Msg(PeerMsg::ForwardReply { id: 2, reply: Reply::err("ERR x") }),
+    ];
+    for frame in frames {
+        let whole = encoded(&codec, std::slice::from_ref(&frame));
+        let body = &whole[LEN_BYTES + 1 + CRC_BYTES..];
+        // Every strict prefix (with a valid crc32) is refused, never read past its end.
+        for cut in 0..body.len() {
+            assert!(codec.decode(&mut frame_with_body(&body[..cut])).is_err(), "{frame:?} cut at {cut}");
+        }
+        let mut longer = body.to_vec();
+        longer.push(0);
+        assert!(matches!(codec.decode(&mut frame_with_body(&longer)), Err(DecodeError::Trailing(1))));
+        // Any single corrupted byte either is refused or decodes to a frame that round trips.
+        for i in 0..body.len() {
+            let mut bad = body.to_vec();
+            bad[i] ^= 0xff;
+            if let Ok(Some(f)) = codec.decode(&mut frame_with_body(&bad)) {
+                let mut again = encoded(&codec, std::slice::from_ref(&f));
+                assert_eq!(codec.decode(&mut again).unwrap(), Some(f));
+            }
+        }
+    }
+    // Fields a hand-coded body cannot carry: an unsorted vector, a huge count, an overlong varint, bad levels.
+    let unsorted = [hot::TAG_GET_REPLY, 1, 1, 1, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 9, 0, 0, 0, 0, 0, 0, 0, 1]
+        .iter()
+        .copied()
+        .chain([0, 0, 0, 0, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0, 1, 0])
+        .collect::<Vec<u8>>();
+    assert!(matches!(codec.decode(&mut frame_with_body(&unsorted)), Err(DecodeError::Malformed(_))));
+    let huge = [hot::TAG_GET, 1, 0xff, 0xff, 0xff, 0xff, 0x0f];
+    assert!(matches!(codec.decode(&mut frame_with_body(&huge)), Err(DecodeError::Malformed(_))));
+    let overlong = [hot::TAG_PUT_ACK, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02];
+    assert!(matches!(codec.decode(&mut frame_with_body(&overlong)), Err(DecodeError::Malformed(_))));
+    let levels = [hot::TAG_FORWARD_GET, 1, 0x33, 0];
+    assert!(matches!(codec.decode(&mut frame_with_body(&levels)), Err(DecodeError::Malformed(_))));
 }
 
 #[test]
@@ -156,6 +252,28 @@ fn secrets_must_match() {
         let mut forged = frame.clone();
         forged[i / 8] ^= 1 << (i % 8);
         assert!(a.decode(&mut forged).is_err(), "bit {i} flipped unnoticed");
+    }
+}
+
+/// The tag-0 (rmp-serde) body of `frame`.
+fn rmp_body(frame: &Frame) -> Vec<u8> {
+    let mut body = vec![hot::TAG_RMP];
+    body.extend(rmp_serde::to_vec(frame).unwrap());
+    body
+}
+
+fn forward(cmd: Command) -> Frame {
+    Frame::Msg(PeerMsg::Forward { id: 77, cmd, levels: Levels::default() })
+}
+
+fn set_cmd() -> Command {
+    Command::Set {
+        key: Bytes::from_static(b"k"),
+        value: Bytes::from_static(b"v"),
+        cond: SetCond::IfAbsent,
+        ttl: SetTtl::At(ExpireAt::InMs(-5)),
+        get: true,
+        reply_int: false,
     }
 }
 
@@ -195,6 +313,8 @@ fn arb_reply() -> impl Strategy<Value = Reply> {
         Just(Reply::Nil),
         any::<i64>().prop_map(Reply::Int),
         arb_bytes().prop_map(Reply::Bulk),
+        "[a-z ]{0,12}".prop_map(|s| Reply::Simple(s.into())),
+        any::<f64>().prop_filter("NaN is not equal to itself", |f| !f.is_nan()).prop_map(Reply::Double),
         "[a-z ]{0,12}".prop_map(|s| Reply::error(format!("ERR {s}"))),
     ];
     leaf.prop_recursive(3, 16, 4, |inner| proptest::collection::vec(inner, 0..4).prop_map(Reply::Array))
@@ -207,6 +327,29 @@ fn arb_msg() -> impl Strategy<Value = PeerMsg> {
             id,
             cmd: Command::Get { key },
             levels: Levels { read, write }
+        }),
+        (any::<u64>(), arb_bytes(), arb_bytes(), 0..3u8, any::<(u8, i64)>(), any::<(bool, bool)>(), arb_level())
+            .prop_map(|(id, key, value, cond, (ttl, ms), (get, reply_int), write)| PeerMsg::Forward {
+                id,
+                cmd: Command::Set {
+                    key,
+                    value,
+                    cond: [SetCond::Always, SetCond::IfAbsent, SetCond::IfPresent][cond as usize],
+                    ttl: match ttl % 4 {
+                        0 => SetTtl::Clear,
+                        1 => SetTtl::Keep,
+                        2 => SetTtl::At(ExpireAt::InMs(ms)),
+                        _ => SetTtl::At(ExpireAt::AtMs(ms)),
+                    },
+                    get,
+                    reply_int,
+                },
+                levels: Levels { read: Consistency::All, write },
+            }),
+        (any::<u64>(), keys()).prop_map(|(id, keys)| PeerMsg::Forward {
+            id,
+            cmd: Command::Del { keys },
+            levels: Levels::default()
         }),
         (any::<u64>(), arb_reply()).prop_map(|(id, reply)| PeerMsg::ForwardReply { id, reply }),
         (any::<u64>(), proptest::collection::vec((arb_bytes(), arb_entry()), 0..4), any::<Option<String>>())
