@@ -107,6 +107,8 @@ enum Phase {
 
 /// One run.
 pub struct Engine {
+    /// Encodes peer messages as the runtime's links do, for their size and the trace hash.
+    frames: shoal::core::replication::FrameCodec,
     config: SimConfig,
     now: Ms,
     queue: Queue,
@@ -251,6 +253,7 @@ impl Engine {
             counts: Default::default(),
             converged_after_ms: None,
             peer_in_flight: 0,
+            frames: shoal::core::replication::FrameCodec::new(None),
             facts,
             finals: None,
         }

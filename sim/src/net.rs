@@ -74,7 +74,7 @@ pub struct NetStats {
 pub struct PeerStats {
     /// Messages handed to the network.
     pub sent: u64,
-    /// Their encoded size (rmp-serde), in bytes.
+    /// Their encoded size (whole frames, as the runtime sends them), in bytes.
     pub bytes: u64,
     /// Messages dropped on a cut link.
     pub cut: u64,

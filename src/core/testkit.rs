@@ -9,7 +9,7 @@ use bytes::Bytes;
 
 use crate::core::command::Command;
 use crate::core::membership::{GossipConfig, Identity, Membership};
-use crate::core::replication::{Levels, PeerMsg};
+use crate::core::replication::{Frame, FrameCodec, Levels, PeerMsg};
 use crate::core::reply::Reply;
 use crate::core::{Input, Millis, Node, NodeConfig, Outbox, Output, TimerId};
 
@@ -118,10 +118,17 @@ impl Cluster {
                 }
                 Output::SendPeer { to, msg } => {
                     self.peer_messages += 1;
-                    if self.measure_bytes {
-                        let size = rmp_serde::to_vec(&msg).map_or(0, |v| v.len()) as u64;
+                    let msg = if self.measure_bytes {
+                        // The frame as the runtime sends it (no cluster secret).
+                        let mut encoded = bytes::BytesMut::new();
+                        let frame = Frame::Msg(msg);
+                        let size = FrameCodec::new(None).encode(&frame, &mut encoded).unwrap_or(0) as u64;
+                        let Frame::Msg(msg) = frame else { continue };
                         *self.peer_bytes.entry(kind_of(&msg)).or_default() += size;
-                    }
+                        msg
+                    } else {
+                        msg
+                    };
                     if let Some(to) = index(to) {
                         self.push(now + 1, Event::Peer { to, from: i, msg });
                     }

@@ -8,7 +8,8 @@
 
 use super::*;
 use crate::workload::OpKind;
-use shoal::core::replication::{EntryKind, PeerMsg};
+use bytes::BytesMut;
+use shoal::core::replication::{EntryKind, Frame, PeerMsg};
 
 /// FNV-1a of a peer message's encoding, folded into the trace.
 fn fnv(bytes: &[u8]) -> u64 {
@@ -20,8 +21,12 @@ impl Engine {
     pub(super) fn send_peer(&mut self, from: usize, to: SocketAddr, msg: PeerMsg) {
         let Some(to) = index_of(to, self.config.nodes) else { return };
         self.sniff(&msg);
-        // Encoding a value we built cannot fail; an empty encoding would only shrink the byte count.
-        let encoded = rmp_serde::to_vec(&msg).unwrap_or_default();
+        // The frame as the runtime sends it (no cluster secret). Only a frame over the size limit fails to encode;
+        // it would count as empty.
+        let frame = Frame::Msg(msg);
+        let mut encoded = BytesMut::new();
+        let _ = self.frames.encode(&frame, &mut encoded);
+        let Frame::Msg(msg) = frame else { return };
         let Some(at) = self.net.route_peer(from, to, self.now, encoded.len()) else { return };
         let from_generation = self.hosts[from].generation;
         if self.hosts[to].node.is_none() {
