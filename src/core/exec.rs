@@ -61,15 +61,14 @@ impl Node {
                     Reply::Ok
                 }
             }
-            // A clustered node writes the tombstone even for a key it does not hold: its copy may be missing a
-            // write another replica has (a partition, a restart), and the delete must win over it there too.
+            // Every key is deleted, held or not: a clustered node writes the tombstone even for a key it does not
+            // hold (its copy may miss a write another replica has, and the delete must win there too); on a lone
+            // node removing an absent key does nothing. The reply counts the keys that existed.
             Command::Del { keys } => Reply::Int(
                 keys.iter()
                     .filter(|k| {
                         let existed = self.store.get(k, now).is_some();
-                        if existed || self.membership.is_some() {
-                            self.delete(now, k);
-                        }
+                        self.delete(now, k);
                         existed
                     })
                     .count() as i64,
