@@ -148,15 +148,31 @@ fn text(v: &Value) -> Option<String> {
     }
 }
 
-/// A loopback address with a port that was free a moment ago for both TCP and UDP.
+/// Ports handed out by `free_addr` lie in [PORT_BASE, PORT_BASE + PORT_SPAN): below Linux's ephemeral range
+/// (32768-60999 by default), so no outgoing connection of a test or a node can take one between the check here
+/// and the node's own bind. CI once lost a node that way ("address in use" at start).
+const PORT_BASE: u32 = 20_000;
+const PORT_SPAN: u32 = 12_000;
+
+/// A loopback address whose port is free for both TCP and UDP, never the same twice within one test process.
 pub fn free_addr() -> SocketAddr {
-    loop {
-        let tcp = TcpListener::bind("127.0.0.1:0").expect("bind TCP");
-        let addr = tcp.local_addr().expect("local addr");
-        if UdpSocket::bind(addr).is_ok() {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    // Each test binary starts at its own offset (from its pid), so binaries run side by side rarely meet.
+    let _ = NEXT.compare_exchange(
+        u32::MAX,
+        std::process::id().wrapping_mul(7919) % PORT_SPAN,
+        Ordering::SeqCst,
+        Ordering::SeqCst,
+    );
+    for _ in 0..PORT_SPAN {
+        let port = PORT_BASE + NEXT.fetch_add(1, Ordering::SeqCst) % PORT_SPAN;
+        let addr = SocketAddr::from(([127, 0, 0, 1], port as u16));
+        if TcpListener::bind(addr).is_ok() && UdpSocket::bind(addr).is_ok() {
             return addr;
         }
     }
+    panic!("no free loopback port in {PORT_BASE}..{}", PORT_BASE + PORT_SPAN)
 }
 
 /// A `shoal` process; killed with SIGKILL when dropped.
@@ -180,6 +196,11 @@ impl Process {
 
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// How the process ended, or None while it runs (for failure messages).
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
     }
 
     /// SIGKILL: the node stops at once, without leaving the cluster.

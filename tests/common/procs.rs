@@ -150,9 +150,11 @@ pub fn three(extra: &[&str]) -> (Vec<Spec>, Vec<Process>) {
     for s in &mut specs {
         s.extra = extra.iter().map(|e| e.to_string()).collect();
     }
-    let procs: Vec<Process> = specs.iter().map(Spec::spawn).collect();
+    let mut procs: Vec<Process> = specs.iter().map(Spec::spawn).collect();
     let joined = eventually(CONVERGE, || specs.iter().all(|s| Conn::new(s.listen).live_members() == 3));
-    assert!(joined, "three nodes join");
+    let ended: Vec<String> =
+        procs.iter_mut().zip(&specs).filter_map(|(p, s)| Some(format!("{} {}", s.name, p.exited()?))).collect();
+    assert!(joined, "three nodes join (processes that ended: {ended:?})");
     (specs, procs)
 }
 
