@@ -65,7 +65,7 @@ impl Engine {
     pub(super) fn data_converged(&mut self) -> Result<(), Vec<Violation>> {
         let at = self.now;
         let finals = replicas::converged(at, &self.key_copies())?;
-        let waiting = self.workload.clients.iter().filter(|c| c.waiting.is_some()).count();
+        let waiting = self.workload.clients.iter().filter(|c| c.waiting.is_some()).count() + self.locks.calls_waiting();
         if waiting > 0 || self.peer_in_flight > 0 {
             let detail = format!("not quiescent: {waiting} calls waiting, {} peer messages", self.peer_in_flight);
             return Err(vec![Violation { kind: Kind::ReplicasDiverged, at, detail }]);
