@@ -113,3 +113,16 @@ fn regression_seed_34_delete_of_an_absent_key_wrote_nothing() {
 fn regression_seed_95_restarted_node_reused_its_vector_entry() {
     assert_passes(&full(95, Scenario::Random));
 }
+
+/// Found once lock clients joined the engine, in strict lock mode: n3, cut off alone, acknowledges SET k25=576
+/// with a 4.2 s TTL at ONE; the value expires into a tombstone only n3 holds, n3 crashes and restarts empty, and
+/// the older 573 is the final state. Every copy of 576 died in the crash (allowed by the design); the write
+/// checker exempted crash-lost values and DEL tombstones, not the tombstone an expired SET leaves. Fixed in the
+/// checker (`crash_lost_tombstone_vectors`).
+/// Replay: cargo run -p shoal-sim --release -- --seed 16 --scenario random --lock-mode strict
+#[test]
+fn regression_strict_seed_16_expired_write_lost_with_its_only_replica() {
+    let mut config = SimConfig::new(16, 5, Scenario::Random, 60_000);
+    config.lock_mode = shoal::core::locks::LockMode::Strict;
+    assert_passes(&run(config, Trace::default()));
+}

@@ -100,7 +100,10 @@ impl Engine {
                         self.facts.crash_lost_values.insert(v);
                     }
                 }
-                EntryKind::Tombstone => self.facts.crash_lost_tombstones.entry(k).or_default().push(self.now),
+                EntryKind::Tombstone => {
+                    self.facts.crash_lost_tombstones.entry(k).or_default().push(self.now);
+                    self.facts.crash_lost_tombstone_vectors.entry(k).or_default().push(mine.vector.clone());
+                }
                 EntryKind::Evicted => {}
             }
         }
