@@ -52,6 +52,30 @@ pub enum Kind {
     /// each replica measures a marker's grace on its own clock, so one drops a tombstone (or an expired value's)
     /// the others keep, until their clocks pass it too. A documented limit of the design: counted, not a failure.
     DivergedBeyondGrace,
+    /// Two lock clients held the same lock at once, starting while no fault was in force or settling.
+    LockDoubleHolder,
+    /// Two lock clients held the same lock at once, starting under a fault: allowed by the design (AP locks),
+    /// counted, does not fail a seed.
+    LockDoubleHolderUnderFault,
+    /// A fenced resource accepted a token lower than one it had accepted.
+    LockFenceRegressed,
+    /// A stale write (a holder past its lease) was accepted after a newer token had been accepted.
+    LockStaleWriteAccepted,
+    /// A majority grant carried a token not above an earlier majority grant of the same lock.
+    LockTokenNotGrowing,
+}
+
+impl From<crate::locks::LockKind> for Kind {
+    fn from(kind: crate::locks::LockKind) -> Kind {
+        use crate::locks::LockKind as L;
+        match kind {
+            L::DoubleHolder => Kind::LockDoubleHolder,
+            L::DoubleHolderUnderFault => Kind::LockDoubleHolderUnderFault,
+            L::FenceRegressed => Kind::LockFenceRegressed,
+            L::StaleWriteAccepted => Kind::LockStaleWriteAccepted,
+            L::TokenNotGrowing => Kind::LockTokenNotGrowing,
+        }
+    }
 }
 
 impl Kind {
@@ -71,9 +95,21 @@ impl Kind {
         )
     }
 
+    /// Whether this kind is a lock invariant (or a counted lock anomaly).
+    pub fn is_lock(self) -> bool {
+        matches!(
+            self,
+            Kind::LockDoubleHolder
+                | Kind::LockDoubleHolderUnderFault
+                | Kind::LockFenceRegressed
+                | Kind::LockStaleWriteAccepted
+                | Kind::LockTokenNotGrowing
+        )
+    }
+
     /// Whether this kind is an anomaly the design allows: counted in the summary, not a failure.
     pub fn is_anomaly(self) -> bool {
-        matches!(self, Kind::LwwConcurrent | Kind::DivergedBeyondGrace)
+        matches!(self, Kind::LwwConcurrent | Kind::DivergedBeyondGrace | Kind::LockDoubleHolderUnderFault)
     }
 }
 

@@ -9,12 +9,21 @@
 //! Client calls are asynchronous: a reply may come out of any later input (a peer message, a timer), and is
 //! matched to its call by (connection, request). Clients stop calling at the heal, so the liveness phase can
 //! reach quiescence: no call waiting, no peer message in flight, membership and every key's replicas agreed.
+//!
+//! Lock clients (`locks::LockWorkload`, from a stream of their own) run beside the data clients under the same
+//! faults: one wake-up event is kept at the workload's next action, their calls reach nodes as client input and
+//! their replies are told apart by connection id. At the heal they release and stop; at the end the lock
+//! checkers judge their history, double holders that start under a fault (or while it settles) counted as
+//! anomalies, every other broken lock invariant a violation.
 
+use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
+use shoal::core::locks::LockMode;
 use shoal::core::membership::{GossipConfig, Identity, Membership};
+use shoal::core::replication::Levels;
 use shoal::core::{Input, Millis, Node, NodeConfig, Outbox, Output, TimerId};
 
 use crate::check::replicas::Finals;
@@ -22,6 +31,7 @@ use crate::check::writes::Facts;
 use crate::check::{self, Kind, LiveNode, Observed, Violation};
 use crate::event::{Event, Ms, Queue};
 use crate::faults::{Fault, FaultPlan};
+use crate::locks::{judge, lock_client, LockCall, LockConfig, LockEvent, LockSummary, LockWorkload};
 use crate::net::Net;
 use crate::scenario::{Scenario, SEED_NODES};
 use crate::timeline::Timeline;
@@ -53,11 +63,36 @@ pub struct SimConfig {
     pub timeline: bool,
     /// Replicas per key (N).
     pub replicas: usize,
+    /// What an acquire does without a majority of the lock's replicas.
+    pub lock_mode: LockMode,
+    /// The lock clients: by default one per node on one lock, starting after the warm-up, pausing as the
+    /// scenario says (`Scenario::lock_pause_percent`).
+    pub locks: LockConfig,
+    /// A fault plan to run instead of the scenario's (tests that build their own faults).
+    pub faults: Option<FaultPlan>,
 }
 
 impl SimConfig {
+    /// `nodes` nodes under `scenario` for a safety phase of `safety_ms`, with the default lock clients.
     pub fn new(seed: u64, nodes: usize, scenario: Scenario, safety_ms: Ms) -> SimConfig {
-        SimConfig { seed, nodes, scenario, safety_ms, liveness_bound_ms: 60_000, timeline: false, replicas: 3 }
+        let locks = LockConfig {
+            clients: nodes,
+            start_ms: crate::scenario::warm_up_ms(safety_ms),
+            pause_percent: scenario.lock_pause_percent(),
+            ..LockConfig::default()
+        };
+        SimConfig {
+            seed,
+            nodes,
+            scenario,
+            safety_ms,
+            liveness_bound_ms: 60_000,
+            timeline: false,
+            replicas: 3,
+            lock_mode: LockMode::Available,
+            locks,
+            faults: None,
+        }
     }
 }
 
@@ -86,6 +121,10 @@ pub struct Report {
     pub ops: usize,
     pub faults: Vec<(Ms, Fault)>,
     pub timeline: Option<Timeline>,
+    /// What the lock clients got and what the lock checkers found.
+    pub locks: LockSummary,
+    /// Everything the lock clients did.
+    pub lock_history: Vec<LockEvent>,
 }
 
 struct Host {
@@ -131,6 +170,11 @@ pub struct Engine {
     peer_in_flight: usize,
     facts: Facts,
     finals: Option<Finals>,
+    locks: LockWorkload,
+    /// Times of the lock wake-up events pending.
+    lock_wakes: BTreeSet<Ms>,
+    /// When faults bear on locks (in force or settling), for the exclusivity checker.
+    lock_faults: Vec<(Ms, Ms)>,
 }
 
 /// Gossip address of node `i`.
@@ -195,15 +239,56 @@ fn disturbed_spans(plan: &FaultPlan, heal_ms: Ms, end_ms: Ms) -> Vec<(Ms, Ms)> {
     spans
 }
 
+/// The spans during which a fault bears on who holds a lock, each extended by `settle_ms`: a node crashed (a crash
+/// for good counts at its instant: the lock's other replicas go on without it) or paused, a link cut, and the
+/// instant of every clock jump (a lease granted before it runs short or long on that replica). Constant clock
+/// offsets do not count: each lease is measured on one replica's clock.
+fn lock_fault_spans(plan: &FaultPlan, heal_ms: Ms, settle_ms: Ms) -> Vec<(Ms, Ms)> {
+    let mut spans = Vec::new();
+    let (mut down, mut paused, mut cut) = (Vec::new(), Vec::new(), false);
+    let mut since: Option<Ms> = None;
+    for (at, fault) in plan.sorted() {
+        match fault {
+            Fault::Crash { node, permanent: false } => down.push(node),
+            Fault::Crash { permanent: true, .. } | Fault::ClockJump { .. } => spans.push((at, at)),
+            Fault::Restart { node } => down.retain(|&n| n != node),
+            Fault::Pause { node } => paused.push(node),
+            Fault::Resume { node } => paused.retain(|&n| n != node),
+            Fault::Partition(_) => cut = true,
+            Fault::HealNet => cut = false,
+        }
+        let now_disturbed = !down.is_empty() || !paused.is_empty() || cut;
+        match (since, now_disturbed) {
+            (None, true) => since = Some(at),
+            (Some(start), false) => {
+                spans.push((start, at));
+                since = None;
+            }
+            _ => {}
+        }
+    }
+    if let Some(start) = since {
+        spans.push((start, heal_ms));
+    }
+    spans.into_iter().map(|(from, to)| (from, to + settle_ms)).collect()
+}
+
 impl Engine {
     pub fn new(config: SimConfig, trace: Trace) -> Engine {
         let mut root = StdRng::seed_from_u64(config.seed);
-        let mut streams = [0u64; 5];
+        // Streams: faults, network, data workload, nodes, start times, lock workload (appended last, so the
+        // streams before it are the same as before it existed).
+        let mut streams = [0u64; 6];
         for s in streams.iter_mut() {
             *s = root.random();
         }
         let n = config.nodes;
-        let plan = config.scenario.plan(&mut StdRng::seed_from_u64(streams[0]), n, config.safety_ms);
+        let plan = match &config.faults {
+            Some(plan) => plan.clone(),
+            None => config.scenario.plan(&mut StdRng::seed_from_u64(streams[0]), n, config.safety_ms),
+        };
+        let locks = LockWorkload::new(config.locks.clone(), n, streams[5]);
+        let lock_faults = lock_fault_spans(&plan, config.safety_ms, config.locks.settle_ms());
         let net = Net::new(n, plan.net.clone(), streams[1]);
         let workload = Workload::new(WorkloadConfig::for_nodes(n), streams[2]);
         let mut fault_times: Vec<Ms> = plan.events.iter().map(|(at, _)| *at).collect();
@@ -256,6 +341,9 @@ impl Engine {
             frames: shoal::core::replication::FrameCodec::new(None),
             facts,
             finals: None,
+            locks,
+            lock_wakes: BTreeSet::new(),
+            lock_faults,
         }
     }
 
@@ -275,6 +363,7 @@ impl Engine {
             self.queue.push(at, Event::Workload { client });
         }
         self.queue.push(self.probe_ms(), Event::Probe);
+        self.schedule_lock_wake();
         let end = self.config.safety_ms + self.config.liveness_bound_ms;
         while let Some(at) = self.queue.next_at() {
             if at > end || self.converged_after_ms.is_some() {
@@ -300,6 +389,7 @@ impl Engine {
             }
         }
         self.check_history();
+        let locks = self.check_locks();
         self.trace.flush();
         Report {
             counts: self.counts.into_iter().collect(),
@@ -317,6 +407,8 @@ impl Engine {
             ops: self.workload.history.len(),
             faults: self.plan.sorted(),
             timeline: self.timeline,
+            locks,
+            lock_history: self.locks.history().to_vec(),
             config: self.config,
         }
     }
@@ -355,6 +447,11 @@ impl Engine {
                 self.deliver_peer(to, generation, from, msg, digest)
             }
             Event::PeerLost { node, generation, peer } => self.peer_lost(node, generation, peer),
+            Event::LockWake => {
+                self.lock_wakes.remove(&self.now);
+                self.lock_calls();
+            }
+            Event::LockCall(call) => self.lock_call(call),
             Event::Fault(fault) => self.fault(fault),
             Event::Heal => self.heal(),
             Event::Probe => self.probe(),
@@ -394,7 +491,13 @@ impl Engine {
             .expect("the LAN profile is a valid config");
         let seeds: Vec<SocketAddr> = (0..SEED_NODES.min(self.config.nodes)).map(addr_of).collect();
         let vnodes = if self.config.nodes > 20 { 64 } else { 128 };
-        let config = NodeConfig { name, replicas: self.config.replicas, vnodes, ..NodeConfig::default() };
+        let config = NodeConfig {
+            name,
+            replicas: self.config.replicas,
+            vnodes,
+            lock_mode: self.config.lock_mode,
+            ..NodeConfig::default()
+        };
         host.node = Some(Node::clustered(config, self.node_rng.random(), membership, seeds));
         let generation = host.generation;
         self.trace.record(self.now, i, 2, &now.to_le_bytes(), || format!("start gen {generation} clock {now}"));
@@ -455,6 +558,58 @@ impl Engine {
         }
     }
 
+    /// Takes every lock call the workload has ready now into the queue (delivered as events, so a paused node
+    /// holds them), and keeps a wake-up at its next action.
+    fn lock_calls(&mut self) {
+        while let Some(call) = self.locks.next_call(self.now) {
+            self.queue.push(self.now, Event::LockCall(call));
+        }
+        self.schedule_lock_wake();
+    }
+
+    /// Schedules a wake-up at the lock workload's next action, unless one is pending at or before it.
+    fn schedule_lock_wake(&mut self) {
+        let Some(wake) = self.locks.next_wake() else { return };
+        // Everything due now was just done; a wake-up at `now` again would only spin.
+        let wake = wake.max(self.now + 1);
+        if self.lock_wakes.first().is_none_or(|&pending| wake < pending) {
+            self.lock_wakes.insert(wake);
+            self.queue.push(wake, Event::LockWake);
+        }
+    }
+
+    /// A lock client's call reaches its node (refused if the node is down).
+    fn lock_call(&mut self, call: LockCall) {
+        let node = call.node;
+        if self.hold(node, || Event::LockCall(call.clone())) {
+            return;
+        }
+        self.trace
+            .record(self.now, node, 11, &call.req.to_le_bytes(), || format!("lock call {}: {:?}", call.req, call.cmd));
+        if self.hosts[node].node.is_none() {
+            self.locks.on_refused(call.client, call.req, self.now);
+            self.lock_calls();
+            return;
+        }
+        let (conn, req) = (call.conn(), call.req);
+        self.handle(node, Input::Client { conn, req, cmd: call.cmd, levels: Levels::default() });
+    }
+
+    /// A reply on a lock client's connection reached it.
+    pub(super) fn lock_reply(&mut self, client: usize, req: u64, reply: &shoal::core::reply::Reply) {
+        self.locks.on_reply(client, req, self.now, reply);
+        self.lock_calls();
+    }
+
+    /// Runs the lock checkers over the lock clients' history; returns their summary.
+    fn check_locks(&mut self) -> LockSummary {
+        let name = self.config.scenario.name();
+        let (summary, found) = judge(name, self.locks.history(), self.now, &self.lock_faults);
+        let found = found.into_iter().map(|v| Violation { kind: v.kind.into(), at: v.at, detail: v.detail }).collect();
+        self.flag_all(found);
+        summary
+    }
+
     /// Runs the history checkers: the single-node model when there is one node (every key lives there alone),
     /// the write checkers against the final state when the replicas converged, read-your-writes always.
     fn check_history(&mut self) {
@@ -470,5 +625,23 @@ impl Engine {
         }
         found.extend(check::writes::read_your_writes(ops, &self.facts));
         self.flag_all(found);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lock_fault_spans_cover_faults_and_their_settling() {
+        let mut plan = FaultPlan::calm(5);
+        plan.at(10_000, Fault::Partition(crate::net::Cut::Isolate { node: 1 }));
+        plan.at(20_000, Fault::HealNet);
+        plan.at(25_000, Fault::ClockJump { node: 2, delta_ms: 3_000 });
+        plan.at(40_000, Fault::Crash { node: 4, permanent: true });
+        plan.at(50_000, Fault::Pause { node: 0 });
+        let spans = lock_fault_spans(&plan, 60_000, 1_000);
+        assert_eq!(spans, [(10_000, 21_000), (25_000, 26_000), (40_000, 41_000), (50_000, 61_000)]);
+        assert_eq!(lock_fault_spans(&FaultPlan::calm(5), 60_000, 1_000), []);
     }
 }

@@ -10,6 +10,7 @@ use shoal::core::replication::PeerMsg;
 use shoal::core::TimerId;
 
 use crate::faults::Fault;
+use crate::locks::LockCall;
 
 /// Virtual milliseconds since the start of the simulation.
 pub type Ms = u64;
@@ -33,6 +34,10 @@ pub enum Event {
     PeerDeliver { to: usize, generation: u64, from: usize, msg: Box<PeerMsg>, digest: u64 },
     /// Node `node` (incarnation `generation`) learns its connection to `peer` failed.
     PeerLost { node: usize, generation: u64, peer: usize },
+    /// The lock workload wants to act (a write, a renewal, a release, a retry, a call timing out).
+    LockWake,
+    /// A lock client's call reaches its node.
+    LockCall(LockCall),
     /// A scheduled fault.
     Fault(Fault),
     /// The end of the safety phase: every fault heals.

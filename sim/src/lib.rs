@@ -53,6 +53,8 @@ pub fn run(config: SimConfig, trace: Trace) -> Report {
                 ops: 0,
                 faults: Vec::new(),
                 timeline: None,
+                locks: locks::LockSummary::default(),
+                lock_history: Vec::new(),
             }
         }
     }
@@ -67,8 +69,14 @@ impl Report {
     /// The command that replays this run.
     pub fn replay_command(&self) -> String {
         let c = &self.config;
+        let mode = match c.lock_mode {
+            shoal::core::locks::LockMode::Available => "",
+            shoal::core::locks::LockMode::Strict => " --lock-mode strict",
+        };
+        let clients =
+            if c.locks.clients == c.nodes { String::new() } else { format!(" --lock-clients {}", c.locks.clients) };
         format!(
-            "cargo run -p shoal-sim --release -- --seed {} --nodes {} --duration {} --scenario {}",
+            "cargo run -p shoal-sim --release -- --seed {} --nodes {} --duration {} --scenario {}{mode}{clients}",
             c.seed,
             c.nodes,
             c.safety_ms / 1_000,

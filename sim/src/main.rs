@@ -8,7 +8,9 @@ use std::time::Instant;
 
 use anyhow::Context;
 use clap::Parser;
+use shoal::core::locks::LockMode;
 use shoal_sim::check::Kind;
+use shoal_sim::locks::{markdown_table, LockSummary};
 use shoal_sim::trace::Trace;
 use shoal_sim::{run, Report, Scenario, SimConfig};
 
@@ -44,12 +46,61 @@ struct Args {
     /// Draw each node's view of the membership over time to this SVG file.
     #[arg(long)]
     timeline: Option<PathBuf>,
+    /// Lock mode of every node: `available` (grant `degraded` without a majority) or `strict` (refuse).
+    #[arg(long, default_value = "available", value_parser = parse_lock_mode)]
+    lock_mode: LockMode,
+    /// Lock clients (default: one per node); 0 runs the data workload alone, as the engine did before lock
+    /// clients joined it (the regression seeds found then replay that way).
+    #[arg(long)]
+    lock_clients: Option<usize>,
+    /// After a sweep, also print its lock counts as a markdown row (the table format of `docs/locks.md`).
+    #[arg(long)]
+    lock_table: bool,
+}
+
+fn parse_lock_mode(s: &str) -> Result<LockMode, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "available" => Ok(LockMode::Available),
+        "strict" => Ok(LockMode::Strict),
+        other => Err(format!("unknown lock mode `{other}` (available or strict)")),
+    }
+}
+
+fn mode_name(mode: LockMode) -> &'static str {
+    match mode {
+        LockMode::Available => "available",
+        LockMode::Strict => "strict",
+    }
+}
+
+/// The lock counts of a run or a sweep on one line.
+fn lock_line(s: &LockSummary) -> String {
+    format!(
+        "{} grants ({} majority, {} degraded), {} nil, {} failed; double holders {} under faults ({} ms, longest \
+         {} ms); writes {} ok, {} fenced; stale writes {} ({} rejected)",
+        s.grants,
+        s.grants - s.degraded,
+        s.degraded,
+        s.contended,
+        s.failed,
+        s.double_holder_under_fault,
+        s.double_holder_ms,
+        s.double_holder_ms_max,
+        s.writes_accepted,
+        s.writes_rejected,
+        s.stale_writes,
+        s.stale_rejected
+    )
 }
 
 fn config(args: &Args, seed: u64) -> SimConfig {
     let mut config = SimConfig::new(seed, args.nodes, args.scenario, args.duration * 1_000);
     config.liveness_bound_ms = args.bound * 1_000;
     config.timeline = args.timeline.is_some();
+    config.lock_mode = args.lock_mode;
+    if let Some(clients) = args.lock_clients {
+        config.locks.clients = clients;
+    }
     config
 }
 
@@ -73,7 +124,7 @@ fn replay(args: &Args, seed: u64) -> anyhow::Result<()> {
     let started = Instant::now();
     let report = run(config(args, seed), trace);
     let wall_s = started.elapsed().as_secs_f64();
-    println!("seed {seed}, scenario {}, {} nodes", args.scenario, args.nodes);
+    println!("seed {seed}, scenario {}, {} nodes, lock mode {}", args.scenario, args.nodes, mode_name(args.lock_mode));
     for (at, fault) in &report.faults {
         println!("  fault at {at:>7} ms: {}", fault.label());
     }
@@ -96,6 +147,7 @@ fn replay(args: &Args, seed: u64) -> anyhow::Result<()> {
         report.peer_bytes,
         report.unknown_ops
     );
+    println!("locks: {}", lock_line(&report.locks));
     println!("trace hash {:#018x}", report.trace_hash);
     if let Some(path) = &args.timeline {
         let svg = report.timeline.as_ref().map(|t| t.svg()).unwrap_or_default();
@@ -134,6 +186,11 @@ fn sweep(args: &Args, count: u64) -> anyhow::Result<()> {
     let mut peer_rates: Vec<f64> = Vec::new();
     let (mut peer_bytes, mut ops, mut unknown) = (0u64, 0usize, 0usize);
     let mut failing: Vec<Report> = Vec::new();
+    let mut locks = LockSummary {
+        scenario: format!("{} ({} nodes, {})", args.scenario, args.nodes, mode_name(args.lock_mode)),
+        runs: 0,
+        ..LockSummary::default()
+    };
     let mut stderr = std::io::stderr();
     for (k, seed) in (args.first..args.first + count).enumerate() {
         let report = run(config(args, seed), Trace::default());
@@ -146,6 +203,7 @@ fn sweep(args: &Args, count: u64) -> anyhow::Result<()> {
         peer_bytes += report.peer_bytes;
         ops += report.ops;
         unknown += report.unknown_ops;
+        locks.absorb(&report.locks);
         for (kind, n) in &report.counts {
             *by_kind.entry(*kind).or_default() += n;
         }
@@ -159,8 +217,12 @@ fn sweep(args: &Args, count: u64) -> anyhow::Result<()> {
     converged.sort_unstable();
     let pct = |p: usize| converged.get((converged.len() * p / 100).min(converged.len().saturating_sub(1)));
     println!(
-        "== shoal-sim sweep: {} nodes, {} s safety + {} s bound, scenario {}",
-        args.nodes, args.duration, args.bound, args.scenario
+        "== shoal-sim sweep: {} nodes, {} s safety + {} s bound, scenario {}, lock mode {}",
+        args.nodes,
+        args.duration,
+        args.bound,
+        args.scenario,
+        mode_name(args.lock_mode)
     );
     println!("seeds run            {count} ({}..={})", args.first, args.first + count - 1);
     println!("seeds failing        {}", failing.len());
@@ -177,6 +239,7 @@ fn sweep(args: &Args, count: u64) -> anyhow::Result<()> {
     let mean_peer = peer_rates.iter().sum::<f64>() / peer_rates.len().max(1) as f64;
     println!("peer msgs/node/s     mean {mean_peer:.1}  ({:.1} MB in all)", peer_bytes as f64 / 1e6);
     println!("client calls         {ops} ({unknown} with unknown outcome)");
+    println!("locks                {}", lock_line(&locks));
     let failures: Vec<_> = by_kind.iter().filter(|(k, _)| !k.is_anomaly()).collect();
     println!("violations by kind   {}", if failures.is_empty() { "none" } else { "" });
     for (kind, n) in failures {
@@ -184,6 +247,9 @@ fn sweep(args: &Args, count: u64) -> anyhow::Result<()> {
     }
     for (kind, n) in by_kind.iter().filter(|(k, _)| k.is_anomaly()) {
         println!("anomaly (allowed)    {kind} {n}");
+    }
+    if args.lock_table {
+        print!("{}", markdown_table(&[locks]));
     }
     for report in &failing {
         let first = report.violations.first().map(|v| v.to_string()).unwrap_or_default();

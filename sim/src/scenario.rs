@@ -90,6 +90,16 @@ impl Scenario {
         }
     }
 
+    /// How often (percent of grants) a lock client stalls past its lease before a write, as a GC pause does: in
+    /// the scenarios that pause processes.
+    pub fn lock_pause_percent(self) -> u32 {
+        match self {
+            Scenario::Pause => 20,
+            Scenario::Random => 5,
+            _ => 0,
+        }
+    }
+
     /// The fault plan of this scenario for `n` nodes and a safety phase of `safety_ms`.
     pub fn plan(self, rng: &mut StdRng, n: usize, safety_ms: Ms) -> FaultPlan {
         let mut plan = FaultPlan::calm(n);
@@ -137,9 +147,14 @@ struct Window {
     end: Ms,
 }
 
+/// How long the cluster forms before faults (and lock clients) start, for a safety phase of `safety_ms`.
+pub fn warm_up_ms(safety_ms: Ms) -> Ms {
+    (safety_ms / 4).min(5_000)
+}
+
 impl Window {
     fn new(safety_ms: Ms) -> Window {
-        let start = (safety_ms / 4).min(5_000);
+        let start = warm_up_ms(safety_ms);
         Window { start, end: safety_ms.max(start + 1) }
     }
 

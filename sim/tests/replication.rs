@@ -34,14 +34,18 @@ fn assert_passes(report: &shoal_sim::Report) {
     assert!(report.passed(), "{}\n{}", report.replay_command(), listed.join("\n"));
 }
 
+/// A regression seed's full run as it was found, before lock clients joined the engine (they change every
+/// interleaving): without them it replays byte for byte (`--lock-clients 0`).
 fn full(seed: u64, scenario: Scenario) -> shoal_sim::Report {
-    run(SimConfig::new(seed, 5, scenario, 60_000), Trace::default())
+    let mut config = SimConfig::new(seed, 5, scenario, 60_000);
+    config.locks.clients = 0;
+    run(config, Trace::default())
 }
 
 /// Expiry leaves no trace: once the last write's TTL passes, replicas drop the value, and an older copy held
 /// by a former owner (a node that stored k23=11 in the first milliseconds, before the ring formed) is handed off
 /// to the owners and wins; clients read a value older than their own acknowledged DEL or SET. No fault at all.
-/// Replay: cargo run -p shoal-sim --release -- --seed 5 --scenario calm --trace /tmp/t.txt
+/// Replay: cargo run -p shoal-sim --release -- --seed 5 --scenario calm --lock-clients 0 --trace /tmp/t.txt
 #[test]
 fn regression_calm_seed_5_older_copy_back_after_expiry() {
     assert_passes(&full(5, Scenario::Calm));
@@ -49,7 +53,7 @@ fn regression_calm_seed_5_older_copy_back_after_expiry() {
 
 /// Same cause as above, under a 2-node split and a pause: k5 ends at value 450 from t=21.5 s, brought back by n4
 /// (an owner during the split) after the last write's TTL ran out at 57.7 s; 28 acknowledged later writes lost.
-/// Replay: cargo run -p shoal-sim --release -- --seed 29 --scenario random
+/// Replay: cargo run -p shoal-sim --release -- --seed 29 --scenario random --lock-clients 0
 #[test]
 fn regression_seed_29_older_copy_back_after_expiry() {
     assert_passes(&full(29, Scenario::Random));
@@ -58,7 +62,7 @@ fn regression_seed_29_older_copy_back_after_expiry() {
 /// Replicas that hold the same latest write with different vectors never converge (k5, k10, k20: one replica
 /// lacks or holds an older entry the others have), for the whole 60 s bound. (The run also steps clocks by more
 /// than the tombstone grace, but these keys are values, not tombstones.)
-/// Replay: cargo run -p shoal-sim --release -- --seed 44 --scenario random
+/// Replay: cargo run -p shoal-sim --release -- --seed 44 --scenario random --lock-clients 0
 #[test]
 fn regression_seed_44_vectors_never_join() {
     assert_passes(&full(44, Scenario::Random));
@@ -67,7 +71,7 @@ fn regression_seed_44_vectors_never_join() {
 /// A DEL whose forward is lost answers `Int(0)` after the request timeout instead of an error: call 1761, DEL
 /// k5 at ONE via n0 while n0's outgoing links are cut (one-way from n0), is answered `Int(0)` 1 s later, with
 /// no tombstone and no hint anywhere, so k5 keeps the value 682 written just before it.
-/// Replay: cargo run -p shoal-sim --release -- --seed 127 --scenario random --trace /tmp/t.txt
+/// Replay: cargo run -p shoal-sim --release -- --seed 127 --scenario random --lock-clients 0 --trace /tmp/t.txt
 #[test]
 fn regression_seed_127_delete_answered_without_effect() {
     assert_passes(&full(127, Scenario::Random));
@@ -77,7 +81,7 @@ fn regression_seed_127_delete_answered_without_effect() {
 /// queue while n1 fails over and the client gets its answer at 8.8 s. At resume n0 executes the stale Forward
 /// with a fresh HLC time (60 s), so 112 beats every later acknowledged write of k5 (final vector carries
 /// n0's entry at 60 s). Forwards need a deadline (or the coordinator's version), so a late one is dropped.
-/// Replay: cargo run -p shoal-sim --release -- --seed 1 --scenario random --trace /tmp/t.txt
+/// Replay: cargo run -p shoal-sim --release -- --seed 1 --scenario random --lock-clients 0 --trace /tmp/t.txt
 #[test]
 fn regression_seed_1_stale_forward_executed_after_pause() {
     assert_passes(&full(1, Scenario::Random));
@@ -86,7 +90,7 @@ fn regression_seed_1_stale_forward_executed_after_pause() {
 /// A replica whose clock is 35 minutes ahead sees a newer write with a 4.8 s TTL as expired past its grace,
 /// drops it on arrival and keeps the older value, which it then answers to a read at ALL (k19 = 654 after
 /// the client's own SET 685). Fix: an expired incoming version still supersedes the older local copy.
-/// Replay: cargo run -p shoal-sim --release -- --seed 148 --scenario random
+/// Replay: cargo run -p shoal-sim --release -- --seed 148 --scenario random --lock-clients 0
 #[test]
 fn regression_seed_148_expired_newer_version_kept_the_older_one() {
     assert_passes(&full(148, Scenario::Random));
@@ -95,7 +99,7 @@ fn regression_seed_148_expired_newer_version_kept_the_older_one() {
 /// A DEL coordinated in a minority partition by a node holding nothing for the key answered 0 and wrote no
 /// tombstone, so the value the majority side wrote before it stayed (k2 = 1825). Fix: a clustered DEL always
 /// writes a tombstone.
-/// Replay: cargo run -p shoal-sim --release -- --seed 34 --scenario random
+/// Replay: cargo run -p shoal-sim --release -- --seed 34 --scenario random --lock-clients 0
 #[test]
 fn regression_seed_34_delete_of_an_absent_key_wrote_nothing() {
     assert_passes(&full(34, Scenario::Random));
@@ -104,8 +108,21 @@ fn regression_seed_34_delete_of_an_absent_key_wrote_nothing() {
 /// n2 restarts empty with its clock half an hour behind and, alone before it joins, acknowledges SET k25=1645
 /// at ALL; under its old vector id that write looked older than n2's own earlier writes and was dropped on the
 /// first merge. Fix: a clustered node writes under an id of its own process life.
-/// Replay: cargo run -p shoal-sim --release -- --seed 95 --scenario random
+/// Replay: cargo run -p shoal-sim --release -- --seed 95 --scenario random --lock-clients 0
 #[test]
 fn regression_seed_95_restarted_node_reused_its_vector_entry() {
     assert_passes(&full(95, Scenario::Random));
+}
+
+/// Found once lock clients joined the engine, in strict lock mode: n3, cut off alone, acknowledges SET k25=576
+/// with a 4.2 s TTL at ONE; the value expires into a tombstone only n3 holds, n3 crashes and restarts empty, and
+/// the older 573 is the final state. Every copy of 576 died in the crash (allowed by the design); the write
+/// checker exempted crash-lost values and DEL tombstones, not the tombstone an expired SET leaves. Fixed in the
+/// checker (`crash_lost_tombstone_vectors`).
+/// Replay: cargo run -p shoal-sim --release -- --seed 16 --scenario random --lock-mode strict
+#[test]
+fn regression_strict_seed_16_expired_write_lost_with_its_only_replica() {
+    let mut config = SimConfig::new(16, 5, Scenario::Random, 60_000);
+    config.lock_mode = shoal::core::locks::LockMode::Strict;
+    assert_passes(&run(config, Trace::default()));
 }

@@ -2,15 +2,28 @@
 //!
 //! Runs are short (5 nodes, 20 virtual seconds of faults) so the suite stays fast in debug builds; the long
 //! sweeps are `cargo run -p shoal-sim --release -- --seeds N`. Seeds that found replication bugs are kept in
-//! `tests/replication.rs`.
+//! `tests/replication.rs`. Every run has lock clients beside the data clients, except the regression seeds found
+//! before they existed, which replay as found (`as_found`).
 
 use shoal_sim::trace::Trace;
 use shoal_sim::{run, Report, Scenario, SimConfig};
 
-fn sim(seed: u64, scenario: Scenario, safety_s: u64) -> Report {
+fn config(seed: u64, scenario: Scenario, safety_s: u64) -> SimConfig {
     let mut config = SimConfig::new(seed, 5, scenario, safety_s * 1_000);
     // Short runs converge well within 20 s of the heal; a run that does not is failing anyway.
     config.liveness_bound_ms = config.liveness_bound_ms.min(20_000);
+    config
+}
+
+fn sim(seed: u64, scenario: Scenario, safety_s: u64) -> Report {
+    run(config(seed, scenario, safety_s), Trace::default())
+}
+
+/// A regression seed as it was found, before lock clients joined the engine: without them (they change every
+/// interleaving), the run is byte for byte the one that found the bug (`--lock-clients 0`).
+fn as_found(seed: u64, scenario: Scenario, safety_s: u64) -> Report {
+    let mut config = config(seed, scenario, safety_s);
+    config.locks.clients = 0;
     run(config, Trace::default())
 }
 
@@ -35,6 +48,8 @@ fn a_seed_replays_byte_for_byte() {
         let second = sim(seed, Scenario::Random, 20);
         assert_eq!(first.trace_hash, second.trace_hash, "seed {seed}");
         assert_eq!((first.events, first.ops), (second.events, second.ops), "seed {seed}");
+        assert!(first.locks.calls > 0, "seed {seed}: the lock clients ran");
+        assert_eq!(first.lock_history, second.lock_history, "seed {seed}");
     }
     assert_ne!(sim(1, Scenario::Random, 20).trace_hash, sim(2, Scenario::Random, 20).trace_hash);
 }
@@ -72,14 +87,14 @@ scenario_seeds! {
 /// and the node renews just above it.
 #[test]
 fn regression_seed_39_restart_after_clock_step_back() {
-    assert_membership_passes(&sim(39, Scenario::Random, 60));
+    assert_membership_passes(&as_found(39, Scenario::Random, 60));
 }
 
 /// The same bug as seed 39, found by the same sweep (a restart after a backward clock step, refused).
 #[test]
 fn regression_seeds_56_156_restart_after_clock_step_back() {
     for seed in [56, 156] {
-        assert_membership_passes(&sim(seed, Scenario::Random, 60));
+        assert_membership_passes(&as_found(seed, Scenario::Random, 60));
     }
 }
 
@@ -88,13 +103,13 @@ fn regression_seeds_56_156_restart_after_clock_step_back() {
 /// by membership's suspicion sweep (nudge the suspect so it refutes, expire a suspicion no timer will end).
 #[test]
 fn regression_seed_148_suspect_never_resolves() {
-    assert_membership_passes(&sim(148, Scenario::Random, 60));
+    assert_membership_passes(&as_found(148, Scenario::Random, 60));
 }
 
 /// The same bug as seed 148 (a suspicion that no timer ends), found by the same sweep under flapping partitions.
 #[test]
 fn regression_seeds_stuck_suspects_under_flapping_partitions() {
     for seed in [6, 17, 63, 76, 81, 128, 193] {
-        assert_membership_passes(&sim(seed, Scenario::Random, 60));
+        assert_membership_passes(&as_found(seed, Scenario::Random, 60));
     }
 }

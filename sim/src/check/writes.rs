@@ -55,6 +55,8 @@ pub struct Facts {
     pub crash_lost_values: BTreeSet<u64>,
     /// Per key, times at which the key's last tombstone died in a crash.
     pub crash_lost_tombstones: BTreeMap<u8, Vec<Ms>>,
+    /// Per key, the vectors of those tombstones (an expired value's tombstone keeps the value's vector).
+    pub crash_lost_tombstone_vectors: BTreeMap<u8, Vec<VersionVector>>,
     /// Times of faults (the cluster's start counts as one).
     pub fault_times: Vec<Ms>,
     /// Spans during which some fault is in force (a node down or paused, a link cut).
@@ -246,7 +248,15 @@ fn crash_lost(w: &Op, facts: &Facts) -> bool {
         _ => {}
     }
     match w.kind {
-        OpKind::Set { value, .. } => facts.crash_lost_values.contains(&value),
+        // A SET with a TTL whose value expired leaves a tombstone with its vector: if the last copy of that
+        // tombstone died in a crash, the write's every trace did.
+        OpKind::Set { value, key, ttl_ms } => {
+            facts.crash_lost_values.contains(&value)
+                || (ttl_ms.is_some()
+                    && facts.vectors.get(&value).is_some_and(|v| {
+                        facts.crash_lost_tombstone_vectors.get(&key).is_some_and(|lost| lost.contains(v))
+                    }))
+        }
         OpKind::Del { key } => {
             facts.crash_lost_tombstones.get(&key).is_some_and(|times| times.iter().any(|&t| t >= w.invoked_at))
         }

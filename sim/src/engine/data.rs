@@ -65,7 +65,7 @@ impl Engine {
     pub(super) fn data_converged(&mut self) -> Result<(), Vec<Violation>> {
         let at = self.now;
         let finals = replicas::converged(at, &self.key_copies())?;
-        let waiting = self.workload.clients.iter().filter(|c| c.waiting.is_some()).count();
+        let waiting = self.workload.clients.iter().filter(|c| c.waiting.is_some()).count() + self.locks.calls_waiting();
         if waiting > 0 || self.peer_in_flight > 0 {
             let detail = format!("not quiescent: {waiting} calls waiting, {} peer messages", self.peer_in_flight);
             return Err(vec![Violation { kind: Kind::ReplicasDiverged, at, detail }]);
@@ -100,7 +100,10 @@ impl Engine {
                         self.facts.crash_lost_values.insert(v);
                     }
                 }
-                EntryKind::Tombstone => self.facts.crash_lost_tombstones.entry(k).or_default().push(self.now),
+                EntryKind::Tombstone => {
+                    self.facts.crash_lost_tombstones.entry(k).or_default().push(self.now);
+                    self.facts.crash_lost_tombstone_vectors.entry(k).or_default().push(mine.vector.clone());
+                }
                 EntryKind::Evicted => {}
             }
         }

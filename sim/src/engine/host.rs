@@ -32,7 +32,9 @@ impl Engine {
                 Output::Reply { conn, req, reply } => {
                     self.trace
                         .record(self.now, i, 10, &req.to_le_bytes(), || format!("reply to call {req}: {reply:?}"));
-                    if let Some(op) = self.workload.waiting_for(conn, req) {
+                    if let Some(client) = lock_client(conn) {
+                        self.lock_reply(client, req, &reply);
+                    } else if let Some(op) = self.workload.waiting_for(conn, req) {
                         self.sniff_local(i, op);
                         self.finish(op, Outcome::Replied(reply));
                     }
@@ -128,6 +130,9 @@ impl Engine {
             }
         }
         self.phase = Phase::Liveness { healed_at: self.now };
+        // Lock clients release what they hold and stop, so the liveness phase can go quiet.
+        self.locks.stop(self.now);
+        self.lock_calls();
     }
 
     pub(super) fn probe(&mut self) {

@@ -1,7 +1,8 @@
 //! Checkers over a lock history, apart from product code: they see only what clients sent, were told and wrote.
 //!
 //! - `double_holders`: the stretches of time in which two or more clients believed they held the same lock.
-//!   With no faults each one is a violation (`exclusive`); under faults they are counted and measured.
+//!   One that starts while no fault is in force (nor settling) is a violation (`exclusive`); one that starts
+//!   under a fault is an anomaly the design allows (`DoubleHolderUnderFault`), counted and measured.
 //! - `fence_monotonic`: a fenced resource never accepts a token lower than one it accepted before.
 //! - `stale_writes`: a write made outside every hold of its client with that token (a holder that woke from a
 //!   pause after its lease) must be rejected once a later token was accepted; such rejections are counted.
@@ -17,14 +18,24 @@ use crate::locks::history::{Answer, Call, Hold, LockEvent};
 /// The kinds of lock violation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum LockKind {
-    /// Two clients held the same lock at once in a run without faults.
+    /// Two clients held the same lock at once, starting while no fault was in force.
     DoubleHolder,
+    /// Two clients held the same lock at once, starting while a fault was in force or settling: allowed by the
+    /// design (AP locks), counted, not a failure.
+    DoubleHolderUnderFault,
     /// A fenced resource accepted a token lower than one it had accepted.
     FenceRegressed,
     /// A stale write (outside its client's hold) was accepted after a newer token had been accepted.
     StaleWriteAccepted,
     /// A majority grant carried a token not above an earlier majority grant of the same lock.
     TokenNotGrowing,
+}
+
+impl LockKind {
+    /// Whether this kind is an anomaly the design allows: counted, not a failure.
+    pub fn is_anomaly(self) -> bool {
+        self == LockKind::DoubleHolderUnderFault
+    }
 }
 
 impl fmt::Display for LockKind {
@@ -115,12 +126,21 @@ pub fn double_holders(holds: &[Hold]) -> Vec<Overlap> {
 
 /// Checker (a), for runs without faults: every double-holder stretch is a violation.
 pub fn exclusive(holds: &[Hold]) -> Vec<LockViolation> {
+    exclusive_outside(holds, &[])
+}
+
+/// Checker (a) for runs with faults: a double-holder stretch that starts inside one of `faults` (each a
+/// [from, to] span during which a fault was in force or its effects settling) is an anomaly
+/// (`DoubleHolderUnderFault`); one that starts anywhere else is a violation (`DoubleHolder`).
+pub fn exclusive_outside(holds: &[Hold], faults: &[(Ms, Ms)]) -> Vec<LockViolation> {
     double_holders(holds)
         .into_iter()
-        .map(|o| LockViolation {
-            kind: LockKind::DoubleHolder,
-            at: o.from,
-            detail: format!("clients {:?} all held {} for {} ms (until {})", o.clients, o.lock, o.to - o.from, o.to),
+        .map(|o| {
+            let excused = faults.iter().any(|&(from, to)| from <= o.from && o.from <= to);
+            let kind = if excused { LockKind::DoubleHolderUnderFault } else { LockKind::DoubleHolder };
+            let detail =
+                format!("clients {:?} all held {} for {} ms (until {})", o.clients, o.lock, o.to - o.from, o.to);
+            LockViolation { kind, at: o.from, detail }
         })
         .collect()
 }

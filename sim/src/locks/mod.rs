@@ -17,7 +17,9 @@
 //! - route `Output::Reply { conn, req, reply }` with `lock_client(conn) == Some(client)` to
 //!   `on_reply(client, req, now, &reply)` (unanswered calls time out inside the workload);
 //! - `stop(now)` at the heal if the liveness phase must be quiet (`calls_waiting()` tells when it is);
-//! - at the end, `summarize(name, history(), now, faults)` gives the row and the violations.
+//! - at the end, `judge(name, history(), now, fault_spans)` gives the row, the violations and the double-holder
+//!   anomalies (`summarize(.., faults: bool)` for a run judged as a whole); `settle_ms` is how long after a
+//!   fault its effects on locks may last.
 
 pub mod check;
 pub mod history;
@@ -28,7 +30,7 @@ pub mod workload;
 pub use check::{LockKind, LockViolation};
 pub use history::{Answer, Call, Hold, LockEvent};
 pub use resource::FencedResource;
-pub use summary::{markdown_table, summarize, LockSummary};
+pub use summary::{judge, markdown_table, summarize, LockSummary};
 pub use workload::{lock_client, LockCall, LockConfig, LockWorkload, LOCK_CONN_BASE};
 
 #[cfg(test)]

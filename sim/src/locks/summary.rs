@@ -24,6 +24,8 @@ pub struct LockSummary {
     pub failed: u64,
     /// Stretches in which two clients believed they held the same lock.
     pub double_holder_intervals: u64,
+    /// Of those, the ones that started under a fault (allowed by the design).
+    pub double_holder_under_fault: u64,
     /// Their total length.
     pub double_holder_ms: Ms,
     /// The longest of them.
@@ -41,14 +43,22 @@ pub struct LockSummary {
 }
 
 /// Runs every checker over `events` (a run that ended at `end`) and sums them up. `faults`: whether the run had
-/// faults (without, two holders at once is a violation; with, it is counted).
+/// faults (without, two holders at once is a violation; with, it is counted). Anomalies are left out.
 pub fn summarize(scenario: &str, events: &[LockEvent], end: Ms, faults: bool) -> (LockSummary, Vec<LockViolation>) {
+    let spans: &[(Ms, Ms)] = if faults { &[(0, Ms::MAX)] } else { &[] };
+    let (summary, mut found) = judge(scenario, events, end, spans);
+    found.retain(|v| !v.kind.is_anomaly());
+    (summary, found)
+}
+
+/// Runs every checker over `events` (a run that ended at `end`) and sums them up. `faults`: the spans during
+/// which a fault was in force or settling (see `check::exclusive_outside`). The list holds the violations and,
+/// with their kind marked, the double-holder anomalies (`LockKind::is_anomaly`); the summary's `violations`
+/// counts only the former.
+pub fn judge(scenario: &str, events: &[LockEvent], end: Ms, faults: &[(Ms, Ms)]) -> (LockSummary, Vec<LockViolation>) {
     let held = holds(events, end);
     let overlaps = check::double_holders(&held);
-    let mut violations = Vec::new();
-    if !faults {
-        violations.extend(check::exclusive(&held));
-    }
+    let mut violations = check::exclusive_outside(&held, faults);
     violations.extend(check::fence_monotonic(events));
     let (stale, found) = check::stale_writes(events, &held);
     violations.extend(found);
@@ -78,11 +88,12 @@ pub fn summarize(scenario: &str, events: &[LockEvent], end: Ms, faults: bool) ->
         }
     }
     s.double_holder_intervals = overlaps.len() as u64;
+    s.double_holder_under_fault = violations.iter().filter(|v| v.kind.is_anomaly()).count() as u64;
     s.double_holder_ms = overlaps.iter().map(|o| o.to - o.from).sum();
     s.double_holder_ms_max = overlaps.iter().map(|o| o.to - o.from).max().unwrap_or(0);
     s.stale_writes = stale.total;
     s.stale_rejected = stale.rejected;
-    s.violations = violations.len() as u64;
+    s.violations = violations.iter().filter(|v| !v.kind.is_anomaly()).count() as u64;
     (s, violations)
 }
 
@@ -114,6 +125,7 @@ impl LockSummary {
         self.contended += other.contended;
         self.failed += other.failed;
         self.double_holder_intervals += other.double_holder_intervals;
+        self.double_holder_under_fault += other.double_holder_under_fault;
         self.double_holder_ms += other.double_holder_ms;
         self.double_holder_ms_max = self.double_holder_ms_max.max(other.double_holder_ms_max);
         self.writes_accepted += other.writes_accepted;

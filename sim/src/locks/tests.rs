@@ -4,7 +4,9 @@
 use shoal::core::replication::Levels;
 use shoal::core::{Input, Node, NodeConfig, Outbox, Output};
 
-use super::check::{double_holders, exclusive, fence_monotonic, stale_writes, tokens_grow, LockKind};
+use super::check::{
+    double_holders, exclusive, exclusive_outside, fence_monotonic, stale_writes, tokens_grow, LockKind,
+};
 use super::history::{holds, Answer, Call, LockEvent};
 use super::*;
 
@@ -66,6 +68,45 @@ fn two_holders_at_once_are_found_and_measured() {
     let found = exclusive(&held);
     assert_eq!(found.len(), 1);
     assert_eq!(found[0].kind, LockKind::DoubleHolder);
+}
+
+/// Under faults the checker stays strict where no fault is: a double holder is the fault's only when it starts
+/// inside a fault span (settling included); one that starts before a fault or after it settled is a violation.
+#[test]
+fn a_double_holder_is_excused_only_when_it_starts_under_a_fault() {
+    let held = holds(&two_holders(310), 10_000);
+    let kinds = |faults: &[(u64, u64)]| -> Vec<LockKind> {
+        exclusive_outside(&held, faults).into_iter().map(|v| v.kind).collect()
+    };
+    assert_eq!(kinds(&[(0, 310)]), [LockKind::DoubleHolderUnderFault]);
+    assert_eq!(kinds(&[(100, 200), (300, 400)]), [LockKind::DoubleHolderUnderFault]);
+    assert_eq!(kinds(&[(0, 309)]), [LockKind::DoubleHolder], "the fault had settled");
+    assert_eq!(kinds(&[(311, 5_000)]), [LockKind::DoubleHolder], "it started before the fault");
+    assert_eq!(kinds(&[]), [LockKind::DoubleHolder]);
+    // The summary counts both, and only the violation fails.
+    let events = two_holders(310);
+    let (s, found) = judge("planted", &events, 10_000, &[(0, 310)]);
+    assert_eq!((s.double_holder_intervals, s.double_holder_under_fault, s.violations), (1, 1, 0));
+    assert!(found.iter().all(|v| v.kind.is_anomaly()) && found.len() == 1, "{found:?}");
+    let (s, found) = judge("planted", &events, 10_000, &[(400, 900)]);
+    assert_eq!((s.double_holder_intervals, s.double_holder_under_fault, s.violations), (1, 0, 1));
+    assert_eq!(found.iter().map(|v| v.kind).collect::<Vec<_>>(), [LockKind::DoubleHolder]);
+}
+
+#[test]
+fn a_fault_settles_within_a_call_timeout_a_hold_and_a_lease() {
+    let config = LockConfig::default();
+    assert_eq!(config.settle_ms(), 3_000 + 4_000 + 3_000);
+}
+
+#[test]
+fn planned_pauses_are_armed_at_their_time() {
+    let config = LockConfig { clients: 1, pauses: vec![(5_000, 0, 300)], ..LockConfig::default() };
+    let locks = LockWorkload::new(config, 1, 1);
+    assert!(locks.next_wake().is_some_and(|w| w <= 5_000));
+    let (s, violations) = against_a_lone_node_with(1, vec![(5_000, 0, 500)]);
+    assert_eq!(violations, vec![]);
+    assert_eq!((s.stale_writes, s.stale_rejected), (1, 1), "{}", s.line());
 }
 
 #[test]
@@ -227,11 +268,26 @@ fn against_a_lone_node(seed: u64, pause: bool) -> (LockSummary, Vec<LockViolatio
     (summary, violations)
 }
 
+/// Drives the workload against one real node with pauses planned in its config (`LockConfig::pauses`).
+fn against_a_lone_node_with(seed: u64, pauses: Vec<(u64, usize, u64)>) -> (LockSummary, Vec<LockViolation>) {
+    let (summary, violations, _) = drive(seed, false, None, LockConfig { pauses, ..LockConfig::default() });
+    (summary, violations)
+}
+
 /// The lone-node driver; `stop_at`: stop the workload then. Returns the workload too.
 fn drive_lone_node(seed: u64, pause: bool, stop_at: Option<u64>) -> (LockSummary, Vec<LockViolation>, LockWorkload) {
+    drive(seed, pause, stop_at, LockConfig::default())
+}
+
+fn drive(
+    seed: u64,
+    pause: bool,
+    stop_at: Option<u64>,
+    config: LockConfig,
+) -> (LockSummary, Vec<LockViolation>, LockWorkload) {
     const EPOCH: u64 = 1_700_000_000_000;
     let mut node = Node::new(NodeConfig::default(), seed);
-    let mut locks = LockWorkload::new(LockConfig::default(), 1, seed);
+    let mut locks = LockWorkload::new(config, 1, seed);
     let mut out = Outbox::new();
     let end = 30_000;
     let mut armed = !pause;

@@ -48,6 +48,9 @@ pub struct LockConfig {
     pub pause_past_lease_ms: (Ms, Ms),
     /// When the clients start (virtual ms).
     pub start_ms: Ms,
+    /// Pauses planned ahead, each (at, client, past lease): from `at` on, the client's next write while it
+    /// holds a lock is preceded by a pause lasting until `past lease` after its lease (`pause_next_write`).
+    pub pauses: Vec<(Ms, usize, Ms)>,
 }
 
 impl Default for LockConfig {
@@ -64,7 +67,18 @@ impl Default for LockConfig {
             pause_percent: 0,
             pause_past_lease_ms: (200, 2_000),
             start_ms: 0,
+            pauses: Vec::new(),
         }
+    }
+}
+
+impl LockConfig {
+    /// How long after a fault ends its effect on who holds a lock may last: an acquire decided under the fault is
+    /// answered within the call timeout (a grant counts only if it comes within its lease), and the hold it gives
+    /// ends by the hold time plus one lease after that (a last renewal). A double holder that starts later than
+    /// this after every fault is not the fault's doing.
+    pub fn settle_ms(&self) -> Ms {
+        self.call_timeout_ms.max(self.ttl_ms.1) + self.hold_ms.1 + self.ttl_ms.1
     }
 }
 
@@ -177,6 +191,8 @@ pub struct LockWorkload {
     late_answers: u64,
     /// Set by `stop`: no new acquire, holders release at their next step.
     stopped: bool,
+    /// How many of `config.pauses` (sorted by time) are armed.
+    pauses_armed: usize,
 }
 
 fn draw(rng: &mut StdRng, (lo, hi): (Ms, Ms)) -> Ms {
@@ -187,6 +203,8 @@ impl LockWorkload {
     /// `config.clients` clients spread over `nodes` nodes (client `i` starts on node `i % nodes`).
     pub fn new(config: LockConfig, nodes: usize, seed: u64) -> LockWorkload {
         let mut rng = StdRng::seed_from_u64(seed);
+        let mut config = config;
+        config.pauses.sort_by_key(|(at, _, _)| *at);
         let clients = (0..config.clients)
             .map(|i| Client {
                 name: format!("client{i}"),
@@ -208,6 +226,7 @@ impl LockWorkload {
             history: Vec::new(),
             late_answers: 0,
             stopped: false,
+            pauses_armed: 0,
         }
     }
 
@@ -225,7 +244,8 @@ impl LockWorkload {
             State::Paused { until, .. } => Some(*until),
         });
         let deadlines = self.outstanding.values().map(|o| o.deadline);
-        clients.chain(deadlines).min()
+        let armed = self.config.pauses.get(self.pauses_armed).map(|(at, _, _)| *at);
+        clients.chain(deadlines).chain(armed).min()
     }
 
     /// Advances every client to `now` (writes, renewals, releases, pauses, timeouts) and returns the next call to
@@ -373,6 +393,13 @@ impl LockWorkload {
     }
 
     fn advance(&mut self, now: Ms) {
+        while let Some(&(at, client, past_ms)) = self.config.pauses.get(self.pauses_armed) {
+            if at > now {
+                break;
+            }
+            self.pause_next_write(client, past_ms);
+            self.pauses_armed += 1;
+        }
         let due: Vec<(u64, usize)> =
             self.outstanding.iter().filter(|(_, o)| o.deadline <= now).map(|(r, o)| (*r, o.client)).collect();
         for (req, client) in due {
