@@ -118,7 +118,10 @@ impl Node {
                 answers.push((Some(addr), None, false));
             }
         }
-        let replicas = owners.len().max(1);
+        // The majority is of the configured replica count, not of the members this node happens to know: a node
+        // restarted empty knows only itself until it rejoins, and must not count its own grant as a majority.
+        // Replicas it does not know count as not answering (a cluster smaller than N needs all but N/2 of N).
+        let replicas = self.config.replicas.max(owners.len()).max(1);
         let id = self.repl_mut().id();
         let request = LockRequest { origin, op, replicas, answers, retried: false };
         self.repl_mut().pending.insert(id, Pending::Lock(Box::new(request)));

@@ -112,6 +112,23 @@ fn fencing_tokens_grow_across_a_healed_partition() {
 }
 
 #[test]
+fn a_clustered_node_that_knows_only_itself_is_no_majority_of_its_own() {
+    // A node restarted empty knows only itself until it rejoins: with 3 replicas configured its own grant is 1 of
+    // 3, never a majority (found by the simulator's lock workload).
+    for (mode, expect_grant) in [(LockMode::Available, true), (LockMode::Strict, false)] {
+        let mut c = Cluster::new(1, NodeConfig { lock_mode: mode, ..config() });
+        assert!(c.node(0).membership().is_some(), "the test kit's node is clustered");
+        let r = acquire(&mut c, 0, "alone", 5_000);
+        if expect_grant {
+            let (_, m) = granted(&r).unwrap_or_else(|| panic!("{r:?}"));
+            assert_eq!(m, "degraded");
+        } else {
+            assert_eq!(r, Reply::error("NOMAJORITY the lock needs 2 of 3 replicas, 1 granted".to_string()));
+        }
+    }
+}
+
+#[test]
 fn a_lone_node_is_its_locks_only_replica() {
     let mut n = Node::new(config(), 1);
     let mut out = crate::core::Outbox::new();
