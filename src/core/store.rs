@@ -387,11 +387,7 @@ impl Store {
     fn put(&mut self, b: usize, found: Option<usize>, key: &[u8], mut entry: Entry, now: Millis) -> Option<Entry> {
         entry.lru = lru_clock(now);
         let added = entry_bytes(key, &entry);
-        if entry.expire_at_ms != 0 {
-            self.expiring.insert((entry.expire_at_ms, key.into()));
-        }
-        self.digests[b] ^= digest_hash(key, &entry);
-        self.markers += usize::from(!entry.is_value());
+        let (expire_at, digest, marker) = (entry.expire_at_ms, digest_hash(key, &entry), !entry.is_value());
         let old = match found {
             Some(i) => Some(std::mem::replace(&mut self.buckets[b][i], entry)),
             None => {
@@ -401,9 +397,16 @@ impl Store {
                 None
             }
         };
+        // The old entry's accounting goes first: with the same expiry, the index pair it removes is the one the
+        // new entry adds back.
         if let Some(old) = &old {
             self.forget(b, key, old);
         }
+        if expire_at != 0 {
+            self.expiring.insert((expire_at, key.into()));
+        }
+        self.digests[b] ^= digest;
+        self.markers += usize::from(marker);
         self.used_bytes += added;
         old
     }
@@ -684,6 +687,58 @@ mod tests {
         s.remove(b"a");
         assert_eq!(s.used_bytes(), s.recount_bytes());
         assert_eq!(s.expiring_len(), 1);
+    }
+
+    #[test]
+    fn replacing_an_entry_with_the_same_expiry_keeps_it_in_the_expiry_index() {
+        // The old entry's index pair used to be removed after the new one's (equal) pair was added, so the key
+        // left the index and active expiry never reclaimed it.
+        let mut s = Store::new(7);
+        s.insert(b"k", entry("a", 100), 0);
+        s.insert(b"k", entry("b", 100), 0);
+        assert_eq!(s.expiring_len(), 1);
+        let mut newer = entry("c", 100);
+        newer.vector = v(2);
+        assert!(s.merge(b"k", newer, 0).changed);
+        assert_eq!(s.expiring_len(), 1);
+        assert_eq!(s.expire_due(1_000, 10), 1);
+        assert!(s.is_empty());
+        assert_eq!(s.used_bytes(), 0);
+    }
+
+    #[test]
+    fn a_merge_that_keeps_the_local_value_only_joins_the_vectors() {
+        let mut s = Store::new(7);
+        let mut local = entry("local", 100);
+        local.vector = v(5);
+        s.insert(b"k", local, 0);
+        let before = s.bucket_digest(bucket_of(b"k"));
+        let mut other = VersionVector::new();
+        other.bump(NodeId(2), Timestamp(3));
+        let older = Entry::new(Bytes::from_static(b"older"), other, 0);
+        let outcome = s.merge(b"k", older, 10);
+        assert!(outcome.changed);
+        let e = s.raw(b"k", 10).unwrap();
+        assert_eq!(e.value, Bytes::from_static(b"local"));
+        assert_eq!(e.vector.entries().len(), 2);
+        assert_ne!(s.bucket_digest(bucket_of(b"k")), before);
+        assert_eq!(s.recount_digests(), (0..BUCKETS).map(|b| s.bucket_digest(b)).collect::<Vec<_>>());
+        assert_eq!(s.used_bytes(), s.recount_bytes());
+        assert_eq!(s.expiring_len(), 1);
+    }
+
+    #[test]
+    fn long_keys_are_stored_and_found_like_short_ones() {
+        let mut s = Store::new(7);
+        let short = b"k".to_vec();
+        let long = vec![b'x'; INLINE_KEY_BYTES * 3];
+        s.insert(&short, entry("1", 0), 0);
+        s.insert(&long, entry("2", 0), 0);
+        assert_eq!(s.get(&long, 0).unwrap().value, Bytes::from_static(b"2"));
+        assert_eq!(s.get(&short, 0).unwrap().value, Bytes::from_static(b"1"));
+        assert_eq!(s.keys(0, |_| true).len(), 2);
+        assert!(s.remove(&long).is_some());
+        assert_eq!(s.used_bytes(), s.recount_bytes());
     }
 
     #[test]
