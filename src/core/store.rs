@@ -143,8 +143,9 @@ pub fn digest_hash(key: &[u8], entry: &Entry) -> u64 {
 }
 
 /// Longest key stored inline in its map slot: a lookup then compares the key without following a pointer (one
-/// cache miss less per lookup on a large keyspace), and storing it costs no allocation.
-pub const INLINE_KEY_BYTES: usize = 24;
+/// cache miss less per lookup on a large keyspace), and storing it costs no allocation. 16 keeps the slot as
+/// large as a boxed key plus its 16-byte allocation (24 made 1M short keys cost 7% more RSS, slack included).
+pub const INLINE_KEY_BYTES: usize = 16;
 
 /// A stored key: inline up to `INLINE_KEY_BYTES`, on the heap beyond. Hashes and compares as a byte slice.
 type Key = SmallVec<[u8; INLINE_KEY_BYTES]>;
