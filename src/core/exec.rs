@@ -255,7 +255,8 @@ impl Node {
         if let Some(r) = self.check_size(value.len()) {
             return r;
         }
-        let old = self.store.get(key, now).map(|e| (e.value.clone(), e.expire_at_ms));
+        // The old value is only cloned for SET ... GET (a clone of a stored value allocates its shared header).
+        let old = self.store.get(key, now).map(|e| (get.then(|| e.value.clone()), e.expire_at_ms));
         let allowed = match cond {
             SetCond::Always => true,
             SetCond::IfAbsent => old.is_none(),
@@ -270,7 +271,7 @@ impl Node {
             self.write(now, key, value, expire_at);
         }
         match (get, reply_int) {
-            (true, _) => old.map_or(Reply::Nil, |(v, _)| Reply::Bulk(v)),
+            (true, _) => old.and_then(|(v, _)| v).map_or(Reply::Nil, Reply::Bulk),
             (false, true) => Reply::Int(allowed as i64),
             (false, false) if allowed => Reply::Ok,
             (false, false) => Reply::Nil,

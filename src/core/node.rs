@@ -116,8 +116,8 @@ pub enum Output {
         /// The datagram.
         packet: Bytes,
     },
-    /// The membership view changed (for logs and metrics).
-    Member(MemberEvent),
+    /// The membership view changed (for logs and metrics). Boxed: it is rare and the largest output.
+    Member(Box<MemberEvent>),
     /// Send a message to the peer whose cluster address is `to` (over its TCP peer connection).
     SendPeer {
         /// The peer's cluster address.
@@ -491,7 +491,7 @@ impl Node {
                     if let Some(r) = self.repl.as_mut() {
                         r.ring_stale = true;
                     }
-                    Output::Member(event)
+                    Output::Member(Box::new(event))
                 }
             });
         }

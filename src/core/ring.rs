@@ -12,6 +12,8 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
+use smallvec::SmallVec;
+
 use super::version::NodeId;
 
 /// Tokens per member unless configured otherwise. Random tokens give a member a share with a relative spread of
@@ -90,6 +92,8 @@ pub struct Ring {
 #[derive(Debug, PartialEq, Eq)]
 struct RingData {
     members: Vec<String>,
+    /// `members` again, as shared names: preference lists hand them out without allocating a string each.
+    shared: Vec<Arc<str>>,
     tokens: Vec<Token>,
     vnodes_per_node: usize,
     /// `digest()`, computed once (it depends only on the members and V).
@@ -169,7 +173,8 @@ impl Ring {
 
     fn assemble(members: Vec<String>, tokens: Vec<Token>, vnodes_per_node: usize, collided: bool) -> Ring {
         let digest = ring_digest(&members, vnodes_per_node);
-        Ring { inner: Arc::new(RingData { members, tokens, vnodes_per_node, digest, collided }) }
+        let shared = members.iter().map(|m| Arc::from(m.as_str())).collect();
+        Ring { inner: Arc::new(RingData { members, shared, tokens, vnodes_per_node, digest, collided }) }
     }
 
     /// The members, sorted by name.
@@ -196,6 +201,27 @@ impl Ring {
     pub fn preference_list_at(&self, position: u64, n: usize) -> Vec<&str> {
         let first = self.inner.tokens.partition_point(|t| t.position < position);
         self.walk(first, n).into_iter().map(|m| self.inner.members[m as usize].as_str()).collect()
+    }
+
+    /// `preference_list` as shared names (cloning one is a reference count, not a string copy).
+    pub fn preference_names(&self, key: &[u8], n: usize) -> Vec<Arc<str>> {
+        let position = key_hash(key);
+        let first = self.inner.tokens.partition_point(|t| t.position < position);
+        let n = n.min(self.inner.members.len());
+        let mut names: Vec<Arc<str>> = Vec::with_capacity(n);
+        let mut found: SmallVec<[u32; 8]> = SmallVec::new();
+        let len = self.inner.tokens.len();
+        for k in 0..len {
+            if found.len() == n {
+                break;
+            }
+            let member = self.inner.tokens[(first + k) % len].member;
+            if !found.contains(&member) {
+                found.push(member);
+                names.push(self.inner.shared[member as usize].clone());
+            }
+        }
+        names
     }
 
     /// The member that owns a key first (its coordinator of choice), if the ring is not empty.

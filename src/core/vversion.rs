@@ -237,17 +237,33 @@ impl TryFrom<Vec<(NodeId, Timestamp)>> for VersionVector {
     type Error = VectorError;
 
     fn try_from(entries: Vec<(NodeId, Timestamp)>) -> Result<VersionVector, VectorError> {
-        if entries.len() > ENTRIES_MAX {
-            return Err(VectorError::TooLong(entries.len()));
-        }
-        if entries.windows(2).any(|w| w[0].0 >= w[1].0) {
-            return Err(VectorError::Unsorted);
-        }
-        if entries.iter().any(|e| e.1 == Timestamp(0)) {
-            return Err(VectorError::ZeroTimestamp);
-        }
+        check_entries(&entries)?;
         Ok(VersionVector { entries: entries.into() })
     }
+}
+
+impl TryFrom<&[(NodeId, Timestamp)]> for VersionVector {
+    type Error = VectorError;
+
+    /// The same checks as from a `Vec`, without allocating for a vector of one entry (decoders use this).
+    fn try_from(entries: &[(NodeId, Timestamp)]) -> Result<VersionVector, VectorError> {
+        check_entries(entries)?;
+        Ok(VersionVector { entries: Entries::from_slice(entries) })
+    }
+}
+
+/// Whether `entries` form a valid vector: at most `ENTRIES_MAX`, nodes strictly increasing, no zero time.
+fn check_entries(entries: &[(NodeId, Timestamp)]) -> Result<(), VectorError> {
+    if entries.len() > ENTRIES_MAX {
+        return Err(VectorError::TooLong(entries.len()));
+    }
+    if entries.windows(2).any(|w| w[0].0 >= w[1].0) {
+        return Err(VectorError::Unsorted);
+    }
+    if entries.iter().any(|e| e.1 == Timestamp(0)) {
+        return Err(VectorError::ZeroTimestamp);
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -161,6 +161,28 @@ struct Io {
     timers: Timers,
     gossip: Option<Gossip>,
     peers: Option<PeerTransport>,
+    /// Peer messages of the current turn, per destination in first-use order, handed over together at its end.
+    to_peers: PeerBatches,
+}
+
+/// Messages grouped by destination, each group in the order it was added; destinations in first-use order.
+#[derive(Default)]
+struct PeerBatches(Vec<(SocketAddr, Vec<PeerMsg>)>);
+
+impl PeerBatches {
+    /// Add `msg` to the group of `to`.
+    fn push(&mut self, to: SocketAddr, msg: PeerMsg) {
+        // A node talks to a handful of peers per turn: a linear search beats hashing.
+        match self.0.iter_mut().find(|(peer, _)| *peer == to) {
+            Some((_, msgs)) => msgs.push(msg),
+            None => self.0.push((to, vec![msg])),
+        }
+    }
+
+    /// Take every group out, leaving none.
+    fn drain(&mut self) -> std::vec::Drain<'_, (SocketAddr, Vec<PeerMsg>)> {
+        self.0.drain(..)
+    }
 }
 
 /// Run the node until `shutdown` flips to true or every sender is gone. On shutdown a clustered node leaves
@@ -172,7 +194,8 @@ pub async fn run(
     gossip: Option<Gossip>,
     peers: Option<PeerTransport>,
 ) -> Node {
-    let mut io = Io { conns: HashMap::new(), timers: Timers::default(), gossip, peers };
+    let mut io =
+        Io { conns: HashMap::new(), timers: Timers::default(), gossip, peers, to_peers: PeerBatches::default() };
     let mut out = Outbox::new();
     let mut msgs = Vec::with_capacity(RECV_BATCH_MAX);
     node.handle(wall_ms(), Input::Start, &mut out);
@@ -275,14 +298,20 @@ fn route(out: &mut Outbox, io: &mut Io) {
                 }
             }
             Output::Member(event) => tracing::info!(?event, "membership changed"),
-            Output::SendPeer { to, msg } => match &mut io.peers {
-                Some(peers) => peers.send(to, msg),
+            Output::SendPeer { to, msg } => match &io.peers {
+                Some(_) => io.to_peers.push(to, msg),
                 None => tracing::trace!(%to, "peer message dropped: standalone node"),
             },
         }
     }
     if let Some((c, batch)) = current {
         send(conns, c, batch);
+    }
+    // One hand-over per peer per turn: a queue operation and a wake-up of the link for all its messages.
+    if let Some(peers) = &mut io.peers {
+        for (to, msgs) in io.to_peers.drain() {
+            peers.send_many(to, msgs);
+        }
     }
 }
 

@@ -181,17 +181,25 @@ impl PeerTransport {
 
     /// Queue `msg` for the peer at `to`; never waits. Dropped and counted when that peer's queue is full.
     pub fn send(&mut self, to: SocketAddr, msg: PeerMsg) {
+        self.send_many(to, vec![msg]);
+    }
+
+    /// Queue `msgs` for the peer at `to`, in order, as one batch (one queue operation and at most one wake-up
+    /// of the link for all of them); never waits. Those that do not fit the peer's queue are dropped and counted.
+    pub fn send_many(&mut self, to: SocketAddr, msgs: Vec<PeerMsg>) {
         let shared = &self.shared;
         let link = self.links.entry(to).or_insert_with(|| link::spawn(to, shared.clone()));
-        if let Err(msg) = link.try_send(msg, &shared.config) {
-            if link.is_closed() {
+        let dropped = match link.try_send(msgs, &shared.config) {
+            Ok(dropped) => dropped,
+            Err(msgs) => {
                 // The link task is gone (it only stops when its queue closes, so it panicked): start a new one.
                 *link = link::spawn(to, shared.clone());
-                if link.try_send(msg, &shared.config).is_ok() {
-                    return;
-                }
+                let offered = msgs.len();
+                link.try_send(msgs, &shared.config).unwrap_or(offered)
             }
-            shared.stats.frames_dropped.fetch_add(1, Ordering::Relaxed);
+        };
+        if dropped > 0 {
+            shared.stats.frames_dropped.fetch_add(dropped as u64, Ordering::Relaxed);
         }
     }
 }

@@ -11,6 +11,7 @@
 //! order, failing over to the next when one fails. Multi-key commands are split per key and their parts combined.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use bytes::Bytes;
 
@@ -118,16 +119,16 @@ impl Node {
                 return self.respond(origin, reply, out);
             }
         }
-        let owners = self.owners(&key);
+        let owners = self.owner_names(&key);
         let me = self.config.name.as_str();
         let from_peer = matches!(origin, Origin::Peer { .. });
         if cmd.is_read() {
-            if from_peer || owners.iter().any(|o| o == me) {
+            if from_peer || owners.iter().any(|o| **o == *me) {
                 self.coordinate_read(now, origin, key, cmd, levels.read, owners, out);
             } else {
                 self.forward(now, origin, cmd, levels, owners, out);
             }
-        } else if from_peer || owners.first().is_some_and(|o| o == me) {
+        } else if from_peer || owners.first().is_some_and(|o| **o == *me) {
             self.coordinate_write(now, origin, cmd, levels.write, owners, out);
         } else {
             self.forward(now, origin, cmd, levels, owners, out);
@@ -141,7 +142,7 @@ impl Node {
         origin: Origin,
         cmd: Command,
         levels: Levels,
-        candidates: Vec<String>,
+        candidates: Vec<Arc<str>>,
         out: &mut Outbox,
     ) {
         let id = self.repl_mut().id();
@@ -154,7 +155,6 @@ impl Node {
 
     /// Try the forward's next candidate (this node coordinates itself when it is the next one).
     fn forward_next(&mut self, now: Millis, id: u64, out: &mut Outbox) {
-        let me = self.config.name.clone();
         let timeout = self.forward_timeout_ms();
         loop {
             let Some(Pending::Forward { candidates, next, .. }) = self.repl().pending.get(&id) else { return };
@@ -169,7 +169,7 @@ impl Node {
             if let Some(Pending::Forward { next, .. }) = self.repl_mut().pending.get_mut(&id) {
                 *next += 1;
             }
-            if name == me {
+            if *name == *self.config.name {
                 let Some(Pending::Forward { origin, cmd, levels, candidates, .. }) =
                     self.repl_mut().pending.remove(&id)
                 else {
@@ -213,13 +213,13 @@ impl Node {
         key: Bytes,
         cmd: Command,
         level: Consistency,
-        owners: Vec<String>,
+        owners: Vec<Arc<str>>,
         out: &mut Outbox,
     ) {
-        let me = self.config.name.clone();
+        let me = self.config.name.as_str();
         let n = owners.len().max(1);
         let needed = level.required(n);
-        let local = usize::from(owners.contains(&me));
+        let local = usize::from(owners.iter().any(|o| **o == *me));
         if needed <= local {
             let reply = self.execute(now, cmd);
             return self.respond(origin, reply, out);
@@ -342,10 +342,10 @@ impl Node {
         origin: Origin,
         cmd: Command,
         level: Consistency,
-        owners: Vec<String>,
+        owners: Vec<Arc<str>>,
         out: &mut Outbox,
     ) {
-        let first = owners.first().is_some_and(|o| *o == self.config.name);
+        let first = owners.first().is_some_and(|o| **o == *self.config.name);
         // A command whose effect depends on the current value (DEL, INCR, SET NX, EXPIRE, ...) also reads first
         // when this node holds no value for the key: it may have restarted empty and not be refilled yet, or a
         // newer write may not have reached it (a DEL that saw nothing here would delete nothing anywhere).
@@ -372,11 +372,11 @@ impl Node {
     }
 
     /// The owners other than this node that are live, as replicas to ask.
-    fn other_owners(&self, owners: &[String]) -> Vec<Asked> {
+    fn other_owners(&self, owners: &[Arc<str>]) -> Vec<Asked> {
         let me = self.config.name.as_str();
         owners
             .iter()
-            .filter(|o| o.as_str() != me)
+            .filter(|o| ***o != *me)
             .filter_map(|o| self.repl().addr_of(o))
             .map(|addr| Asked { addr, answer: None, failed: false })
             .collect()
@@ -394,12 +394,12 @@ impl Node {
         origin: Origin,
         cmd: Command,
         level: Consistency,
-        owners: Vec<String>,
+        owners: Vec<Arc<str>>,
         out: &mut Outbox,
     ) {
         self.dirty.clear();
         let reply = self.execute(now, cmd);
-        if owners.len() == 1 && owners[0] == self.config.name {
+        if owners.len() == 1 && *owners[0] == *self.config.name {
             // A cluster of one: nothing to replicate.
             self.dirty.clear();
             return self.respond(origin, reply, out);
@@ -408,17 +408,18 @@ impl Node {
         keys.sort();
         keys.dedup();
         let entries: Vec<(Bytes, WireEntry)> =
-            keys.into_iter().filter_map(|k| self.store.raw(&k, now).map(|e| (k.clone(), e.to_wire()))).collect();
+            keys.drain(..).filter_map(|k| self.store.raw(&k, now).map(|e| (k, e.to_wire()))).collect();
+        self.dirty = keys; // Drained: kept for its allocation.
         if entries.is_empty() {
             return self.respond(origin, reply, out);
         }
-        let me = self.config.name.clone();
+        let me = self.config.name.as_str();
         let n = owners.len().max(1);
         let needed = level.required(n);
-        let acks = usize::from(owners.contains(&me));
+        let acks = usize::from(owners.iter().any(|o| **o == *me));
         let targets: Vec<Target> = owners
             .iter()
-            .filter(|o| **o != me)
+            .filter(|o| ***o != *me)
             .filter_map(|o| {
                 let addr = self.repl().addr_of(o)?;
                 Some(Target { name: o.clone(), addr, acked: false, fallback: None, hinted_here: false })
@@ -508,13 +509,13 @@ impl Node {
         match fallback {
             Some(addr) => {
                 targets[which].fallback = Some(addr);
-                let msg = PeerMsg::Put { id, entries: entries.clone(), hint_for: Some(t.name.clone()) };
+                let msg = PeerMsg::Put { id, entries: entries.clone(), hint_for: Some(t.name.to_string()) };
                 out.push(Output::SendPeer { to: addr, msg });
             }
             None => {
                 targets[which].hinted_here = true;
                 for key in keys {
-                    self.add_hint(now, t.name.clone(), key);
+                    self.add_hint(now, t.name.to_string(), key);
                 }
             }
         }
@@ -587,7 +588,7 @@ impl Node {
         };
         for t in targets.iter().filter(|t| !t.acked && !t.hinted_here) {
             for (key, _) in &entries {
-                self.add_hint(now, t.name.clone(), key.clone());
+                self.add_hint(now, t.name.to_string(), key.clone());
             }
         }
         if let Some(origin) = origin {
@@ -631,7 +632,7 @@ impl Node {
                             let name = targets[which].name.clone();
                             let keys: Vec<Bytes> = entries.iter().map(|(k, _)| k.clone()).collect();
                             for key in keys {
-                                self.add_hint(now, name.clone(), key);
+                                self.add_hint(now, name.to_string(), key);
                             }
                         } else {
                             self.write_replica_failed(now, id, which, out);
@@ -735,9 +736,14 @@ impl Node {
 
     /// The key's preference list (names), as this node's ring sees it.
     pub fn owners(&self, key: &[u8]) -> Vec<String> {
+        self.owner_names(key).iter().map(|n| n.to_string()).collect()
+    }
+
+    /// `owners` as shared names, for the request path (no string copies).
+    pub(crate) fn owner_names(&self, key: &[u8]) -> Vec<Arc<str>> {
         match &self.repl {
-            Some(r) => r.ring.preference_list(key, self.config.replicas).into_iter().map(String::from).collect(),
-            None => vec![self.config.name.clone()],
+            Some(r) => r.ring.preference_names(key, self.config.replicas),
+            None => vec![Arc::from(self.config.name.as_str())],
         }
     }
 

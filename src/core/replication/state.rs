@@ -6,6 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use bytes::Bytes;
 
@@ -41,7 +42,7 @@ pub(crate) enum FanKind {
 /// A replica a write was sent to, and what became of it.
 #[derive(Debug, Clone)]
 pub(crate) struct Target {
-    pub name: String,
+    pub name: Arc<str>,
     pub addr: SocketAddr,
     pub acked: bool,
     /// The node holding a hint for this replica, when it did not answer in time.
@@ -63,7 +64,7 @@ pub(crate) struct Asked {
 #[derive(Debug)]
 pub(crate) enum Pending {
     /// A command sent to the key's owner, with the owners still to try.
-    Forward { origin: Origin, cmd: Command, levels: Levels, candidates: Vec<String>, next: usize, to: SocketAddr },
+    Forward { origin: Origin, cmd: Command, levels: Levels, candidates: Vec<Arc<str>>, next: usize, to: SocketAddr },
     /// A read waiting for replicas; `origin` is `None` once answered (the rest is read repair). With `then_write`
     /// it is the read phase of a write: once every replica answered (or time ran out) the write runs at that level
     /// on those owners, on top of everything the replicas held.
@@ -74,7 +75,7 @@ pub(crate) enum Pending {
         needed: usize,
         asked: Vec<Asked>,
         level: &'static str,
-        then_write: Option<(super::levels::Consistency, Vec<String>)>,
+        then_write: Option<(super::levels::Consistency, Vec<Arc<str>>)>,
     },
     /// A write waiting for acknowledgements; `origin` is `None` once answered (the rest is hinting).
     Write {
@@ -95,6 +96,49 @@ pub(crate) enum Pending {
     HintDelivery { target: String, keys: Vec<Bytes> },
     /// A lock command waiting for the lock's replicas.
     Lock(Box<crate::core::locks::LockRequest>),
+}
+
+/// Requests in flight by id, in id order. Each request is boxed: `Pending` is a few hundred bytes and a B-tree
+/// moves its values on every insert and remove (requests mostly end oldest first, at the front of a node), so
+/// pointer-sized values keep those moves and the tree itself small.
+#[derive(Debug, Default)]
+pub(crate) struct PendingMap(BTreeMap<u64, Box<Pending>>);
+
+impl PendingMap {
+    /// The request `id`.
+    pub fn get(&self, id: &u64) -> Option<&Pending> {
+        self.0.get(id).map(|p| &**p)
+    }
+
+    /// The request `id`, to change.
+    pub fn get_mut(&mut self, id: &u64) -> Option<&mut Pending> {
+        self.0.get_mut(id).map(|p| &mut **p)
+    }
+
+    /// Add (or replace) the request `id`.
+    pub fn insert(&mut self, id: u64, pending: Pending) {
+        self.0.insert(id, Box::new(pending));
+    }
+
+    /// Take the request `id` out.
+    pub fn remove(&mut self, id: &u64) -> Option<Pending> {
+        self.0.remove(id).map(|p| *p)
+    }
+
+    /// The ids in flight, ascending.
+    pub fn keys(&self) -> impl Iterator<Item = &u64> {
+        self.0.keys()
+    }
+
+    /// The requests in flight, by ascending id.
+    pub fn values(&self) -> impl Iterator<Item = &Pending> {
+        self.0.values().map(|p| &**p)
+    }
+
+    /// Number of requests in flight.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
 }
 
 /// Replication counters for INFO and metrics.
@@ -145,7 +189,7 @@ pub(crate) struct Replication {
     /// Request ids.
     pub next_id: u64,
     /// Requests in flight.
-    pub pending: BTreeMap<u64, Pending>,
+    pub pending: PendingMap,
     /// Hints: (replica name, key) and when they were recorded.
     pub hints: BTreeMap<(String, Bytes), Millis>,
     /// Counters.
@@ -177,7 +221,7 @@ impl Replication {
             ring_changed_at: 0,
             addrs,
             next_id: 1,
-            pending: BTreeMap::new(),
+            pending: PendingMap::default(),
             hints: BTreeMap::new(),
             stats: ReplicationStats::default(),
             ae_turn: 0,

@@ -16,7 +16,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
-use tokio::sync::mpsc::error::TrySendError;
 use tokio::time::Instant;
 
 use super::weight::weight;
@@ -25,38 +24,67 @@ use crate::core::replication::{Frame, PeerMsg};
 
 /// Start the link to `peer`; returns the handle that queues messages for it.
 pub(super) fn spawn(peer: SocketAddr, shared: Arc<Shared>) -> Handle {
-    let (tx, rx) = mpsc::channel(shared.config.queue_frames_max.max(1));
-    let queued_bytes = Arc::new(AtomicUsize::new(0));
-    let link = Link { peer, shared, rx, queued_bytes: queued_bytes.clone(), conn: None, backoff: Backoff::default() };
+    let (tx, rx) = mpsc::unbounded_channel();
+    let queued = Arc::new(Queued::default());
+    let backlog = Vec::new().into_iter();
+    let link = Link { peer, shared, rx, backlog, queued: queued.clone(), conn: None, backoff: Backoff::default() };
     tokio::spawn(link.run());
-    Handle { tx, queued_bytes }
+    Handle { tx, queued }
 }
 
-/// The transport's side of a link: its queue, bounded in messages and in estimated bytes.
+/// What a link's queue holds: messages and their estimated bytes. The handle adds before a batch becomes
+/// visible to the link task, which subtracts each message as it takes it, so both bounds hold at all times.
+#[derive(Debug, Default)]
+struct Queued {
+    msgs: AtomicUsize,
+    bytes: AtomicUsize,
+}
+
+/// The transport's side of a link: its queue of message batches, bounded in messages and in estimated bytes.
 pub(super) struct Handle {
-    tx: mpsc::Sender<PeerMsg>,
-    queued_bytes: Arc<AtomicUsize>,
+    tx: mpsc::UnboundedSender<Vec<PeerMsg>>,
+    queued: Arc<Queued>,
+}
+
+/// Whether one more message of `weight` bytes fits a queue holding `msgs` messages of `bytes` bytes; a message
+/// larger than the byte bound still goes into an empty queue.
+fn fits(msgs: usize, bytes: usize, weight: usize, config: &PeerConfig) -> bool {
+    msgs < config.queue_frames_max.max(1) && (bytes == 0 || bytes + weight <= config.queue_bytes_max)
 }
 
 impl Handle {
-    /// Queue `msg`, or give it back when the queue is full (or the task is gone).
-    pub(super) fn try_send(&self, msg: PeerMsg, config: &PeerConfig) -> Result<(), PeerMsg> {
-        let w = weight(&msg);
-        let queued = self.queued_bytes.load(Ordering::Relaxed);
-        if queued > 0 && queued + w > config.queue_bytes_max {
-            return Err(msg);
+    /// Queue the messages of `msgs` that fit, in order (each is checked against both bounds as if queued one
+    /// by one), as one batch; returns how many did not fit. Gives the batch back when the task is gone.
+    pub(super) fn try_send(&self, mut msgs: Vec<PeerMsg>, config: &PeerConfig) -> Result<usize, Vec<PeerMsg>> {
+        let (msgs_before, bytes_before) =
+            (self.queued.msgs.load(Ordering::Relaxed), self.queued.bytes.load(Ordering::Relaxed));
+        let (mut count, mut bytes) = (msgs_before, bytes_before);
+        let offered = msgs.len();
+        msgs.retain(|msg| {
+            let w = weight(msg);
+            let fit = fits(count, bytes, w, config);
+            if fit {
+                count += 1;
+                bytes += w;
+            }
+            fit
+        });
+        let dropped = offered - msgs.len();
+        if msgs.is_empty() {
+            return Ok(dropped);
         }
-        // Added before the message is visible to the link task, which subtracts it when it takes it.
-        self.queued_bytes.fetch_add(w, Ordering::Relaxed);
-        self.tx.try_send(msg).map_err(|(TrySendError::Full(msg) | TrySendError::Closed(msg))| {
-            self.queued_bytes.fetch_sub(w, Ordering::Relaxed);
-            msg
-        })
-    }
-
-    /// Whether the link task has stopped.
-    pub(super) fn is_closed(&self) -> bool {
-        self.tx.is_closed()
+        let (added_msgs, added_bytes) = (count - msgs_before, bytes - bytes_before);
+        // Added before the batch is visible to the link task, which subtracts each message when it takes it.
+        self.queued.msgs.fetch_add(added_msgs, Ordering::Relaxed);
+        self.queued.bytes.fetch_add(added_bytes, Ordering::Relaxed);
+        match self.tx.send(msgs) {
+            Ok(()) => Ok(dropped),
+            Err(mpsc::error::SendError(msgs)) => {
+                self.queued.msgs.fetch_sub(added_msgs, Ordering::Relaxed);
+                self.queued.bytes.fetch_sub(added_bytes, Ordering::Relaxed);
+                Err(msgs)
+            }
+        }
     }
 }
 
@@ -69,9 +97,11 @@ struct Conn {
 struct Link {
     peer: SocketAddr,
     shared: Arc<Shared>,
-    rx: mpsc::Receiver<PeerMsg>,
-    /// Estimated bytes in `rx`: added by the handle, subtracted as messages are taken.
-    queued_bytes: Arc<AtomicUsize>,
+    rx: mpsc::UnboundedReceiver<Vec<PeerMsg>>,
+    /// The rest of the batch last taken from `rx`.
+    backlog: std::vec::IntoIter<PeerMsg>,
+    /// Messages and estimated bytes in `rx` and `backlog`: added by the handle, subtracted as messages are taken.
+    queued: Arc<Queued>,
     conn: Option<Conn>,
     backoff: Backoff,
 }
@@ -114,13 +144,19 @@ impl Link {
     /// the connection is a failure (reported, then the wait goes on).
     async fn next(&mut self) -> Option<PeerMsg> {
         loop {
+            if let Some(msg) = self.backlog.next() {
+                return self.take(Some(msg));
+            }
             let Some(conn) = &mut self.conn else {
-                let msg = self.rx.recv().await;
-                return self.take(msg);
+                self.backlog = self.rx.recv().await?.into_iter();
+                continue;
             };
             let mut scratch = [0u8; 64];
             let closed = tokio::select! {
-                msg = self.rx.recv() => return self.take(msg),
+                batch = self.rx.recv() => {
+                    self.backlog = batch?.into_iter();
+                    continue;
+                }
                 read = conn.rd.read(&mut scratch) => match read {
                     // A peer never writes on our link: data is ignored; EOF or an error means it is gone.
                     Ok(0) => std::io::Error::from(std::io::ErrorKind::UnexpectedEof),
@@ -135,9 +171,19 @@ impl Link {
     /// Account for a message taken off the queue.
     fn take(&self, msg: Option<PeerMsg>) -> Option<PeerMsg> {
         if let Some(m) = &msg {
-            self.queued_bytes.fetch_sub(weight(m), Ordering::Relaxed);
+            self.queued.msgs.fetch_sub(1, Ordering::Relaxed);
+            self.queued.bytes.fetch_sub(weight(m), Ordering::Relaxed);
         }
         msg
+    }
+
+    /// The next queued message if one is there now, without waiting.
+    fn try_next(&mut self) -> Option<PeerMsg> {
+        if self.backlog.len() == 0 {
+            self.backlog = self.rx.try_recv().ok()?.into_iter();
+        }
+        let msg = self.backlog.next();
+        self.take(msg)
     }
 
     /// Connect with a timeout and send `Hello`.
@@ -165,8 +211,7 @@ impl Link {
             if buf.len() >= self.shared.config.batch_bytes_max {
                 break;
             }
-            let Ok(msg) = self.rx.try_recv() else { break };
-            let msg = self.take(Some(msg)).expect("some");
+            let Some(msg) = self.try_next() else { break };
             frames += usize::from(self.encode(msg, buf));
         }
         frames
@@ -199,8 +244,9 @@ impl Link {
         self.conn = None;
         let mut dropped = in_hand as u64;
         for _ in 0..self.shared.config.queue_frames_max {
-            let Ok(msg) = self.rx.try_recv() else { break };
-            self.take(Some(msg));
+            if self.try_next().is_none() {
+                break;
+            }
             dropped += 1;
         }
         let stats = &self.shared.stats;

@@ -367,11 +367,13 @@ impl Reader<'_> {
         if n > ENTRIES_MAX as u64 {
             return Err(DecodeError::Malformed("version vector too long"));
         }
-        let mut writes = Vec::with_capacity(n as usize);
-        for _ in 0..n {
-            writes.push((NodeId(self.u64()?), Timestamp(self.u64()?)));
+        // On the stack: a vector has at most `ENTRIES_MAX` entries, and the common one entry is stored inline.
+        let mut writes = [(NodeId(0), Timestamp(0)); ENTRIES_MAX];
+        for w in writes.iter_mut().take(n as usize) {
+            *w = (NodeId(self.u64()?), Timestamp(self.u64()?));
         }
-        let vector = VersionVector::try_from(writes).map_err(|_| DecodeError::Malformed("invalid version vector"))?;
+        let vector = VersionVector::try_from(&writes[..n as usize])
+            .map_err(|_| DecodeError::Malformed("invalid version vector"))?;
         Ok(WireEntry { kind, value, vector, expire_at_ms: self.uv()? })
     }
 }
