@@ -3,8 +3,8 @@
 //!
 //! Nodes run in-process (one tokio runtime each, so a "crash" is the runtime torn down without the leave
 //! step: its sockets close and it sends nothing more, as after SIGKILL) except where the test needs a real
-//! process killed with SIGKILL and restarted. Every address is an ephemeral loopback port and every wait is
-//! bounded by `eventually`.
+//! process killed with SIGKILL and restarted. Every address is a loopback port below the ephemeral range
+//! (`free_addr`) and every wait is bounded by `eventually`.
 
 mod common;
 
@@ -36,8 +36,10 @@ impl Spec {
     fn new(name: &str, seeds: &[SocketAddr]) -> Spec {
         Spec {
             name: name.into(),
-            listen: "127.0.0.1:0".parse().unwrap(),
-            cluster: "127.0.0.1:0".parse().unwrap(),
+            // Not port 0: a restart binds the same ports again, and an ephemeral port could meanwhile be taken by
+            // an outgoing connection (free_addr's ports lie below the ephemeral range).
+            listen: free_addr(),
+            cluster: free_addr(),
             seeds: seeds.to_vec(),
             secret: None,
         }
