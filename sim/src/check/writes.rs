@@ -374,7 +374,17 @@ pub fn read_your_writes(ops: &[Op], facts: &Facts) -> Vec<Violation> {
                 if !intersect || !facts.quiet(w.invoked_at, end) {
                     continue;
                 }
-                if let Some(v) = read_violation(&index, w, op, reply) {
+                if let Some(mut v) = read_violation(&index, w, op, reply) {
+                    // A removal's tombstone ends its grace on the writer's clock: a replica whose clock is further
+                    // ahead than the grace drops it on arrival, and an older copy can come back (documented).
+                    let removal = matches!(w.kind, OpKind::Del { .. } | OpKind::Set { ttl_ms: Some(_), .. });
+                    if removal && facts.clock_spread_ms >= facts.tombstone_grace_ms {
+                        v.kind = Kind::DivergedBeyondGrace;
+                        v.detail.push_str(&format!(
+                            " [clocks {} s apart, beyond the tombstone grace]",
+                            facts.clock_spread_ms / 1_000
+                        ));
+                    }
                     found.push(v);
                 }
             }

@@ -201,6 +201,22 @@ fn read_your_writes_at_quorum_is_checked_in_quiet_times() {
 }
 
 #[test]
+fn an_older_value_read_after_my_del_is_the_beyond_grace_anomaly_only_when_clocks_are_that_far_apart() {
+    let older = set(1, 1, 0, 10);
+    let del = del(0, 100, 110);
+    let stale = get(0, Q, 120, 130, Reply::Bulk(Bytes::from("1")));
+    let ops = vec![older, del, stale];
+    // Clocks within the grace: a real read-your-writes violation.
+    assert_eq!(kinds(&read_your_writes(&ops, &facts())), [Kind::ReadYourWrites]);
+    // Clocks further apart than the grace: the tombstone may have been dropped on arrival (documented anomaly).
+    let f = Facts { clock_spread_ms: facts().tombstone_grace_ms, ..facts() };
+    assert_eq!(kinds(&read_your_writes(&ops, &f)), [Kind::DivergedBeyondGrace]);
+    // A plain SET read back older is a violation whatever the clocks.
+    let plain = vec![set(1, 1, 0, 10), set(0, 2, 100, 110), get(0, Q, 120, 130, Reply::Bulk(Bytes::from("1")))];
+    assert_eq!(kinds(&read_your_writes(&plain, &f)), [Kind::ReadYourWrites]);
+}
+
+#[test]
 fn facts_keep_the_least_vector_of_a_value_and_each_tombstone_once() {
     let mut f = facts();
     f.saw_value(1, &vector(&[(1, 5), (2, 3)]));
