@@ -887,4 +887,96 @@ mod tests {
         }
         assert_eq!(seen.len(), 5000);
     }
+
+    /// Every invariant the store keeps incrementally, recomputed from scratch.
+    fn check_invariants(s: &Store) {
+        assert_eq!(s.used_bytes(), s.recount_bytes(), "used bytes");
+        assert_eq!(s.recount_digests(), s.digests, "digests");
+        let mut expiring = BTreeSet::new();
+        let (mut len, mut markers) = (0, 0);
+        for (b, bucket) in s.buckets.iter().enumerate() {
+            assert_eq!(s.occupied[b / 64] & (1 << (b % 64)) != 0, !bucket.is_empty(), "occupied bit {b}");
+            for (k, e) in bucket {
+                assert_eq!(bucket_of(k), b);
+                len += 1;
+                markers += usize::from(!e.is_value());
+                if e.expire_at_ms != 0 {
+                    expiring.insert((e.expire_at_ms, Box::<[u8]>::from(&k[..])));
+                }
+            }
+        }
+        assert_eq!(s.expiring, expiring, "expiry index");
+        assert_eq!((s.len, s.markers), (len, markers), "len, markers");
+    }
+
+    #[test]
+    fn random_operations_keep_every_invariant() {
+        let mut seed = 0x1234_5678_9abc_def0u64;
+        let mut rnd = move |n: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n as u64) as usize
+        };
+        for round in 0..8 {
+            let mut s = Store::new(round);
+            if round % 2 == 0 {
+                s.set_expiry_grace(Some(50));
+            }
+            let mut now = 0;
+            for step in 0..2_000 {
+                now += rnd(5) as u64;
+                let key: Vec<u8> = match rnd(3) {
+                    0 => format!("k{}", rnd(20)).into_bytes(),
+                    1 => format!("a-rather-long-key-{}", rnd(20)).into_bytes(),
+                    _ => vec![b'x'; 14 + rnd(5)],
+                };
+                let mut vector = VersionVector::new();
+                for _ in 0..1 + rnd(3) {
+                    vector.bump(NodeId(1 + rnd(4) as u64), Timestamp(1 + rnd(30) as u64));
+                }
+                let exp = match rnd(3) {
+                    0 => 0,
+                    _ => now + rnd(60) as u64 - 20.min(now),
+                };
+                let value = Bytes::from(vec![b'v'; rnd(40)]);
+                let e = match rnd(4) {
+                    0 => Entry::marker(EntryKind::Tombstone, vector, exp.max(1)),
+                    1 => Entry::marker(EntryKind::Evicted, vector, exp.max(1)),
+                    _ => Entry::new(value, vector, exp),
+                };
+                match rnd(10) {
+                    0 | 1 => {
+                        s.insert(&key, e, now);
+                    }
+                    2..=4 => {
+                        s.merge(&key, e, now);
+                    }
+                    5 => {
+                        s.remove(&key);
+                    }
+                    6 => {
+                        s.set_expiry(&key, exp);
+                    }
+                    7 => {
+                        s.get(&key, now);
+                    }
+                    8 => {
+                        s.expire_due(now, rnd(5));
+                    }
+                    _ => {
+                        let limit = s.used_bytes().saturating_sub(rnd(500));
+                        let policy =
+                            [EvictionPolicy::AllKeysLru, EvictionPolicy::AllKeysRandom, EvictionPolicy::VolatileLru]
+                                [rnd(3)];
+                        s.evict_to(limit, policy, now, Some(now + 100), &mut rnd);
+                    }
+                }
+                if step % 8 == 0 {
+                    check_invariants(&s);
+                }
+            }
+            check_invariants(&s);
+        }
+    }
 }

@@ -191,11 +191,11 @@ impl PeerTransport {
         let link = self.links.entry(to).or_insert_with(|| link::spawn(to, shared.clone()));
         let dropped = match link.try_send(msgs, &shared.config) {
             Ok(dropped) => dropped,
-            Err(msgs) => {
+            Err((msgs, dropped)) => {
                 // The link task is gone (it only stops when its queue closes, so it panicked): start a new one.
                 *link = link::spawn(to, shared.clone());
                 let offered = msgs.len();
-                link.try_send(msgs, &shared.config).unwrap_or(offered)
+                dropped + link.try_send(msgs, &shared.config).unwrap_or(offered)
             }
         };
         if dropped > 0 {

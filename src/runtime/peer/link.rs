@@ -54,8 +54,14 @@ fn fits(msgs: usize, bytes: usize, weight: usize, config: &PeerConfig) -> bool {
 
 impl Handle {
     /// Queue the messages of `msgs` that fit, in order (each is checked against both bounds as if queued one
-    /// by one), as one batch; returns how many did not fit. Gives the batch back when the task is gone.
-    pub(super) fn try_send(&self, mut msgs: Vec<PeerMsg>, config: &PeerConfig) -> Result<usize, Vec<PeerMsg>> {
+    /// by one), as one batch; returns how many did not fit. When the task is gone, gives back the messages not
+    /// dropped, with how many were.
+    pub(super) fn try_send(&self, mut msgs: Vec<PeerMsg>, config: &PeerConfig) -> Result<usize, (Vec<PeerMsg>, usize)> {
+        // A task that is gone (it panicked) never takes its queue's messages off the counts: judged by them, a
+        // queue it left full would drop every message and never reach the send below that notices the task gone.
+        if self.tx.is_closed() {
+            return Err((msgs, 0));
+        }
         let (msgs_before, bytes_before) =
             (self.queued.msgs.load(Ordering::Relaxed), self.queued.bytes.load(Ordering::Relaxed));
         let (mut count, mut bytes) = (msgs_before, bytes_before);
@@ -82,9 +88,18 @@ impl Handle {
             Err(mpsc::error::SendError(msgs)) => {
                 self.queued.msgs.fetch_sub(added_msgs, Ordering::Relaxed);
                 self.queued.bytes.fetch_sub(added_bytes, Ordering::Relaxed);
-                Err(msgs)
+                Err((msgs, dropped))
             }
         }
+    }
+}
+
+#[cfg(test)]
+impl Handle {
+    /// The handle of a link task that is gone, leaving `msgs` messages of `bytes` bytes counted as queued.
+    pub(super) fn gone(msgs: usize, bytes: usize) -> Handle {
+        let (tx, _) = mpsc::unbounded_channel();
+        Handle { tx, queued: Arc::new(Queued { msgs: AtomicUsize::new(msgs), bytes: AtomicUsize::new(bytes) }) }
     }
 }
 

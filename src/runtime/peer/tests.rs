@@ -158,6 +158,17 @@ async fn a_full_queue_drops_and_counts_without_waiting() {
 }
 
 #[tokio::test]
+async fn a_link_task_gone_with_a_full_queue_is_replaced() {
+    let mut b = node().await;
+    let mut a = node_with(|c| c.queue_frames_max = 4).await;
+    // The task panicked with its queue full: the counts it never took down stay at the bound.
+    a.transport.links.insert(b.addr, link::Handle::gone(4, 400));
+    a.transport.send(b.addr, ack(1));
+    assert!(matches!(next(&mut b.rx).await, ToNode::Peer { msg, .. } if msg == ack(1)));
+    assert_eq!(a.transport.stats().snapshot().frames_dropped, 0);
+}
+
+#[tokio::test]
 async fn the_byte_budget_bounds_a_queue_of_large_messages() {
     let b = node().await;
     let mut a = node_with(|c| c.queue_bytes_max = 10_000).await;
