@@ -47,6 +47,32 @@ fn pipelined_commands_answer_in_order() {
 }
 
 #[test]
+fn deep_pipelines_on_several_connections_get_every_answer_in_order() {
+    // Together more inputs than the node task handles in one turn: the rest of a batch waits for the next turn
+    // and every reply still reaches its connection, in order.
+    let srv = TestServer::default_config();
+    let workers: Vec<_> = (0..4)
+        .map(|t| {
+            let mut c = srv.client();
+            std::thread::spawn(move || {
+                let mut pipe = redis::pipe();
+                for i in 0..5_000 {
+                    pipe.cmd("SET").arg(format!("t{t}:{i}")).arg(i).ignore();
+                }
+                for i in 0..5_000 {
+                    pipe.cmd("GET").arg(format!("t{t}:{i}"));
+                }
+                let values: Vec<i64> = pipe.query(&mut c).unwrap();
+                assert_eq!(values, (0..5_000).collect::<Vec<i64>>(), "connection {t}");
+            })
+        })
+        .collect();
+    for w in workers {
+        w.join().expect("every pipeline answered in order");
+    }
+}
+
+#[test]
 fn raw_pipeline_in_one_write_mixing_connection_and_data_commands() {
     let srv = TestServer::default_config();
     let mut raw = srv.raw();

@@ -54,6 +54,11 @@ pub enum ToNode {
 /// Most messages taken from the queue per loop turn.
 const RECV_BATCH_MAX: usize = 512;
 
+/// Most node inputs (client commands, peer messages) handled per loop turn before due timers fire and outputs
+/// are routed: a message can carry up to 64 peer messages or a whole pipeline, so 512 messages alone do not
+/// bound a turn. The rest of the batch waits for the next turn.
+const TURN_INPUTS_MAX: usize = 4096;
+
 /// The current wall-clock time in Unix milliseconds.
 pub fn wall_ms() -> Millis {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as Millis)
@@ -201,50 +206,40 @@ pub async fn run(
     node.handle(wall_ms(), Input::Start, &mut out);
     route(&mut out, &mut io);
     loop {
-        let deadline = io.timers.next_deadline();
-        tokio::select! {
-            biased;
-            n = rx.recv_many(&mut msgs, RECV_BATCH_MAX) => {
-                if n == 0 {
-                    break;
+        // Messages left over from a turn that reached its input budget are handled before waiting for more.
+        if msgs.is_empty() {
+            let deadline = io.timers.next_deadline();
+            tokio::select! {
+                biased;
+                n = rx.recv_many(&mut msgs, RECV_BATCH_MAX) => {
+                    if n == 0 {
+                        break;
+                    }
                 }
-                let now = wall_ms();
-                for msg in msgs.drain(..) {
-                    match msg {
-                        ToNode::Open { conn, tx } => {
-                            io.conns.insert(conn, tx);
-                        }
-                        ToNode::Close { conn } => {
-                            io.conns.remove(&conn);
-                        }
-                        ToNode::Gossip { from, packet } => node.handle(now, Input::Gossip { from, packet }, &mut out),
-                        ToNode::SetSeeds(seeds) => node.handle(now, Input::SetSeeds(seeds), &mut out),
-                        ToNode::Peer { from, msg } => node.handle(now, Input::Peer { from, msg }, &mut out),
-                        ToNode::Peers { from, msgs } => {
-                            for msg in msgs {
-                                node.handle(now, Input::Peer { from, msg }, &mut out);
-                            }
-                        }
-                        ToNode::PeerLost { peer } => node.handle(now, Input::PeerLost { peer }, &mut out),
-                        ToNode::Metrics { reply } => {
-                            let _ = reply.send(crate::core::metrics::render(&node, now));
-                        }
-                        ToNode::Batch { conn, levels, cmds } => {
-                            for (req, cmd) in cmds {
-                                node.handle(now, Input::Client { conn, req, cmd, levels }, &mut out);
-                            }
-                        }
+                // Due timers are fired below on every turn; this branch only wakes an idle loop.
+                _ = sleep_until(deadline), if deadline.is_some() => {}
+                _ = shutdown.changed() => {
+                    if *shutdown.borrow() {
+                        break;
                     }
                 }
             }
-            // Due timers are fired below on every turn; this branch only wakes an idle loop.
-            _ = sleep_until(deadline), if deadline.is_some() => {}
-            _ = shutdown.changed() => {
-                if *shutdown.borrow() {
+        }
+        let now = wall_ms();
+        let mut handled = 0;
+        let mut spill = Vec::new();
+        {
+            let mut queued = msgs.drain(..);
+            for msg in queued.by_ref() {
+                handled += dispatch(&mut node, &mut io, &mut out, now, msg);
+                if handled >= TURN_INPUTS_MAX {
                     break;
                 }
             }
+            // Allocates only when the budget cut the turn short.
+            spill.extend(queued);
         }
+        msgs.append(&mut spill);
         // Fire due timers on every turn, not only when the queue is idle: under sustained client load the
         // queue is never empty, and starving SWIM's probe timers would get this node declared down.
         if io.timers.next_deadline().is_some_and(|d| d <= Instant::now()) {
@@ -254,6 +249,10 @@ pub async fn run(
             }
         }
         route(&mut out, &mut io);
+        if !msgs.is_empty() {
+            // Let the connection and link tasks send what this turn routed before the next part of the batch.
+            tokio::task::yield_now().await;
+        }
     }
     if node.membership().is_some() {
         node.handle(wall_ms(), Input::Leave, &mut out);
@@ -262,6 +261,54 @@ pub async fn run(
         tracing::info!(loss_injected = dropped, "left the cluster");
     }
     node
+}
+
+/// Hand one queued message to the node (or to the connection table); returns how many node inputs it made.
+fn dispatch(node: &mut Node, io: &mut Io, out: &mut Outbox, now: Millis, msg: ToNode) -> usize {
+    match msg {
+        ToNode::Open { conn, tx } => {
+            io.conns.insert(conn, tx);
+            0
+        }
+        ToNode::Close { conn } => {
+            io.conns.remove(&conn);
+            0
+        }
+        ToNode::Gossip { from, packet } => {
+            node.handle(now, Input::Gossip { from, packet }, out);
+            1
+        }
+        ToNode::SetSeeds(seeds) => {
+            node.handle(now, Input::SetSeeds(seeds), out);
+            1
+        }
+        ToNode::Peer { from, msg } => {
+            node.handle(now, Input::Peer { from, msg }, out);
+            1
+        }
+        ToNode::Peers { from, msgs } => {
+            let n = msgs.len();
+            for msg in msgs {
+                node.handle(now, Input::Peer { from, msg }, out);
+            }
+            n
+        }
+        ToNode::PeerLost { peer } => {
+            node.handle(now, Input::PeerLost { peer }, out);
+            1
+        }
+        ToNode::Metrics { reply } => {
+            let _ = reply.send(crate::core::metrics::render(node, now));
+            1
+        }
+        ToNode::Batch { conn, levels, cmds } => {
+            let n = cmds.len();
+            for (req, cmd) in cmds {
+                node.handle(now, Input::Client { conn, req, cmd, levels }, out);
+            }
+            n
+        }
+    }
 }
 
 async fn sleep_until(deadline: Option<Instant>) {
