@@ -207,21 +207,10 @@ impl Ring {
     pub fn preference_names(&self, key: &[u8], n: usize) -> Vec<Arc<str>> {
         let position = key_hash(key);
         let first = self.inner.tokens.partition_point(|t| t.position < position);
-        let n = n.min(self.inner.members.len());
-        let mut names: Vec<Arc<str>> = Vec::with_capacity(n);
+        // On the stack: this runs for every write the node handles.
         let mut found: SmallVec<[u32; 8]> = SmallVec::new();
-        let len = self.inner.tokens.len();
-        for k in 0..len {
-            if found.len() == n {
-                break;
-            }
-            let member = self.inner.tokens[(first + k) % len].member;
-            if !found.contains(&member) {
-                found.push(member);
-                names.push(self.inner.shared[member as usize].clone());
-            }
-        }
-        names
+        self.walk_into(first, n, &mut found);
+        found.iter().map(|&m| self.inner.shared[m as usize].clone()).collect()
     }
 
     /// The member that owns a key first (its coordinator of choice), if the ring is not empty.
@@ -254,6 +243,7 @@ impl Ring {
 
     /// The indices in `members()` of the first `n` owners of arc `i`, into `owners` (cleared first).
     pub fn arc_owners_into(&self, i: usize, n: usize, owners: &mut Vec<u32>) {
+        owners.clear();
         self.walk_into(i, n, owners);
     }
 
@@ -345,9 +335,8 @@ impl Ring {
         found
     }
 
-    /// `walk` into `found` (cleared first), without allocating.
-    fn walk_into(&self, first: usize, n: usize, found: &mut Vec<u32>) {
-        found.clear();
+    /// `walk`, appended to an empty `found` (a reused `Vec` or a stack `SmallVec`), without allocating.
+    fn walk_into<V: Extend<u32> + std::ops::Deref<Target = [u32]>>(&self, first: usize, n: usize, found: &mut V) {
         let n = n.min(self.inner.members.len());
         let len = self.inner.tokens.len();
         for k in 0..len {
@@ -356,7 +345,7 @@ impl Ring {
             }
             let member = self.inner.tokens[(first + k) % len].member;
             if !found.contains(&member) {
-                found.push(member);
+                found.extend(std::iter::once(member));
             }
         }
     }

@@ -55,6 +55,27 @@ fn preference_list_is_capped_at_member_count_and_starts_with_primary() {
 }
 
 #[test]
+fn preference_names_and_arc_owners_agree_with_preference_list() {
+    let empty = Ring::new::<&str>(&[], DEFAULT_VNODES);
+    assert!(empty.preference_names(b"k", 3).is_empty());
+    let ring = Ring::new(&names(12), 16);
+    let mut owners = vec![99, 98];
+    for key in keys(300) {
+        for n in [0, 1, 3, 12, 20] {
+            let list = ring.preference_list(&key, n);
+            let shared = ring.preference_names(&key, n);
+            assert_eq!(shared.iter().map(|s| &**s).collect::<Vec<&str>>(), list, "n = {n}");
+        }
+    }
+    for i in 0..ring.arc_count() {
+        // A reused buffer is cleared first.
+        ring.arc_owners_into(i, 3, &mut owners);
+        let by_name: Vec<&str> = owners.iter().map(|&m| ring.members()[m as usize].as_str()).collect();
+        assert_eq!(by_name, ring.preference_list_at(ring.arc_end(i), 3), "arc {i}");
+    }
+}
+
+#[test]
 fn token_range_contains_handles_wrap() {
     let plain = TokenRange { start: 10, end: 20 };
     assert!(!plain.contains(10) && plain.contains(11) && plain.contains(20) && !plain.contains(21));
