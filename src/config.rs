@@ -11,6 +11,7 @@ use clap::Parser;
 use serde::Deserialize;
 
 use crate::core::locks::LockMode;
+use crate::core::membership::identity::NAME_BYTES_MAX;
 use crate::core::membership::{ClusterSecret, GossipConfig, Profile};
 use crate::core::replication::{Consistency, Levels};
 use crate::core::ring::VNODES_MAX;
@@ -18,6 +19,7 @@ use crate::core::store::EvictionPolicy;
 use crate::core::NodeConfig;
 use crate::resp::frame::Limits;
 use crate::runtime::{ClusterConfig, ServerConfig};
+use crate::secret::Secret;
 
 /// Settings as given by flags, environment or file; `None` means "not given here".
 #[derive(Debug, Clone, Default, Parser, Deserialize, PartialEq)]
@@ -31,7 +33,7 @@ pub struct Options {
     /// Address for Redis-protocol clients [default: 127.0.0.1:6380].
     #[arg(long, env = "SHOAL_LISTEN")]
     pub listen: Option<SocketAddr>,
-    /// This node's name, unique in its cluster [default: shoal-<port>].
+    /// This node's name, unique in its cluster [default: <hostname>-<port>].
     #[arg(long, env = "SHOAL_NAME")]
     pub name: Option<String>,
     /// Memory limit for data, e.g. `100mb`, `1gb`, `0` for none [default: 0].
@@ -40,9 +42,12 @@ pub struct Options {
     /// Eviction policy: allkeys-lru, allkeys-random, volatile-lru, noeviction [default: allkeys-lru].
     #[arg(long, env = "SHOAL_MAXMEMORY_POLICY")]
     pub maxmemory_policy: Option<String>,
-    /// Password clients must AUTH with.
-    #[arg(long, env = "SHOAL_REQUIREPASS")]
-    pub requirepass: Option<String>,
+    /// Password clients must AUTH with (its value is never printed; prefer --requirepass-file).
+    #[arg(long, env = "SHOAL_REQUIREPASS", hide_env_values = true)]
+    pub requirepass: Option<Secret>,
+    /// File holding the client password (its bytes, trailing newline removed).
+    #[arg(long, env = "SHOAL_REQUIREPASS_FILE")]
+    pub requirepass_file: Option<PathBuf>,
     /// Most clients connected at once [default: 10000].
     #[arg(long, env = "SHOAL_MAXCLIENTS")]
     pub maxclients: Option<usize>,
@@ -65,9 +70,10 @@ pub struct Options {
     #[arg(long = "seed", env = "SHOAL_SEED", value_delimiter = ',')]
     #[serde(default)]
     pub seed: Vec<String>,
-    /// Shared secret (16 bytes or more) that authenticates every gossip packet.
-    #[arg(long, env = "SHOAL_CLUSTER_SECRET")]
-    pub cluster_secret: Option<String>,
+    /// Shared secret (16 bytes or more) that authenticates every gossip packet and peer link (its value is
+    /// never printed; prefer --cluster-secret-file).
+    #[arg(long, env = "SHOAL_CLUSTER_SECRET", hide_env_values = true)]
+    pub cluster_secret: Option<Secret>,
     /// File holding the cluster secret (its bytes, trailing newline removed).
     #[arg(long, env = "SHOAL_CLUSTER_SECRET_FILE")]
     pub cluster_secret_file: Option<PathBuf>,
@@ -130,6 +136,7 @@ impl Options {
             maxmemory: self.maxmemory.or(file.maxmemory),
             maxmemory_policy: self.maxmemory_policy.or(file.maxmemory_policy),
             requirepass: self.requirepass.or(file.requirepass),
+            requirepass_file: self.requirepass_file.or(file.requirepass_file),
             maxclients: self.maxclients.or(file.maxclients),
             proto_max_bulk_len: self.proto_max_bulk_len.or(file.proto_max_bulk_len),
             threads: self.threads.or(file.threads),
@@ -182,7 +189,10 @@ impl Options {
         }
         let limits = Limits { bulk_len_max: bulk.map_or(d.limits.bulk_len_max, |b| b as usize), ..d.limits };
         let node = NodeConfig {
-            name: self.name.clone().unwrap_or_else(|| format!("shoal-{}", listen.port())),
+            name: self
+                .name
+                .clone()
+                .unwrap_or_else(|| default_name(&gethostname::gethostname().to_string_lossy(), listen.port())),
             maxmemory_bytes: maxmemory.map_or(0, |m| m as usize),
             eviction: eviction.unwrap_or_default(),
             value_bytes_max: limits.bulk_len_max,
@@ -190,7 +200,7 @@ impl Options {
         };
         Ok(ServerConfig {
             listen,
-            requirepass: self.requirepass.clone().filter(|p| !p.is_empty()),
+            requirepass: self.requirepass()?,
             maxclients: self.maxclients.unwrap_or(d.maxclients),
             limits,
             node: self.replication(node)?,
@@ -199,6 +209,11 @@ impl Options {
             metrics: self.metrics,
             ..d
         })
+    }
+
+    /// The client password, from `--requirepass` or `--requirepass-file`; an empty one means none, as in Redis.
+    fn requirepass(&self) -> anyhow::Result<Option<Secret>> {
+        Ok(secret_from("requirepass", &self.requirepass, &self.requirepass_file)?.filter(|p| !p.is_empty()))
     }
 
     /// `node` with the replication settings given here.
@@ -271,18 +286,9 @@ impl Options {
         gossip.probe_rtt_ms = self.probe_rtt_ms.unwrap_or(gossip.probe_rtt_ms);
         gossip.suspect_to_down_after_ms = self.suspect_to_down_ms.unwrap_or(gossip.suspect_to_down_after_ms);
         gossip.validate().map_err(|e| anyhow!("gossip settings: {e}"))?;
-        let secret = match (&self.cluster_secret, &self.cluster_secret_file) {
-            (Some(_), Some(_)) => bail!("give --cluster-secret or --cluster-secret-file, not both"),
-            (Some(s), None) => Some(s.as_bytes().to_vec()),
-            (None, Some(path)) => {
-                let text = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-                let trimmed = text.strip_suffix(b"\n").unwrap_or(&text);
-                Some(trimmed.strip_suffix(b"\r").unwrap_or(trimmed).to_vec())
-            }
-            (None, None) => None,
-        };
+        let secret = secret_from("cluster-secret", &self.cluster_secret, &self.cluster_secret_file)?;
         if let Some(s) = &secret {
-            ClusterSecret::from_bytes(s).map_err(|e| anyhow!("cluster secret: {e}"))?;
+            ClusterSecret::from_bytes(s.expose()).map_err(|e| anyhow!("cluster secret: {e}"))?;
         }
         // Peers send gossip to the address this node announces; a wildcard is not an address they can reach.
         match self.advertise {
@@ -308,6 +314,34 @@ impl Options {
             send_loss_percent: loss_percent,
             ..ClusterConfig::new(listen)
         }))
+    }
+}
+
+/// The default node name: the host name and the client port, `web-3-6380`. Host names are unique per host (a
+/// Kubernetes pod's host name is its pod name) and ports per host, so two nodes never share it by default; a
+/// host name too long for `NAME_BYTES_MAX` is cut, and one that is empty becomes `shoal`.
+fn default_name(host: &str, port: u16) -> String {
+    let suffix = format!("-{port}");
+    let host = host.trim();
+    let host = if host.is_empty() { "shoal" } else { host };
+    let mut cut = NAME_BYTES_MAX.saturating_sub(suffix.len()).min(host.len());
+    while !host.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}{suffix}", &host[..cut])
+}
+
+/// A secret given inline (`--FLAG`) or in a file (`--FLAG-file`), not both; a file's trailing newline is dropped.
+fn secret_from(flag: &str, inline: &Option<Secret>, file: &Option<PathBuf>) -> anyhow::Result<Option<Secret>> {
+    match (inline, file) {
+        (Some(_), Some(_)) => bail!("give --{flag} or --{flag}-file, not both"),
+        (Some(s), None) => Ok(Some(s.clone())),
+        (None, Some(path)) => {
+            let text = std::fs::read(path).with_context(|| format!("reading --{flag}-file {}", path.display()))?;
+            let trimmed = text.strip_suffix(b"\n").unwrap_or(&text);
+            Ok(Some(Secret::from(trimmed.strip_suffix(b"\r").unwrap_or(trimmed))))
+        }
+        (None, None) => Ok(None),
     }
 }
 
@@ -443,6 +477,66 @@ mod tests {
         assert!(bad.server_config(1).is_err());
         let v6 = Options { cluster: Some("[::]:7946".into()), ..Options::default() };
         assert!(v6.server_config(1).is_err());
+    }
+
+    #[test]
+    fn the_default_name_is_the_host_and_port_and_fits_an_identity() {
+        assert_eq!(default_name("web-3", 6380), "web-3-6380");
+        assert_eq!(default_name("", 6380), "shoal-6380");
+        let long = "h".repeat(200);
+        let name = default_name(&long, 6380);
+        assert_eq!(name.len(), NAME_BYTES_MAX);
+        assert!(name.ends_with("-6380"));
+        let wide = "é".repeat(40); // two bytes each: the cut must fall on a character boundary
+        assert!(default_name(&wide, 1).len() <= NAME_BYTES_MAX);
+        let node = Options::default().server_config(1).unwrap().node;
+        let host = gethostname::gethostname().to_string_lossy().into_owned();
+        assert_eq!(node.name, default_name(&host, 6380));
+    }
+
+    #[test]
+    fn secrets_come_inline_or_from_a_file_and_never_show() {
+        let dir = std::env::temp_dir().join(format!("shoal-config-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let pass_file = dir.join("pass");
+        std::fs::write(&pass_file, "from-file-pass\n").unwrap();
+        let secret_file = dir.join("secret");
+        std::fs::write(&secret_file, "a-cluster-secret-from-a-file\r\n").unwrap();
+        let o = Options {
+            requirepass_file: Some(pass_file.clone()),
+            cluster_secret_file: Some(secret_file),
+            ..Options::default()
+        };
+        let cfg = o.server_config(1).unwrap();
+        assert_eq!(cfg.requirepass.as_ref().unwrap().expose(), b"from-file-pass");
+        let cluster = cfg.cluster.as_ref().unwrap();
+        assert_eq!(cluster.secret.as_ref().unwrap().expose(), b"a-cluster-secret-from-a-file");
+        let shown = format!("{o:?} {cfg:?} {cfg:#?}");
+        assert!(!shown.contains("from-file-pass") && !shown.contains("a-cluster-secret"), "{shown}");
+        let inline = Options {
+            requirepass: Some("inline-pass".into()),
+            cluster_secret: Some("inline-cluster-secret".into()),
+            ..Options::default()
+        };
+        let shown = format!("{inline:?} {:?}", inline.server_config(1).unwrap());
+        assert!(!shown.contains("inline-pass") && !shown.contains("inline-cluster-secret"), "{shown}");
+        let both = Options { requirepass: Some("x".into()), requirepass_file: Some(pass_file), ..Options::default() };
+        assert!(format!("{:#}", both.server_config(1).unwrap_err()).contains("not both"));
+        let empty = Options { requirepass: Some("".into()), ..Options::default() };
+        assert!(empty.server_config(1).unwrap().requirepass.is_none());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn help_never_prints_secret_values_from_the_environment() {
+        use clap::CommandFactory;
+        let mut cmd = Options::command();
+        for arg in ["requirepass", "cluster_secret"] {
+            let a = cmd.get_arguments().find(|a| a.get_id() == arg).unwrap();
+            assert!(a.is_hide_env_values_set(), "--{arg} must hide its environment value");
+        }
+        let help = cmd.render_long_help().to_string();
+        assert!(help.contains("SHOAL_REQUIREPASS") && help.contains("SHOAL_CLUSTER_SECRET"), "{help}");
     }
 
     #[test]

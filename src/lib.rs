@@ -8,3 +8,4 @@ pub mod config;
 pub mod core;
 pub mod resp;
 pub mod runtime;
+pub mod secret;

@@ -1,5 +1,5 @@
 //! Cluster membership over real UDP on loopback: joining through a seed, crash detection, graceful leave,
-//! restart under a higher incarnation, two groups merging, and a wrong secret kept out.
+//! restart under a higher incarnation, two groups merging, a wrong secret kept out, and two nodes given one name.
 //!
 //! Nodes run in-process (one tokio runtime each, so a "crash" is the runtime torn down without the leave
 //! step: its sockets close and it sends nothing more, as after SIGKILL) except where the test needs a real
@@ -53,7 +53,7 @@ impl Spec {
     fn server_config(&self) -> ServerConfig {
         let mut cluster = ClusterConfig::new(self.cluster);
         cluster.seeds = self.seeds.iter().map(ToString::to_string).collect();
-        cluster.secret = self.secret.clone();
+        cluster.secret = self.secret.clone().map(Into::into);
         // Announce often, so a node kept out by its secret knocks many times within the test.
         cluster.gossip.announce_period_ms = 250;
         ServerConfig {
@@ -304,4 +304,20 @@ fn node_with_the_wrong_secret_is_never_admitted() {
     assert!(admitted.is_empty(), "outsiders admitted: {admitted:?}; {}", describe(&mut good));
     assert!(refused_enough, "gossip_rejected_auth grows on s0");
     assert!(good[1].info_u64("gossip_rejected_auth").is_some_and(|n| n > 0), "s1, a seed of `wrong`, refuses too");
+}
+
+#[test]
+fn two_nodes_with_one_name_are_shown_in_info_cluster() {
+    let a = Node::start(Spec::new("twin", &[]));
+    let b = Node::start(Spec::new("other", &[a.cluster_addr]));
+    let c = Node::start(Spec::new("twin", &[a.cluster_addr]));
+    let mut clients: Vec<Client> = [&a, &b, &c].iter().map(|n| n.client()).collect();
+    let shown = eventually(CONVERGE, || clients.iter_mut().all(|c| c.info_u64("name_conflicts") == Some(1)));
+    assert!(shown, "every node shows the conflict: {}", describe(&mut clients));
+    let line = clients[1].info_field("name_conflict_0").expect("the conflict is listed");
+    let (x, y) = (a.cluster_addr.to_string(), c.cluster_addr.to_string());
+    assert!(line.starts_with("name=twin,addrs=") && line.contains(&x) && line.contains(&y), "{line}");
+    drop(c);
+    let cleared = eventually(CONVERGE, || clients[..2].iter_mut().all(|c| c.info_u64("name_conflicts") == Some(0)));
+    assert!(cleared, "the conflict clears once one twin is gone");
 }

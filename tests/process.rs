@@ -57,6 +57,20 @@ fn redis_cli_set_get_expire_ttl_then_sigterm() {
 }
 
 #[test]
+fn help_never_prints_secret_values_from_the_environment() {
+    let out = Command::new(env!("CARGO_BIN_EXE_shoal"))
+        .arg("--help")
+        .env("SHOAL_REQUIREPASS", "pass-from-the-env-1234")
+        .env("SHOAL_CLUSTER_SECRET", "secret-from-the-env-1234567890")
+        .output()
+        .expect("shoal --help runs");
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{help}");
+    assert!(help.contains("SHOAL_REQUIREPASS") && help.contains("--requirepass-file"), "{help}");
+    assert!(!help.contains("pass-from-the-env") && !help.contains("secret-from-the-env"), "{help}");
+}
+
+#[test]
 fn bad_flags_are_clear_errors() {
     let out = Command::new(env!("CARGO_BIN_EXE_shoal")).args(["--maxmemory", "lots"]).output().unwrap();
     assert!(!out.status.success());

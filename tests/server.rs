@@ -160,6 +160,24 @@ fn requirepass_demands_auth() {
 }
 
 #[test]
+fn config_get_never_returns_the_password() {
+    let cfg = ServerConfig { requirepass: Some("s3cret-pass".into()), ..ServerConfig::default() };
+    let srv = TestServer::start(cfg);
+    let url = format!("redis://:s3cret-pass@{}/", srv.addr);
+    let mut c = redis::Client::open(url).unwrap().get_connection().unwrap();
+    let one: Vec<String> = redis::cmd("CONFIG").arg("GET").arg("requirepass").query(&mut c).unwrap();
+    assert_eq!(one, ["requirepass", "<redacted>"]);
+    let all: Vec<String> = redis::cmd("CONFIG").arg("GET").arg("*").query(&mut c).unwrap();
+    assert!(all.len() > 4 && !all.iter().any(|v| v.contains("s3cret")), "{all:?}");
+    let info: String = redis::cmd("INFO").arg("everything").query(&mut c).unwrap();
+    assert!(!info.contains("s3cret"), "INFO shows no secret");
+    let open = TestServer::default_config();
+    let mut c = open.client();
+    let none: Vec<String> = redis::cmd("CONFIG").arg("GET").arg("requirepass").query(&mut c).unwrap();
+    assert_eq!(none, ["requirepass", ""], "no password: an empty value, as in Redis");
+}
+
+#[test]
 fn hello_3_switches_to_resp3() {
     let srv = TestServer::default_config();
     let mut raw = srv.raw();

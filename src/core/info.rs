@@ -122,12 +122,13 @@ fn cluster(out: &mut String, node: &Node, now: Millis) -> std::fmt::Result {
         return write!(out, "# Cluster\r\ncluster_enabled:0\r\n");
     };
     let c = m.counters();
+    let conflicts = m.name_conflicts();
     write!(
         out,
         "# Cluster\r\ncluster_enabled:1\r\nnode_name:{}\r\ncluster_addr:{}\r\nincarnation:{}\r\n\
          members_alive:{}\r\nmembers_suspect:{}\r\nmembers_down:{}\r\nlive_digest:{:016x}\r\n\
          gossip_packets_received:{}\r\ngossip_packets_sent:{}\r\ngossip_rejected_auth:{}\r\n\
-         gossip_rejected_malformed:{}\r\n",
+         gossip_rejected_malformed:{}\r\nname_conflicts:{}\r\n",
         m.identity().name,
         m.identity().gossip_addr,
         m.identity().incarnation,
@@ -139,7 +140,13 @@ fn cluster(out: &mut String, node: &Node, now: Millis) -> std::fmt::Result {
         c.packets_sent,
         c.rejected_auth,
         c.rejected_oversize + c.rejected_truncated + c.rejected_decode + c.rejected_protocol,
+        conflicts.len(),
     )?;
+    // Each name held by several live members, with their gossip addresses: `name_conflict_0:name=a,addrs=x|y`.
+    for (i, conflict) in conflicts.iter().enumerate() {
+        let addrs: Vec<String> = conflict.addrs.iter().map(|a| a.to_string()).collect();
+        write!(out, "name_conflict_{i}:name={},addrs={}\r\n", conflict.name, addrs.join("|"))?;
+    }
     let r = node.replication_stats().unwrap_or_default();
     write!(
         out,

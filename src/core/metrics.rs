@@ -69,6 +69,8 @@ pub fn render(node: &Node, now: Millis) -> String {
             ],
         );
         counter(o, "shoal_identity_renewals_total", "Times this node rejoined under a renewed identity.", c.rejoins);
+        let conflicts = m.name_conflicts().len() as f64;
+        gauge(o, "shoal_member_name_conflicts", "Names held by several live members (a misconfiguration).", conflicts);
         gauge(o, "shoal_incarnation", "This node's identity incarnation.", m.identity().incarnation as f64);
         let digest = format!("digest=\"{:016x}\"", m.live_digest());
         metric(

@@ -26,6 +26,7 @@ use crate::core::command::ServerFacts;
 use crate::core::membership::{ClusterSecret, GossipConfig, Identity, Membership};
 use crate::core::{Node, NodeConfig};
 use crate::resp::frame::Limits;
+use crate::secret::Secret;
 use clients::Clients;
 use node_task::ToNode;
 use peer::{PeerConfig, PeerStats, PeerTransport};
@@ -37,7 +38,7 @@ pub struct ServerConfig {
     /// Address of the RESP listener.
     pub listen: SocketAddr,
     /// Password clients must AUTH with, if any.
-    pub requirepass: Option<String>,
+    pub requirepass: Option<Secret>,
     /// Most clients connected at once; more are refused with an error.
     pub maxclients: usize,
     /// Most requests one connection may have in flight before it stops reading.
@@ -67,8 +68,8 @@ pub struct ClusterConfig {
     pub seed_refresh_ms: u64,
     /// SWIM timing.
     pub gossip: GossipConfig,
-    /// Shared secret that authenticates gossip packets.
-    pub secret: Option<Vec<u8>>,
+    /// Shared secret that authenticates gossip packets and peer links.
+    pub secret: Option<Secret>,
     /// Test-only fault injection: the percentage (0-100) of outgoing gossip datagrams dropped on purpose, drawn
     /// from an RNG seeded by `ServerConfig::seed`. Benchmarks use it to measure false downs under loss on hosts
     /// without netem. Always 0 in production.
@@ -238,7 +239,7 @@ async fn build_node(
     };
     // A restarted node comes back with a higher incarnation than any it had before: its start time.
     let identity = Identity::new(gossip_addr, client_addr, config.node.name.clone(), node_task::wall_ms());
-    let secret = cluster.secret.as_deref().map(ClusterSecret::from_bytes).transpose()?;
+    let secret = cluster.secret.as_ref().map(|s| ClusterSecret::from_bytes(s.expose())).transpose()?;
     let membership = Membership::new(identity, cluster.gossip.clone(), secret, config.seed ^ 0x9e37_79b9)?;
     let seeds = gossip::resolve(&cluster.seeds).await;
     tracing::info!(node = %config.node.name, gossip = %gossip_addr, seeds = ?seeds, "joining the cluster");
@@ -256,8 +257,8 @@ fn start_peers(
     shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<Option<PeerTransport>> {
     let Some(membership) = node.membership() else { return Ok(None) };
-    let secret = config.cluster.as_ref().and_then(|c| c.secret.as_deref());
-    let secret = secret.map(ClusterSecret::from_bytes).transpose()?;
+    let secret = config.cluster.as_ref().and_then(|c| c.secret.as_ref());
+    let secret = secret.map(|s| ClusterSecret::from_bytes(s.expose())).transpose()?;
     let advertise = membership.identity().gossip_addr;
     let transport = PeerTransport::new(PeerConfig::new(advertise, config.node.name.clone(), secret), to_node, stats);
     transport.listen(listener, shutdown);

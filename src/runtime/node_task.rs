@@ -21,6 +21,7 @@ use tokio::time::Instant;
 
 use super::peer::PeerTransport;
 use crate::core::command::Command;
+use crate::core::membership::MemberEvent;
 use crate::core::replication::{Levels, PeerMsg};
 use crate::core::reply::Reply;
 use crate::core::{ConnId, Input, Millis, Node, Outbox, Output, ReqId, TimerId};
@@ -344,7 +345,15 @@ fn route(out: &mut Outbox, io: &mut Io) {
                     gossip.send(to, &packet);
                 }
             }
-            Output::Member(event) => tracing::info!(?event, "membership changed"),
+            Output::Member(event) => match *event {
+                MemberEvent::NameConflict(c) => tracing::warn!(
+                    name = %c.name,
+                    addrs = ?c.addrs,
+                    "several live members carry the same node name: the ring counts them as one owner and \
+                     replication to all but one stops; give each node a unique --name"
+                ),
+                event => tracing::info!(?event, "membership changed"),
+            },
             Output::SendPeer { to, msg } => match &io.peers {
                 Some(_) => io.to_peers.push(to, msg),
                 None => tracing::trace!(%to, "peer message dropped: standalone node"),

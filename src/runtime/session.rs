@@ -161,7 +161,7 @@ impl Session {
             );
         };
         let user_ok = user.is_none_or(|u| u == b"default");
-        if user_ok && constant_time_eq(expected.as_bytes(), pass) {
+        if user_ok && expected.matches(pass) {
             self.authenticated = true;
             Reply::Ok
         } else {
@@ -220,7 +220,8 @@ impl Session {
             ("save", String::new()),
             ("appendonly", "no".to_string()),
             ("timeout", "0".to_string()),
-            ("requirepass", c.requirepass.clone().unwrap_or_default()),
+            // Never the password itself: only whether one is set.
+            ("requirepass", c.requirepass.as_ref().map_or(String::new(), |_| "<redacted>".to_string())),
         ];
         let mut out = Vec::new();
         for (name, value) in params {
@@ -230,9 +231,4 @@ impl Session {
         }
         Reply::Map(out)
     }
-}
-
-/// Compare two secrets in time independent of where they differ.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }

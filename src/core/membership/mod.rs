@@ -22,6 +22,7 @@ pub mod codec;
 pub mod config;
 pub mod effect;
 pub mod identity;
+pub mod names;
 mod suspicion;
 pub mod view;
 
@@ -38,6 +39,7 @@ pub use auth::{ClusterSecret, SecretError};
 pub use config::{ConfigError, GossipConfig, Profile};
 pub use effect::{GossipEffect, GossipTimer};
 pub use identity::Identity;
+pub use names::NameConflict;
 pub use view::{MemberEvent, MemberInfo, MemberState, MembershipCounters};
 
 use crate::core::Millis;
@@ -71,6 +73,8 @@ pub struct Membership {
     announce_scheduled: bool,
     sweep_scheduled: bool,
     left: bool,
+    /// The name conflicts last reported, so each is reported once when it appears.
+    conflicts: Vec<NameConflict>,
 }
 
 impl Membership {
@@ -100,6 +104,7 @@ impl Membership {
             announce_scheduled: false,
             sweep_scheduled: false,
             left: false,
+            conflicts: Vec::new(),
         })
     }
 
@@ -151,6 +156,7 @@ impl Membership {
             }
         }
         self.outrank_own_past(first_effect, out);
+        self.check_names(first_effect, out);
     }
 
     /// Handles a timer scheduled by an earlier `Schedule` effect.
@@ -164,10 +170,12 @@ impl Membership {
                     self.counters.stale_suspicion_timers += 1;
                     return;
                 }
+                let first_effect = out.len();
                 let mut effects = Effects { envelope: &self.envelope, counters: &mut self.counters, out };
                 if self.foca.handle_timer(timer, &mut effects).is_err() {
                     self.counters.timer_errors += 1;
                 }
+                self.check_names(first_effect, out);
             }
             GossipTimer::Announce => {
                 self.announce_scheduled = false;
@@ -377,6 +385,28 @@ impl Membership {
             self.counters.rejoins += 1;
             out.push(GossipEffect::Changed(MemberEvent::Rejoined(renewed)));
         }
+    }
+
+    /// The names held by several live members now (a configuration error), sorted by name.
+    pub fn name_conflicts(&self) -> Vec<NameConflict> {
+        names::conflicts(self.rows())
+    }
+
+    /// After effects from `out[first_effect..]` that changed the view, report each name conflict that is new
+    /// since the last report. Only view changes can create one, so calls that changed nothing cost nothing.
+    fn check_names(&mut self, first_effect: usize, out: &mut Vec<GossipEffect>) {
+        let changed = out[first_effect..].iter().any(|e| matches!(e, GossipEffect::Changed(_)));
+        if !changed {
+            return;
+        }
+        let now = self.name_conflicts();
+        for conflict in &now {
+            if !self.conflicts.contains(conflict) {
+                self.counters.name_conflict_events += 1;
+                out.push(GossipEffect::Changed(MemberEvent::NameConflict(conflict.clone())));
+            }
+        }
+        self.conflicts = now;
     }
 
     /// Whether `timer` is a suspicion timeout for a suspicion that already ended (the member refuted it, was

@@ -81,6 +81,8 @@ pub enum MemberEvent {
     },
     /// This node learned it had been declared down and rejoined under a renewed identity.
     Rejoined(Identity),
+    /// A name newly held by several live members (a configuration error: see `names`).
+    NameConflict(super::names::NameConflict),
 }
 
 /// Counters and gauges for metrics; counters only grow, gauges reflect the view after the last call.
@@ -123,6 +125,8 @@ pub struct MembershipCounters {
     pub identity_hints_sent: u64,
     /// Suspicion timeouts not delivered to foca because the suspicion had already ended.
     pub stale_suspicion_timers: u64,
+    /// Times a name became held by several live members (`NameConflict` events).
+    pub name_conflict_events: u64,
     /// Gauge: members seen alive, this node included.
     pub members_alive: u64,
     /// Gauge: members seen suspect.

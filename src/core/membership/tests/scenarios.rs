@@ -300,3 +300,39 @@ fn loss_survey() {
         eprintln!("{}% loss, 6 x 10 nodes x 10 min: {runs:?}", loss_ppm / 10_000);
     }
 }
+
+#[test]
+fn two_live_members_with_one_name_are_reported_once_by_every_node() {
+    let mut sim = Sim::new(7);
+    sim.add_nodes(3, &lan(), None);
+    // Node 2 was started with node 1's name (the same `--name` on two hosts).
+    sim.nodes[2].name = "n1".into();
+    sim.start(2);
+    for i in 0..3 {
+        sim.join(i, &[0]);
+    }
+    let joined = sim.run_until(10_000, |s| (0..3).all(|i| s.membership(i).live_members().len() == 3));
+    assert!(joined.is_some(), "the three nodes never saw each other");
+    sim.run_for(5_000);
+    for i in 0..3 {
+        let conflicts = sim.membership(i).name_conflicts();
+        assert_eq!(conflicts.len(), 1, "view of n{i}: {conflicts:?}");
+        assert_eq!((conflicts[0].name.as_str(), conflicts[0].addrs.clone()), ("n1", vec![addr_of(1), addr_of(2)]));
+        let reported = sim.log.iter().filter(|l| l.node == i && matches!(l.event, MemberEvent::NameConflict(_)));
+        assert_eq!(reported.count(), 1, "node {i} reports the conflict once, not on every view change");
+        assert_eq!(sim.membership(i).counters().name_conflict_events, 1);
+    }
+    // Once one of them is gone the conflict clears.
+    sim.crash(2);
+    let cleared = sim.run_until(15_000, |s| (0..2).all(|i| s.membership(i).name_conflicts().is_empty()));
+    assert!(cleared.is_some(), "the conflict outlived the member that caused it");
+}
+
+#[test]
+fn distinct_names_never_conflict() {
+    let sim = cluster(3, 4);
+    for i in 0..4 {
+        assert!(sim.membership(i).name_conflicts().is_empty());
+        assert_eq!(sim.membership(i).counters().name_conflict_events, 0);
+    }
+}
