@@ -218,3 +218,48 @@ fn tls_alone_with_auth_default_and_hello() {
     let wrong = rust_tls_roundtrip(addr, &ca, None, b"AUTH bob pw\r\n").unwrap();
     assert_eq!(wrong, "-WRONGPASS invalid username-password pair or user is disabled.\r\n");
 }
+
+/// The binary started with the TLS flags and `--listen off`, stopped on drop.
+struct Binary(std::process::Child);
+
+impl Drop for Binary {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn the_binary_serves_tls_alone_from_its_flags() {
+    let pki = Pki::new("binary");
+    let addr = common::members::free_addr();
+    let path = |name: &str| pki.path(name).to_string_lossy().into_owned();
+    let args = [
+        "--listen".to_string(),
+        "off".to_string(),
+        "--cluster".to_string(),
+        "off".to_string(),
+        "--tls-listen".to_string(),
+        addr.to_string(),
+        "--tls-cert-file".to_string(),
+        path("server.pem"),
+        "--tls-key-file".to_string(),
+        path("server.key"),
+        "--tls-ca-cert-file".to_string(),
+        path("ca.pem"),
+    ];
+    let child = Command::new(env!("CARGO_BIN_EXE_shoal"))
+        .args(&args)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("shoal starts");
+    let _node = Binary(child);
+    let answered =
+        eventually(Duration::from_secs(10), || redis_cli_tls(addr, &pki, true, &["PING"]).1.trim() == "PONG");
+    assert!(answered, "the TLS listener answers redis-cli --tls with a client certificate");
+    let (_, out) = redis_cli_tls(addr, &pki, true, &["CONFIG", "GET", "tls-*"]);
+    assert!(out.contains(&addr.port().to_string()) && out.contains("yes"), "{out}");
+    let (_, out) = redis_cli_tls(addr, &pki, false, &["PING"]);
+    assert!(!out.contains("PONG"), "no certificate, no service: {out}");
+}
