@@ -92,8 +92,11 @@ fn main() -> anyhow::Result<()> {
         Some(addr) => (addr, None),
         None => {
             let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
-            let config =
-                shoal::runtime::ServerConfig { listen: "127.0.0.1:0".parse()?, cluster: None, ..Default::default() };
+            let config = shoal::runtime::ServerConfig {
+                listen: Some("127.0.0.1:0".parse()?),
+                cluster: None,
+                ..Default::default()
+            };
             let handle = rt.block_on(shoal::runtime::start(config))?;
             (handle.addr.to_string(), Some((rt, handle)))
         }

@@ -18,8 +18,12 @@ use crate::core::ring::VNODES_MAX;
 use crate::core::store::EvictionPolicy;
 use crate::core::NodeConfig;
 use crate::resp::frame::Limits;
-use crate::runtime::{ClusterConfig, ServerConfig};
+use crate::runtime::tls::{CertFiles, ClientAuth};
+use crate::runtime::{ClusterConfig, ServerConfig, TlsListenConfig};
 use crate::secret::Secret;
+
+/// Smallest `--client-query-buffer-limit` (Redis's minimum).
+const CLIENT_QUERY_BUFFER_MIN_BYTES: u64 = 1 << 20;
 
 /// Settings as given by flags, environment or file; `None` means "not given here".
 #[derive(Debug, Clone, Default, Parser, Deserialize, PartialEq)]
@@ -30,9 +34,10 @@ pub struct Options {
     #[arg(long, env = "SHOAL_CONFIG")]
     #[serde(skip)]
     pub config: Option<PathBuf>,
-    /// Address for Redis-protocol clients [default: 127.0.0.1:6380].
+    /// Address for Redis-protocol clients over plain TCP, or `off` to serve clients over TLS only
+    /// [default: 127.0.0.1:6380].
     #[arg(long, env = "SHOAL_LISTEN")]
-    pub listen: Option<SocketAddr>,
+    pub listen: Option<String>,
     /// This node's name, unique in its cluster [default: <hostname>-<port>].
     #[arg(long, env = "SHOAL_NAME")]
     pub name: Option<String>,
@@ -57,6 +62,36 @@ pub struct Options {
     /// Runtime worker threads; 1 runs everything on one thread like Redis [default: 1].
     #[arg(long, env = "SHOAL_THREADS")]
     pub threads: Option<usize>,
+    /// Address for Redis-protocol clients over TLS (Redis's `tls-port`) [default: off].
+    #[arg(long, env = "SHOAL_TLS_LISTEN")]
+    pub tls_listen: Option<SocketAddr>,
+    /// PEM certificate chain the TLS listener presents, leaf first.
+    #[arg(long, env = "SHOAL_TLS_CERT_FILE")]
+    pub tls_cert_file: Option<PathBuf>,
+    /// PEM private key of the TLS certificate.
+    #[arg(long, env = "SHOAL_TLS_KEY_FILE")]
+    pub tls_key_file: Option<PathBuf>,
+    /// PEM CA certificate(s) that sign client certificates.
+    #[arg(long, env = "SHOAL_TLS_CA_CERT_FILE")]
+    pub tls_ca_cert_file: Option<PathBuf>,
+    /// Client certificates: `yes` requires one signed by the CA, `optional` verifies one if sent, `no` asks for
+    /// none [default: yes].
+    #[arg(long, env = "SHOAL_TLS_AUTH_CLIENTS")]
+    pub tls_auth_clients: Option<String>,
+    /// Longest a client's TLS handshake may take, in ms [default: 10000].
+    #[arg(long, env = "SHOAL_TLS_HANDSHAKE_TIMEOUT_MS")]
+    pub tls_handshake_timeout_ms: Option<u64>,
+    /// Most unparsed request bytes a client may have buffered before it is disconnected, e.g. `1gb`
+    /// [default: 1gb].
+    #[arg(long, env = "SHOAL_CLIENT_QUERY_BUFFER_LIMIT")]
+    pub client_query_buffer_limit: Option<String>,
+    /// Most reply bytes held for a client that does not read before it is disconnected, e.g. `256mb`; `0` for no
+    /// limit [default: 1gb].
+    #[arg(long, env = "SHOAL_CLIENT_OUTPUT_BUFFER_LIMIT")]
+    pub client_output_buffer_limit: Option<String>,
+    /// Close a client idle for this many seconds; 0 never [default: 0].
+    #[arg(long, env = "SHOAL_TIMEOUT")]
+    pub timeout: Option<u64>,
     /// UDP address for cluster gossip, or `off` for a standalone node [default: 127.0.0.1:7946].
     #[arg(long, env = "SHOAL_CLUSTER")]
     pub cluster: Option<String>,
@@ -140,6 +175,15 @@ impl Options {
             maxclients: self.maxclients.or(file.maxclients),
             proto_max_bulk_len: self.proto_max_bulk_len.or(file.proto_max_bulk_len),
             threads: self.threads.or(file.threads),
+            tls_listen: self.tls_listen.or(file.tls_listen),
+            tls_cert_file: self.tls_cert_file.or(file.tls_cert_file),
+            tls_key_file: self.tls_key_file.or(file.tls_key_file),
+            tls_ca_cert_file: self.tls_ca_cert_file.or(file.tls_ca_cert_file),
+            tls_auth_clients: self.tls_auth_clients.or(file.tls_auth_clients),
+            tls_handshake_timeout_ms: self.tls_handshake_timeout_ms.or(file.tls_handshake_timeout_ms),
+            client_query_buffer_limit: self.client_query_buffer_limit.or(file.client_query_buffer_limit),
+            client_output_buffer_limit: self.client_output_buffer_limit.or(file.client_output_buffer_limit),
+            timeout: self.timeout.or(file.timeout),
             cluster: self.cluster.or(file.cluster),
             metrics: self.metrics.or(file.metrics),
             advertise: self.advertise.or(file.advertise),
@@ -180,7 +224,16 @@ impl Options {
     /// The server configuration these options describe, with defaults for what is not given.
     pub fn server_config(&self, seed: u64) -> anyhow::Result<ServerConfig> {
         let d = ServerConfig::default();
-        let listen = self.listen.unwrap_or(d.listen);
+        let listen = match self.listen.as_deref() {
+            None => d.listen,
+            Some("off" | "none" | "") => None,
+            Some(addr) => Some(addr.parse().map_err(|e| anyhow!("--listen {addr:?}: {e} (expected ip:port or off)"))?),
+        };
+        let tls = self.tls_config()?;
+        if listen.is_none() && tls.is_none() {
+            bail!("--listen off leaves no client listener: give --tls-listen, or a --listen address");
+        }
+        let client_port = listen.or(tls.as_ref().map(|t| t.listen)).map_or(0, |a| a.port());
         let maxmemory = self.maxmemory.as_deref().map(parse_bytes).transpose().context("--maxmemory")?;
         let bulk = self.proto_max_bulk_len.as_deref().map(parse_bytes).transpose().context("--proto-max-bulk-len")?;
         let eviction = self.maxmemory_policy.as_deref().map(parse_policy).transpose()?;
@@ -192,14 +245,36 @@ impl Options {
             name: self
                 .name
                 .clone()
-                .unwrap_or_else(|| default_name(&gethostname::gethostname().to_string_lossy(), listen.port())),
+                .unwrap_or_else(|| default_name(&gethostname::gethostname().to_string_lossy(), client_port)),
             maxmemory_bytes: maxmemory.map_or(0, |m| m as usize),
             eviction: eviction.unwrap_or_default(),
             value_bytes_max: limits.bulk_len_max,
             ..NodeConfig::default()
         };
+        let query_max = match self.client_query_buffer_limit.as_deref() {
+            None => d.client_query_buffer_bytes_max as u64,
+            Some(text) => parse_bytes(text).context("--client-query-buffer-limit")?,
+        };
+        if query_max < CLIENT_QUERY_BUFFER_MIN_BYTES {
+            bail!("--client-query-buffer-limit {query_max}: expected at least 1mb (as Redis)");
+        }
+        if limits.bulk_len_max as u64 > query_max {
+            bail!(
+                "--proto-max-bulk-len {} exceeds --client-query-buffer-limit {query_max}: a client sending the largest \
+                 bulk would be disconnected; lower the bulk length or raise the query buffer limit",
+                limits.bulk_len_max
+            );
+        }
+        let output_max = match self.client_output_buffer_limit.as_deref() {
+            None => d.client_output_buffer_bytes_max as u64,
+            Some(text) => parse_bytes(text).context("--client-output-buffer-limit")?,
+        };
         Ok(ServerConfig {
             listen,
+            tls,
+            client_query_buffer_bytes_max: usize::try_from(query_max).unwrap_or(usize::MAX),
+            client_output_buffer_bytes_max: usize::try_from(output_max).unwrap_or(usize::MAX),
+            client_idle_timeout_ms: seconds_to_ms("timeout", self.timeout, d.client_idle_timeout_ms)?,
             requirepass: self.requirepass()?,
             maxclients: self.maxclients.unwrap_or(d.maxclients),
             limits,
@@ -214,6 +289,34 @@ impl Options {
     /// The client password, from `--requirepass` or `--requirepass-file`; an empty one means none, as in Redis.
     fn requirepass(&self) -> anyhow::Result<Option<Secret>> {
         Ok(secret_from("requirepass", &self.requirepass, &self.requirepass_file)?.filter(|p| !p.is_empty()))
+    }
+
+    /// The TLS client listener, or `None` without `--tls-listen`.
+    fn tls_config(&self) -> anyhow::Result<Option<TlsListenConfig>> {
+        let Some(listen) = self.tls_listen else {
+            if self.tls_cert_file.is_some() || self.tls_key_file.is_some() || self.tls_ca_cert_file.is_some() {
+                bail!("TLS certificate files are given but nothing uses them: add --tls-listen ADDR");
+            }
+            return Ok(None);
+        };
+        let (Some(cert_file), Some(key_file)) = (self.tls_cert_file.clone(), self.tls_key_file.clone()) else {
+            bail!("--tls-listen {listen} needs --tls-cert-file and --tls-key-file");
+        };
+        let auth_clients = match self.tls_auth_clients.as_deref() {
+            None => ClientAuth::default(),
+            Some(text) => text.parse::<ClientAuth>().map_err(|e| anyhow!("--tls-auth-clients {e}"))?,
+        };
+        if auth_clients != ClientAuth::No && self.tls_ca_cert_file.is_none() {
+            bail!(
+                "--tls-auth-clients {auth_clients} (the default is yes, as in Redis) needs --tls-ca-cert-file, the CA \
+                 that signs client certificates; or give --tls-auth-clients no"
+            );
+        }
+        let mut config = TlsListenConfig::new(listen, CertFiles { cert_file, key_file }, self.tls_ca_cert_file.clone());
+        config.auth_clients = auth_clients;
+        config.handshake_timeout_ms =
+            positive("tls-handshake-timeout-ms", self.tls_handshake_timeout_ms, config.handshake_timeout_ms)?;
+        Ok(Some(config))
     }
 
     /// `node` with the replication settings given here.
@@ -413,7 +516,7 @@ mod tests {
         let file = Options::from_toml("listen = \"127.0.0.1:7000\"\nmaxmemory = \"1mb\"\nname = \"f\"").unwrap();
         let cli = Options { name: Some("cli".into()), ..Options::default() };
         let cfg = cli.or(file).server_config(1).unwrap();
-        assert_eq!(cfg.listen.port(), 7000);
+        assert_eq!(cfg.listen.unwrap().port(), 7000);
         assert_eq!(cfg.node.name, "cli");
         assert_eq!(cfg.node.maxmemory_bytes, 1 << 20);
         assert_eq!(cfg.maxclients, 10_000);
@@ -537,6 +640,54 @@ mod tests {
         }
         let help = cmd.render_long_help().to_string();
         assert!(help.contains("SHOAL_REQUIREPASS") && help.contains("SHOAL_CLUSTER_SECRET"), "{help}");
+    }
+
+    #[test]
+    fn tls_listener_settings() {
+        let tls = |o: Options| o.server_config(1).map(|c| (c.listen, c.tls));
+        let err = |o: Options| format!("{:#}", o.server_config(1).unwrap_err());
+        let files = Options {
+            tls_listen: Some("127.0.0.1:6390".parse().unwrap()),
+            tls_cert_file: Some("c.pem".into()),
+            tls_key_file: Some("k.pem".into()),
+            ..Options::default()
+        };
+        let e = err(files.clone());
+        assert!(e.contains("--tls-ca-cert-file") && e.contains("default is yes"), "{e}");
+        let no_auth = Options { tls_auth_clients: Some("no".into()), ..files.clone() };
+        let (listen, t) = tls(no_auth.clone()).unwrap();
+        let t = t.unwrap();
+        assert_eq!(
+            (listen, t.auth_clients, t.handshake_timeout_ms),
+            (ServerConfig::default().listen, ClientAuth::No, 10_000)
+        );
+        let with_ca = Options { tls_ca_cert_file: Some("ca.pem".into()), listen: Some("off".into()), ..files.clone() };
+        let (listen, t) = tls(with_ca).unwrap();
+        assert_eq!((listen, t.unwrap().auth_clients), (None, ClientAuth::Yes));
+        assert!(err(Options { tls_auth_clients: Some("sometimes".into()), ..no_auth.clone() }).contains("--tls-auth"));
+        assert!(err(Options { tls_handshake_timeout_ms: Some(0), ..no_auth }).contains("handshake"));
+        assert!(err(Options { tls_key_file: None, ..files }).contains("--tls-key-file"));
+        assert!(err(Options { tls_cert_file: Some("c.pem".into()), ..Options::default() }).contains("--tls-listen"));
+        assert!(err(Options { listen: Some("off".into()), ..Options::default() }).contains("no client listener"));
+        assert!(err(Options { listen: Some("nowhere".into()), ..Options::default() }).contains("--listen"));
+    }
+
+    #[test]
+    fn client_limits() {
+        let d = Options::default().server_config(1).unwrap();
+        assert_eq!((d.client_query_buffer_bytes_max, d.client_output_buffer_bytes_max), (1 << 30, 1 << 30));
+        assert_eq!(d.client_idle_timeout_ms, 0);
+        let file = "client-query-buffer-limit = \"2mb\"\nclient-output-buffer-limit = \"0\"\ntimeout = 30\n\
+                    proto-max-bulk-len = \"1mb\"";
+        let c = Options::from_toml(file).unwrap().server_config(1).unwrap();
+        assert_eq!((c.client_query_buffer_bytes_max, c.client_output_buffer_bytes_max), (2 << 20, 0));
+        assert_eq!(c.client_idle_timeout_ms, 30_000);
+        let err = |o: Options| format!("{:#}", o.server_config(1).unwrap_err());
+        let small = Options { client_query_buffer_limit: Some("100kb".into()), ..Options::default() };
+        assert!(err(small).contains("at least 1mb"));
+        let below_bulk = Options { client_query_buffer_limit: Some("64mb".into()), ..Options::default() };
+        assert!(err(below_bulk).contains("exceeds --client-query-buffer-limit"));
+        assert!(err(Options { timeout: Some(u64::MAX), ..Options::default() }).contains("too large"));
     }
 
     #[test]

@@ -57,7 +57,7 @@ impl Spec {
         // Announce often, so a node kept out by its secret knocks many times within the test.
         cluster.gossip.announce_period_ms = 250;
         ServerConfig {
-            listen: self.listen,
+            listen: Some(self.listen),
             node: NodeConfig { name: self.name.clone(), ..NodeConfig::default() },
             seed: name_seed(&self.name),
             cluster: Some(cluster),

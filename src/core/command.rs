@@ -169,6 +169,16 @@ pub struct ServerFacts {
     pub total_connections_received: u64,
     /// Connections refused because of `maxclients`.
     pub rejected_connections: u64,
+    /// Most clients connected at once (after fitting the file-descriptor limit).
+    pub maxclients: u64,
+    /// Clients disconnected for exceeding the query buffer limit.
+    pub client_query_buffer_limit_disconnections: u64,
+    /// Clients disconnected for exceeding the output buffer limit.
+    pub client_output_buffer_limit_disconnections: u64,
+    /// Clients closed by the idle timeout.
+    pub client_idle_timeouts: u64,
+    /// TLS handshakes that failed or timed out.
+    pub tls_handshake_failures: u64,
     /// Commands processed since start (all connections).
     pub total_commands_processed: u64,
     /// Resident set size of the process in bytes, when the OS tells it (0 otherwise).

@@ -48,7 +48,9 @@ fn section(out: &mut String, name: &str, node: &Node, now: Millis, f: &ServerFac
             f.io_threads,
             now
         ),
-        "clients" => write!(out, "# Clients\r\nconnected_clients:{}\r\nmaxclients:0\r\n", f.connected_clients),
+        "clients" => {
+            write!(out, "# Clients\r\nconnected_clients:{}\r\nmaxclients:{}\r\n", f.connected_clients, f.maxclients)
+        }
         "memory" => {
             let used = node.store().used_bytes();
             write!(
@@ -71,7 +73,9 @@ fn section(out: &mut String, name: &str, node: &Node, now: Millis, f: &ServerFac
         "stats" => write!(
             out,
             "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\nrejected_connections:{}\r\n\
-             expired_keys:{}\r\nevicted_keys:{}\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\noom_rejections:{}\r\n",
+             expired_keys:{}\r\nevicted_keys:{}\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\noom_rejections:{}\r\n\
+             client_query_buffer_limit_disconnections:{}\r\nclient_output_buffer_limit_disconnections:{}\r\n\
+             client_idle_timeouts:{}\r\ntls_handshake_failures:{}\r\n",
             f.total_connections_received,
             f.total_commands_processed.max(stats.commands),
             f.rejected_connections,
@@ -79,7 +83,11 @@ fn section(out: &mut String, name: &str, node: &Node, now: Millis, f: &ServerFac
             store.evicted_keys,
             stats.keyspace_hits,
             stats.keyspace_misses,
-            stats.oom_rejections
+            stats.oom_rejections,
+            f.client_query_buffer_limit_disconnections,
+            f.client_output_buffer_limit_disconnections,
+            f.client_idle_timeouts,
+            f.tls_handshake_failures
         ),
         "replication" => write!(out, "# Replication\r\nrole:master\r\nconnected_slaves:0\r\n"),
         "cluster" => cluster(out, node, now),

@@ -16,6 +16,12 @@ pub enum ProtocolError {
     /// `$<n>` where n is not an integer, negative, or exceeds `Limits::bulk_len_max`.
     #[error("Protocol error: invalid bulk length")]
     InvalidBulkLength,
+    /// `*<n>` above `PREAUTH_ARRAY_LEN_MAX` from a client that has not authenticated.
+    #[error("Protocol error: unauthenticated multibulk length")]
+    UnauthenticatedMultibulkLength,
+    /// `$<n>` above `PREAUTH_BULK_LEN_MAX` from a client that has not authenticated.
+    #[error("Protocol error: unauthenticated bulk length")]
+    UnauthenticatedBulkLength,
     /// An element of a multibulk request that does not start with `$`.
     #[error("Protocol error: expected '$', got '{}'", char::from(*.0))]
     ExpectedDollar(u8),

@@ -6,6 +6,10 @@
 //! breaks a `Limits` bound is an error at once, whether or not the rest has arrived, so the caller never buffers
 //! unbounded data; results do not depend on how the bytes were split across reads.
 //!
+//! Before a client authenticates, `Access::Unauthenticated` holds a multibulk request to Redis's bounds for
+//! unauthenticated clients (`PREAUTH_ARRAY_LEN_MAX` arguments of at most `PREAUTH_BULK_LEN_MAX` bytes), checked on
+//! the `*<n>` and `$<n>` lines, before any of the data is buffered.
+//!
 //! Accepted as Redis accepts it: a `$<n>` or `*<n>` line ends at `\r` and the byte after it is skipped unchecked,
 //! and so are the two bytes after bulk data.
 
@@ -30,6 +34,21 @@ impl Default for Limits {
     fn default() -> Self {
         Limits { bulk_len_max: 512 * 1024 * 1024, array_len_max: 1024 * 1024, inline_len_max: 64 * 1024 }
     }
+}
+
+/// Most arguments in one request from a client that has not authenticated (Redis's hard-coded 10).
+pub const PREAUTH_ARRAY_LEN_MAX: usize = 10;
+/// Largest bulk argument from a client that has not authenticated, in bytes (Redis's hard-coded 16384).
+pub const PREAUTH_BULK_LEN_MAX: usize = 16 * 1024;
+
+/// Whether the client sending the request has authenticated (or needs no authentication).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Access {
+    /// Requests are held to `Limits` only.
+    #[default]
+    Authenticated,
+    /// Requests are also held to `PREAUTH_ARRAY_LEN_MAX` and `PREAUTH_BULK_LEN_MAX`.
+    Unauthenticated,
 }
 
 /// Removes one complete request from the front of `buf` and returns its arguments.
@@ -72,6 +91,18 @@ impl RequestParser {
 
     /// Same contract as [`parse_request`], resuming the check where the previous call stopped.
     pub fn parse(&mut self, buf: &mut BytesMut, limits: &Limits) -> Result<Option<Vec<Bytes>>, ProtocolError> {
+        self.parse_as(buf, limits, Access::Authenticated)
+    }
+
+    /// [`parse`](Self::parse) for a client with `access`: an unauthenticated one is also held to the pre-AUTH
+    /// bounds. The access may change between requests, never inside one (the caller learns of AUTH only after the
+    /// request that carried it was parsed).
+    pub fn parse_as(
+        &mut self,
+        buf: &mut BytesMut,
+        limits: &Limits,
+        access: Access,
+    ) -> Result<Option<Vec<Bytes>>, ProtocolError> {
         let Some(&first) = buf.first() else {
             return Ok(None);
         };
@@ -82,13 +113,13 @@ impl RequestParser {
             Some(progress) => progress,
             None => {
                 self.spans.clear();
-                match check_header(buf, limits)? {
+                match check_header(buf, limits, access)? {
                     Some(progress) => progress,
                     None => return Ok(None),
                 }
             }
         };
-        match check_args(buf, limits, progress, &mut self.spans) {
+        match check_args(buf, limits, access, progress, &mut self.spans) {
             Ok(Some(end)) => {
                 let frame = buf.split_to(end).freeze();
                 let args = self.spans.iter().map(|&(at, len)| frame.slice(at..at + len)).collect();
@@ -128,7 +159,7 @@ fn find_line_end(buf: &[u8], start: usize, len_max: usize) -> Result<Option<usiz
 }
 
 /// Checks the `*<n>` line; `None` when it has not fully arrived.
-fn check_header(buf: &[u8], limits: &Limits) -> Result<Option<Progress>, ProtocolError> {
+fn check_header(buf: &[u8], limits: &Limits, access: Access) -> Result<Option<Progress>, ProtocolError> {
     let Some(cr) = find_line_end(buf, 0, limits.inline_len_max).map_err(|()| ProtocolError::TooBigMultibulkCount)?
     else {
         return Ok(None);
@@ -136,6 +167,9 @@ fn check_header(buf: &[u8], limits: &Limits) -> Result<Option<Progress>, Protoco
     let count = parse_i64(&buf[1..cr]).ok_or(ProtocolError::InvalidMultibulkLength)?;
     if count > limits.array_len_max as i64 || count > i64::from(i32::MAX) {
         return Err(ProtocolError::InvalidMultibulkLength);
+    }
+    if access == Access::Unauthenticated && count > PREAUTH_ARRAY_LEN_MAX as i64 {
+        return Err(ProtocolError::UnauthenticatedMultibulkLength);
     }
     Ok(Some(Progress { header_end: cr + 2, count: count.max(0) as usize }))
 }
@@ -145,6 +179,7 @@ fn check_header(buf: &[u8], limits: &Limits) -> Result<Option<Progress>, Protoco
 fn check_args(
     buf: &[u8],
     limits: &Limits,
+    access: Access,
     progress: Progress,
     spans: &mut Vec<(usize, usize)>,
 ) -> Result<Option<usize>, ProtocolError> {
@@ -161,6 +196,9 @@ fn check_args(
             return Ok(None);
         };
         let len = bulk_len(&buf[next + 1..cr], limits)?;
+        if access == Access::Unauthenticated && len > PREAUTH_BULK_LEN_MAX {
+            return Err(ProtocolError::UnauthenticatedBulkLength);
+        }
         let end = (cr + 4).saturating_add(len);
         if end > buf.len() {
             return Ok(None);
@@ -356,6 +394,30 @@ mod tests {
         assert_eq!(check(b"*000000000"), Err(ProtocolError::TooBigMultibulkCount));
         assert_eq!(check(b"*1\r\n$000000000"), Err(ProtocolError::TooBigBulkCount));
         assert_eq!(ProtocolError::TooBigInline.to_string(), "Protocol error: too big inline request");
+    }
+
+    #[test]
+    fn unauthenticated_bounds_fail_on_the_length_lines() {
+        let unauth = |input: &[u8]| {
+            RequestParser::new().parse_as(&mut BytesMut::from(input), &Limits::default(), Access::Unauthenticated)
+        };
+        let authed = |input: &[u8]| {
+            RequestParser::new().parse_as(&mut BytesMut::from(input), &Limits::default(), Access::Authenticated)
+        };
+        assert_eq!(unauth(b"*11\r\n"), Err(ProtocolError::UnauthenticatedMultibulkLength));
+        assert_eq!(authed(b"*11\r\n"), Ok(None));
+        assert_eq!(unauth(b"*10\r\n"), Ok(None));
+        assert_eq!(unauth(b"*2\r\n$4\r\nAUTH\r\n$16385\r\n"), Err(ProtocolError::UnauthenticatedBulkLength));
+        assert_eq!(authed(b"*2\r\n$4\r\nAUTH\r\n$16385\r\n"), Ok(None));
+        assert_eq!(unauth(b"*2\r\n$4\r\nAUTH\r\n$16384\r\n"), Ok(None));
+        // An invalid length is reported as invalid, as Redis does, before the unauthenticated bound.
+        assert_eq!(unauth(b"*1\r\n$-3\r\n"), Err(ProtocolError::InvalidBulkLength));
+        assert_eq!(unauth(b"*2147483648\r\n"), Err(ProtocolError::InvalidMultibulkLength));
+        assert_eq!(
+            ProtocolError::UnauthenticatedMultibulkLength.to_string(),
+            "Protocol error: unauthenticated multibulk length"
+        );
+        assert_eq!(ProtocolError::UnauthenticatedBulkLength.to_string(), "Protocol error: unauthenticated bulk length");
     }
 
     #[test]

@@ -1,24 +1,30 @@
 //! The tokio driver: sockets, timers and the client server around a `core::Node`.
 //!
-//! `serve` binds the RESP listener, starts the node task and accepts connections until shutdown. Tests start
-//! a server in-process with `start` on an ephemeral port; the `shoal` binary calls `serve` from `main`.
+//! `serve` binds the RESP listeners (plain, TLS, or both), starts the node task and accepts connections until
+//! shutdown. Tests start a server in-process with `start` on an ephemeral port; the `shoal` binary calls `serve`
+//! from `main`. A TLS connection is counted against `maxclients` from accept, and its handshake must finish within
+//! `TlsListenConfig::handshake_timeout_ms`; a failed or late handshake closes the connection and is counted.
 
 pub mod clients;
 pub mod conn;
+pub mod fdlimit;
 pub mod gossip;
 pub mod metrics;
 pub mod node_task;
 pub mod peer;
 pub mod session;
 pub mod stats;
+pub mod tls;
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use tokio::net::{TcpListener, UdpSocket};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
@@ -31,12 +37,15 @@ use clients::Clients;
 use node_task::ToNode;
 use peer::{PeerConfig, PeerStats, PeerTransport};
 use stats::ServerStats;
+use tokio_rustls::TlsAcceptor;
 
 /// Everything the server needs to start.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
-    /// Address of the RESP listener.
-    pub listen: SocketAddr,
+    /// Address of the plain-TCP RESP listener; `None` (`--listen off`) serves clients over TLS only.
+    pub listen: Option<SocketAddr>,
+    /// The TLS RESP listener, if any.
+    pub tls: Option<TlsListenConfig>,
     /// Password clients must AUTH with, if any.
     pub requirepass: Option<Secret>,
     /// Most clients connected at once; more are refused with an error.
@@ -45,6 +54,14 @@ pub struct ServerConfig {
     pub pending_requests_max: usize,
     /// RESP framing limits.
     pub limits: Limits,
+    /// Most unparsed request bytes one client may have buffered; beyond, it is disconnected (Redis's
+    /// `client-query-buffer-limit`).
+    pub client_query_buffer_bytes_max: usize,
+    /// Most reply bytes held for one client (reorder window and write buffer); beyond, it is disconnected.
+    /// 0: no limit (Redis's `client-output-buffer-limit normal` hard limit).
+    pub client_output_buffer_bytes_max: usize,
+    /// A client that sends nothing and receives nothing for this long is closed; 0: never (Redis's `timeout`).
+    pub client_idle_timeout_ms: u64,
     /// The node's data-path settings.
     pub node: NodeConfig,
     /// Seed for the node's RNG (drawn from the OS by the binary).
@@ -53,6 +70,34 @@ pub struct ServerConfig {
     pub cluster: Option<ClusterConfig>,
     /// Address of the Prometheus scrape endpoint (`GET /metrics`), if any.
     pub metrics: Option<SocketAddr>,
+}
+
+/// The TLS client listener (Redis's `tls-port` and the `tls-*` files).
+#[derive(Debug, Clone)]
+pub struct TlsListenConfig {
+    /// Address of the TLS RESP listener.
+    pub listen: SocketAddr,
+    /// The server's certificate chain and key.
+    pub identity: tls::CertFiles,
+    /// The CA that signs client certificates; required unless `auth_clients` is `No`.
+    pub ca_cert_file: Option<PathBuf>,
+    /// Whether clients must present a certificate.
+    pub auth_clients: tls::ClientAuth,
+    /// Longest a TLS handshake may take before the connection is closed.
+    pub handshake_timeout_ms: u64,
+}
+
+impl TlsListenConfig {
+    /// TLS on `listen` with `identity`, Redis's default client authentication (`yes`) and a 10 s handshake.
+    pub fn new(listen: SocketAddr, identity: tls::CertFiles, ca_cert_file: Option<PathBuf>) -> TlsListenConfig {
+        TlsListenConfig {
+            listen,
+            identity,
+            ca_cert_file,
+            auth_clients: tls::ClientAuth::default(),
+            handshake_timeout_ms: 10_000,
+        }
+    }
 }
 
 /// How a node finds and watches its peers.
@@ -94,11 +139,15 @@ impl ClusterConfig {
 impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
-            listen: "127.0.0.1:6380".parse().expect("valid default address"),
+            listen: Some("127.0.0.1:6380".parse().expect("valid default address")),
+            tls: None,
             requirepass: None,
             maxclients: 10_000,
             pending_requests_max: 65_536,
             limits: Limits::default(),
+            client_query_buffer_bytes_max: 1 << 30,
+            client_output_buffer_bytes_max: 1 << 30,
+            client_idle_timeout_ms: 0,
             node: NodeConfig::default(),
             seed: 0,
             cluster: None,
@@ -133,6 +182,11 @@ impl Shared {
             connected_clients: self.stats.connected.load(Ordering::Relaxed),
             total_connections_received: self.stats.accepted.load(Ordering::Relaxed),
             rejected_connections: self.stats.rejected.load(Ordering::Relaxed),
+            maxclients: self.config.maxclients as u64,
+            client_query_buffer_limit_disconnections: self.stats.query_buffer_disconnections.load(Ordering::Relaxed),
+            client_output_buffer_limit_disconnections: self.stats.output_buffer_disconnections.load(Ordering::Relaxed),
+            client_idle_timeouts: self.stats.idle_timeouts.load(Ordering::Relaxed),
+            tls_handshake_failures: self.stats.tls_handshake_failures.load(Ordering::Relaxed),
             total_commands_processed: self.stats.commands.load(Ordering::Relaxed),
             used_memory_rss: stats::rss_bytes(),
             io_threads: tokio::runtime::Handle::current().metrics().num_workers() as u32,
@@ -142,8 +196,10 @@ impl Shared {
 
 /// A running server started by `start`.
 pub struct ServerHandle {
-    /// The address the RESP listener is bound to.
+    /// The address of the plain RESP listener, or of the TLS one when there is no plain listener.
     pub addr: SocketAddr,
+    /// The address of the TLS RESP listener, if any.
+    pub tls_addr: Option<SocketAddr>,
     /// The gossip address, when clustered (the peer listener has the same address over TCP).
     pub cluster_addr: Option<SocketAddr>,
     /// The peer transport's counters (all zero on a standalone node).
@@ -163,12 +219,13 @@ impl ServerHandle {
 /// Bind and start a server on the current tokio runtime; returns once it accepts connections.
 pub async fn start(config: ServerConfig) -> anyhow::Result<ServerHandle> {
     let sockets = Sockets::bind(&config).await?;
-    let addr = sockets.tcp.local_addr()?;
+    let addr = sockets.client_addr()?;
+    let tls_addr = sockets.tls.as_ref().map(|(l, _)| l.local_addr()).transpose()?;
     let cluster_addr = sockets.udp.as_ref().map(|u| u.local_addr()).transpose()?;
     let (shutdown, rx) = watch::channel(false);
     let peer_stats = Arc::new(PeerStats::default());
     let task = tokio::spawn(run(sockets, config, rx, peer_stats.clone()));
-    Ok(ServerHandle { addr, cluster_addr, peer_stats, shutdown, task })
+    Ok(ServerHandle { addr, tls_addr, cluster_addr, peer_stats, shutdown, task })
 }
 
 /// Run a server until `shutdown` becomes true.
@@ -177,9 +234,13 @@ pub async fn serve(config: ServerConfig, shutdown: watch::Receiver<bool>) -> any
     run(sockets, config, shutdown, Arc::default()).await
 }
 
-/// The listening sockets, bound before anything starts so that address errors come first and clearly.
+/// The listening sockets, bound before anything starts so that address and certificate errors come first and
+/// clearly.
 struct Sockets {
-    tcp: TcpListener,
+    /// The plain RESP listener.
+    tcp: Option<TcpListener>,
+    /// The TLS RESP listener and its acceptor.
+    tls: Option<(TcpListener, TlsAcceptor)>,
     udp: Option<Arc<UdpSocket>>,
     /// The peer listener: TCP on the gossip socket's address and port.
     peer: Option<TcpListener>,
@@ -190,9 +251,25 @@ const CLUSTER_BIND_ATTEMPTS: usize = 16;
 
 impl Sockets {
     async fn bind(config: &ServerConfig) -> anyhow::Result<Sockets> {
-        let tcp = TcpListener::bind(config.listen)
-            .await
-            .with_context(|| format!("binding the client listener on {}", config.listen))?;
+        if config.listen.is_none() && config.tls.is_none() {
+            anyhow::bail!("no client listener: with --listen off, give --tls-listen");
+        }
+        let tcp = match config.listen {
+            Some(at) => {
+                Some(TcpListener::bind(at).await.with_context(|| format!("binding the client listener on {at}"))?)
+            }
+            None => None,
+        };
+        let tls = match &config.tls {
+            Some(t) => {
+                let server = tls::server_config(&t.identity, t.ca_cert_file.as_deref(), t.auth_clients)?;
+                let listener = TcpListener::bind(t.listen)
+                    .await
+                    .with_context(|| format!("binding the TLS client listener on {}", t.listen))?;
+                Some((listener, TlsAcceptor::from(server)))
+            }
+            None => None,
+        };
         let (udp, peer) = match &config.cluster {
             Some(c) => {
                 let (udp, peer) = bind_cluster(c.listen).await?;
@@ -200,7 +277,15 @@ impl Sockets {
             }
             None => (None, None),
         };
-        Ok(Sockets { tcp, udp, peer })
+        Ok(Sockets { tcp, tls, udp, peer })
+    }
+
+    /// The address clients are announced: the plain listener's, or the TLS one's without it.
+    fn client_addr(&self) -> std::io::Result<SocketAddr> {
+        match (&self.tcp, &self.tls) {
+            (Some(l), _) | (None, Some((l, _))) => l.local_addr(),
+            (None, None) => Err(std::io::Error::other("no client listener")),
+        }
     }
 }
 
@@ -268,13 +353,19 @@ fn start_peers(
 
 async fn run(
     sockets: Sockets,
-    config: ServerConfig,
+    mut config: ServerConfig,
     mut shutdown: watch::Receiver<bool>,
     peer_stats: Arc<PeerStats>,
 ) -> anyhow::Result<()> {
-    let Sockets { tcp: listener, udp, peer: peer_listener } = sockets;
-    let addr = listener.local_addr()?;
-    tracing::info!(node = %config.node.name, %addr, "shoal listening for RESP clients");
+    config.maxclients = fdlimit::fit_maxclients(config.maxclients);
+    let addr = sockets.client_addr()?;
+    let Sockets { tcp: listener, tls, udp, peer: peer_listener } = sockets;
+    if let Some(l) = &listener {
+        tracing::info!(node = %config.node.name, addr = %l.local_addr()?, "shoal listening for RESP clients");
+    }
+    if let Some((l, _)) = &tls {
+        tracing::info!(node = %config.node.name, addr = %l.local_addr()?, "shoal listening for RESP clients over TLS");
+    }
     let (to_node, rx) = mpsc::channel(4096);
     let (node, seeds) = build_node(&config, addr, udp.as_deref()).await?;
     if let (Some(udp), Some(cluster)) = (&udp, &config.cluster) {
@@ -299,7 +390,7 @@ async fn run(
         clients: Clients::default(),
         peer_stats,
         started: Instant::now(),
-        port: addr.port(),
+        port: listener.as_ref().map_or(Ok(0), |l| l.local_addr().map(|a| a.port()))?,
     });
     if let Some(at) = shared.config.metrics {
         let listener = tokio::net::TcpListener::bind(at).await.with_context(|| format!("binding --metrics on {at}"))?;
@@ -307,25 +398,27 @@ async fn run(
         tokio::spawn(metrics::serve(listener, shared.clone(), shutdown.clone()));
     }
     let next_conn = AtomicU64::new(1);
+    let (tls_listener, acceptor) = tls.unzip();
     loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let (socket, peer) = match accepted {
-                    Ok(a) => a,
-                    Err(e) => {
-                        // Running out of file descriptors must not kill the server: log, back off, go on.
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-                        continue;
-                    }
-                };
-                let id = next_conn.fetch_add(1, Ordering::Relaxed);
-                tokio::spawn(accept(socket, peer, id, shared.clone(), shutdown.clone()));
-            }
+        let (accepted, acceptor) = tokio::select! {
+            accepted = accept_on(listener.as_ref()) => (accepted, None),
+            accepted = accept_on(tls_listener.as_ref()) => (accepted, acceptor.clone()),
             _ = shutdown.changed() => {
                 if *shutdown.borrow() {
                     break;
                 }
+                continue;
+            }
+        };
+        match accepted {
+            Ok((socket, peer)) => {
+                let id = next_conn.fetch_add(1, Ordering::Relaxed);
+                tokio::spawn(accept(socket, peer, id, acceptor, shared.clone(), shutdown.clone()));
+            }
+            Err(e) => {
+                // Running out of file descriptors must not kill the server: log, back off, go on.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(10)).await;
             }
         }
     }
@@ -335,22 +428,70 @@ async fn run(
     Ok(())
 }
 
+/// The next connection on `listener`; never, without one.
+async fn accept_on(listener: Option<&TcpListener>) -> std::io::Result<(TcpStream, SocketAddr)> {
+    match listener {
+        Some(l) => l.accept().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Serve one accepted connection, over TLS when `acceptor` is given.
 async fn accept(
-    mut socket: tokio::net::TcpStream,
+    socket: TcpStream,
     peer: SocketAddr,
     id: u64,
+    acceptor: Option<TlsAcceptor>,
     shared: Arc<Shared>,
     shutdown: watch::Receiver<bool>,
 ) {
-    let connected = shared.stats.connected.fetch_add(1, Ordering::Relaxed) + 1;
+    let _ = socket.set_nodelay(true);
+    shared.stats.connected.fetch_add(1, Ordering::Relaxed);
     shared.stats.accepted.fetch_add(1, Ordering::Relaxed);
-    if connected as usize > shared.config.maxclients {
-        shared.stats.rejected.fetch_add(1, Ordering::Relaxed);
-        use tokio::io::AsyncWriteExt;
-        let _ = socket.write_all(b"-ERR max number of clients reached\r\n").await;
-    } else {
-        tracing::debug!(%peer, conn = id, "client connected");
-        conn::serve(socket, id, shared.clone(), shutdown).await;
+    match acceptor {
+        None => {
+            let (reader, writer) = socket.into_split();
+            client(reader, writer, peer, id, &shared, shutdown).await;
+        }
+        Some(acceptor) => {
+            let timeout_ms = shared.config.tls.as_ref().map_or(10_000, |t| t.handshake_timeout_ms);
+            match tokio::time::timeout(Duration::from_millis(timeout_ms), acceptor.accept(socket)).await {
+                Ok(Ok(stream)) => {
+                    let (reader, writer) = tokio::io::split(stream);
+                    client(reader, writer, peer, id, &shared, shutdown).await;
+                }
+                Ok(Err(e)) => {
+                    shared.stats.tls_handshake_failures.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                }
+                Err(_) => {
+                    shared.stats.tls_handshake_failures.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(%peer, timeout_ms, "TLS handshake timed out");
+                }
+            }
+        }
     }
     shared.stats.connected.fetch_sub(1, Ordering::Relaxed);
+}
+
+/// Serve a client over its (plain or TLS) stream halves, or refuse it past `maxclients`.
+async fn client<R, W>(
+    reader: R,
+    mut writer: W,
+    peer: SocketAddr,
+    id: u64,
+    shared: &Arc<Shared>,
+    shutdown: watch::Receiver<bool>,
+) where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    if shared.stats.connected.load(Ordering::Relaxed) as usize > shared.config.maxclients {
+        shared.stats.rejected.fetch_add(1, Ordering::Relaxed);
+        let _ = writer.write_all(b"-ERR max number of clients reached\r\n").await;
+        let _ = writer.shutdown().await;
+    } else {
+        tracing::debug!(%peer, conn = id, "client connected");
+        conn::serve(reader, writer, peer, id, shared.clone(), shutdown).await;
+    }
 }

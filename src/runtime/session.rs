@@ -2,7 +2,10 @@
 //! PING, ECHO, HELLO, AUTH, SELECT, QUIT, RESET, CLIENT, COMMAND, CONFIG GET, TIME, SHOAL.CONSISTENCY.
 //!
 //! Until a client authenticates (when `requirepass` is set) only AUTH, HELLO with AUTH, QUIT and RESET are
-//! allowed, as in Redis. Everything else is turned into a `core::Command` for the node.
+//! allowed, as in Redis, and the connection parses their requests under the parser's pre-AUTH bounds (`access`).
+//! Everything else is turned into a `core::Command` for the node. `AUTH default <password>` and `HELLO 3 AUTH
+//! default <password>` are the two-argument forms of AUTH; any other user name is refused as Redis refuses an
+//! unknown user.
 
 use std::sync::Arc;
 
@@ -18,6 +21,7 @@ use crate::core::reply::{Reply, ERR_NOAUTH, ERR_WRONGPASS};
 use crate::core::ConnId;
 use crate::resp::command::{parse, ConnCommand, Parsed};
 use crate::resp::encode::Protocol;
+use crate::resp::frame::Access;
 use crate::resp::introspect::command_reply;
 
 /// What the connection does with one request.
@@ -53,6 +57,15 @@ impl Session {
     /// The consistency levels this connection's commands run at.
     pub fn levels(&self) -> Levels {
         self.levels
+    }
+
+    /// Whether requests are parsed under the pre-AUTH bounds (a password is set and not yet given).
+    pub fn access(&self) -> Access {
+        if self.authenticated {
+            Access::Authenticated
+        } else {
+            Access::Unauthenticated
+        }
     }
 
     /// The protocol replies are encoded in.
@@ -154,13 +167,18 @@ impl Session {
     }
 
     fn auth(&mut self, user: Option<&[u8]>, pass: &[u8]) -> Reply {
-        let Some(expected) = &self.shared.config.requirepass else {
-            return Reply::err(
-                "ERR AUTH <password> called without any password configured for the default user. \
-                 Are you sure your configuration is correct?",
-            );
-        };
         let user_ok = user.is_none_or(|u| u == b"default");
+        let Some(expected) = &self.shared.config.requirepass else {
+            // Without a password the default user is `nopass` in Redis: its two-argument AUTH accepts anything.
+            return match user {
+                None => Reply::err(
+                    "ERR AUTH <password> called without any password configured for the default user. \
+                     Are you sure your configuration is correct?",
+                ),
+                Some(_) if user_ok => Reply::Ok,
+                Some(_) => Reply::err(ERR_WRONGPASS),
+            };
+        };
         if user_ok && expected.matches(pass) {
             self.authenticated = true;
             Reply::Ok
@@ -210,8 +228,8 @@ impl Session {
     fn config_get(&self, patterns: &[Bytes]) -> Reply {
         let c = &self.shared.config;
         let params: Vec<(&str, String)> = vec![
-            ("bind", c.listen.ip().to_string()),
-            ("port", c.listen.port().to_string()),
+            ("bind", c.listen.or(c.tls.as_ref().map(|t| t.listen)).map_or(String::new(), |a| a.ip().to_string())),
+            ("port", c.listen.map_or(0, |a| a.port()).to_string()),
             ("maxmemory", c.node.maxmemory_bytes.to_string()),
             ("maxmemory-policy", policy_name(c.node.eviction).to_string()),
             ("maxclients", c.maxclients.to_string()),
@@ -219,7 +237,11 @@ impl Session {
             ("databases", "1".to_string()),
             ("save", String::new()),
             ("appendonly", "no".to_string()),
-            ("timeout", "0".to_string()),
+            ("timeout", (c.client_idle_timeout_ms / 1000).to_string()),
+            ("client-query-buffer-limit", c.client_query_buffer_bytes_max.to_string()),
+            ("client-output-buffer-limit", format!("normal {} 0 0", c.client_output_buffer_bytes_max)),
+            ("tls-port", c.tls.as_ref().map_or(0, |t| t.listen.port()).to_string()),
+            ("tls-auth-clients", c.tls.as_ref().map_or("yes".to_string(), |t| t.auth_clients.to_string())),
             // Never the password itself: only whether one is set.
             ("requirepass", c.requirepass.as_ref().map_or(String::new(), |_| "<redacted>".to_string())),
         ];

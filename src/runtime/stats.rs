@@ -13,6 +13,14 @@ pub struct ServerStats {
     pub rejected: AtomicU64,
     /// Requests parsed since start.
     pub commands: AtomicU64,
+    /// Clients disconnected for more unparsed input than `client_query_buffer_bytes_max`.
+    pub query_buffer_disconnections: AtomicU64,
+    /// Clients disconnected for more held replies than `client_output_buffer_bytes_max`.
+    pub output_buffer_disconnections: AtomicU64,
+    /// Clients closed after `client_idle_timeout_ms` without traffic.
+    pub idle_timeouts: AtomicU64,
+    /// TLS connections closed because their handshake failed or took too long.
+    pub tls_handshake_failures: AtomicU64,
 }
 
 impl ServerStats {

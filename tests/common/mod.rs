@@ -21,7 +21,12 @@ pub struct TestServer {
 impl TestServer {
     /// Start a server with `config`, listening on 127.0.0.1 with an ephemeral port.
     pub fn start(mut config: ServerConfig) -> TestServer {
-        config.listen = "127.0.0.1:0".parse().unwrap();
+        config.listen = Some("127.0.0.1:0".parse().unwrap());
+        TestServer::start_as_given(config)
+    }
+
+    /// Start a server with `config` exactly as given (its listeners included: loopback addresses only).
+    pub fn start_as_given(config: ServerConfig) -> TestServer {
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
         let handle = rt.block_on(shoal::runtime::start(config)).expect("server starts");
         TestServer { addr: handle.addr, handle: Some(handle), rt }

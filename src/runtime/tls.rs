@@ -1,0 +1,195 @@
+//! TLS settings: loading certificates, keys and CAs from PEM files and building rustls configurations.
+//!
+//! One place for every TLS endpoint the node has: the client listener (`--tls-listen`) uses `server_config`;
+//! peer links (`--tls-cluster`, mutual TLS under the same CA) can use `server_config` with `ClientAuth::Yes` on
+//! the accepting side and `client_config` with the node's own certificate on the connecting side. Files are read
+//! once, when the configuration is built (at start), so a missing or malformed file is an error before anything
+//! listens. The crypto provider is rustls's `ring` one, passed explicitly: nothing depends on a process default.
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::Arc;
+
+use thiserror::Error;
+use tokio_rustls::rustls::crypto::{ring, CryptoProvider};
+use tokio_rustls::rustls::pki_types::pem::{self, PemObject};
+use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use tokio_rustls::rustls::server::{VerifierBuilderError, WebPkiClientVerifier};
+use tokio_rustls::rustls::{self, ClientConfig, RootCertStore, ServerConfig};
+
+/// Why a TLS configuration could not be built.
+#[derive(Debug, Error)]
+pub enum TlsError {
+    /// A PEM file could not be read or parsed.
+    #[error("reading the {what} {}: {source}", path.display())]
+    Pem {
+        /// Which file it was (certificate, key, CA certificate).
+        what: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        source: pem::Error,
+    },
+    /// A certificate or CA file that holds no certificate.
+    #[error("the {what} {} holds no PEM certificate", path.display())]
+    NoCertificate {
+        /// Which file it was.
+        what: &'static str,
+        /// The file.
+        path: PathBuf,
+    },
+    /// Client certificates are required or optional but no CA to verify them was given.
+    #[error("--tls-auth-clients {0} needs --tls-ca-cert-file, the CA that signs client certificates")]
+    NoClientCa(ClientAuth),
+    /// rustls refused the certificate, key or CA.
+    #[error("TLS configuration: {0}")]
+    Rustls(#[from] rustls::Error),
+    /// The client certificate verifier could not be built from the CA.
+    #[error("TLS client certificate verifier: {0}")]
+    Verifier(#[from] VerifierBuilderError),
+}
+
+/// Whether clients must present a certificate signed by the CA (Redis's `tls-auth-clients`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ClientAuth {
+    /// No client certificate is asked for.
+    No,
+    /// A client without a valid certificate is refused in the handshake (Redis's default).
+    #[default]
+    Yes,
+    /// A certificate is asked for and verified if sent; a client may also connect without one.
+    Optional,
+}
+
+impl FromStr for ClientAuth {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<ClientAuth, String> {
+        match text.to_ascii_lowercase().as_str() {
+            "no" => Ok(ClientAuth::No),
+            "yes" => Ok(ClientAuth::Yes),
+            "optional" => Ok(ClientAuth::Optional),
+            other => Err(format!("{other:?}: expected no, yes or optional")),
+        }
+    }
+}
+
+impl std::fmt::Display for ClientAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ClientAuth::No => "no",
+            ClientAuth::Yes => "yes",
+            ClientAuth::Optional => "optional",
+        })
+    }
+}
+
+/// A certificate chain and its private key, as PEM files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertFiles {
+    /// The certificate chain, leaf first (`--tls-cert-file`).
+    pub cert_file: PathBuf,
+    /// The leaf's private key, PKCS#8, PKCS#1 or SEC1 (`--tls-key-file`).
+    pub key_file: PathBuf,
+}
+
+/// The rustls provider every configuration here uses.
+fn provider() -> Arc<CryptoProvider> {
+    Arc::new(ring::default_provider())
+}
+
+/// The certificates in the PEM file at `path`; at least one.
+pub fn load_certs(path: &Path, what: &'static str) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let pem_error = |source| TlsError::Pem { what, path: path.to_path_buf(), source };
+    let certs = CertificateDer::pem_file_iter(path).map_err(pem_error)?.collect::<Result<Vec<_>, _>>();
+    let certs = certs.map_err(pem_error)?;
+    if certs.is_empty() {
+        return Err(TlsError::NoCertificate { what, path: path.to_path_buf() });
+    }
+    Ok(certs)
+}
+
+/// The first private key in the PEM file at `path`.
+pub fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
+    PrivateKeyDer::from_pem_file(path).map_err(|source| TlsError::Pem { what: "key", path: path.to_path_buf(), source })
+}
+
+/// A root store holding every certificate in the CA file at `path`.
+pub fn load_roots(path: &Path) -> Result<RootCertStore, TlsError> {
+    let mut roots = RootCertStore::empty();
+    for cert in load_certs(path, "CA certificate")? {
+        roots.add(cert)?;
+    }
+    Ok(roots)
+}
+
+/// The configuration of a TLS listener presenting `identity`, verifying client certificates against the CA at
+/// `ca_file` as `auth` says.
+pub fn server_config(
+    identity: &CertFiles,
+    ca_file: Option<&Path>,
+    auth: ClientAuth,
+) -> Result<Arc<ServerConfig>, TlsError> {
+    let provider = provider();
+    let builder = ServerConfig::builder_with_provider(provider.clone()).with_safe_default_protocol_versions()?;
+    let builder = match (auth, ca_file) {
+        (ClientAuth::No, _) => builder.with_no_client_auth(),
+        (_, None) => return Err(TlsError::NoClientCa(auth)),
+        (ClientAuth::Yes | ClientAuth::Optional, Some(ca)) => {
+            let roots = Arc::new(load_roots(ca)?);
+            let verifier = WebPkiClientVerifier::builder_with_provider(roots, provider);
+            let verifier = if auth == ClientAuth::Optional { verifier.allow_unauthenticated() } else { verifier };
+            builder.with_client_cert_verifier(verifier.build()?)
+        }
+    };
+    let certs = load_certs(&identity.cert_file, "certificate")?;
+    let key = load_key(&identity.key_file)?;
+    Ok(Arc::new(builder.with_single_cert(certs, key)?))
+}
+
+/// The configuration of a TLS client that trusts the CA at `ca_file` and, given an identity, presents it (mutual
+/// TLS, as peer links will use).
+pub fn client_config(ca_file: &Path, identity: Option<&CertFiles>) -> Result<Arc<ClientConfig>, TlsError> {
+    let builder = ClientConfig::builder_with_provider(provider()).with_safe_default_protocol_versions()?;
+    let builder = builder.with_root_certificates(load_roots(ca_file)?);
+    let config = match identity {
+        Some(id) => {
+            builder.with_client_auth_cert(load_certs(&id.cert_file, "certificate")?, load_key(&id.key_file)?)?
+        }
+        None => builder.with_no_client_auth(),
+    };
+    Ok(Arc::new(config))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_auth_parses_redis_names() {
+        assert_eq!("yes".parse(), Ok(ClientAuth::Yes));
+        assert_eq!("NO".parse(), Ok(ClientAuth::No));
+        assert_eq!("optional".parse(), Ok(ClientAuth::Optional));
+        assert!("maybe".parse::<ClientAuth>().is_err());
+        assert_eq!(ClientAuth::default(), ClientAuth::Yes);
+        assert_eq!(ClientAuth::Optional.to_string(), "optional");
+    }
+
+    #[test]
+    fn missing_and_empty_files_are_named_errors() {
+        let dir = std::env::temp_dir().join(format!("shoal-tls-unit-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let empty = dir.join("empty.pem");
+        std::fs::write(&empty, "not a pem file\n").unwrap();
+        let missing = dir.join("missing.pem");
+        let e = load_certs(&missing, "certificate").unwrap_err().to_string();
+        assert!(e.contains("certificate") && e.contains("missing.pem"), "{e}");
+        let e = load_certs(&empty, "CA certificate").unwrap_err().to_string();
+        assert!(e.contains("holds no PEM certificate"), "{e}");
+        assert!(load_key(&empty).is_err());
+        let files = CertFiles { cert_file: missing.clone(), key_file: missing };
+        let e = server_config(&files, None, ClientAuth::Yes).unwrap_err().to_string();
+        assert!(e.contains("--tls-ca-cert-file"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
