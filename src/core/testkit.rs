@@ -123,7 +123,7 @@ impl Cluster {
                         let mut encoded = bytes::BytesMut::new();
                         let frame = Frame::Msg(msg);
                         let size = FrameCodec::new(None).encode(&frame, &mut encoded).unwrap_or(0) as u64;
-                        let Frame::Msg(msg) = frame else { continue };
+                        let Frame::Msg(msg) = frame;
                         *self.peer_bytes.entry(kind_of(&msg)).or_default() += size;
                         msg
                     } else {
@@ -160,7 +160,7 @@ impl Cluster {
                     self.push(self.now + 1, Event::Lost { to: from, peer: to });
                     return true;
                 }
-                self.input(to, Input::Peer { from: addr(from), msg });
+                self.input(to, Input::Peer { from: addr(from), name: format!("n{from}").into(), msg });
             }
             Event::Lost { to, peer } => self.input(to, Input::PeerLost { peer: addr(peer) }),
             Event::Timer { node, generation, timer } => {
