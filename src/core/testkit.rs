@@ -96,6 +96,11 @@ impl Cluster {
         self.queue.insert((at, self.seq), event);
     }
 
+    /// Hand `input` to node `i` now, as its driver would, and route what it outputs.
+    pub fn deliver(&mut self, i: usize, input: Input) {
+        self.input(i, input);
+    }
+
     fn input(&mut self, i: usize, input: Input) {
         let now = self.now.saturating_add_signed(self.skew[i]);
         let Some(node) = self.nodes[i].as_mut() else { return };
