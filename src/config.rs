@@ -480,6 +480,10 @@ mod tests {
         let file = Options::from_toml("cluster = \"10.1.2.3:7946\"\ncluster-insecure = true").unwrap();
         assert!(file.server_config(1).is_ok(), "the TOML key has the flag's name");
         assert!(Options { cluster_insecure: Some(false), ..exposed }.server_config(1).is_err());
+        // The flag alone means true, as the other boolean switches of Redis-like servers do.
+        let parsed = Options::try_parse_from(["shoal", "--cluster", "10.1.2.3:7946", "--cluster-insecure"]).unwrap();
+        assert_eq!(parsed.cluster_insecure, Some(true));
+        assert!(parsed.server_config(1).is_ok());
         // Loopback (v4 and v6) needs neither.
         assert!(Options::default().server_config(1).is_ok());
         assert!(Options { cluster: Some("[::1]:7946".into()), ..Options::default() }.server_config(1).is_ok());

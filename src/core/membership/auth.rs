@@ -11,6 +11,10 @@
 //! replayed Down (or leave) of a member's current identity makes that member renew its identity (incarnation
 //! plus one) and rejoin, i.e. churn, not a lasting wrong view. A timestamp window would need synchronized clocks,
 //! which an AP cache must not depend on for membership.
+//!
+//! The same secret keys the peer link handshake (`replication::handshake`): its proofs are HMACs with it, and
+//! each link's session key is HKDF-SHA256 of it (extracted once under a fixed salt, expanded per link with the
+//! handshake transcript), so peer data frames never use the secret itself as their key.
 
 use bytes::{BufMut, Bytes, BytesMut};
 use hkdf::Hkdf;
