@@ -112,6 +112,10 @@ pub struct Options {
     /// File holding the cluster secret (its bytes, trailing newline removed).
     #[arg(long, env = "SHOAL_CLUSTER_SECRET_FILE")]
     pub cluster_secret_file: Option<PathBuf>,
+    /// Allow a cluster address other than loopback without a cluster secret: anyone who reaches the port
+    /// can then read and change every key. Never set it on a network you do not fully trust.
+    #[arg(long, env = "SHOAL_CLUSTER_INSECURE", num_args = 0..=1, default_missing_value = "true")]
+    pub cluster_insecure: Option<bool>,
     /// Failure-detection preset: lan or wan [default: lan].
     #[arg(long, env = "SHOAL_GOSSIP_PROFILE")]
     pub gossip_profile: Option<String>,
@@ -190,6 +194,7 @@ impl Options {
             seed: if self.seed.is_empty() { file.seed } else { self.seed },
             cluster_secret: self.cluster_secret.or(file.cluster_secret),
             cluster_secret_file: self.cluster_secret_file.or(file.cluster_secret_file),
+            cluster_insecure: self.cluster_insecure.or(file.cluster_insecure),
             gossip_profile: self.gossip_profile.or(file.gossip_profile),
             probe_period_ms: self.probe_period_ms.or(file.probe_period_ms),
             probe_rtt_ms: self.probe_rtt_ms.or(file.probe_rtt_ms),
@@ -405,6 +410,8 @@ impl Options {
             ),
             _ => {}
         }
+        let insecure = self.cluster_insecure.unwrap_or(false);
+        crate::runtime::check_cluster_exposure(listen, self.advertise, secret.is_some(), insecure)?;
         let loss_percent = self.gossip_loss_percent.unwrap_or(0);
         if loss_percent > 100 {
             bail!("--gossip-loss-percent {loss_percent}: expected 0 to 100");
@@ -414,6 +421,7 @@ impl Options {
             seeds: self.seed.clone(),
             gossip,
             secret,
+            insecure,
             send_loss_percent: loss_percent,
             ..ClusterConfig::new(listen)
         }))
@@ -574,7 +582,9 @@ mod tests {
         let error = wildcard.clone().server_config(1).unwrap_err().to_string();
         assert!(error.contains("--advertise"), "{error}");
         let advertise = Some("10.1.2.3:7946".parse().unwrap());
-        let cluster = Options { advertise, ..wildcard.clone() }.server_config(1).unwrap().cluster.unwrap();
+        let secret = Some("0123456789abcdef".into());
+        let exposed = Options { advertise, cluster_secret: secret, ..wildcard.clone() };
+        let cluster = exposed.server_config(1).unwrap().cluster.unwrap();
         assert_eq!(cluster.advertise, advertise);
         let bad = Options { advertise: Some("0.0.0.0:7946".parse().unwrap()), ..wildcard };
         assert!(bad.server_config(1).is_err());
@@ -688,6 +698,40 @@ mod tests {
         let below_bulk = Options { client_query_buffer_limit: Some("64mb".into()), ..Options::default() };
         assert!(err(below_bulk).contains("exceeds --client-query-buffer-limit"));
         assert!(err(Options { timeout: Some(u64::MAX), ..Options::default() }).contains("too large"));
+    }
+
+    #[test]
+    fn a_cluster_address_beyond_loopback_needs_a_secret_or_the_insecure_opt_out() {
+        let err = |o: Options| format!("{:#}", o.server_config(1).unwrap_err());
+        let exposed = Options { cluster: Some("10.1.2.3:7946".into()), ..Options::default() };
+        let e = err(exposed.clone());
+        assert!(e.contains("--cluster-secret") && e.contains("--cluster-insecure"), "{e}");
+        assert!(e.contains("10.1.2.3:7946") && e.contains("not loopback"), "{e}");
+        // A wildcard bind is open to every interface even when it announces loopback.
+        let wildcard = Options {
+            cluster: Some("0.0.0.0:7946".into()),
+            advertise: Some("127.0.0.1:7946".parse().unwrap()),
+            ..Options::default()
+        };
+        assert!(err(wildcard).contains("--cluster-secret"));
+        // A loopback bind announcing another address is reached there too.
+        let announced = Options { advertise: Some("192.0.2.7:7946".parse().unwrap()), ..Options::default() };
+        assert!(err(announced).contains("192.0.2.7:7946"));
+        let secret = Some("0123456789abcdef".into());
+        let keyed = Options { cluster_secret: secret, ..exposed.clone() }.server_config(1).unwrap();
+        assert!(!keyed.cluster.unwrap().insecure);
+        let opted_out = Options { cluster_insecure: Some(true), ..exposed.clone() }.server_config(1).unwrap();
+        assert!(opted_out.cluster.unwrap().insecure);
+        let file = Options::from_toml("cluster = \"10.1.2.3:7946\"\ncluster-insecure = true").unwrap();
+        assert!(file.server_config(1).is_ok(), "the TOML key has the flag's name");
+        assert!(Options { cluster_insecure: Some(false), ..exposed }.server_config(1).is_err());
+        // The flag alone means true, as the other boolean switches of Redis-like servers do.
+        let parsed = Options::try_parse_from(["shoal", "--cluster", "10.1.2.3:7946", "--cluster-insecure"]).unwrap();
+        assert_eq!(parsed.cluster_insecure, Some(true));
+        assert!(parsed.server_config(1).is_ok());
+        // Loopback (v4 and v6) needs neither.
+        assert!(Options::default().server_config(1).is_ok());
+        assert!(Options { cluster: Some("[::1]:7946".into()), ..Options::default() }.server_config(1).is_ok());
     }
 
     #[test]

@@ -71,6 +71,22 @@ fn help_never_prints_secret_values_from_the_environment() {
 }
 
 #[test]
+fn a_cluster_address_beyond_loopback_without_a_secret_is_refused() {
+    // Parsed and refused before anything binds: no traffic goes to this address.
+    let out = Command::new(env!("CARGO_BIN_EXE_shoal"))
+        .args(["--listen", &format!("127.0.0.1:{}", free_port()), "--cluster", "0.0.0.0:7946"])
+        .args(["--advertise", "192.0.2.10:7946"])
+        .env_remove("SHOAL_CLUSTER_SECRET")
+        .env_remove("SHOAL_CLUSTER_INSECURE")
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "the node refuses to start");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("not loopback") && err.contains("no cluster secret"), "{err}");
+    assert!(err.contains("--cluster-secret") && err.contains("--cluster-insecure"), "says what to do: {err}");
+}
+
+#[test]
 fn bad_flags_are_clear_errors() {
     let out = Command::new(env!("CARGO_BIN_EXE_shoal")).args(["--maxmemory", "lots"]).output().unwrap();
     assert!(!out.status.success());

@@ -317,14 +317,15 @@ fn a_clustered_server_takes_peer_connections_on_its_gossip_port() {
     let cluster = shoal::runtime::ClusterConfig::new("127.0.0.1:0".parse().unwrap());
     let srv = TestServer::start(ServerConfig { cluster: Some(cluster), ..ServerConfig::default() });
     let cluster = srv.handle().cluster_addr.expect("clustered");
-    // TCP on the same address and port as gossip; a stranger's bytes are a bad frame and close the connection.
+    // TCP on the same address and port as gossip; a stranger's bytes are a failed handshake and close the
+    // connection.
     let mut s = std::net::TcpStream::connect(cluster).expect("the peer listener shares the gossip port");
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     s.write_all(b"PING\r\n").unwrap();
     let mut buf = [0u8; 16];
     assert!(matches!(s.read(&mut buf), Ok(0) | Err(_)), "closed");
     let stats = srv.handle().peer_stats.clone();
-    assert!(eventually(Duration::from_secs(5), || stats.snapshot().frames_bad == 1));
+    assert!(eventually(Duration::from_secs(5), || stats.snapshot().handshakes_failed == 1));
     // Clients are not affected.
     let pong: String = redis::cmd("PING").query(&mut srv.client()).unwrap();
     assert_eq!(pong, "PONG");

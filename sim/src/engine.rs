@@ -175,6 +175,8 @@ pub struct Engine {
     lock_wakes: BTreeSet<Ms>,
     /// When faults bear on locks (in force or settling), for the exclusivity checker.
     lock_faults: Vec<(Ms, Ms)>,
+    /// Node `i`'s name (`n{i}`), shared by every peer message it sends instead of formatted per message.
+    names: Vec<std::sync::Arc<str>>,
 }
 
 /// Gossip address of node `i`.
@@ -305,6 +307,7 @@ impl Engine {
             })
             .collect();
         Engine {
+            names: (0..n).map(|i| format!("n{i}").into()).collect(),
             timeline: config.timeline.then(|| Timeline::new(n)),
             config,
             now: 0,

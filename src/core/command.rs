@@ -185,6 +185,27 @@ pub struct ServerFacts {
     pub used_memory_rss: u64,
     /// Number of runtime worker threads.
     pub io_threads: u32,
+    /// The peer transport's rejection counters, for INFO cluster.
+    pub peer_links: PeerLinkFacts,
+}
+
+/// What the peer transport refused, as counted by the runtime (INFO cluster shows them beside the core's own).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct PeerLinkFacts {
+    /// Connections closed for a malformed frame (size, version, body).
+    pub frames_bad: u64,
+    /// Frames whose MAC or crc did not verify: forged, corrupt, or spliced from another link.
+    pub frames_forged: u64,
+    /// Verified frames with an old sequence number: replays.
+    pub frames_replayed: u64,
+    /// Verified frames with a sequence number ahead of the expected one.
+    pub frames_reordered: u64,
+    /// Handshakes that failed: malformed, oversized, wrong secret or mode, bad proof.
+    pub handshakes_failed: u64,
+    /// Connections that did not finish their handshake in time.
+    pub handshake_timeouts: u64,
+    /// Connections refused because too many were in handshake at once.
+    pub handshakes_refused: u64,
 }
 
 impl Command {

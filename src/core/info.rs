@@ -90,7 +90,10 @@ fn section(out: &mut String, name: &str, node: &Node, now: Millis, f: &ServerFac
             f.tls_handshake_failures
         ),
         "replication" => write!(out, "# Replication\r\nrole:master\r\nconnected_slaves:0\r\n"),
-        "cluster" => cluster(out, node, now),
+        "cluster" => cluster(out, node, now).and_then(|()| match node.membership() {
+            Some(_) => peer_links(out, &f.peer_links),
+            None => Ok(()),
+        }),
         "keyspace" => {
             out.push_str("# Keyspace\r\n");
             let keys = node.store().len();
@@ -122,6 +125,22 @@ pub fn human(bytes: u64) -> String {
         }
     }
     format!("{bytes}B")
+}
+
+/// The peer transport's rejection counters, at the end of a clustered node's cluster section.
+fn peer_links(out: &mut String, p: &super::command::PeerLinkFacts) -> std::fmt::Result {
+    write!(
+        out,
+        "peer_frames_bad:{}\r\npeer_frames_forged:{}\r\npeer_frames_replayed:{}\r\npeer_frames_reordered:{}\r\n\
+         peer_handshakes_failed:{}\r\npeer_handshake_timeouts:{}\r\npeer_handshakes_refused:{}\r\n",
+        p.frames_bad,
+        p.frames_forged,
+        p.frames_replayed,
+        p.frames_reordered,
+        p.handshakes_failed,
+        p.handshake_timeouts,
+        p.handshakes_refused,
+    )
 }
 
 /// The cluster section: this node's view of the membership, with a digest of the live set.
@@ -163,7 +182,7 @@ fn cluster(out: &mut String, node: &Node, now: Millis) -> std::fmt::Result {
          replica_failures:{}\r\nrequest_timeouts:{}\r\n\
          hints_pending:{}\r\nhints_stored:{}\r\nhints_delivered:{}\r\nhints_dropped:{}\r\nread_repairs:{}\r\n\
          lww_conflicts:{}\r\nmerged_changes:{}\r\nanti_entropy_rounds:{}\r\nanti_entropy_entries_sent:{}\r\n\
-         anti_entropy_bytes_sent:{}\r\nhandoff_dropped_keys:{}\r\nmarkers:{}\r\n",
+         anti_entropy_bytes_sent:{}\r\nhandoff_dropped_keys:{}\r\nmarkers:{}\r\npeer_msgs_unknown_sender:{}\r\n",
         node.ring_digest(),
         node.ring_members(),
         u8::from(node.repl.is_some() && node.ring_settled(now)),
@@ -187,5 +206,6 @@ fn cluster(out: &mut String, node: &Node, now: Millis) -> std::fmt::Result {
         r.ae_bytes_sent,
         r.handoff_dropped,
         node.store().markers_len(),
+        r.peer_unknown_sender,
     )
 }

@@ -101,6 +101,8 @@ pub fn render(node: &Node, now: Millis) -> String {
         counter(o, "shoal_anti_entropy_entries_sent_total", "Entries sent by anti-entropy.", r.ae_entries_sent);
         counter(o, "shoal_anti_entropy_bytes_sent_total", "Approximate anti-entropy bytes sent.", r.ae_bytes_sent);
         counter(o, "shoal_handoff_dropped_keys_total", "Keys handed to new owners and dropped.", r.handoff_dropped);
+        let unknown = "Peer messages dropped: their sender is not a live member under that name and address.";
+        counter(o, "shoal_peer_msgs_unknown_sender_total", unknown, r.peer_unknown_sender);
     }
     let l = node.lock_stats();
     metric(

@@ -76,10 +76,13 @@ pub enum Input {
     SetSeeds(Vec<SocketAddr>),
     /// Leave the cluster gracefully (before a shutdown).
     Leave,
-    /// A message from the peer whose cluster address is `from`.
+    /// A message from the peer whose cluster address is `from` and whose name is `name`, as the link's
+    /// handshake established them. Dropped and counted unless that is a live (alive or suspect) member.
     Peer {
         /// The sender's advertised cluster address.
         from: SocketAddr,
+        /// The sender's node name.
+        name: std::sync::Arc<str>,
         /// The message.
         msg: PeerMsg,
     },
@@ -434,13 +437,35 @@ impl Node {
                 self.with_membership(out, |m, _| m.set_seeds(&seeds));
             }
             Input::Leave => self.with_membership(out, |m, effects| m.leave(now, effects)),
-            Input::Peer { from, msg } => self.peer_message(now, from, msg, out),
+            Input::Peer { from, name, msg } => {
+                if self.known_sender(now, from, &name) {
+                    self.peer_message(now, from, msg, out);
+                }
+            }
             Input::PeerLost { peer } => {
                 if self.repl.is_some() {
                     self.peer_lost(now, peer, out);
                 }
             }
         }
+    }
+
+    /// Whether a peer message from `from` named `name` may be acted on: the sender is a live member of this
+    /// node's view under that name and address. Otherwise it is dropped and counted: a node that is not (or
+    /// no longer) a member, a name claimed under another member's address, or a message that raced a join
+    /// (its sender's timeouts, hints and anti-entropy retry it once the view has the member).
+    fn known_sender(&mut self, now: Millis, from: SocketAddr, name: &str) -> bool {
+        if self.repl.is_none() {
+            return false;
+        }
+        self.refresh_ring(now);
+        let is_self = name == self.config.name;
+        let r = self.repl_mut();
+        let known = !is_self && r.addrs.get(name) == Some(&from);
+        if !known {
+            r.stats.peer_unknown_sender += 1;
+        }
+        known
     }
 
     /// A message from a peer (ignored by a node without a cluster).

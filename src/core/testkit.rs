@@ -96,6 +96,11 @@ impl Cluster {
         self.queue.insert((at, self.seq), event);
     }
 
+    /// Hand `input` to node `i` now, as its driver would, and route what it outputs.
+    pub fn deliver(&mut self, i: usize, input: Input) {
+        self.input(i, input);
+    }
+
     fn input(&mut self, i: usize, input: Input) {
         let now = self.now.saturating_add_signed(self.skew[i]);
         let Some(node) = self.nodes[i].as_mut() else { return };
@@ -123,7 +128,7 @@ impl Cluster {
                         let mut encoded = bytes::BytesMut::new();
                         let frame = Frame::Msg(msg);
                         let size = FrameCodec::new(None).encode(&frame, &mut encoded).unwrap_or(0) as u64;
-                        let Frame::Msg(msg) = frame else { continue };
+                        let Frame::Msg(msg) = frame;
                         *self.peer_bytes.entry(kind_of(&msg)).or_default() += size;
                         msg
                     } else {
@@ -160,7 +165,7 @@ impl Cluster {
                     self.push(self.now + 1, Event::Lost { to: from, peer: to });
                     return true;
                 }
-                self.input(to, Input::Peer { from: addr(from), msg });
+                self.input(to, Input::Peer { from: addr(from), name: format!("n{from}").into(), msg });
             }
             Event::Lost { to, peer } => self.input(to, Input::PeerLost { peer: addr(peer) }),
             Event::Timer { node, generation, timer } => {

@@ -112,8 +112,50 @@ fn runtime_metrics(shared: &Shared, out: &mut String) {
         out,
         "shoal_peer_frames_rejected_total",
         "counter",
-        "Bad peer frames (size, version, check, body).",
+        "Peer connections closed for a malformed frame (size, version, body).",
         &[("", load(&p.frames_bad))],
+    );
+    metric(
+        out,
+        "shoal_peer_frames_forged_total",
+        "counter",
+        "Peer frames whose MAC or crc failed (forged, corrupt, or spliced from another link).",
+        &[("", load(&p.frames_forged))],
+    );
+    metric(
+        out,
+        "shoal_peer_frames_replayed_total",
+        "counter",
+        "Verified peer frames with an old sequence number (replays).",
+        &[("", load(&p.frames_replayed))],
+    );
+    metric(
+        out,
+        "shoal_peer_frames_reordered_total",
+        "counter",
+        "Verified peer frames ahead of their link's next sequence number.",
+        &[("", load(&p.frames_reordered))],
+    );
+    metric(
+        out,
+        "shoal_peer_handshakes_failed_total",
+        "counter",
+        "Peer link handshakes that failed (malformed, oversized, wrong secret, bad proof).",
+        &[("", load(&p.handshakes_failed))],
+    );
+    metric(
+        out,
+        "shoal_peer_handshake_timeouts_total",
+        "counter",
+        "Inbound peer connections that did not finish the handshake in time.",
+        &[("", load(&p.handshake_timeouts))],
+    );
+    metric(
+        out,
+        "shoal_peer_handshakes_refused_total",
+        "counter",
+        "Inbound peer connections refused because too many were in handshake.",
+        &[("", load(&p.handshakes_refused))],
     );
     metric(out, "shoal_peer_link_failures_total", "counter", "Peer link failures.", &[("", load(&p.links_failed))]);
 }

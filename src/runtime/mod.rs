@@ -115,6 +115,9 @@ pub struct ClusterConfig {
     pub gossip: GossipConfig,
     /// Shared secret that authenticates gossip packets and peer links.
     pub secret: Option<Secret>,
+    /// The operator's explicit opt-out (`--cluster-insecure`): a cluster address beyond loopback without a
+    /// secret is allowed (else refused at start, see `check_cluster_exposure`).
+    pub insecure: bool,
     /// Test-only fault injection: the percentage (0-100) of outgoing gossip datagrams dropped on purpose, drawn
     /// from an RNG seeded by `ServerConfig::seed`. Benchmarks use it to measure false downs under loss on hosts
     /// without netem. Always 0 in production.
@@ -131,9 +134,34 @@ impl ClusterConfig {
             seed_refresh_ms: 30_000,
             gossip: GossipConfig::lan(),
             secret: None,
+            insecure: false,
             send_loss_percent: 0,
         }
     }
+}
+
+/// Refuse a cluster address reachable beyond this host without a cluster secret: anyone who reaches the
+/// gossip or peer port of such a node could join, read and change every key. The bound address (`listen`) and
+/// the announced one (`advertise`) must both be loopback unless there is a secret or `insecure` is set.
+pub fn check_cluster_exposure(
+    listen: SocketAddr,
+    advertise: Option<SocketAddr>,
+    has_secret: bool,
+    insecure: bool,
+) -> anyhow::Result<()> {
+    if has_secret || insecure {
+        return Ok(());
+    }
+    let exposed = [Some(listen), advertise].into_iter().flatten().find(|a| !a.ip().is_loopback());
+    if let Some(addr) = exposed {
+        anyhow::bail!(
+            "refusing to start: the cluster address {addr} is not loopback and no cluster secret is set, so anyone \
+             who reaches it could join the cluster and read or change every key. Give every node the same \
+             --cluster-secret (or --cluster-secret-file) of 16 bytes or more, or, only on a network you fully \
+             trust, pass --cluster-insecure (SHOAL_CLUSTER_INSECURE=true, cluster-insecure = true)"
+        );
+    }
+    Ok(())
 }
 
 impl Default for ServerConfig {
@@ -190,6 +218,7 @@ impl Shared {
             total_commands_processed: self.stats.commands.load(Ordering::Relaxed),
             used_memory_rss: stats::rss_bytes(),
             io_threads: tokio::runtime::Handle::current().metrics().num_workers() as u32,
+            peer_links: self.peer_stats.snapshot().link_facts(),
         }
     }
 }
@@ -272,6 +301,7 @@ impl Sockets {
         };
         let (udp, peer) = match &config.cluster {
             Some(c) => {
+                check_cluster_exposure(c.listen, c.advertise, c.secret.is_some(), c.insecure)?;
                 let (udp, peer) = bind_cluster(c.listen).await?;
                 (Some(Arc::new(udp)), Some(peer))
             }

@@ -42,10 +42,11 @@ pub enum ToNode {
     Gossip { from: SocketAddr, packet: Bytes },
     /// The seeds resolved to new addresses.
     SetSeeds(Vec<SocketAddr>),
-    /// A message arrived from the peer whose cluster address is `from`.
-    Peer { from: SocketAddr, msg: PeerMsg },
-    /// Several messages arrived together from the peer whose cluster address is `from`, in order.
-    Peers { from: SocketAddr, msgs: Vec<PeerMsg> },
+    /// A message arrived from the peer whose cluster address and name (as its link's handshake established
+    /// them) are `from` and `name`.
+    Peer { from: SocketAddr, name: Arc<str>, msg: PeerMsg },
+    /// Several messages arrived together from the peer `from` named `name`, in order.
+    Peers { from: SocketAddr, name: Arc<str>, msgs: Vec<PeerMsg> },
     /// The link to a peer failed; what was queued for it was dropped.
     PeerLost { peer: SocketAddr },
     /// Render the node's metrics (Prometheus text) into `reply`.
@@ -283,14 +284,14 @@ fn dispatch(node: &mut Node, io: &mut Io, out: &mut Outbox, now: Millis, msg: To
             node.handle(now, Input::SetSeeds(seeds), out);
             1
         }
-        ToNode::Peer { from, msg } => {
-            node.handle(now, Input::Peer { from, msg }, out);
+        ToNode::Peer { from, name, msg } => {
+            node.handle(now, Input::Peer { from, name, msg }, out);
             1
         }
-        ToNode::Peers { from, msgs } => {
+        ToNode::Peers { from, name, msgs } => {
             let n = msgs.len();
             for msg in msgs {
-                node.handle(now, Input::Peer { from, msg }, out);
+                node.handle(now, Input::Peer { from, name: name.clone(), msg }, out);
             }
             n
         }

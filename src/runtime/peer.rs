@@ -1,15 +1,31 @@
-//! The peer transport: `PeerMsg`s between nodes over TCP, framed by `core::replication::codec`.
+//! The peer transport: `PeerMsg`s between nodes over authenticated TCP links, framed by
+//! `core::replication::codec` after the handshake of `core::replication::handshake`.
 //!
 //! A peer is named by its advertised cluster address, and the listener binds the same address and port as the
 //! gossip socket (TCP next to UDP). Each direction has its own connection: this node writes to a peer on the
 //! connection it opened (its *link* to that peer), and reads what the peer sends on the connection the peer
-//! opened; every connection starts with a `Hello` naming the sender, so answers are routed by address, not by
-//! socket. Invariants: the node task never waits on the network (`send` is a `try_send` into the link's bounded
+//! opened. Every connection starts with the three-frame handshake (`Hello`, `Challenge`, `Finish`): fresh
+//! nonces from both sides, proofs of the cluster secret over a transcript binding both nonces, both claimed
+//! addresses and names and the protocol version, and a per-link session key derived from the secret and the
+//! transcript (HKDF-SHA256). No message is read before the handshake completes; every message frame then
+//! carries a sequence number under the session MAC, and the receiver accepts only the next one, so replayed,
+//! reordered and spliced frames close the connection and are counted (`PeerStats`). The sender address and
+//! name that come with each message to the node task are the ones the handshake authenticated; the node drops
+//! messages whose sender is not a live member of its view under that name and address.
+//!
+//! Before the handshake completes an inbound connection may buffer at most `inbound::PREAUTH_BYTES_MAX` bytes
+//! (a handshake frame is at most `HANDSHAKE_BYTES_MAX`), must finish within `handshake_timeout_ms`, and at most
+//! `handshakes_max` connections may be in handshake at once (more are closed at once and counted).
+//!
+//! The byte stream under a link is generic (`PeerStream`: any `AsyncRead + AsyncWrite + Unpin + Send + Sync`): the
+//! connector and the acceptor take a TCP stream where a TLS stream can be slotted in.
+//!
+//! Invariants: the node task never waits on the network (`send` is a `try_send` into the link's bounded
 //! queue; a full queue drops and counts), one slow or dead peer never delays another (one task per link), and
-//! each failure of a link (connect refused or timed out, write error, the peer closing) is reported to the node
-//! once as `ToNode::PeerLost`, with what was queued dropped, so waiting requests fail over at once instead of
-//! waiting for their timeout. A failed link reconnects on its next message, after a backoff that doubles per
-//! consecutive failure (`backoff_ms_min` to `backoff_ms_max`) and resets on success.
+//! each failure of a link (connect refused or timed out, handshake failed, write error, the peer closing) is
+//! reported to the node once as `ToNode::PeerLost`, with what was queued dropped, so waiting requests fail over
+//! at once instead of waiting for their timeout. A failed link reconnects on its next message, after a backoff
+//! that doubles per consecutive failure (`backoff_ms_min` to `backoff_ms_max`) and resets on success.
 //!
 //! Delivery is at most once and in order per peer: a message is never duplicated or reordered by the
 //! transport, but any message can be lost (dropped on a full queue without notice, or lost with a link, which
@@ -27,23 +43,38 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use super::node_task::ToNode;
+use crate::core::command::PeerLinkFacts;
 use crate::core::membership::ClusterSecret;
 use crate::core::replication::codec::FRAME_BYTES_MAX_DEFAULT;
-use crate::core::replication::{FrameCodec, PeerMsg};
+use crate::core::replication::handshake::NONCE_BYTES;
+use crate::core::replication::{DecodeError, PeerMsg};
+
+/// A byte stream a peer link runs over: TCP, or (for `--tls-cluster`) a TLS stream around it.
+pub trait PeerStream: AsyncRead + AsyncWrite + Unpin + Send + Sync + 'static {}
+
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + Sync + 'static> PeerStream for T {}
+
+/// A fresh handshake nonce from the OS.
+fn nonce() -> std::io::Result<[u8; NONCE_BYTES]> {
+    let mut nonce = [0u8; NONCE_BYTES];
+    getrandom::fill(&mut nonce).map_err(|e| std::io::Error::other(format!("no randomness for a nonce: {e}")))?;
+    Ok(nonce)
+}
 
 /// Settings of the peer transport.
 #[derive(Debug, Clone)]
 pub struct PeerConfig {
-    /// This node's advertised cluster address, sent in every `Hello`.
+    /// This node's advertised cluster address, sent in every handshake.
     pub advertise: SocketAddr,
-    /// This node's name, sent in every `Hello`.
+    /// This node's name, sent in every handshake.
     pub name: String,
-    /// Cluster secret: frames carry a MAC instead of a crc32.
+    /// Cluster secret: handshakes prove it and frames carry a MAC under a key derived from it, instead of a crc32.
     pub secret: Option<ClusterSecret>,
     /// Messages queued per peer before new ones are dropped.
     pub queue_frames_max: usize,
@@ -61,10 +92,12 @@ pub struct PeerConfig {
     pub backoff_ms_min: u64,
     /// Longest wait before a reconnect.
     pub backoff_ms_max: u64,
-    /// How long an accepted connection has to send its `Hello`.
-    pub hello_timeout_ms: u64,
+    /// How long a connection has to complete its handshake (either side).
+    pub handshake_timeout_ms: u64,
     /// Most inbound connections open at once; more are closed at once.
     pub inbound_max: usize,
+    /// Most inbound connections in handshake at once; more are closed at once and counted.
+    pub handshakes_max: usize,
 }
 
 impl PeerConfig {
@@ -82,8 +115,9 @@ impl PeerConfig {
             write_timeout_ms: 5_000,
             backoff_ms_min: 100,
             backoff_ms_max: 2_000,
-            hello_timeout_ms: 5_000,
+            handshake_timeout_ms: 3_000,
             inbound_max: 1_024,
+            handshakes_max: 64,
         }
     }
 }
@@ -101,11 +135,23 @@ pub struct PeerStats {
     pub bytes_received: AtomicU64,
     /// Messages dropped: queue full, or queued when a link failed, or too large to frame.
     pub frames_dropped: AtomicU64,
-    /// Inbound connections closed for a bad frame (size, version, check, body, missing hello).
+    /// Inbound connections closed for a malformed message frame (size, version, body).
     pub frames_bad: AtomicU64,
-    /// Outbound connections established.
+    /// Inbound connections closed for a frame whose MAC or crc failed: forged, corrupt, or from another link.
+    pub frames_forged: AtomicU64,
+    /// Inbound connections closed for a verified frame with an old sequence number: a replay.
+    pub frames_replayed: AtomicU64,
+    /// Inbound connections closed for a verified frame with a sequence number ahead of the next.
+    pub frames_reordered: AtomicU64,
+    /// Handshakes that failed on either side: malformed, oversized, wrong secret or mode, bad proof.
+    pub handshakes_failed: AtomicU64,
+    /// Inbound connections closed for not finishing the handshake in time.
+    pub handshake_timeouts: AtomicU64,
+    /// Inbound connections closed at once because `handshakes_max` were in handshake.
+    pub handshakes_refused: AtomicU64,
+    /// Outbound connections established (handshake completed).
     pub connects: AtomicU64,
-    /// Link failures (connect or write), each reported once as `PeerLost`.
+    /// Link failures (connect, handshake or write), each reported once as `PeerLost`.
     pub links_failed: AtomicU64,
 }
 
@@ -122,8 +168,20 @@ pub struct PeerCounters {
     pub bytes_received: u64,
     /// Messages dropped.
     pub frames_dropped: u64,
-    /// Inbound connections closed for a bad frame.
+    /// Inbound connections closed for a malformed frame.
     pub frames_bad: u64,
+    /// Inbound connections closed for a frame that did not verify.
+    pub frames_forged: u64,
+    /// Inbound connections closed for a replayed frame.
+    pub frames_replayed: u64,
+    /// Inbound connections closed for a frame ahead of its sequence.
+    pub frames_reordered: u64,
+    /// Handshakes that failed.
+    pub handshakes_failed: u64,
+    /// Handshakes not finished in time.
+    pub handshake_timeouts: u64,
+    /// Connections refused for too many handshakes at once.
+    pub handshakes_refused: u64,
     /// Outbound connections established.
     pub connects: u64,
     /// Link failures reported as `PeerLost`.
@@ -141,8 +199,40 @@ impl PeerStats {
             bytes_received: get(&self.bytes_received),
             frames_dropped: get(&self.frames_dropped),
             frames_bad: get(&self.frames_bad),
+            frames_forged: get(&self.frames_forged),
+            frames_replayed: get(&self.frames_replayed),
+            frames_reordered: get(&self.frames_reordered),
+            handshakes_failed: get(&self.handshakes_failed),
+            handshake_timeouts: get(&self.handshake_timeouts),
+            handshakes_refused: get(&self.handshakes_refused),
             connects: get(&self.connects),
             links_failed: get(&self.links_failed),
+        }
+    }
+
+    /// Count the message frame error that closed an inbound connection under its kind.
+    fn frame_rejected(&self, error: &DecodeError) {
+        let counter = match error {
+            DecodeError::Check => &self.frames_forged,
+            DecodeError::Replayed { .. } => &self.frames_replayed,
+            DecodeError::Reordered { .. } => &self.frames_reordered,
+            _ => &self.frames_bad,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+impl PeerCounters {
+    /// The rejection counters INFO cluster shows.
+    pub fn link_facts(&self) -> PeerLinkFacts {
+        PeerLinkFacts {
+            frames_bad: self.frames_bad,
+            frames_forged: self.frames_forged,
+            frames_replayed: self.frames_replayed,
+            frames_reordered: self.frames_reordered,
+            handshakes_failed: self.handshakes_failed,
+            handshake_timeouts: self.handshake_timeouts,
+            handshakes_refused: self.handshakes_refused,
         }
     }
 }
@@ -150,7 +240,6 @@ impl PeerStats {
 /// What links and inbound connections share.
 struct Shared {
     config: PeerConfig,
-    codec: FrameCodec,
     stats: Arc<PeerStats>,
     to_node: mpsc::Sender<ToNode>,
 }
@@ -164,8 +253,7 @@ pub struct PeerTransport {
 impl PeerTransport {
     /// A transport that reports received messages and lost peers to `to_node` and counts into `stats`.
     pub fn new(config: PeerConfig, to_node: mpsc::Sender<ToNode>, stats: Arc<PeerStats>) -> PeerTransport {
-        let codec = FrameCodec::new(config.secret.clone()).with_frame_bytes_max(config.frame_bytes_max);
-        let shared = Arc::new(Shared { config, codec, stats, to_node });
+        let shared = Arc::new(Shared { config, stats, to_node });
         PeerTransport { shared, links: HashMap::new() }
     }
 

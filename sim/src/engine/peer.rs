@@ -26,7 +26,7 @@ impl Engine {
         let frame = Frame::Msg(msg);
         let mut encoded = BytesMut::new();
         let _ = self.frames.encode(&frame, &mut encoded);
-        let Frame::Msg(msg) = frame else { return };
+        let Frame::Msg(msg) = frame;
         let Some(at) = self.net.route_peer(from, to, self.now, encoded.len()) else { return };
         let from_generation = self.hosts[from].generation;
         if self.hosts[to].node.is_none() {
@@ -52,7 +52,7 @@ impl Engine {
             return;
         }
         self.trace.record(self.now, to, 8, &digest.to_le_bytes(), || format!("peer from n{from}: {msg:?}"));
-        self.handle(to, Input::Peer { from: addr_of(from), msg: *msg });
+        self.handle(to, Input::Peer { from: addr_of(from), name: self.names[from].clone(), msg: *msg });
     }
 
     pub(super) fn peer_lost(&mut self, node: usize, generation: u64, peer: usize) {

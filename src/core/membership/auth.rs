@@ -11,8 +11,13 @@
 //! replayed Down (or leave) of a member's current identity makes that member renew its identity (incarnation
 //! plus one) and rejoin, i.e. churn, not a lasting wrong view. A timestamp window would need synchronized clocks,
 //! which an AP cache must not depend on for membership.
+//!
+//! The same secret keys the peer link handshake (`replication::handshake`): its proofs are HMACs with it, and
+//! each link's session key is HKDF-SHA256 of it (extracted once under a fixed salt, expanded per link with the
+//! handshake transcript), so peer data frames never use the secret itself as their key.
 
 use bytes::{BufMut, Bytes, BytesMut};
+use hkdf::Hkdf;
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
@@ -24,11 +29,15 @@ pub const MODE_HMAC: u8 = 0xA1;
 pub const TAG_BYTES: usize = 16;
 /// Shortest accepted cluster secret, in bytes.
 pub const SECRET_BYTES_MIN: usize = 16;
+/// HKDF-SHA256 extract salt under which the secret becomes the key-derivation key of peer link sessions.
+const KDF_SALT: &[u8] = b"shoal cluster secret kdf v1";
 
-/// The shared key that authenticates gossip; its `Debug` output never shows the key.
+/// The shared key that authenticates gossip and peer link handshakes; its `Debug` output never shows the key.
 #[derive(Clone)]
 pub struct ClusterSecret {
     keyed: Hmac<Sha256>,
+    /// HKDF-SHA256 keyed by the secret (extracted once, under `KDF_SALT`), for per-link session keys.
+    kdf: Hkdf<Sha256>,
 }
 
 /// A secret that cannot be used.
@@ -46,7 +55,15 @@ impl ClusterSecret {
             return Err(SecretError::TooShort(bytes.len()));
         }
         let keyed = Hmac::<Sha256>::new_from_slice(bytes).map_err(|_| SecretError::TooShort(bytes.len()))?;
-        Ok(Self { keyed })
+        let kdf = Hkdf::<Sha256>::new(Some(KDF_SALT), bytes);
+        Ok(Self { keyed, kdf })
+    }
+
+    /// HKDF-SHA256 expand of the secret with the concatenation of `info` as context: 32 bytes of key material.
+    pub(crate) fn derive(&self, info: &[&[u8]]) -> [u8; 32] {
+        let mut okm = [0u8; 32];
+        self.kdf.expand_multi_info(info, &mut okm).expect("32 bytes is within HKDF-SHA256's output limit");
+        okm
     }
 
     fn tag(&self, data: &[u8]) -> [u8; TAG_BYTES] {

@@ -1,38 +1,46 @@
-//! Peer frames: how `PeerMsg`s travel on the TCP data path between nodes.
+//! Peer frames: how `PeerMsg`s travel on the TCP data path between nodes, after the link's handshake
+//! (`handshake`).
 //!
-//! A frame is `[len: u32 BE][version: u8][check][body]`, where `len` counts every byte after itself, `version`
-//! is `FRAME_VERSION` (2), and `body` is `[tag: u8][payload]`. The hot messages of the write and read paths
-//! (`Put`, `PutAck`, `Get`, `GetReply`, `Forward` of GET or SET, `ForwardReply` of a flat reply) have a
-//! hand-written payload under their own tag (see `hot`: varints, length-prefixed bytes, no field or variant
-//! names); every other frame is tag 0 followed by the rmp-serde (compact) encoding of the `Frame`. Version 1
-//! (the whole body in rmp-serde, which spells out variant names) is refused as `DecodeError::Version`, like
-//! any other unknown version, so a mixed-version cluster closes the connection and counts a bad frame rather
-//! than misreading it. Without a cluster secret the
-//! check is the crc32 of the body (4 bytes, big endian): it catches corruption, not forgery. With a secret it
-//! is HMAC-SHA256 over `version || body`, truncated to `auth::TAG_BYTES` (16) bytes, the same key and tag
-//! length as the gossip envelope: 128 bits leave no room for online forgery, whereas 32 bits could be guessed
-//! by an attacker who opens connections in a loop (each failed guess only costs it a reconnect); the 12 extra
-//! bytes are nothing next to a batch of entries. A node with a secret refuses plain frames and the reverse
-//! (their checks do not verify). There is no replay protection, as for gossip: a replayed frame carries
-//! entries and acknowledgements that merge idempotently.
+//! A message frame is `[len: u32 BE][version: u8][seq: u64 BE][check][body]`, where `len` counts every byte
+//! after itself, `version` is `FRAME_VERSION` (3), `seq` is the frame's sequence number on its link (0 for the
+//! first message after the handshake, then one more per frame), and `body` is `[tag: u8][payload]`. The hot
+//! messages of the write and read paths (`Put`, `PutAck`, `Get`, `GetReply`, `Forward` of GET or SET,
+//! `ForwardReply` of a flat reply) have a hand-written payload under their own tag (see `hot`: varints,
+//! length-prefixed bytes, no field or variant names); every other frame is tag 0 followed by the rmp-serde
+//! (compact) encoding of the `Frame`. Older versions (1: whole body in rmp-serde; 2: no sequence number, a MAC
+//! keyed by the cluster secret itself) are refused as `DecodeError::Version`, like any other unknown version, so
+//! a mixed-version cluster closes the connection and counts a bad frame rather than misreading it.
+//!
+//! The check: with a cluster secret it is HMAC-SHA256 keyed by the link's session key (derived by the handshake
+//! from the secret and both sides' nonces) over `version || seq || body`, truncated to `auth::TAG_BYTES` (16)
+//! bytes; the keyed HMAC state is built once per link and cloned per frame. 128 bits leave no room for online
+//! forgery. Without a secret (allowed only on loopback or with the insecure opt-out) it is the crc32 of
+//! `version || seq || body` (4 bytes, big endian): it catches corruption, not forgery.
+//!
+//! The sequence rule: each `FrameCodec` is one direction of one link. The encoder numbers its frames 0, 1, 2...;
+//! the decoder accepts only the next number, after the check verified. A frame whose check fails is
+//! `DecodeError::Check` (forged, corrupt, or spliced from another link, whose session key differs); a verified
+//! frame with a lower number is `DecodeError::Replayed` (a frame sent again on this link) and one with a higher
+//! number is `DecodeError::Reordered` (frames dropped or reordered in between). A frame recorded on one link does
+//! not verify on any other, since every link has its own key.
 //!
 //! Decoding never trusts the peer: the length is checked against `frame_bytes_max` before anything is read or
 //! buffered beyond it, the check before the body is parsed, nesting is capped (`BODY_DEPTH_MAX`), counts are
-//! checked against the bytes left before anything is allocated, trailing bytes are refused, and nothing panics. A partial frame is not an error (`Ok(None)`). After any error the stream is
-//! out of step: close the connection.
-
-use std::net::SocketAddr;
+//! checked against the bytes left before anything is allocated, trailing bytes are refused, and nothing panics.
+//! A partial frame is not an error (`Ok(None)`). After any error the stream is out of step: close the connection.
 
 use bytes::{Buf, BufMut, BytesMut};
+use hmac::Mac;
 use serde::{Deserialize, Serialize};
 
+use super::handshake::SessionKey;
 use super::wire::PeerMsg;
 use crate::core::membership::auth::TAG_BYTES;
-use crate::core::membership::identity::NAME_BYTES_MAX;
-use crate::core::membership::ClusterSecret;
 
-/// The frame format version, the byte after the length.
-pub const FRAME_VERSION: u8 = 2;
+/// The frame format version, the byte after the length (handshake frames carry it too).
+pub const FRAME_VERSION: u8 = 3;
+/// Bytes of the sequence number.
+pub const SEQ_BYTES: usize = 8;
 /// Bytes of the length prefix.
 pub const LEN_BYTES: usize = 4;
 /// Bytes of the crc32 check (frames without a cluster secret).
@@ -43,16 +51,9 @@ pub const FRAME_BYTES_MAX_DEFAULT: usize = 64 << 20;
 /// is a handful of levels), low enough that a hostile body cannot exhaust a task's stack.
 pub const BODY_DEPTH_MAX: usize = 64;
 
-/// What one frame carries.
+/// What one message frame carries (the handshake has its own frames, see `handshake`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Frame {
-    /// The first frame on every connection: who is sending.
-    Hello {
-        /// The sender's advertised cluster address (its identity on the data path).
-        from: SocketAddr,
-        /// The sender's node name (at most `NAME_BYTES_MAX` bytes).
-        name: String,
-    },
     /// A peer message.
     Msg(PeerMsg),
 }
@@ -68,15 +69,32 @@ pub enum DecodeError {
         /// The limit.
         max: usize,
     },
-    /// The length prefix is too small to hold the version and the check (nothing was consumed).
+    /// The length prefix is too small to hold the version, the sequence number and the check (nothing was
+    /// consumed).
     #[error("peer frame of {0} bytes is too short for its header")]
     TooShort(usize),
     /// An unknown format version (the frame was consumed).
     #[error("unknown peer frame version {0} (this node speaks version {FRAME_VERSION}; is the peer running another Shoal release?)")]
     Version(u8),
-    /// The crc32 or the MAC does not match the body (the frame was consumed).
-    #[error("peer frame check failed (corrupt frame or a different cluster secret)")]
+    /// The crc32 or the MAC does not match (the frame was consumed): corrupt, forged, or from another link.
+    #[error("peer frame check failed (corrupt or forged frame, or one from another link)")]
     Check,
+    /// A verified frame with a sequence number already seen on this link: a replay (the frame was consumed).
+    #[error("replayed peer frame: sequence number {seq}, expected {expected}")]
+    Replayed {
+        /// The frame's sequence number.
+        seq: u64,
+        /// The next number this link expects.
+        expected: u64,
+    },
+    /// A verified frame with a sequence number ahead of the next expected one (the frame was consumed).
+    #[error("reordered peer frame: sequence number {seq}, expected {expected}")]
+    Reordered {
+        /// The frame's sequence number.
+        seq: u64,
+        /// The next number this link expects.
+        expected: u64,
+    },
     /// The body is not a valid MessagePack `Frame` (the frame was consumed).
     #[error("undecodable peer frame body: {0}")]
     Body(#[from] rmp_serde::decode::Error),
@@ -87,9 +105,6 @@ pub enum DecodeError {
     /// The body decoded but left bytes over (the frame was consumed).
     #[error("peer frame body has {0} trailing bytes")]
     Trailing(usize),
-    /// The body decoded to a frame with an invalid field (the frame was consumed).
-    #[error("invalid peer frame: {0}")]
-    Invalid(&'static str),
 }
 
 /// Why a frame could not be encoded; the output buffer is left as it was.
@@ -108,17 +123,20 @@ pub enum EncodeError {
     Body(#[from] rmp_serde::encode::Error),
 }
 
-/// Encodes and decodes frames for one node: its check (crc32 or MAC) and its size limit.
+/// Encodes or decodes the message frames of one direction of one link: its check (crc32 or a MAC under the
+/// link's session key), its size limit and its next sequence number.
 #[derive(Clone, Debug)]
 pub struct FrameCodec {
-    secret: Option<ClusterSecret>,
+    key: Option<SessionKey>,
     frame_bytes_max: usize,
+    next_seq: u64,
 }
 
 impl FrameCodec {
-    /// A codec that tags frames with `secret`, or checks them with crc32 without one.
-    pub fn new(secret: Option<ClusterSecret>) -> FrameCodec {
-        FrameCodec { secret, frame_bytes_max: FRAME_BYTES_MAX_DEFAULT }
+    /// A codec that MACs frames with the session key `key`, or checks them with crc32 without one; its first
+    /// frame is number 0.
+    pub fn new(key: Option<SessionKey>) -> FrameCodec {
+        FrameCodec { key, frame_bytes_max: FRAME_BYTES_MAX_DEFAULT, next_seq: 0 }
     }
 
     /// The same codec with a different frame limit (counted as the length field).
@@ -131,21 +149,28 @@ impl FrameCodec {
         self.frame_bytes_max
     }
 
+    /// The sequence number of the next frame encoded or accepted.
+    pub fn next_seq(&self) -> u64 {
+        self.next_seq
+    }
+
     /// Bytes of the check field: 4 (crc32) or `TAG_BYTES` (MAC).
     pub fn check_bytes(&self) -> usize {
-        if self.secret.is_some() {
+        if self.key.is_some() {
             TAG_BYTES
         } else {
             CRC_BYTES
         }
     }
 
-    /// Append one encoded frame to `dst`; returns its size on the wire.
-    pub fn encode(&self, frame: &Frame, dst: &mut BytesMut) -> Result<usize, EncodeError> {
+    /// Append one encoded frame, numbered with the next sequence number, to `dst`; returns its size on the
+    /// wire. A frame that fails to encode takes no number.
+    pub fn encode(&mut self, frame: &Frame, dst: &mut BytesMut) -> Result<usize, EncodeError> {
         let start = dst.len();
         let check_bytes = self.check_bytes();
         dst.put_u32(0);
         dst.put_u8(FRAME_VERSION);
+        dst.put_u64(self.next_seq);
         dst.put_bytes(0, check_bytes);
         let body_at = dst.len();
         if !hot::encode(frame, dst) {
@@ -162,23 +187,24 @@ impl FrameCodec {
         }
         let (head, body) = dst[start..].split_at_mut(body_at - start);
         head[..LEN_BYTES].copy_from_slice(&(len as u32).to_be_bytes());
-        let check = &mut head[LEN_BYTES + 1..];
-        match &self.secret {
-            None => check.copy_from_slice(&crc32fast::hash(body).to_be_bytes()),
-            Some(secret) => check.copy_from_slice(&secret.tag_parts(&[&[FRAME_VERSION], body])),
+        let (signed, check) = head[LEN_BYTES..].split_at_mut(1 + SEQ_BYTES);
+        match &self.key {
+            None => check.copy_from_slice(&crc(signed, body).to_be_bytes()),
+            Some(key) => check.copy_from_slice(&tag(key, signed, body)),
         }
+        self.next_seq += 1;
         Ok(LEN_BYTES + len)
     }
 
     /// Take one frame off the front of `src`: `Ok(None)` when `src` holds only part of one (nothing consumed).
-    pub fn decode(&self, src: &mut BytesMut) -> Result<Option<Frame>, DecodeError> {
+    pub fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Frame>, DecodeError> {
         let Some(prefix) = src.get(..LEN_BYTES) else { return Ok(None) };
         let len = u32::from_be_bytes(prefix.try_into().expect("four bytes")) as usize;
         if len > self.frame_bytes_max {
             return Err(DecodeError::TooLarge { len, max: self.frame_bytes_max });
         }
         let check_bytes = self.check_bytes();
-        if len < 1 + check_bytes {
+        if len < 1 + SEQ_BYTES + check_bytes {
             return Err(DecodeError::TooShort(len));
         }
         if src.len() < LEN_BYTES + len {
@@ -186,20 +212,54 @@ impl FrameCodec {
         }
         src.advance(LEN_BYTES);
         let frame = src.split_to(len);
-        let (version, rest) = (frame[0], &frame[1..]);
+        let version = frame[0];
         if version != FRAME_VERSION {
             return Err(DecodeError::Version(version));
         }
+        let (signed, rest) = frame.split_at(1 + SEQ_BYTES);
         let (check, body) = rest.split_at(check_bytes);
-        let valid = match &self.secret {
-            None => check == crc32fast::hash(body).to_be_bytes(),
-            Some(secret) => secret.verify_parts(&[&[FRAME_VERSION], body], check),
+        let valid = match &self.key {
+            None => check == crc(signed, body).to_be_bytes(),
+            Some(key) => {
+                let mut mac = key.mac();
+                mac.update(signed);
+                mac.update(body);
+                mac.verify_truncated_left(check).is_ok()
+            }
         };
         if !valid {
             return Err(DecodeError::Check);
         }
+        let seq = u64::from_be_bytes(signed[1..].try_into().expect("eight bytes"));
+        let expected = self.next_seq;
+        if seq < expected {
+            return Err(DecodeError::Replayed { seq, expected });
+        }
+        if seq > expected {
+            return Err(DecodeError::Reordered { seq, expected });
+        }
+        self.next_seq += 1;
         decode_body(body).map(Some)
     }
+}
+
+/// The crc32 of a frame's `version || seq` and body.
+fn crc(signed: &[u8], body: &[u8]) -> u32 {
+    let mut hasher = crc32fast::Hasher::new();
+    hasher.update(signed);
+    hasher.update(body);
+    hasher.finalize()
+}
+
+/// The truncated HMAC of a frame's `version || seq` and body under `key`.
+fn tag(key: &SessionKey, signed: &[u8], body: &[u8]) -> [u8; TAG_BYTES] {
+    let mut mac = key.mac();
+    mac.update(signed);
+    mac.update(body);
+    let full = mac.finalize().into_bytes();
+    let mut tag = [0u8; TAG_BYTES];
+    tag.copy_from_slice(&full[..TAG_BYTES]);
+    tag
 }
 
 /// Parse and validate a frame body that passed its check: a hand-coded hot message, or tag 0 and rmp-serde.
@@ -224,11 +284,6 @@ fn decode_rmp(body: &[u8]) -> Result<Frame, DecodeError> {
     );
     if !ended {
         return Err(DecodeError::Trailing(trailing_bytes(body)));
-    }
-    if let Frame::Hello { name, .. } = &frame {
-        if name.len() > NAME_BYTES_MAX {
-            return Err(DecodeError::Invalid("hello name longer than NAME_BYTES_MAX"));
-        }
     }
     Ok(frame)
 }

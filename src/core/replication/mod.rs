@@ -5,6 +5,7 @@ pub mod antientropy;
 pub mod codec;
 pub mod coordinator;
 pub mod handoff;
+pub mod handshake;
 pub mod levels;
 pub(crate) mod roster;
 mod sharing;
@@ -12,6 +13,7 @@ pub mod state;
 pub mod wire;
 
 pub use codec::{DecodeError, EncodeError, Frame, FrameCodec};
+pub use handshake::{Acceptor, Connector, Greeting, HandshakeError, SessionKey};
 pub use levels::{Consistency, Levels, UnknownLevel};
 pub use state::ReplicationStats;
 pub use wire::{AeKey, EntryKind, PeerMsg, WireEntry};

@@ -172,6 +172,8 @@ pub struct ReplicationStats {
     pub ae_bytes_sent: u64,
     /// Keys handed off to new owners and dropped here.
     pub handoff_dropped: u64,
+    /// Peer messages dropped because their sender is not a live member under that name and address.
+    pub peer_unknown_sender: u64,
 }
 
 /// The replication state of a clustered node.

@@ -1,10 +1,14 @@
 //! One outbound link: the task that owns this node's connection to one peer and writes its queue to it.
 //!
-//! The task connects lazily, when a message is waiting, sends `Hello`, then drains its queue into one buffer
-//! per write (at most `batch_bytes_max`, or a single larger frame). While idle it watches the socket so a peer
-//! that closes or resets is noticed before the next write. Every failure is reported once as `PeerLost`, with
-//! whatever was queued dropped (the node fails those requests over); the next message reconnects after the
-//! backoff. The task ends when the transport drops the queue's sender.
+//! The task connects lazily, when a message is waiting, and runs the connector's side of the handshake within
+//! `handshake_timeout_ms`: it sends `Hello` with a fresh nonce, reads the acceptor's `Challenge`, checks its
+//! proof and that the acceptor claims the very address dialed, and sends `Finish`; the frames that follow are
+//! numbered from 0 and MACed under the session key (one `FrameCodec` per connection). It then drains its queue
+//! into one buffer per write (at most `batch_bytes_max`, or a single larger frame). While idle it watches the
+//! socket so a peer that closes or resets is noticed before the next write. Every failure is reported once as
+//! `PeerLost`, with whatever was queued dropped (the node fails those requests over); the next message
+//! reconnects (a new handshake, a new key) after the backoff. The task ends when the transport drops the
+//! queue's sender.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -12,15 +16,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::weight::weight;
-use super::{PeerConfig, Shared, ToNode};
-use crate::core::replication::{Frame, PeerMsg};
+use super::{nonce, PeerConfig, PeerStream, Shared, ToNode};
+use crate::core::replication::codec::LEN_BYTES;
+use crate::core::replication::handshake::HANDSHAKE_BYTES_MAX;
+use crate::core::replication::{Connector, Frame, FrameCodec, Greeting, PeerMsg};
 
 /// Start the link to `peer`; returns the handle that queues messages for it.
 pub(super) fn spawn(peer: SocketAddr, shared: Arc<Shared>) -> Handle {
@@ -103,10 +108,12 @@ impl Handle {
     }
 }
 
-/// An open connection: we only write; reads exist to notice the peer closing.
+/// An open, authenticated connection: we only write; reads exist to notice the peer closing.
 struct Conn {
-    rd: OwnedReadHalf,
-    wr: OwnedWriteHalf,
+    rd: ReadHalf<Box<dyn PeerStream>>,
+    wr: WriteHalf<Box<dyn PeerStream>>,
+    /// Numbers and MACs this connection's frames under its session key.
+    codec: FrameCodec,
 }
 
 struct Link {
@@ -201,21 +208,57 @@ impl Link {
         self.take(msg)
     }
 
-    /// Connect with a timeout and send `Hello`.
+    /// Connect with a timeout, then run the handshake within its own timeout.
     async fn connect(&self) -> std::io::Result<Conn> {
         let config = &self.shared.config;
         let timeout = Duration::from_millis(config.connect_timeout_ms);
-        let stream = tokio::time::timeout(timeout, TcpStream::connect(self.peer))
+        let tcp = tokio::time::timeout(timeout, TcpStream::connect(self.peer))
             .await
             .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out"))??;
-        stream.set_nodelay(true)?;
-        let (rd, wr) = stream.into_split();
-        let mut conn = Conn { rd, wr };
-        let mut hello = BytesMut::new();
-        let frame = Frame::Hello { from: config.advertise, name: config.name.clone() };
-        self.shared.codec.encode(&frame, &mut hello).map_err(std::io::Error::other)?;
-        conn.wr.write_all(&hello).await?;
-        Ok(conn)
+        tcp.set_nodelay(true)?;
+        // Where a TLS client stream would wrap the TCP one (`--tls-cluster`).
+        let mut stream: Box<dyn PeerStream> = Box::new(tcp);
+        let timeout = Duration::from_millis(config.handshake_timeout_ms);
+        let codec = match tokio::time::timeout(timeout, self.handshake(&mut stream)).await {
+            Ok(Ok(codec)) => codec,
+            Ok(Err(e)) => {
+                self.shared.stats.handshakes_failed.fetch_add(1, Ordering::Relaxed);
+                return Err(e);
+            }
+            Err(_) => {
+                self.shared.stats.handshakes_failed.fetch_add(1, Ordering::Relaxed);
+                return Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "handshake timed out"));
+            }
+        };
+        let (rd, wr) = tokio::io::split(stream);
+        Ok(Conn { rd, wr, codec })
+    }
+
+    /// The connector's side of the handshake; returns the codec of the link's frames.
+    async fn handshake(&self, stream: &mut Box<dyn PeerStream>) -> std::io::Result<FrameCodec> {
+        let config = &self.shared.config;
+        let me = Greeting { from: config.advertise, name: config.name.clone(), nonce: nonce()? };
+        let (connector, hello) = Connector::new(config.secret.clone(), &me);
+        stream.write_all(&hello).await?;
+        let mut buf = BytesMut::with_capacity(LEN_BYTES + HANDSHAKE_BYTES_MAX);
+        let accepted = loop {
+            match connector.challenge(&mut buf) {
+                Ok(Some(accepted)) => break accepted,
+                Ok(None) => {}
+                Err(e) => return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, e)),
+            }
+            // The challenge is at most a handshake frame: never read more than that.
+            let room = (LEN_BYTES + HANDSHAKE_BYTES_MAX).saturating_sub(buf.len()) as u64;
+            if (&mut *stream).take(room).read_buf(&mut buf).await? == 0 {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+        };
+        if accepted.peer.from != self.peer {
+            let why = format!("peer at {} says it is {} ({})", self.peer, accepted.peer.from, accepted.peer.name);
+            return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, why));
+        }
+        stream.write_all(&accepted.finish).await?;
+        Ok(FrameCodec::new(accepted.key).with_frame_bytes_max(config.frame_bytes_max))
     }
 
     /// Encode `first` and whatever else is queued into `buf`, up to the batch size; returns the frames added.
@@ -233,8 +276,9 @@ impl Link {
     }
 
     /// Append one message's frame; a message too large to frame is dropped, counted and logged.
-    fn encode(&self, msg: PeerMsg, buf: &mut BytesMut) -> bool {
-        match self.shared.codec.encode(&Frame::Msg(msg), buf) {
+    fn encode(&mut self, msg: PeerMsg, buf: &mut BytesMut) -> bool {
+        let Some(conn) = self.conn.as_mut() else { return false };
+        match conn.codec.encode(&Frame::Msg(msg), buf) {
             Ok(_) => true,
             Err(e) => {
                 self.shared.stats.frames_dropped.fetch_add(1, Ordering::Relaxed);

@@ -1,5 +1,6 @@
 //! Transport tests on loopback with ephemeral ports: delivery with the sender's address, exactly one `PeerLost`
-//! per failure, drops on a full queue, and bad connections closed without harm to the others.
+//! per failure, drops on a full queue, bad connections closed without harm to the others, and the handshake
+//! and sequence rules driven by hand (the test knows the secret) against a real listener.
 
 use std::time::Duration;
 
@@ -8,7 +9,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::*;
-use crate::core::replication::{Frame, WireEntry};
+use crate::core::replication::codec::LEN_BYTES;
+use crate::core::replication::handshake::HANDSHAKE_BYTES_MAX;
+use crate::core::replication::{Connector, Frame, FrameCodec, Greeting, WireEntry};
 
 /// One transport with its listener, its node-side queue and its shutdown switch.
 struct Node {
@@ -30,8 +33,8 @@ impl Inbox {
             return Some(event);
         }
         match self.rx.recv().await? {
-            ToNode::Peers { from, msgs } => {
-                self.ready.extend(msgs.into_iter().map(|msg| ToNode::Peer { from, msg }));
+            ToNode::Peers { from, name, msgs } => {
+                self.ready.extend(msgs.into_iter().map(|msg| ToNode::Peer { from, name: name.clone(), msg }));
                 self.ready.pop_front()
             }
             event => Some(event),
@@ -89,8 +92,9 @@ async fn messages_arrive_in_order_from_the_senders_cluster_address() {
     }
     for id in 0..1_000 {
         match next(&mut b.rx).await {
-            ToNode::Peer { from, msg } => {
+            ToNode::Peer { from, name, msg } => {
                 assert_eq!(from, a.addr);
+                assert_eq!(&*name, format!("n{}", a.addr.port()), "the name the handshake carried");
                 assert_eq!(msg, ack(id));
             }
             other => panic!("unexpected {other:?}"),
@@ -98,7 +102,7 @@ async fn messages_arrive_in_order_from_the_senders_cluster_address() {
     }
     // And back: b answers over its own link to a.
     b.transport.send(a.addr, ack(7));
-    assert!(matches!(next(&mut a.rx).await, ToNode::Peer { from, msg } if from == b.addr && msg == ack(7)));
+    assert!(matches!(next(&mut a.rx).await, ToNode::Peer { from, msg, .. } if from == b.addr && msg == ack(7)));
     let (sa, sb) = (a.transport.stats().snapshot(), b.transport.stats().snapshot());
     assert_eq!((sa.frames_sent, sa.connects, sa.frames_dropped), (1_000, 1, 0));
     assert_eq!(sb.frames_received, 1_000);
@@ -131,7 +135,7 @@ async fn a_peer_that_comes_back_is_reached_on_the_next_message() {
     assert!(matches!(next(&mut a.rx).await, ToNode::PeerLost { peer } if peer == addr));
     let mut b = node_at(addr, |_| {}).await;
     a.transport.send(addr, ack(2));
-    assert!(matches!(next(&mut b.rx).await, ToNode::Peer { from, msg } if from == a.addr && msg == ack(2)));
+    assert!(matches!(next(&mut b.rx).await, ToNode::Peer { from, msg, .. } if from == a.addr && msg == ack(2)));
     // Restarted again: the old connection's close is one PeerLost, then the next message reconnects.
     b.shutdown.send(true).unwrap();
     drop(b);
@@ -188,55 +192,149 @@ async fn the_byte_budget_bounds_a_queue_of_large_messages() {
     drop(b);
 }
 
+/// Run the connector's side of the handshake by hand on `stream` as `from`, with `secret`; returns the codec
+/// of the frames that follow, or `None` when the listener closed the connection instead of answering.
+async fn handshake(stream: &mut TcpStream, secret: Option<ClusterSecret>, from: SocketAddr) -> Option<FrameCodec> {
+    let me = Greeting { from, name: format!("n{}", from.port()), nonce: nonce().unwrap() };
+    let (connector, hello) = Connector::new(secret, &me);
+    stream.write_all(&hello).await.ok()?;
+    let mut buf = BytesMut::new();
+    loop {
+        if let Some(accepted) = connector.challenge(&mut buf).expect("a valid challenge") {
+            stream.write_all(&accepted.finish).await.ok()?;
+            return Some(FrameCodec::new(accepted.key));
+        }
+        let read = tokio::time::timeout(Duration::from_secs(2), stream.read_buf(&mut buf)).await;
+        if !matches!(read, Ok(Ok(n)) if n > 0) {
+            return None;
+        }
+    }
+}
+
+/// `msgs` as frames of `codec`, appended to `bytes`.
+fn frames(codec: &mut FrameCodec, msgs: &[PeerMsg], bytes: &mut BytesMut) {
+    for msg in msgs {
+        codec.encode(&Frame::Msg(msg.clone()), bytes).unwrap();
+    }
+}
+
 #[tokio::test]
 async fn garbage_and_bad_frames_close_only_their_connection() {
     let mut a = node().await;
     let mut b = node().await;
-    let codec = FrameCodec::new(None);
 
-    // Not a peer at all: an HTTP request reads as an oversized length prefix.
+    // Not a peer at all: an HTTP request reads as an oversized handshake length prefix.
     let mut http = TcpStream::connect(b.addr).await.unwrap();
     http.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
     assert!(closed(&mut http).await);
 
-    // A valid hello, then a frame with a broken check.
+    // A valid handshake, then a frame with a broken check.
     let mut forged = TcpStream::connect(b.addr).await.unwrap();
+    let mut codec = handshake(&mut forged, None, a.addr).await.expect("handshake");
     let mut bytes = BytesMut::new();
-    codec.encode(&Frame::Hello { from: "127.0.0.1:1".parse().unwrap(), name: "x".into() }, &mut bytes).unwrap();
-    let at = bytes.len();
-    codec.encode(&Frame::Msg(ack(1)), &mut bytes).unwrap();
-    bytes[at + 6] ^= 0xff;
+    frames(&mut codec, &[ack(1)], &mut bytes);
+    bytes[LEN_BYTES + 1 + 8] ^= 0xff;
     forged.write_all(&bytes).await.unwrap();
     assert!(closed(&mut forged).await);
 
-    // A message before any hello.
+    // A message before any handshake.
     let mut rude = TcpStream::connect(b.addr).await.unwrap();
     let mut bytes = BytesMut::new();
-    codec.encode(&Frame::Msg(ack(2)), &mut bytes).unwrap();
+    frames(&mut FrameCodec::new(None), &[ack(2)], &mut bytes);
     rude.write_all(&bytes).await.unwrap();
     assert!(closed(&mut rude).await);
 
-    assert_eq!(b.transport.stats().snapshot().frames_bad, 3);
+    let stats = b.transport.stats().snapshot();
+    assert_eq!((stats.handshakes_failed, stats.frames_forged), (2, 1), "{stats:?}");
     assert!(quiet(&mut b.rx, 50).await, "nothing from bad connections reached the node");
     // A well-behaved peer is unaffected.
     a.transport.send(b.addr, ack(3));
-    assert!(matches!(next(&mut b.rx).await, ToNode::Peer { from, msg } if from == a.addr && msg == ack(3)));
+    assert!(matches!(next(&mut b.rx).await, ToNode::Peer { from, msg, .. } if from == a.addr && msg == ack(3)));
     assert!(quiet(&mut a.rx, 50).await);
 }
 
 #[tokio::test]
-async fn silent_and_surplus_connections_are_closed() {
-    let b = node_with(|c| {
-        c.hello_timeout_ms = 100;
-        c.inbound_max = 1;
-    })
-    .await;
-    let mut silent = TcpStream::connect(b.addr).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(20)).await;
-    let mut surplus = TcpStream::connect(b.addr).await.unwrap();
-    assert!(closed(&mut surplus).await, "beyond inbound_max");
-    assert!(closed(&mut silent).await, "no hello within the timeout");
-    assert_eq!(b.transport.stats().snapshot().frames_bad, 1);
+async fn a_megabyte_handshake_is_closed_at_once_and_the_preauth_buffer_is_small() {
+    let b = node_with(|c| c.handshake_timeout_ms = 60_000).await;
+    // The length prefix alone of a 1 MB "hello" closes the connection, long before any timeout.
+    let mut big = TcpStream::connect(b.addr).await.unwrap();
+    big.write_all(&(1u32 << 20).to_be_bytes()).await.unwrap();
+    let _ = big.write_all(&vec![0u8; 64 * 1024]).await;
+    assert!(closed(&mut big).await, "closed within two seconds, not after the 60 s handshake timeout");
+    // Small frames that never form a handshake are not buffered beyond PREAUTH_BYTES_MAX: a valid-looking
+    // length prefix is refused at HANDSHAKE_BYTES_MAX + 1 already.
+    let mut just_over = TcpStream::connect(b.addr).await.unwrap();
+    just_over.write_all(&((HANDSHAKE_BYTES_MAX + 1) as u32).to_be_bytes()).await.unwrap();
+    assert!(closed(&mut just_over).await);
+    assert_eq!(b.transport.stats().snapshot().handshakes_failed, 2);
+}
+
+#[tokio::test]
+async fn replayed_and_reordered_frames_are_rejected_and_counted() {
+    let secret = || Some(ClusterSecret::from_bytes(&[5; 32]).unwrap());
+    let mut b = node_with(|c| c.secret = secret()).await;
+    let sender: SocketAddr = "127.0.0.1:1".parse().unwrap();
+
+    // Frame 0 is delivered; the same bytes again on the same connection are a replay.
+    let mut conn = TcpStream::connect(b.addr).await.unwrap();
+    let mut codec = handshake(&mut conn, secret(), sender).await.expect("the secret opens the link");
+    let mut first = BytesMut::new();
+    frames(&mut codec, &[PeerMsg::FlushAll], &mut first);
+    conn.write_all(&first).await.unwrap();
+    assert!(matches!(next(&mut b.rx).await, ToNode::Peer { from, msg: PeerMsg::FlushAll, .. } if from == sender));
+    conn.write_all(&first).await.unwrap();
+    assert!(closed(&mut conn).await);
+    assert!(quiet(&mut b.rx, 50).await, "the replay reached nothing");
+    assert_eq!(b.transport.stats().snapshot().frames_replayed, 1);
+
+    // Frame 1 without frame 0 on a fresh link: reordered.
+    let mut conn = TcpStream::connect(b.addr).await.unwrap();
+    let mut codec = handshake(&mut conn, secret(), sender).await.unwrap();
+    let (mut zero, mut one) = (BytesMut::new(), BytesMut::new());
+    frames(&mut codec, &[ack(0)], &mut zero);
+    frames(&mut codec, &[ack(1)], &mut one);
+    conn.write_all(&one).await.unwrap();
+    assert!(closed(&mut conn).await);
+    assert_eq!(b.transport.stats().snapshot().frames_reordered, 1);
+
+    // A frame of one link spliced into another (another session key) does not verify.
+    let mut conn = TcpStream::connect(b.addr).await.unwrap();
+    handshake(&mut conn, secret(), sender).await.unwrap();
+    conn.write_all(&zero).await.unwrap();
+    assert!(closed(&mut conn).await);
+    assert_eq!(b.transport.stats().snapshot().frames_forged, 1);
+    assert!(quiet(&mut b.rx, 50).await);
+}
+
+#[tokio::test]
+async fn a_recorded_link_replayed_on_a_new_connection_is_refused() {
+    let secret = || Some(ClusterSecret::from_bytes(&[6; 32]).unwrap());
+    let mut b = node_with(|c| c.secret = secret()).await;
+    let sender: SocketAddr = "127.0.0.1:2".parse().unwrap();
+    // Record everything a real connector writes on one link: hello, finish, one FlushAll.
+    let mut conn = TcpStream::connect(b.addr).await.unwrap();
+    let me = Greeting { from: sender, name: "n2".into(), nonce: nonce().unwrap() };
+    let (connector, hello) = Connector::new(secret(), &me);
+    conn.write_all(&hello).await.unwrap();
+    let mut buf = BytesMut::new();
+    let accepted = loop {
+        conn.read_buf(&mut buf).await.unwrap();
+        if let Some(accepted) = connector.challenge(&mut buf).unwrap() {
+            break accepted;
+        }
+    };
+    let mut recorded = hello.clone();
+    recorded.extend_from_slice(&accepted.finish);
+    let mut codec = FrameCodec::new(accepted.key);
+    frames(&mut codec, &[PeerMsg::FlushAll], &mut recorded);
+    conn.write_all(&recorded[hello.len()..]).await.unwrap();
+    assert!(matches!(next(&mut b.rx).await, ToNode::Peer { msg: PeerMsg::FlushAll, .. }));
+    // The whole recording, replayed on a new connection: the acceptor's nonce is new, the old finish fails.
+    let mut replay = TcpStream::connect(b.addr).await.unwrap();
+    replay.write_all(&recorded).await.unwrap();
+    assert!(closed(&mut replay).await);
+    assert!(quiet(&mut b.rx, 100).await, "the replayed FlushAll never reached the node");
+    assert_eq!(b.transport.stats().snapshot().handshakes_failed, 1);
 }
 
 #[tokio::test]
@@ -248,10 +346,17 @@ async fn a_different_cluster_secret_is_refused() {
     keyed.transport.send(same.addr, ack(1));
     assert!(matches!(next(&mut same.rx).await, ToNode::Peer { msg, .. } if msg == ack(1)));
     keyed.transport.send(other.addr, ack(2));
-    // The receiver closes the connection at the hello; the sender sees its link fail.
+    // The connector refuses the challenge (its proof does not verify), and the acceptor sees its connection
+    // close before the finish; the sender sees its link fail.
     assert!(matches!(next(&mut keyed.rx).await, ToNode::PeerLost { peer } if peer == other.addr));
     assert!(quiet(&mut other.rx, 50).await);
-    assert_eq!(other.transport.stats().snapshot().frames_bad, 1);
+    assert_eq!(keyed.transport.stats().snapshot().handshakes_failed, 1);
+    // And a node without a secret is refused by one with a secret, in both directions.
+    let mut plain = node().await;
+    plain.transport.send(same.addr, ack(3));
+    assert!(matches!(next(&mut plain.rx).await, ToNode::PeerLost { peer } if peer == same.addr));
+    assert!(eventually_count(|| same.transport.stats().snapshot().handshakes_failed == 1).await);
+    assert!(quiet(&mut same.rx, 50).await);
 }
 
 #[tokio::test]
@@ -284,6 +389,17 @@ async fn a_peer_that_stops_reading_does_not_hold_up_the_others() {
     }
     assert!(a.transport.stats().snapshot().frames_dropped > 0, "the stuck peer's queue overflowed");
     drop(stuck);
+}
+
+/// Whether `check` holds within two seconds (polled).
+async fn eventually_count(check: impl Fn() -> bool) -> bool {
+    for _ in 0..200 {
+        if check() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    false
 }
 
 /// Whether the other side closes `stream` within two seconds.

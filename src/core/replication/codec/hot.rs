@@ -41,7 +41,7 @@ pub const TAG_FORWARD_REPLY: u8 = 7;
 /// Write the hand-coded body of `frame` (tag first) and return true, or write nothing and return false when
 /// the frame is not one of the hot shapes.
 pub fn encode(frame: &Frame, dst: &mut BytesMut) -> bool {
-    let Frame::Msg(msg) = frame else { return false };
+    let Frame::Msg(msg) = frame;
     match msg {
         PeerMsg::Put { id, entries, hint_for } => {
             dst.put_u8(TAG_PUT);

@@ -1,5 +1,5 @@
-//! Peer frame tests: hand-built frames for every error, streaming in pieces, and a round trip of arbitrary
-//! messages with and without a cluster secret.
+//! Peer frame tests: hand-built frames for every error, streaming in pieces, the sequence rule, and a round
+//! trip of arbitrary messages with and without a session key.
 
 use bytes::Bytes;
 use proptest::prelude::*;
@@ -13,12 +13,13 @@ use crate::core::reply::Reply;
 use crate::core::version::{NodeId, Version};
 use crate::core::vversion::VersionVector;
 
-fn secret(byte: u8) -> Option<ClusterSecret> {
-    Some(ClusterSecret::from_bytes(&[byte; 32]).expect("long enough"))
+fn secret(byte: u8) -> Option<SessionKey> {
+    Some(SessionKey::from_bytes(&[byte; 32]))
 }
 
+/// A frame without a hand-written encoding (tag 0, rmp-serde).
 fn hello() -> Frame {
-    Frame::Hello { from: "127.0.0.1:7946".parse().unwrap(), name: "a".into() }
+    Frame::Msg(PeerMsg::AePull { keys: vec![Bytes::from_static(b"a")] })
 }
 
 fn put() -> Frame {
@@ -28,15 +29,17 @@ fn put() -> Frame {
     Frame::Msg(PeerMsg::Put { id: 9, entries: vec![(Bytes::from_static(b"k"), entry)], hint_for: None })
 }
 
+/// `frames` as a fresh sender (a copy of `codec`, from sequence number 0) writes them.
 fn encoded(codec: &FrameCodec, frames: &[Frame]) -> BytesMut {
+    let mut tx = codec.clone();
     let mut buf = BytesMut::new();
     for f in frames {
-        codec.encode(f, &mut buf).expect("encodes");
+        tx.encode(f, &mut buf).expect("encodes");
     }
     buf
 }
 
-fn decode_all(codec: &FrameCodec, buf: &mut BytesMut) -> Result<Vec<Frame>, DecodeError> {
+fn decode_all(codec: &mut FrameCodec, buf: &mut BytesMut) -> Result<Vec<Frame>, DecodeError> {
     let mut out = Vec::new();
     while let Some(f) = codec.decode(buf)? {
         out.push(f);
@@ -49,9 +52,36 @@ fn frames_round_trip_back_to_back() {
     for codec in [FrameCodec::new(None), FrameCodec::new(secret(1))] {
         let frames = vec![hello(), put(), Frame::Msg(PeerMsg::PutAck { id: 9 }), Frame::Msg(PeerMsg::FlushAll)];
         let mut buf = encoded(&codec, &frames);
-        assert_eq!(decode_all(&codec, &mut buf).unwrap(), frames);
+        assert_eq!(decode_all(&mut codec.clone(), &mut buf).unwrap(), frames);
         assert!(buf.is_empty());
     }
+}
+
+#[test]
+fn only_the_next_sequence_number_is_accepted() {
+    for codec in [FrameCodec::new(None), FrameCodec::new(secret(1))] {
+        let frames: Vec<Frame> = (0..4).map(|id| Frame::Msg(PeerMsg::PutAck { id })).collect();
+        let whole = encoded(&codec, &frames);
+        let size = whole.len() / 4;
+        let frame = |i: usize| BytesMut::from(&whole[i * size..(i + 1) * size]);
+        let mut rx = codec.clone();
+        assert_eq!(rx.decode(&mut frame(0)).unwrap(), Some(frames[0].clone()));
+        assert_eq!(rx.decode(&mut frame(1)).unwrap(), Some(frames[1].clone()));
+        // The same frame again, or an older one: a replay.
+        assert!(matches!(rx.decode(&mut frame(1)), Err(DecodeError::Replayed { seq: 1, expected: 2 })));
+        assert!(matches!(rx.decode(&mut frame(0)), Err(DecodeError::Replayed { seq: 0, expected: 2 })));
+        // Skipping one: reordered (or dropped) frames.
+        assert!(matches!(rx.decode(&mut frame(3)), Err(DecodeError::Reordered { seq: 3, expected: 2 })));
+        assert_eq!(rx.decode(&mut frame(2)).unwrap(), Some(frames[2].clone()));
+        assert_eq!(rx.next_seq(), 3);
+        // A frame whose sequence number was rewritten does not verify.
+        let mut rewritten = frame(3);
+        rewritten[LEN_BYTES + SEQ_BYTES] ^= 1;
+        assert!(matches!(codec.clone().decode(&mut rewritten), Err(DecodeError::Check)));
+    }
+    // A frame from another link (another session key) does not verify: a splice.
+    let spliced = encoded(&FrameCodec::new(secret(2)), &[put()]);
+    assert!(matches!(FrameCodec::new(secret(1)).decode(&mut spliced.clone()), Err(DecodeError::Check)));
 }
 
 #[test]
@@ -61,13 +91,20 @@ fn header_layout() {
     let len = u32::from_be_bytes(buf[..4].try_into().unwrap()) as usize;
     assert_eq!(len, buf.len() - LEN_BYTES);
     assert_eq!(buf[4], FRAME_VERSION);
-    let body = &buf[LEN_BYTES + 1 + CRC_BYTES..];
-    assert_eq!(&buf[5..9], &crc32fast::hash(body).to_be_bytes());
+    assert_eq!(&buf[5..13], &0u64.to_be_bytes(), "the first frame of a link is number 0");
+    let head = LEN_BYTES + 1 + SEQ_BYTES;
+    let body = &buf[head + CRC_BYTES..];
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(&buf[LEN_BYTES..head]);
+    crc.update(body);
+    assert_eq!(&buf[head..head + CRC_BYTES], &crc.finalize().to_be_bytes());
     assert_eq!(body, [hot::TAG_PUT_ACK, 1]);
+    let two = encoded(&codec, &[Frame::Msg(PeerMsg::PutAck { id: 1 }), Frame::Msg(PeerMsg::PutAck { id: 1 })]);
+    assert_eq!(&two[buf.len() + 5..buf.len() + 13], &1u64.to_be_bytes(), "then number 1");
     // A frame without a hand-written encoding is tag 0 and rmp-serde.
     let buf = encoded(&codec, &[hello()]);
-    assert_eq!(buf[LEN_BYTES + 1 + CRC_BYTES], hot::TAG_RMP);
-    assert_eq!(&buf[LEN_BYTES + 2 + CRC_BYTES..], rmp_serde::to_vec(&hello()).unwrap());
+    assert_eq!(buf[head + CRC_BYTES], hot::TAG_RMP);
+    assert_eq!(&buf[head + CRC_BYTES + 1..], rmp_serde::to_vec(&hello()).unwrap());
     assert_eq!(FrameCodec::new(secret(1)).check_bytes(), TAG_BYTES);
 }
 
@@ -78,9 +115,10 @@ fn partial_frames_wait_for_more_bytes() {
     // Feed byte by byte: never an error, each frame appears exactly when its last byte arrives.
     let mut buf = BytesMut::new();
     let mut got = Vec::new();
+    let mut rx = codec.clone();
     for &b in whole.iter() {
         buf.put_u8(b);
-        if let Some(f) = codec.decode(&mut buf).unwrap() {
+        if let Some(f) = rx.decode(&mut buf).unwrap() {
             got.push(f);
         }
     }
@@ -90,13 +128,14 @@ fn partial_frames_wait_for_more_bytes() {
 
 #[test]
 fn oversized_frames_are_refused_on_both_sides() {
-    let small = FrameCodec::new(None).with_frame_bytes_max(16);
+    let mut small = FrameCodec::new(None).with_frame_bytes_max(24);
     let mut buf = BytesMut::new();
     assert!(matches!(small.encode(&put(), &mut buf), Err(EncodeError::TooLarge { .. })));
     assert!(buf.is_empty(), "a refused frame leaves nothing behind");
+    assert_eq!(small.next_seq(), 0, "and takes no sequence number");
     // The receiver refuses on the prefix alone, before the body arrives.
     let mut buf = BytesMut::from(&[0, 0, 1, 0][..]);
-    assert!(matches!(small.decode(&mut buf), Err(DecodeError::TooLarge { len: 256, max: 16 })));
+    assert!(matches!(small.decode(&mut buf), Err(DecodeError::TooLarge { len: 256, max: 24 })));
     let mut buf = BytesMut::from(&[0xff, 0xff, 0xff, 0xff][..]);
     assert!(matches!(FrameCodec::new(None).decode(&mut buf), Err(DecodeError::TooLarge { .. })));
 }
@@ -104,35 +143,31 @@ fn oversized_frames_are_refused_on_both_sides() {
 #[test]
 fn malformed_frames_get_typed_errors() {
     let codec = FrameCodec::new(None);
-    let mut short = BytesMut::from(&[0, 0, 0, 2, 1, 0][..]);
-    assert!(matches!(codec.decode(&mut short), Err(DecodeError::TooShort(2))));
+    let mut short = BytesMut::from(&[0, 0, 0, 12, 1, 0][..]);
+    assert!(matches!(codec.clone().decode(&mut short), Err(DecodeError::TooShort(12))));
 
     let mut bad_version = encoded(&codec, &[put()]);
-    bad_version[4] = 3;
-    assert!(matches!(codec.decode(&mut bad_version), Err(DecodeError::Version(3))));
+    bad_version[4] = 2;
+    assert!(matches!(codec.clone().decode(&mut bad_version), Err(DecodeError::Version(2))));
 
     let mut flipped = encoded(&codec, &[put()]);
     let last = flipped.len() - 1;
     flipped[last] ^= 0x40;
-    assert!(matches!(codec.decode(&mut flipped), Err(DecodeError::Check)));
+    assert!(matches!(codec.clone().decode(&mut flipped), Err(DecodeError::Check)));
 
     // A valid check over a body that is not a frame.
     let mut garbage = frame_with_body(&[hot::TAG_RMP, 0xc1]);
-    assert!(matches!(codec.decode(&mut garbage), Err(DecodeError::Body(_))));
+    assert!(matches!(codec.clone().decode(&mut garbage), Err(DecodeError::Body(_))));
     let mut empty = frame_with_body(&[hot::TAG_RMP]);
-    assert!(matches!(codec.decode(&mut empty), Err(DecodeError::Body(_))));
+    assert!(matches!(codec.clone().decode(&mut empty), Err(DecodeError::Body(_))));
     let mut no_tag = frame_with_body(&[]);
-    assert!(matches!(codec.decode(&mut no_tag), Err(DecodeError::Malformed(_))));
+    assert!(matches!(codec.clone().decode(&mut no_tag), Err(DecodeError::Malformed(_))));
     let mut unknown_tag = frame_with_body(&[0xee, 1]);
-    assert!(matches!(codec.decode(&mut unknown_tag), Err(DecodeError::Malformed(_))));
+    assert!(matches!(codec.clone().decode(&mut unknown_tag), Err(DecodeError::Malformed(_))));
 
     let mut body = rmp_body(&put());
     body.push(0);
-    assert!(matches!(codec.decode(&mut frame_with_body(&body)), Err(DecodeError::Trailing(1))));
-
-    let long = Frame::Hello { from: "127.0.0.1:1".parse().unwrap(), name: "n".repeat(NAME_BYTES_MAX + 1) };
-    let mut long = frame_with_body(&rmp_body(&long));
-    assert!(matches!(codec.decode(&mut long), Err(DecodeError::Invalid(_))));
+    assert!(matches!(codec.clone().decode(&mut frame_with_body(&body)), Err(DecodeError::Trailing(1))));
 }
 
 #[test]
@@ -161,8 +196,21 @@ fn old_version_frames_are_refused() {
     old.put_slice(&body);
     let err = FrameCodec::new(None).decode(&mut old).unwrap_err();
     assert!(matches!(err, DecodeError::Version(1)));
-    assert!(err.to_string().contains("speaks version 2"), "{err}");
+    assert!(err.to_string().contains("speaks version 3"), "{err}");
     assert!(old.is_empty(), "the refused frame is consumed");
+}
+
+#[test]
+fn version_2_frames_are_refused() {
+    // Version 2: no sequence number, a MAC keyed by the cluster secret itself (here a crc32 over the body).
+    let body = [hot::TAG_PUT_ACK, 1];
+    let mut old = BytesMut::new();
+    old.put_u32((1 + CRC_BYTES + 8 + body.len()) as u32);
+    old.put_u8(2);
+    old.put_u32(crc32fast::hash(&body));
+    old.put_bytes(0, 8);
+    old.put_slice(&body);
+    assert!(matches!(FrameCodec::new(None).decode(&mut old), Err(DecodeError::Version(2))));
 }
 
 #[test]
@@ -180,8 +228,8 @@ fn hot_messages_are_hand_coded() {
         (Frame::Msg(PeerMsg::ForwardReply { id: 1, reply: Reply::Array(vec![]) }), hot::TAG_RMP),
     ] {
         let mut buf = encoded(&codec, std::slice::from_ref(&frame));
-        assert_eq!(buf[LEN_BYTES + 1 + CRC_BYTES], tag, "{frame:?}");
-        assert_eq!(codec.decode(&mut buf).unwrap(), Some(frame));
+        assert_eq!(buf[LEN_BYTES + 1 + SEQ_BYTES + CRC_BYTES], tag, "{frame:?}");
+        assert_eq!(codec.clone().decode(&mut buf).unwrap(), Some(frame));
     }
 }
 
@@ -205,21 +253,21 @@ fn truncated_or_corrupted_hot_bodies_are_refused() {
     ];
     for frame in frames {
         let whole = encoded(&codec, std::slice::from_ref(&frame));
-        let body = &whole[LEN_BYTES + 1 + CRC_BYTES..];
+        let body = &whole[LEN_BYTES + 1 + SEQ_BYTES + CRC_BYTES..];
         // Every strict prefix (with a valid crc32) is refused, never read past its end.
         for cut in 0..body.len() {
-            assert!(codec.decode(&mut frame_with_body(&body[..cut])).is_err(), "{frame:?} cut at {cut}");
+            assert!(codec.clone().decode(&mut frame_with_body(&body[..cut])).is_err(), "{frame:?} cut at {cut}");
         }
         let mut longer = body.to_vec();
         longer.push(0);
-        assert!(matches!(codec.decode(&mut frame_with_body(&longer)), Err(DecodeError::Trailing(1))));
+        assert!(matches!(codec.clone().decode(&mut frame_with_body(&longer)), Err(DecodeError::Trailing(1))));
         // Any single corrupted byte either is refused or decodes to a frame that round trips.
         for i in 0..body.len() {
             let mut bad = body.to_vec();
             bad[i] ^= 0xff;
-            if let Ok(Some(f)) = codec.decode(&mut frame_with_body(&bad)) {
+            if let Ok(Some(f)) = codec.clone().decode(&mut frame_with_body(&bad)) {
                 let mut again = encoded(&codec, std::slice::from_ref(&f));
-                assert_eq!(codec.decode(&mut again).unwrap(), Some(f));
+                assert_eq!(codec.clone().decode(&mut again).unwrap(), Some(f));
             }
         }
     }
@@ -229,13 +277,13 @@ fn truncated_or_corrupted_hot_bodies_are_refused() {
         .copied()
         .chain([0, 0, 0, 0, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0, 1, 0])
         .collect::<Vec<u8>>();
-    assert!(matches!(codec.decode(&mut frame_with_body(&unsorted)), Err(DecodeError::Malformed(_))));
+    assert!(matches!(codec.clone().decode(&mut frame_with_body(&unsorted)), Err(DecodeError::Malformed(_))));
     let huge = [hot::TAG_GET, 1, 0xff, 0xff, 0xff, 0xff, 0x0f];
-    assert!(matches!(codec.decode(&mut frame_with_body(&huge)), Err(DecodeError::Malformed(_))));
+    assert!(matches!(codec.clone().decode(&mut frame_with_body(&huge)), Err(DecodeError::Malformed(_))));
     let overlong = [hot::TAG_PUT_ACK, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02];
-    assert!(matches!(codec.decode(&mut frame_with_body(&overlong)), Err(DecodeError::Malformed(_))));
+    assert!(matches!(codec.clone().decode(&mut frame_with_body(&overlong)), Err(DecodeError::Malformed(_))));
     let levels = [hot::TAG_FORWARD_GET, 1, 0x33, 0];
-    assert!(matches!(codec.decode(&mut frame_with_body(&levels)), Err(DecodeError::Malformed(_))));
+    assert!(matches!(codec.clone().decode(&mut frame_with_body(&levels)), Err(DecodeError::Malformed(_))));
 }
 
 #[test]
@@ -243,11 +291,12 @@ fn secrets_must_match() {
     let plain = FrameCodec::new(None);
     let a = FrameCodec::new(secret(1));
     let b = FrameCodec::new(secret(2));
-    assert!(matches!(b.decode(&mut encoded(&a, &[put()])), Err(DecodeError::Check)));
-    assert!(matches!(a.decode(&mut encoded(&plain, &[put()])), Err(DecodeError::Check)));
-    assert!(matches!(plain.decode(&mut encoded(&a, &[put()])), Err(DecodeError::Check)));
+    let (plain, a, b) = (&mut plain.clone(), &mut a.clone(), &mut b.clone());
+    assert!(matches!(b.decode(&mut encoded(a, &[put()])), Err(DecodeError::Check)));
+    assert!(matches!(a.decode(&mut encoded(plain, &[put()])), Err(DecodeError::Check)));
+    assert!(matches!(plain.decode(&mut encoded(a, &[put()])), Err(DecodeError::Check)));
     // Every flipped bit of a tagged frame is caught (the version byte by its own check first).
-    let frame = encoded(&a, &[Frame::Msg(PeerMsg::PutAck { id: 3 })]);
+    let frame = encoded(a, &[Frame::Msg(PeerMsg::PutAck { id: 3 })]);
     for i in LEN_BYTES * 8..frame.len() * 8 {
         let mut forged = frame.clone();
         forged[i / 8] ^= 1 << (i % 8);
@@ -277,12 +326,16 @@ fn set_cmd() -> Command {
     }
 }
 
-/// A frame with a valid crc32 around `body`.
+/// Frame number 0 of a link without a key: a valid crc32 around `body`.
 fn frame_with_body(body: &[u8]) -> BytesMut {
     let mut buf = BytesMut::new();
-    buf.put_u32((1 + CRC_BYTES + body.len()) as u32);
+    buf.put_u32((1 + SEQ_BYTES + CRC_BYTES + body.len()) as u32);
     buf.put_u8(FRAME_VERSION);
-    buf.put_u32(crc32fast::hash(body));
+    buf.put_u64(0);
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(&buf[LEN_BYTES..]);
+    crc.update(body);
+    buf.put_u32(crc.finalize());
     buf.put_slice(body);
     buf
 }
@@ -394,9 +447,7 @@ fn arb_msg() -> impl Strategy<Value = PeerMsg> {
 fn arb_frame() -> impl Strategy<Value = Frame> {
     prop_oneof![
         // serde carries an address's IP and port, not an IPv6 flow label or scope id.
-        1 => (any::<std::net::IpAddr>(), any::<u16>(), "[a-z0-9-]{0,64}")
-            .prop_map(|(ip, port, name)| Frame::Hello { from: (ip, port).into(), name }),
-        6 => arb_msg().prop_map(Frame::Msg),
+        1 => arb_msg().prop_map(Frame::Msg),
     ]
 }
 
@@ -411,17 +462,18 @@ proptest! {
         let whole = encoded(&codec, &frames);
         let at = split.index(whole.len() + 1);
         let mut buf = BytesMut::from(&whole[..at]);
-        let mut got = decode_all(&codec, &mut buf).unwrap();
+        let mut rx = codec.clone();
+        let mut got = decode_all(&mut rx, &mut buf).unwrap();
         buf.extend_from_slice(&whole[at..]);
-        got.extend(decode_all(&codec, &mut buf).unwrap());
+        got.extend(decode_all(&mut rx, &mut buf).unwrap());
         prop_assert_eq!(got, frames);
         prop_assert!(buf.is_empty());
     }
 
     #[test]
     fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..256), keyed in any::<bool>()) {
-        let codec = FrameCodec::new(if keyed { secret(3) } else { None }).with_frame_bytes_max(1024);
+        let mut codec = FrameCodec::new(if keyed { secret(3) } else { None }).with_frame_bytes_max(1024);
         let mut buf = BytesMut::from(&bytes[..]);
-        let _ = decode_all(&codec, &mut buf);
+        let _ = decode_all(&mut codec, &mut buf);
     }
 }

@@ -2,7 +2,7 @@
 
 use bytes::Bytes;
 
-use crate::core::testkit::{b, get, set, Cluster};
+use crate::core::testkit::{addr, b, get, set, Cluster};
 
 use crate::core::command::Command;
 use crate::core::replication::{Consistency, EntryKind, Levels};
@@ -384,4 +384,36 @@ fn info_says_when_the_ring_has_settled() {
     assert_eq!(settled(&mut c).as_deref(), Some("0"), "a ring that just formed has not settled");
     c.run_for(2 * config().anti_entropy_period_ms);
     assert_eq!(settled(&mut c).as_deref(), Some("1"));
+}
+
+#[test]
+fn peer_messages_from_a_sender_outside_the_view_are_dropped_and_counted() {
+    use crate::core::node::Input;
+    use crate::core::replication::PeerMsg;
+    let mut c = Cluster::new(3, config());
+    assert_eq!(c.call(1, set("k", "v"), ALL), Reply::Ok);
+    assert!(c.holders("k", "v").contains(&0));
+    let flush = |from, name: &str| Input::Peer { from, name: name.into(), msg: PeerMsg::FlushAll };
+    let dropped = |c: &Cluster| c.node(0).replication_stats().unwrap().peer_unknown_sender;
+    let before = dropped(&c);
+    // A stranger; a member's name from another address; a member's address under another name; this very node.
+    for input in [flush(addr(9), "n9"), flush(addr(9), "n1"), flush(addr(1), "mallory"), flush(addr(0), "n0")] {
+        c.deliver(0, input);
+    }
+    assert_eq!(dropped(&c) - before, 4);
+    assert!(c.holders("k", "v").contains(&0), "no forged FlushAll reached the store");
+    // Nor a read: a Get from a stranger is not answered (no GetReply is sent anywhere).
+    let sent = c.peer_messages;
+    c.deliver(0, Input::Peer { from: addr(9), name: "n9".into(), msg: PeerMsg::Get { id: 1, keys: vec![b("k")] } });
+    assert_eq!((c.peer_messages, dropped(&c) - before), (sent, 5));
+    // A member that is down is no longer a sender either.
+    c.crash(2);
+    assert!(c.run_until(|c| c.node(0).ring_members() == 2, 30_000), "n2 is declared down");
+    c.deliver(0, flush(addr(2), "n2"));
+    assert_eq!(dropped(&c) - before, 6);
+    assert!(c.holders("k", "v").contains(&0));
+    // The live member under its own name and address is obeyed.
+    c.deliver(0, flush(addr(1), "n1"));
+    assert!(!c.holders("k", "v").contains(&0), "a member's FlushAll clears the node");
+    assert_eq!(dropped(&c) - before, 6);
 }
