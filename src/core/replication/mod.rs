@@ -5,6 +5,7 @@ pub mod antientropy;
 pub mod codec;
 pub mod coordinator;
 pub mod handoff;
+mod hints;
 pub mod levels;
 pub(crate) mod roster;
 mod sharing;

@@ -191,7 +191,7 @@ pub(crate) struct Replication {
     /// Requests in flight.
     pub pending: PendingMap,
     /// Hints: (replica name, key) and when they were recorded.
-    pub hints: BTreeMap<(String, Bytes), Millis>,
+    pub hints: super::hints::Hints,
     /// Counters.
     pub stats: ReplicationStats,
     /// Round-robin position over peers for anti-entropy.
@@ -222,7 +222,7 @@ impl Replication {
             addrs,
             next_id: 1,
             pending: PendingMap::default(),
-            hints: BTreeMap::new(),
+            hints: super::hints::Hints::default(),
             stats: ReplicationStats::default(),
             ae_turn: 0,
             ae_chase: None,
