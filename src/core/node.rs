@@ -441,6 +441,9 @@ impl Node {
                 }
             }
         }
+        if self.repl.is_some() {
+            self.spread_evictions(now, out);
+        }
     }
 
     /// A message from a peer (ignored by a node without a cluster).

@@ -7,6 +7,7 @@ pub mod coordinator;
 pub mod handoff;
 mod hints;
 pub mod levels;
+mod pressure;
 pub(crate) mod roster;
 mod sharing;
 pub mod state;

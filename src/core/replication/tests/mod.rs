@@ -2,6 +2,8 @@
 
 use bytes::Bytes;
 
+mod memory;
+
 use crate::core::testkit::{b, get, set, Cluster};
 
 use crate::core::command::Command;
