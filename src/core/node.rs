@@ -25,6 +25,9 @@ use super::store::{EvictionPolicy, Store};
 use super::version::NodeId;
 use super::Millis;
 
+/// Most expired keys reclaimed before one client or peer input (the rest waits for active expiry).
+pub const EXPIRE_KEYS_PER_INPUT: usize = 32;
+
 /// A client connection, as the driver numbers them.
 pub type ConnId = u64;
 /// A request on one connection, numbered by the connection in the order it arrived.
@@ -317,7 +320,7 @@ impl Node {
 
     /// This node's own copy of `key` (value, tombstone or eviction marker) with its version, unless expired.
     pub fn local_entry(&self, key: &[u8], now: Millis) -> Option<WireEntry> {
-        self.store.raw(key, now).map(|e| e.to_wire())
+        self.store.view(key, now).map(|e| e.to_wire())
     }
 
     /// The digest of this node's ring (0 for a node without a cluster).
@@ -383,9 +386,10 @@ impl Node {
     /// Process one input at wall-clock time `now`, writing effects into `out`.
     pub fn handle(&mut self, now: Millis, input: Input, out: &mut Outbox) {
         if self.repl.is_some() && matches!(input, Input::Client { .. } | Input::Peer { .. }) {
-            // Turn values whose TTL passed into their tombstones before anything reads or sends them, so a replica
-            // never reports "nothing" for a key whose newest write merely expired (an older copy would win).
-            self.store.expire_due(now, usize::MAX);
+            // Reclaim a slice of the keys whose TTL passed; a mass of keys expiring at once is worked off by the
+            // active-expiry timer in bounded passes. Until then every read or send of a key reclaims it first
+            // (`Store::raw`), so an expired value is seen as its tombstone either way.
+            self.store.expire_due(now, EXPIRE_KEYS_PER_INPUT);
         }
         match input {
             Input::Start => {

@@ -298,9 +298,25 @@ impl Store {
         self.buckets[b].iter().map(|(k, e)| (&k[..], e))
     }
 
-    /// The stored entry for `key` whatever its kind, unless expired at `now`.
-    pub fn raw(&self, key: &[u8], now: Millis) -> Option<&Entry> {
-        self.buckets[bucket_of(key)].get(key).filter(|e| !e.is_expired(now))
+    /// The stored entry for `key` whatever its kind, as replicas must see it at `now`: an entry that expired is
+    /// reclaimed first, so an expired value answers as its tombstone even when the expiry sweep has not reached it
+    /// (a replica must never report "nothing" for a key whose newest write merely expired).
+    pub fn raw(&mut self, key: &[u8], now: Millis) -> Option<&Entry> {
+        let b = bucket_of(key);
+        if self.buckets[b].get(key).is_some_and(|e| e.is_expired(now)) {
+            self.expire_entry(key, now);
+        }
+        self.buckets[b].get(key)
+    }
+
+    /// `raw` without reclaiming: a copy of the entry as replicas must see it at `now` (an expired value as its
+    /// tombstone), for callers that only look.
+    pub fn view(&self, key: &[u8], now: Millis) -> Option<Entry> {
+        let e = self.buckets[bucket_of(key)].get(key)?;
+        if !e.is_expired(now) {
+            return Some(e.clone());
+        }
+        self.expiry_tombstone(e, now)
     }
 
     /// Merge a replica's entry for `key` into the local copy: the result is the version-vector join (pointwise

@@ -773,7 +773,7 @@ impl Node {
     }
 
     pub(crate) fn local_get_reply(&self, key: &[u8], now: Millis) -> Reply {
-        let Some(e) = self.store.raw(key, now) else { return Reply::Nil };
+        let Some(e) = self.store.view(key, now) else { return Reply::Nil };
         let kind = match e.kind {
             super::EntryKind::Value => "value",
             super::EntryKind::Tombstone => "tombstone",

@@ -64,3 +64,52 @@ fn a_small_evicted_value_is_not_pushed_back_by_anti_entropy() {
     c.run_for(30_000);
     assert_eq!(c.node(0).store().stats().evicted_keys, stats.evicted_keys, "nothing comes back once writes stop");
 }
+
+#[test]
+fn a_mass_expiry_is_worked_off_in_slices_and_an_unreached_key_answers_as_its_tombstone() {
+    use crate::core::command::{ExpireAt, SetCond, SetTtl};
+    use crate::core::replication::{EntryKind, PeerMsg};
+    use crate::core::{Input, Outbox, Output, EXPIRE_KEYS_PER_INPUT};
+    let mut c = Cluster::new(3, config());
+    let keys = 5_000;
+    for i in 0..keys {
+        let cmd = Command::Set {
+            key: b(&format!("x{i}")),
+            value: b("v"),
+            cond: SetCond::Always,
+            ttl: SetTtl::At(ExpireAt::AtMs((c.now + 60_000) as i64)),
+            get: false,
+            reply_int: false,
+        };
+        assert_eq!(c.call(i % 3, cmd, ONE), Reply::Ok);
+    }
+    c.run_for(100);
+    // Every key is due at once. One client input reclaims one slice, not the whole mass.
+    let before = c.now;
+    let now = c.now + 61_000;
+    let node = c.nodes[0].as_mut().unwrap();
+    let due = node.store().expiring_len();
+    assert!(due >= keys, "{due}");
+    let mut out = Outbox::new();
+    node.handle(now, Input::Client { conn: 9, req: 1, cmd: Command::DbSize, levels: ONE }, &mut out);
+    // (A reclaimed value's tombstone enters the index too; the due values fell by at most one slice.)
+    let values_due = node.store().values_len();
+    assert!(values_due >= keys - EXPIRE_KEYS_PER_INPUT, "{values_due} values left after one input");
+    // A peer asking for a key the sweep has not reached gets its tombstone, not "nothing".
+    let unreached = (0..keys)
+        .map(|i| format!("x{i}"))
+        .find(|k| node.store().peek(k.as_bytes(), before).is_some())
+        .expect("some key not reclaimed yet");
+    let from = crate::core::testkit::addr(1);
+    node.handle(now, Input::Peer { from, msg: PeerMsg::Get { id: 5, keys: vec![b(&unreached)] } }, &mut out);
+    let answer = out.drain().find_map(|o| match o {
+        Output::SendPeer { msg: PeerMsg::GetReply { entries, .. }, .. } => Some(entries),
+        _ => None,
+    });
+    let entry = answer.expect("a GetReply").pop().flatten().expect("the tombstone, not nothing");
+    assert_eq!(entry.kind, EntryKind::Tombstone);
+    // Active expiry then works the rest off in bounded passes.
+    c.run_for(65_000);
+    assert_eq!(c.node(0).store().values_len(), 0);
+    assert!(c.node(0).store().stats().expired_keys >= keys as u64);
+}
