@@ -460,6 +460,7 @@ impl Node {
             PeerMsg::ForwardReply { id, reply } => self.forward_replied(from, id, reply, out),
             PeerMsg::Put { id, entries, hint_for } => self.put_received(now, from, id, entries, hint_for, out),
             PeerMsg::PutAck { id } => self.put_acked(now, from, id, out),
+            PeerMsg::PutRefused { id, keys } => self.put_refused(now, from, id, keys, out),
             PeerMsg::Get { id, keys } => {
                 let entries = keys.iter().map(|k| self.store.raw(k, now).map(|e| e.to_wire())).collect();
                 out.push(Output::SendPeer { to: from, msg: PeerMsg::GetReply { id, entries } });
@@ -521,7 +522,11 @@ impl Node {
 
     /// Evict until the store fits under `maxmemory`; false when it cannot.
     pub(crate) fn make_room(&mut self, now: Millis) -> bool {
-        let limit = self.config.maxmemory_bytes;
+        self.make_room_below(now, self.config.maxmemory_bytes)
+    }
+
+    /// Evict until the store fits under `limit`; false when it cannot.
+    pub(crate) fn make_room_below(&mut self, now: Millis, limit: usize) -> bool {
         if self.store.used_bytes() <= limit {
             return true;
         }

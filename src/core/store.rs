@@ -374,6 +374,24 @@ impl Store {
         MergeOutcome { changed: true, lww_conflict }
     }
 
+    /// Whether merging `incoming` would replace the payload of the local copy of `key` at `now` (not only join
+    /// the vectors), and how many bytes the store would grow by then (0 when it would not).
+    pub fn merge_growth(&self, key: &[u8], incoming: &Entry, now: Millis) -> usize {
+        let current = self.buckets[bucket_of(key)].get(key).filter(|e| !e.is_expired(now));
+        let added = entry_bytes(key, incoming);
+        let Some(current) = current else { return added };
+        let takes = match current.vector.merge(&incoming.vector).winner {
+            crate::core::vversion::Winner::Left => false,
+            crate::core::vversion::Winner::Right => true,
+            crate::core::vversion::Winner::Same => current.payload_rank() < incoming.payload_rank(),
+        };
+        if takes {
+            added.saturating_sub(entry_bytes(key, current))
+        } else {
+            0
+        }
+    }
+
     /// Whether the store holds no key.
     pub fn is_empty(&self) -> bool {
         self.len == 0

@@ -261,6 +261,7 @@ fn kind_of(msg: &PeerMsg) -> &'static str {
         PeerMsg::FlushAll => "FlushAll",
         PeerMsg::Lock { .. } => "Lock",
         PeerMsg::LockReply { .. } => "LockReply",
+        PeerMsg::PutRefused { .. } => "PutRefused",
     }
 }
 

@@ -422,7 +422,7 @@ impl Node {
             .filter(|o| ***o != *me)
             .filter_map(|o| {
                 let addr = self.repl().addr_of(o)?;
-                Some(Target { name: o.clone(), addr, acked: false, fallback: None, hinted_here: false })
+                Some(Target { name: o.clone(), addr, acked: false, fallback: None, hinted_here: false, refused: false })
             })
             .collect();
         let id = self.repl_mut().id();
@@ -483,7 +483,7 @@ impl Node {
         };
         t.acked = true;
         *acks += 1;
-        let done = targets.iter().all(|t| t.acked);
+        let done = targets.iter().all(|t| t.acked || t.refused);
         let answer = if *acks >= *needed { origin.take().map(|o| (o, reply.clone())) } else { None };
         if done {
             self.repl_mut().pending.remove(&id);
@@ -498,7 +498,7 @@ impl Node {
     fn write_replica_failed(&mut self, now: Millis, id: u64, which: usize, out: &mut Outbox) {
         let Some(Pending::Write { targets, entries, .. }) = self.repl().pending.get(&id) else { return };
         let t = targets[which].clone();
-        if t.acked || t.hinted_here {
+        if t.acked || t.hinted_here || t.refused {
             return;
         }
         let keys: Vec<Bytes> = entries.iter().map(|(k, _)| k.clone()).collect();
@@ -586,7 +586,7 @@ impl Node {
         else {
             return;
         };
-        for t in targets.iter().filter(|t| !t.acked && !t.hinted_here) {
+        for t in targets.iter().filter(|t| !t.acked && !t.hinted_here && !t.refused) {
             for (key, _) in &entries {
                 self.add_hint(now, t.name.to_string(), key.clone());
             }
@@ -615,7 +615,9 @@ impl Node {
                 Some(Pending::Write { targets, .. }) => {
                     let hit: Vec<usize> = (0..targets.len())
                         .filter(|&i| {
-                            !targets[i].acked && (targets[i].addr == peer || targets[i].fallback == Some(peer))
+                            !targets[i].acked
+                                && !targets[i].refused
+                                && (targets[i].addr == peer || targets[i].fallback == Some(peer))
                         })
                         .collect();
                     for which in hit {
@@ -708,8 +710,12 @@ impl Node {
         hint_for: Option<String>,
         out: &mut Outbox,
     ) {
+        let mut refused = Vec::new();
         for (key, wire) in entries {
-            self.merge_entry(now, &key, Entry::from_wire(wire));
+            if !self.merge_entry(now, &key, Entry::from_wire(wire)) {
+                refused.push(key);
+                continue;
+            }
             if let Some(target) = &hint_for {
                 if *target != self.config.name {
                     self.add_hint(now, target.clone(), key);
@@ -717,13 +723,20 @@ impl Node {
             }
         }
         if id != 0 {
-            out.push(Output::SendPeer { to: from, msg: PeerMsg::PutAck { id } });
+            let msg =
+                if refused.is_empty() { PeerMsg::PutAck { id } } else { PeerMsg::PutRefused { id, keys: refused } };
+            out.push(Output::SendPeer { to: from, msg });
         }
     }
 
-    /// Merge a replica's entry into the local store, observing its time and counting what happened.
-    pub(crate) fn merge_entry(&mut self, now: Millis, key: &[u8], entry: Entry) {
+    /// Merge a replica's entry into the local store, observing its time and counting what happened; false when
+    /// it was refused for lack of memory (`admit`) and nothing changed.
+    pub(crate) fn merge_entry(&mut self, now: Millis, key: &[u8], entry: Entry) -> bool {
         self.hlc.observe(entry.vector.max_time());
+        if !self.admit(now, key, &entry) {
+            self.repl_mut().stats.merges_refused += 1;
+            return false;
+        }
         let outcome = self.store.merge(key, entry, now);
         if outcome.changed && self.config.maxmemory_bytes != 0 {
             // Replicated data obeys the memory limit too (what this evicts leaves a marker that spreads).
@@ -732,6 +745,7 @@ impl Node {
         let stats = &mut self.repl_mut().stats;
         stats.merged_changes += u64::from(outcome.changed);
         stats.lww_conflicts += u64::from(outcome.lww_conflict);
+        true
     }
 
     /// The key's preference list (names), as this node's ring sees it.

@@ -49,6 +49,8 @@ pub(crate) struct Target {
     pub fallback: Option<SocketAddr>,
     /// A hint for this replica is kept here (no fallback answered or none existed).
     pub hinted_here: bool,
+    /// The replica (or its fallback) refused the write for lack of memory: it will not acknowledge it.
+    pub refused: bool,
 }
 
 /// One replica asked during a read.
@@ -172,6 +174,10 @@ pub struct ReplicationStats {
     pub ae_bytes_sent: u64,
     /// Keys handed off to new owners and dropped here.
     pub handoff_dropped: u64,
+    /// Entries from peers this node did not store: they needed memory its `maxmemory` policy cannot free.
+    pub merges_refused: u64,
+    /// Replicas (or fallbacks) that refused a write this node coordinated, for lack of memory.
+    pub replica_refusals: u64,
 }
 
 /// The replication state of a clustered node.

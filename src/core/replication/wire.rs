@@ -168,4 +168,13 @@ pub enum PeerMsg {
         /// This replica's answer.
         answer: LockAnswer,
     },
+    /// Answers a `Put` (instead of `PutAck`) when the receiver stored some of its entries but not these: they
+    /// need memory it cannot free under its `maxmemory` policy. The sender counts no acknowledgement for them.
+    /// (Last, so the rmp-serde index of every older variant stays the same.)
+    PutRefused {
+        /// Request id of the `Put`.
+        id: u64,
+        /// The keys not stored.
+        keys: Vec<Bytes>,
+    },
 }

@@ -113,3 +113,79 @@ fn a_mass_expiry_is_worked_off_in_slices_and_an_unreached_key_answers_as_its_tom
     assert_eq!(c.node(0).store().values_len(), 0);
     assert!(c.node(0).store().stats().expired_keys >= keys as u64);
 }
+
+/// Fill node `i`'s memory with values written at ONE through node 0, until it refuses them.
+fn fill_until_refused(c: &mut Cluster, i: usize, prefix: &str) {
+    let value = "z".repeat(300);
+    for k in 0..2_000 {
+        assert_eq!(c.call(0, set(&format!("{prefix}{k}"), &value), ONE), Reply::Ok);
+        c.run_for(5);
+        if c.node(i).replication_stats().unwrap().merges_refused > 0 {
+            return;
+        }
+    }
+    panic!("n{i} never refused a write");
+}
+
+#[test]
+fn a_full_noeviction_replica_refuses_and_the_coordinator_does_not_count_it() {
+    let mut c = Cluster::new(3, config());
+    let limit = 100_000;
+    let n2 = c.nodes[2].as_mut().unwrap();
+    n2.config.maxmemory_bytes = limit;
+    n2.config.eviction = crate::core::store::EvictionPolicy::NoEviction;
+    fill_until_refused(&mut c, 2, "fill");
+    assert!(c.node(2).store().used_bytes() <= limit, "replication does not push n2 over its limit");
+    assert_eq!(c.node(2).store().stats().evicted_keys, 0);
+    // Keys n2 replicates but does not coordinate (a coordinator checks its limit before a write, as Redis does,
+    // and may pass it by that one write).
+    let mut keys = (0..).map(|k| format!("big{k}")).filter(|k| c.owners(0, k)[0] != 2);
+    let (big, big2) = (keys.next().unwrap(), keys.next().unwrap());
+    // At ALL the write cannot be met without n2: the client hears OOM with the counts, not OK.
+    let reply = c.call(0, set(&big, &"y".repeat(5_000)), ALL);
+    let Reply::Error(text) = reply else { panic!("expected an error, got {reply:?}") };
+    // (It fails as soon as n2's refusal makes ALL impossible, whether or not n1 acknowledged yet.)
+    assert!(
+        text.starts_with("OOM write at ALL: ")
+            && text.ends_with("of 3 required replicas acknowledged, 1 refused for lack of memory"),
+        "{text}"
+    );
+    // QUORUM is met by the two others.
+    assert_eq!(c.call(0, set(&big2, &"y".repeat(5_000)), QUORUM), Reply::Ok);
+    c.run_for(20_000);
+    assert!(c.node(2).store().used_bytes() <= limit, "nor do hints or anti-entropy");
+    assert!(c.node(0).replication_stats().unwrap().replica_refusals >= 1);
+    // A delete always works, even on the full node, and removes its copy.
+    let victim = (0..2_000).map(|k| format!("fill{k}")).find(|k| c.node(2).store().peek(k.as_bytes(), c.now).is_some());
+    let victim = victim.expect("n2 holds some filler");
+    assert_eq!(c.call(0, Command::Del { keys: vec![b(&victim)] }, ALL), Reply::Int(1));
+    assert!(c.holders(&victim, &"z".repeat(300)).is_empty());
+}
+
+#[test]
+fn deletes_work_on_nodes_that_are_all_full_under_noeviction() {
+    let limit = 60_000;
+    let config =
+        NodeConfig { maxmemory_bytes: limit, eviction: crate::core::store::EvictionPolicy::NoEviction, ..config() };
+    let mut c = Cluster::new(3, config);
+    let value = "w".repeat(500);
+    let mut written = Vec::new();
+    for k in 0..500 {
+        let key = format!("w{k}");
+        match c.call(k % 3, set(&key, &value), ALL) {
+            Reply::Ok => written.push(key),
+            Reply::Error(e) => {
+                assert!(e.starts_with("OOM"), "{e}");
+                break;
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(written.len() > 50, "{}", written.len());
+    for key in written.iter().take(20) {
+        assert_eq!(c.call(1, Command::Del { keys: vec![b(key)] }, ALL), Reply::Int(1), "{key}");
+        assert_eq!(c.call(2, get(key), ALL), Reply::Nil);
+    }
+    // The space the deletes freed takes a new write again.
+    assert_eq!(c.call(0, set("after", "v"), ALL), Reply::Ok);
+}
