@@ -474,6 +474,7 @@ impl Node {
             PeerMsg::Offer { id, keys } => self.offered(now, from, id, keys, out),
             PeerMsg::Want { id, keys } => self.wanted(now, from, id, keys, out),
             PeerMsg::FlushAll => self.store.clear(),
+            PeerMsg::Flushed { id, before } => self.flush_received(now, from, id, before, out),
             PeerMsg::Lock { id, op } => {
                 let answer = self.locks.apply(&op, now);
                 self.hlc.observe(super::clock::Timestamp(answer.max_token));

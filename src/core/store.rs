@@ -776,6 +776,26 @@ impl Store {
             .collect()
     }
 
+    /// Remove every entry whose latest write is at or before `up_to` (a cluster FLUSHALL); returns how many went.
+    pub fn remove_written_up_to(&mut self, up_to: crate::core::clock::Timestamp) -> usize {
+        if self.buckets.iter().flat_map(|b| b.values()).all(|e| e.vector.max_time() <= up_to) {
+            let n = self.len;
+            self.clear();
+            return n;
+        }
+        let doomed: Vec<Box<[u8]>> = self
+            .buckets
+            .iter()
+            .flat_map(|b| b.iter())
+            .filter(|(_, e)| e.vector.max_time() <= up_to)
+            .map(|(k, _)| Box::from(&k[..]))
+            .collect();
+        for key in &doomed {
+            self.remove(key);
+        }
+        doomed.len()
+    }
+
     /// Remove every key.
     pub fn clear(&mut self) {
         let hasher = self.hasher.clone();

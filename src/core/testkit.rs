@@ -262,6 +262,7 @@ fn kind_of(msg: &PeerMsg) -> &'static str {
         PeerMsg::Lock { .. } => "Lock",
         PeerMsg::LockReply { .. } => "LockReply",
         PeerMsg::PutRefused { .. } => "PutRefused",
+        PeerMsg::Flushed { .. } => "Flushed",
     }
 }
 

@@ -31,7 +31,7 @@ pub const BUCKETS_PER_GROUP: usize = 64;
 /// Number of groups.
 pub const GROUPS: usize = BUCKETS / BUCKETS_PER_GROUP;
 /// How far ahead of this node's wall clock a peer's HLC may be and still be followed.
-const PEER_CLOCK_AHEAD_MAX_MS: Millis = 86_400_000;
+pub(crate) const PEER_CLOCK_AHEAD_MAX_MS: Millis = 86_400_000;
 /// Most buckets refined in one round; the rest waits for the next (quick) round.
 const BUCKETS_PER_ROUND: usize = 2_048;
 /// Sub-buckets per bucket in the refinement step.
@@ -88,6 +88,7 @@ impl Node {
             }
         };
         let Some(addr) = self.repl().addr_of(&peer) else { return };
+        self.send_flush_epoch(addr, out);
         let sharing = self.sharing_with(&peer);
         if sharing.buckets.iter().all(|s| *s == Share::None) {
             return;

@@ -74,16 +74,7 @@ impl Node {
                 let parts = keys.into_iter().map(|k| Command::Touch { keys: vec![k] }).collect();
                 self.fan_out(now, origin, FanKind::Sum, parts, levels, out)
             }
-            Command::FlushAll => {
-                self.store.clear();
-                let me = self.config.name.clone();
-                let peers: Vec<SocketAddr> =
-                    self.repl().addrs.iter().filter(|(n, _)| **n != me).map(|(_, a)| *a).collect();
-                for to in peers {
-                    out.push(Output::SendPeer { to, msg: PeerMsg::FlushAll });
-                }
-                self.respond(origin, Reply::Ok, out)
-            }
+            Command::FlushAll => self.flush_all(now, origin, out),
             Command::Owners { key } => {
                 let reply = self.owners_reply(&key);
                 self.respond(origin, reply, out)
@@ -469,6 +460,7 @@ impl Node {
                     self.handoff_done(now, id);
                 }
             }
+            Some(Pending::Flush { .. }) => self.flush_done(id, Some(from), out),
             _ => {}
         }
     }
@@ -573,6 +565,7 @@ impl Node {
             Some(Pending::Handoff { .. }) | Some(Pending::HintDelivery { .. }) => {
                 self.repl_mut().pending.remove(&id);
             }
+            Some(Pending::Flush { .. }) => self.flush_done(id, None, out),
             Some(Pending::Lock(_)) => self.lock_progress(now, id, true, out),
             Some(Pending::Fanout { .. }) | None => {}
         }
@@ -644,6 +637,7 @@ impl Node {
                 Some(Pending::Handoff { waiting, .. }) if waiting.contains(&peer) => {
                     self.repl_mut().pending.remove(&id);
                 }
+                Some(Pending::Flush { .. }) => self.flush_done(id, Some(peer), out),
                 Some(Pending::HintDelivery { target, .. }) if peer_name.as_ref() == Some(target) => {
                     self.repl_mut().pending.remove(&id);
                 }
@@ -733,6 +727,11 @@ impl Node {
     /// it was refused for lack of memory (`admit`) and nothing changed.
     pub(crate) fn merge_entry(&mut self, now: Millis, key: &[u8], entry: Entry) -> bool {
         self.hlc.observe(entry.vector.max_time());
+        if self.flushed(&entry) {
+            // Written before a FLUSHALL this node applied: the flush wins, and nothing is left to store.
+            self.repl_mut().stats.flushed_drops += 1;
+            return true;
+        }
         if !self.admit(now, key, &entry) {
             self.repl_mut().stats.merges_refused += 1;
             return false;

@@ -4,6 +4,7 @@
 pub mod antientropy;
 pub mod codec;
 pub mod coordinator;
+mod flush;
 pub mod handoff;
 mod hints;
 pub mod levels;

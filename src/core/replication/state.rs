@@ -96,6 +96,8 @@ pub(crate) enum Pending {
     Handoff { keys: Vec<(Bytes, u64)>, waiting: BTreeSet<SocketAddr> },
     /// Hints being delivered to their replica.
     HintDelivery { target: String, keys: Vec<Bytes> },
+    /// A FLUSHALL waiting for the live peers to apply it (or for its timeout) before it answers.
+    Flush { origin: Origin, waiting: BTreeSet<SocketAddr> },
     /// A lock command waiting for the lock's replicas.
     Lock(Box<crate::core::locks::LockRequest>),
 }
@@ -178,6 +180,8 @@ pub struct ReplicationStats {
     pub merges_refused: u64,
     /// Replicas (or fallbacks) that refused a write this node coordinated, for lack of memory.
     pub replica_refusals: u64,
+    /// Entries from peers dropped because a FLUSHALL this node applied is newer than their latest write.
+    pub flushed_drops: u64,
 }
 
 /// The replication state of a clustered node.
@@ -200,6 +204,8 @@ pub(crate) struct Replication {
     pub hints: super::hints::Hints,
     /// Counters.
     pub stats: ReplicationStats,
+    /// The newest FLUSHALL this node applied (HLC time; 0: none): older entries are gone and stay gone.
+    pub flushed_before: crate::core::clock::Timestamp,
     /// Round-robin position over peers for anti-entropy.
     pub ae_turn: usize,
     /// A peer that differed in the last round: the next round goes to it again soon.
@@ -230,6 +236,7 @@ impl Replication {
             pending: PendingMap::default(),
             hints: super::hints::Hints::default(),
             stats: ReplicationStats::default(),
+            flushed_before: crate::core::clock::Timestamp(0),
             ae_turn: 0,
             ae_chase: None,
             ae_chase_rounds: 0,

@@ -177,4 +177,12 @@ pub enum PeerMsg {
         /// The keys not stored.
         keys: Vec<Bytes>,
     },
+    /// A flush epoch: FLUSHALL at this HLC time (sent by its coordinator, and at the start of anti-entropy rounds).
+    /// The receiver drops every entry written at or before it, and refuses such entries from then on.
+    Flushed {
+        /// Request id (0: no acknowledgement wanted); acknowledged with `PutAck`.
+        id: u64,
+        /// The flush's HLC time.
+        before: u64,
+    },
 }

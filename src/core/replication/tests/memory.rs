@@ -283,3 +283,25 @@ fn hints_a_full_replica_refuses_stay_for_a_later_round() {
     assert!(left > 0, "refused hints were dropped as delivered");
     assert!(held + left >= pending, "every hinted key is on n2 or still hinted for it ({held} held, {left} hints)");
 }
+
+#[test]
+fn flushed_data_does_not_come_back_from_a_node_that_missed_the_flushall() {
+    let mut c = Cluster::new(3, config());
+    for k in 0..50 {
+        assert_eq!(c.call(k % 3, set(&format!("old{k}"), "v"), ALL), Reply::Ok);
+    }
+    c.side = vec![0, 0, 1];
+    c.run_for(6_000);
+    assert_eq!(c.call(0, Command::FlushAll, ONE), Reply::Ok);
+    assert_eq!(c.call(1, set("after", "new"), QUORUM), Reply::Ok);
+    assert_eq!(c.node(1).store().values_len(), 1);
+    assert_eq!(c.node(2).store().values_len(), 50, "n2 missed the flush");
+    c.side = vec![0, 0, 0];
+    c.run_for(40_000);
+    for i in 0..3 {
+        let values = c.node(i).store().values_len();
+        assert_eq!(values, 1, "n{i} holds {values} values: flushed data came back or the epoch did not spread");
+        assert_eq!(c.call(i, get("after"), ALL), Reply::Bulk(b("new")));
+        assert_eq!(c.call(i, get("old7"), ALL), Reply::Nil);
+    }
+}
