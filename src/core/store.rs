@@ -339,7 +339,9 @@ impl Store {
             incoming
         };
         let Some(i) = found else {
-            if incoming.is_expired(now) {
+            // An eviction marker for a key this replica does not hold has nothing to take away here (and a
+            // replica under memory pressure should not pay for one).
+            if incoming.is_expired(now) || incoming.kind == EntryKind::Evicted {
                 return MergeOutcome::default();
             }
             self.put(b, None, key, incoming, now);
