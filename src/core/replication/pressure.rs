@@ -93,14 +93,18 @@ impl Node {
                     self.handoff_done(now, id);
                 }
             }
-            Some(Pending::Write { .. }) => self.write_refused(from, id, out),
+            Some(Pending::Write { .. }) => self.write_refused(now, from, id, out),
             _ => {}
         }
     }
 
     /// A replica of write `id` refused it: fail the write with OOM as soon as its level can no longer be met.
-    fn write_refused(&mut self, from: SocketAddr, id: u64, out: &mut Outbox) {
-        let Some(Pending::Write { origin, acks, needed, targets, level, .. }) = self.repl_mut().pending.get_mut(&id)
+    ///
+    /// A fallback that refused to hold the hint is a failed fallback instead: the hint is kept here, as the
+    /// replica itself may have room.
+    fn write_refused(&mut self, now: Millis, from: SocketAddr, id: u64, out: &mut Outbox) {
+        let Some(Pending::Write { origin, acks, needed, targets, level, entries, .. }) =
+            self.repl_mut().pending.get_mut(&id)
         else {
             return;
         };
@@ -109,6 +113,17 @@ impl Node {
         else {
             return;
         };
+        if t.addr != from {
+            if !t.hinted_here {
+                t.hinted_here = true;
+                let name = t.name.to_string();
+                let keys: Vec<Bytes> = entries.iter().map(|(k, _)| k.clone()).collect();
+                for key in keys {
+                    self.add_hint(now, name.clone(), key);
+                }
+            }
+            return;
+        }
         t.refused = true;
         let refused = targets.iter().filter(|t| t.refused).count();
         let possible = *acks + targets.iter().filter(|t| !t.acked && !t.refused).count();

@@ -305,3 +305,21 @@ fn flushed_data_does_not_come_back_from_a_node_that_missed_the_flushall() {
         assert_eq!(c.call(i, get("old7"), ALL), Reply::Nil);
     }
 }
+
+#[test]
+fn a_full_fallback_that_refuses_a_hint_leaves_the_hint_with_the_coordinator() {
+    let mut c = Cluster::new(4, config());
+    // A key whose first owner is n0, and the node outside its preference list (the fallback).
+    let key = (0..).map(|i| format!("fb{i}")).find(|k| c.owners(0, k)[0] == 0).unwrap();
+    let owners = c.owners(0, &key);
+    let fallback = (0..4).find(|i| !owners.contains(i)).unwrap();
+    let n = c.nodes[fallback].as_mut().unwrap();
+    n.config.maxmemory_bytes = 1;
+    n.config.eviction = crate::core::store::EvictionPolicy::NoEviction;
+    c.crash(owners[2]);
+    assert_eq!(c.call(0, set(&key, "v"), QUORUM), Reply::Ok);
+    c.run_for(100);
+    assert!(c.node(fallback).replication_stats().unwrap().merges_refused >= 1, "the fallback refused the hint");
+    assert!(c.node(0).hints_pending() >= 1, "the coordinator keeps the hint for the crashed owner");
+    assert_eq!(c.node(0).replication_stats().unwrap().replica_refusals, 0, "a fallback's refusal is no replica's");
+}
