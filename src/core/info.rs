@@ -182,7 +182,9 @@ fn cluster(out: &mut String, node: &Node, now: Millis) -> std::fmt::Result {
          replica_failures:{}\r\nrequest_timeouts:{}\r\n\
          hints_pending:{}\r\nhints_stored:{}\r\nhints_delivered:{}\r\nhints_dropped:{}\r\nread_repairs:{}\r\n\
          lww_conflicts:{}\r\nmerged_changes:{}\r\nanti_entropy_rounds:{}\r\nanti_entropy_entries_sent:{}\r\n\
-         anti_entropy_bytes_sent:{}\r\nhandoff_dropped_keys:{}\r\nmarkers:{}\r\npeer_msgs_unknown_sender:{}\r\n",
+         anti_entropy_bytes_sent:{}\r\nhandoff_dropped_keys:{}\r\nmarkers:{}\r\npeer_msgs_unknown_sender:{}\r\n\
+         merges_refused:{}\r\n\
+         replica_refusals:{}\r\nevicted_markers_dropped:{}\r\nflushed_drops:{}\r\n",
         node.ring_digest(),
         node.ring_members(),
         u8::from(node.repl.is_some() && node.ring_settled(now)),
@@ -207,5 +209,9 @@ fn cluster(out: &mut String, node: &Node, now: Millis) -> std::fmt::Result {
         r.handoff_dropped,
         node.store().markers_len(),
         r.peer_unknown_sender,
+        r.merges_refused,
+        r.replica_refusals,
+        node.store().stats().evicted_markers_dropped,
+        r.flushed_drops,
     )
 }

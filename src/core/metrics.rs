@@ -40,6 +40,12 @@ pub fn render(node: &Node, now: Millis) -> String {
     gauge(o, "shoal_maxmemory_bytes", "The memory limit (0: none).", node.config().maxmemory_bytes as f64);
     counter(o, "shoal_expired_keys_total", "Keys removed because their TTL passed.", store.stats().expired_keys);
     counter(o, "shoal_evicted_keys_total", "Keys evicted under maxmemory.", store.stats().evicted_keys);
+    counter(
+        o,
+        "shoal_evicted_markers_dropped_total",
+        "Eviction markers dropped to keep within their memory share.",
+        store.stats().evicted_markers_dropped,
+    );
     if let Some(m) = node.membership() {
         let c = m.counters();
         metric(
@@ -100,6 +106,13 @@ pub fn render(node: &Node, now: Millis) -> String {
         counter(o, "shoal_anti_entropy_rounds_total", "Anti-entropy rounds started.", r.ae_rounds);
         counter(o, "shoal_anti_entropy_entries_sent_total", "Entries sent by anti-entropy.", r.ae_entries_sent);
         counter(o, "shoal_anti_entropy_bytes_sent_total", "Approximate anti-entropy bytes sent.", r.ae_bytes_sent);
+        counter(o, "shoal_merges_refused_total", "Peer entries not stored for lack of memory.", r.merges_refused);
+        counter(
+            o,
+            "shoal_replica_refusals_total",
+            "Replicas that refused a write for lack of memory.",
+            r.replica_refusals,
+        );
         counter(o, "shoal_handoff_dropped_keys_total", "Keys handed to new owners and dropped.", r.handoff_dropped);
         let unknown = "Peer messages dropped: their sender is not a live member under that name and address.";
         counter(o, "shoal_peer_msgs_unknown_sender_total", unknown, r.peer_unknown_sender);

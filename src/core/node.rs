@@ -25,6 +25,9 @@ use super::store::{EvictionPolicy, Store};
 use super::version::NodeId;
 use super::Millis;
 
+/// Most expired keys reclaimed before one client or peer input (the rest waits for active expiry).
+pub const EXPIRE_KEYS_PER_INPUT: usize = 32;
+
 /// A client connection, as the driver numbers them.
 pub type ConnId = u64;
 /// A request on one connection, numbered by the connection in the order it arrived.
@@ -320,7 +323,7 @@ impl Node {
 
     /// This node's own copy of `key` (value, tombstone or eviction marker) with its version, unless expired.
     pub fn local_entry(&self, key: &[u8], now: Millis) -> Option<WireEntry> {
-        self.store.raw(key, now).map(|e| e.to_wire())
+        self.store.view(key, now).map(|e| e.to_wire())
     }
 
     /// The digest of this node's ring (0 for a node without a cluster).
@@ -386,9 +389,10 @@ impl Node {
     /// Process one input at wall-clock time `now`, writing effects into `out`.
     pub fn handle(&mut self, now: Millis, input: Input, out: &mut Outbox) {
         if self.repl.is_some() && matches!(input, Input::Client { .. } | Input::Peer { .. }) {
-            // Turn values whose TTL passed into their tombstones before anything reads or sends them, so a replica
-            // never reports "nothing" for a key whose newest write merely expired (an older copy would win).
-            self.store.expire_due(now, usize::MAX);
+            // Reclaim a slice of the keys whose TTL passed; a mass of keys expiring at once is worked off by the
+            // active-expiry timer in bounded passes. Until then every read or send of a key reclaims it first
+            // (`Store::raw`), so an expired value is seen as its tombstone either way.
+            self.store.expire_due(now, EXPIRE_KEYS_PER_INPUT);
         }
         match input {
             Input::Start => {
@@ -448,6 +452,9 @@ impl Node {
                 }
             }
         }
+        if self.repl.is_some() {
+            self.spread_evictions(now, out);
+        }
     }
 
     /// Whether a peer message from `from` named `name` may be acted on: the sender is a live member of this
@@ -478,6 +485,7 @@ impl Node {
             PeerMsg::ForwardReply { id, reply } => self.forward_replied(from, id, reply, out),
             PeerMsg::Put { id, entries, hint_for } => self.put_received(now, from, id, entries, hint_for, out),
             PeerMsg::PutAck { id } => self.put_acked(now, from, id, out),
+            PeerMsg::PutRefused { id, keys } => self.put_refused(now, from, id, keys, out),
             PeerMsg::Get { id, keys } => {
                 let entries = keys.iter().map(|k| self.store.raw(k, now).map(|e| e.to_wire())).collect();
                 out.push(Output::SendPeer { to: from, msg: PeerMsg::GetReply { id, entries } });
@@ -491,6 +499,7 @@ impl Node {
             PeerMsg::Offer { id, keys } => self.offered(now, from, id, keys, out),
             PeerMsg::Want { id, keys } => self.wanted(now, from, id, keys, out),
             PeerMsg::FlushAll => self.store.clear(),
+            PeerMsg::Flushed { id, before } => self.flush_received(now, from, id, before, out),
             PeerMsg::Lock { id, op } => {
                 let answer = self.locks.apply(&op, now);
                 self.hlc.observe(super::clock::Timestamp(answer.max_token));
@@ -539,7 +548,11 @@ impl Node {
 
     /// Evict until the store fits under `maxmemory`; false when it cannot.
     pub(crate) fn make_room(&mut self, now: Millis) -> bool {
-        let limit = self.config.maxmemory_bytes;
+        self.make_room_below(now, self.config.maxmemory_bytes)
+    }
+
+    /// Evict until the store fits under `limit`; false when it cannot.
+    pub(crate) fn make_room_below(&mut self, now: Millis, limit: usize) -> bool {
         if self.store.used_bytes() <= limit {
             return true;
         }

@@ -4,7 +4,13 @@
 //! with a seeded hasher. The fixed bucket layout gives SCAN a cursor that survives inserts and deletes (every
 //! key present for the whole scan is returned at least once), and gives eviction and random sampling O(1)
 //! access by index. Invariants: `used_bytes` is the sum of `entry_bytes` over all entries; `expiring` holds
-//! exactly the (expiry, key) pairs of entries with an expiry. Nothing here reads a clock: `now` is a parameter.
+//! exactly the (expiry, key) pairs of entries with an expiry; `evicted` holds exactly those of eviction markers.
+//!
+//! Eviction takes values only: a tombstone stays until its grace ends (an evicted tombstone would let a replica
+//! that missed the delete bring the key back), and is counted in `used_bytes` like any entry. In a replicated
+//! store every evicted value leaves an eviction marker, whatever its size, so anti-entropy cannot push it back;
+//! the markers of evictions hold at most `1 / EVICTED_MARKERS_SHARE` of the limit, the oldest going first
+//! (counted), by which time anti-entropy has long spread them. Nothing here reads a clock: `now` is a parameter.
 
 use std::collections::BTreeSet;
 
@@ -27,6 +33,10 @@ pub const BUCKETS: usize = 1 << BUCKET_BITS;
 pub const ENTRY_OVERHEAD_BYTES: usize = 96;
 /// Extra bytes charged for an entry with an expiry (its slot in the expiry index).
 pub const EXPIRY_OVERHEAD_BYTES: usize = 48;
+/// Eviction markers hold at most this fraction (1/n) of the memory limit; beyond it the oldest are dropped.
+pub const EVICTED_MARKERS_SHARE: usize = 8;
+/// Most entries sampled to find a value to evict before the store reports that none is left.
+const EVICTION_SAMPLES_MAX: usize = 256;
 
 /// One stored key's state: a value, or a marker (tombstone, eviction) that replicas must also learn.
 #[derive(Debug, Clone, PartialEq)]
@@ -128,6 +138,8 @@ pub struct StoreStats {
     pub expired_keys: u64,
     /// Keys removed to respect the memory limit.
     pub evicted_keys: u64,
+    /// Eviction markers dropped before their grace to keep them within their share of the memory limit.
+    pub evicted_markers_dropped: u64,
 }
 
 /// What an entry adds to its bucket's digest: its hash, except eviction markers, which add nothing. A replica
@@ -156,6 +168,12 @@ type Bucket = IndexMap<Key, Entry, FixedState>;
 pub struct Store {
     buckets: Vec<Bucket>,
     expiring: BTreeSet<(Millis, Box<[u8]>)>,
+    /// The (expiry, key) pairs of eviction markers, oldest first.
+    evicted: BTreeSet<(Millis, Box<[u8]>)>,
+    /// Bytes charged for eviction markers.
+    evicted_bytes: usize,
+    /// Keys evicted with a marker since the owner last took them (`take_evicted`), to spread the markers at once.
+    just_evicted: Vec<Bytes>,
     len: usize,
     used_bytes: usize,
     stats: StoreStats,
@@ -183,10 +201,12 @@ pub fn bucket_start(b: usize) -> u64 {
     (b as u64) << (64 - BUCKET_BITS)
 }
 
-/// Bytes charged for one entry.
+/// Bytes charged for one entry (an eviction marker also has a slot in the index of eviction markers).
 pub fn entry_bytes(key: &[u8], entry: &Entry) -> usize {
-    let ttl = if entry.expire_at_ms != 0 { EXPIRY_OVERHEAD_BYTES + key.len() } else { 0 };
-    ENTRY_OVERHEAD_BYTES + key.len() + entry.value.len() + ttl
+    let index = EXPIRY_OVERHEAD_BYTES + key.len();
+    let ttl = if entry.expire_at_ms != 0 { index } else { 0 };
+    let evicted = if entry.kind == EntryKind::Evicted { index } else { 0 };
+    ENTRY_OVERHEAD_BYTES + key.len() + entry.value.len() + ttl + evicted
 }
 
 fn lru_clock(now: Millis) -> u32 {
@@ -200,6 +220,9 @@ impl Store {
         Store {
             buckets: (0..BUCKETS).map(|_| IndexMap::with_hasher(hasher.clone())).collect(),
             expiring: BTreeSet::new(),
+            evicted: BTreeSet::new(),
+            evicted_bytes: 0,
+            just_evicted: Vec::new(),
             len: 0,
             used_bytes: 0,
             stats: StoreStats::default(),
@@ -275,9 +298,25 @@ impl Store {
         self.buckets[b].iter().map(|(k, e)| (&k[..], e))
     }
 
-    /// The stored entry for `key` whatever its kind, unless expired at `now`.
-    pub fn raw(&self, key: &[u8], now: Millis) -> Option<&Entry> {
-        self.buckets[bucket_of(key)].get(key).filter(|e| !e.is_expired(now))
+    /// The stored entry for `key` whatever its kind, as replicas must see it at `now`: an entry that expired is
+    /// reclaimed first, so an expired value answers as its tombstone even when the expiry sweep has not reached it
+    /// (a replica must never report "nothing" for a key whose newest write merely expired).
+    pub fn raw(&mut self, key: &[u8], now: Millis) -> Option<&Entry> {
+        let b = bucket_of(key);
+        if self.buckets[b].get(key).is_some_and(|e| e.is_expired(now)) {
+            self.expire_entry(key, now);
+        }
+        self.buckets[b].get(key)
+    }
+
+    /// `raw` without reclaiming: a copy of the entry as replicas must see it at `now` (an expired value as its
+    /// tombstone), for callers that only look.
+    pub fn view(&self, key: &[u8], now: Millis) -> Option<Entry> {
+        let e = self.buckets[bucket_of(key)].get(key)?;
+        if !e.is_expired(now) {
+            return Some(e.clone());
+        }
+        self.expiry_tombstone(e, now)
     }
 
     /// Merge a replica's entry for `key` into the local copy: the result is the version-vector join (pointwise
@@ -300,7 +339,9 @@ impl Store {
             incoming
         };
         let Some(i) = found else {
-            if incoming.is_expired(now) {
+            // An eviction marker for a key this replica does not hold has nothing to take away here (and a
+            // replica under memory pressure should not pay for one).
+            if incoming.is_expired(now) || incoming.kind == EntryKind::Evicted {
                 return MergeOutcome::default();
             }
             self.put(b, None, key, incoming, now);
@@ -333,6 +374,24 @@ impl Store {
             self.put(b, Some(i), key, next, now);
         }
         MergeOutcome { changed: true, lww_conflict }
+    }
+
+    /// Whether merging `incoming` would replace the payload of the local copy of `key` at `now` (not only join
+    /// the vectors), and how many bytes the store would grow by then (0 when it would not).
+    pub fn merge_growth(&self, key: &[u8], incoming: &Entry, now: Millis) -> usize {
+        let current = self.buckets[bucket_of(key)].get(key).filter(|e| !e.is_expired(now));
+        let added = entry_bytes(key, incoming);
+        let Some(current) = current else { return added };
+        let takes = match current.vector.merge(&incoming.vector).winner {
+            crate::core::vversion::Winner::Left => false,
+            crate::core::vversion::Winner::Right => true,
+            crate::core::vversion::Winner::Same => current.payload_rank() < incoming.payload_rank(),
+        };
+        if takes {
+            added.saturating_sub(entry_bytes(key, current))
+        } else {
+            0
+        }
     }
 
     /// Whether the store holds no key.
@@ -389,6 +448,7 @@ impl Store {
         entry.lru = lru_clock(now);
         let added = entry_bytes(key, &entry);
         let (expire_at, digest, marker) = (entry.expire_at_ms, digest_hash(key, &entry), !entry.is_value());
+        let evicted = entry.kind == EntryKind::Evicted;
         let old = match found {
             Some(i) => Some(std::mem::replace(&mut self.buckets[b][i], entry)),
             None => {
@@ -406,6 +466,10 @@ impl Store {
         if expire_at != 0 {
             self.expiring.insert((expire_at, key.into()));
         }
+        if evicted {
+            self.evicted.insert((expire_at, key.into()));
+            self.evicted_bytes += added;
+        }
         self.digests[b] ^= digest;
         self.markers += usize::from(marker);
         self.used_bytes += added;
@@ -414,9 +478,14 @@ impl Store {
 
     /// Accounting for an entry of bucket `b` that left the map (bytes, expiry index, digest, marker count).
     fn forget(&mut self, b: usize, key: &[u8], old: &Entry) {
-        self.used_bytes -= entry_bytes(key, old);
+        let bytes = entry_bytes(key, old);
+        self.used_bytes -= bytes;
         if old.expire_at_ms != 0 {
             self.expiring.remove(&(old.expire_at_ms, key.into()));
+        }
+        if old.kind == EntryKind::Evicted {
+            self.evicted.remove(&(old.expire_at_ms, key.into()));
+            self.evicted_bytes -= bytes;
         }
         self.digests[b] ^= digest_hash(key, old);
         self.markers -= usize::from(!old.is_value());
@@ -437,7 +506,7 @@ impl Store {
     /// Change the expiry of an existing key (0 removes it); returns false when the key is absent.
     pub fn set_expiry(&mut self, key: &[u8], expire_at_ms: Millis) -> bool {
         let b = bucket_of(key);
-        let Some(entry) = self.buckets[b].get_mut(key) else { return false };
+        let Some(entry) = self.buckets[b].get_mut(key).filter(|e| e.is_value()) else { return false };
         let old_bytes = entry_bytes(key, entry);
         self.digests[b] ^= digest_hash(key, entry);
         let old_at = std::mem::replace(&mut entry.expire_at_ms, expire_at_ms);
@@ -486,10 +555,11 @@ impl Store {
         self.expiring.first().map(|(at, _)| *at)
     }
 
-    /// Evict keys by `policy` until `used_bytes <= limit`; `draw(n)` returns a random index below `n`.
-    /// With `marker_until` set (a replicated store), an evicted value leaves an eviction marker with the
-    /// same version that lives until then, so replicas drop it too instead of bringing it back; an evicted
-    /// marker simply goes. Returns false when the limit cannot be met (policy forbids it or no candidate is left).
+    /// Evict values by `policy` until `used_bytes <= limit`; `draw(n)` returns a random index below `n`.
+    /// With `marker_until` set (a replicated store), every evicted value leaves an eviction marker with the
+    /// same version that lives until then, so replicas drop it too instead of bringing it back; eviction markers
+    /// beyond their share of `limit` go, oldest first. Tombstones are never evicted. Returns false when the limit
+    /// cannot be met (the policy forbids it or no value is left to evict).
     pub fn evict_to(
         &mut self,
         limit: usize,
@@ -498,63 +568,136 @@ impl Store {
         marker_until: Option<Millis>,
         mut draw: impl FnMut(usize) -> usize,
     ) -> bool {
+        let markers_max = limit / EVICTED_MARKERS_SHARE;
         while self.used_bytes > limit {
             let victim = match policy {
                 EvictionPolicy::NoEviction => None,
-                EvictionPolicy::AllKeysRandom => self
-                    .sample(&mut draw)
-                    .map(|(b, i)| Box::from(&self.buckets[b].get_index(i).expect("sampled").0[..])),
+                EvictionPolicy::AllKeysRandom => self.random_value(&mut draw),
                 EvictionPolicy::AllKeysLru | EvictionPolicy::VolatileLru => {
                     self.lru_candidate(policy == EvictionPolicy::VolatileLru, &mut draw)
                 }
             };
-            let Some(key) = victim else { return false };
+            // Sampling misses when values are rare among markers: then walk to one.
+            let volatile = policy == EvictionPolicy::VolatileLru;
+            let victim = victim.or_else(|| (policy != EvictionPolicy::NoEviction).then(|| self.any_value(volatile))?);
+            let Some(key) = victim else {
+                // No value left to evict: what eviction markers hold is all that can still go.
+                if policy != EvictionPolicy::NoEviction && self.drop_oldest_evicted_marker() {
+                    continue;
+                }
+                return false;
+            };
             let Some(old) = self.remove(&key) else { continue };
-            let freed = entry_bytes(&key, &old);
             // An expired victim is accounted as expired, not evicted: it was already dead.
-            if !old.is_value() {
-                continue;
-            }
             if old.is_expired(now) {
                 self.stats.expired_keys += 1;
+                if let Some(tombstone) = self.expiry_tombstone(&old, now) {
+                    self.insert(&key, tombstone, now);
+                }
                 continue;
             }
             self.stats.evicted_keys += 1;
             if let Some(until) = marker_until {
-                let marker = Entry::marker(EntryKind::Evicted, old.vector, until);
-                // A marker smaller than the value helps; one as large would only loop, so skip it then.
-                if entry_bytes(&key, &marker) < freed {
-                    self.insert(&key, marker, now);
-                }
+                self.insert(&key, Entry::marker(EntryKind::Evicted, old.vector, until), now);
+                self.just_evicted.push(Bytes::copy_from_slice(&key));
             }
+            while self.evicted_bytes > markers_max && self.drop_oldest_evicted_marker() {}
         }
         true
     }
 
-    /// Redis's eviction pool: each call samples a few keys into a small pool of the least recently used ones
-    /// seen so far (kept across calls), then takes the oldest that still exists unchanged.
+    /// The first value (with an expiry, when `volatile`) in ring order: the eviction candidate of last resort.
+    fn any_value(&self, volatile: bool) -> Option<Box<[u8]>> {
+        if volatile {
+            let (_, key) = self.expiring.iter().find(|(_, k)| self.peek_any(k).is_some_and(Entry::is_value))?;
+            return Some(key.clone());
+        }
+        let mut from = 0;
+        while let Some(b) = self.next_occupied(from) {
+            if let Some((key, _)) = self.buckets[b].iter().find(|(_, e)| e.is_value()) {
+                return Some(Box::from(&key[..]));
+            }
+            from = b + 1;
+        }
+        None
+    }
+
+    /// The stored entry for `key`, whatever its kind and expiry.
+    fn peek_any(&self, key: &[u8]) -> Option<&Entry> {
+        self.buckets[bucket_of(key)].get(key)
+    }
+
+    /// The keys evicted with a marker since the last call (their markers may have gone since).
+    pub fn take_evicted(&mut self) -> Vec<Bytes> {
+        std::mem::take(&mut self.just_evicted)
+    }
+
+    /// Drop the oldest eviction marker, counted; false when there is none.
+    fn drop_oldest_evicted_marker(&mut self) -> bool {
+        let Some((_, key)) = self.evicted.first() else { return false };
+        let key = key.clone();
+        self.remove(&key);
+        self.stats.evicted_markers_dropped += 1;
+        true
+    }
+
+    /// Bytes charged for eviction markers.
+    pub fn evicted_markers_bytes(&self) -> usize {
+        self.evicted_bytes
+    }
+
+    /// A random value's key (markers are no eviction candidates), from a bounded number of samples.
+    fn random_value(&self, draw: &mut impl FnMut(usize) -> usize) -> Option<Box<[u8]>> {
+        if self.values_len() == 0 {
+            return None;
+        }
+        (0..EVICTION_SAMPLES_MAX).find_map(|_| {
+            let (b, i) = self.sample(draw)?;
+            let (key, entry) = self.buckets[b].get_index(i)?;
+            entry.is_value().then(|| Box::from(&key[..]))
+        })
+    }
+
+    /// Redis's eviction pool: each call samples a few values into a small pool of the least recently used ones
+    /// seen so far (kept across calls), then takes the oldest that still exists unchanged. Markers are skipped.
     fn lru_candidate(&mut self, volatile: bool, draw: &mut impl FnMut(usize) -> usize) -> Option<Box<[u8]>> {
         const SAMPLES: usize = 5;
         const POOL: usize = 16;
-        for _ in 0..SAMPLES {
-            let picked = if volatile { self.sample_expiring(draw) } else { self.sample(draw) };
-            let Some((b, i)) = picked else { break };
-            let (key, entry) = self.buckets[b].get_index(i).expect("sampled index");
-            if self.pool.iter().any(|(_, k)| **k == key[..]) {
-                continue;
-            }
-            let at = self.pool.partition_point(|(l, _)| *l <= entry.lru);
-            if at < POOL {
-                self.pool.insert(at, (entry.lru, Box::from(&key[..])));
-                self.pool.truncate(POOL);
-            }
+        if self.values_len() == 0 {
+            return None;
         }
-        while !self.pool.is_empty() {
-            let (lru, key) = self.pool.remove(0);
-            // A pooled key may have been deleted or used since it was sampled: then it is no candidate.
-            let current = self.buckets[bucket_of(&key)].get(&key[..]);
-            if current.is_some_and(|e| e.lru == lru && (!volatile || e.expire_at_ms != 0)) {
-                return Some(key);
+        for _ in 0..EVICTION_SAMPLES_MAX / SAMPLES {
+            let mut sampled = 0;
+            for _ in 0..EVICTION_SAMPLES_MAX {
+                if sampled == SAMPLES {
+                    break;
+                }
+                let picked = if volatile { self.sample_expiring(draw) } else { self.sample(draw) };
+                let Some((b, i)) = picked else { break };
+                let (key, entry) = self.buckets[b].get_index(i).expect("sampled index");
+                if !entry.is_value() {
+                    continue;
+                }
+                sampled += 1;
+                if self.pool.iter().any(|(_, k)| **k == key[..]) {
+                    continue;
+                }
+                let at = self.pool.partition_point(|(l, _)| *l <= entry.lru);
+                if at < POOL {
+                    self.pool.insert(at, (entry.lru, Box::from(&key[..])));
+                    self.pool.truncate(POOL);
+                }
+            }
+            while !self.pool.is_empty() {
+                let (lru, key) = self.pool.remove(0);
+                // A pooled key may have been deleted, used or replaced since it was sampled: then it is no candidate.
+                let current = self.buckets[bucket_of(&key)].get(&key[..]);
+                if current.is_some_and(|e| e.is_value() && e.lru == lru && (!volatile || e.expire_at_ms != 0)) {
+                    return Some(key);
+                }
+            }
+            if sampled == 0 {
+                return None;
             }
         }
         None
@@ -635,11 +778,34 @@ impl Store {
             .collect()
     }
 
+    /// Remove every entry whose latest write is at or before `up_to` (a cluster FLUSHALL); returns how many went.
+    pub fn remove_written_up_to(&mut self, up_to: crate::core::clock::Timestamp) -> usize {
+        if self.buckets.iter().flat_map(|b| b.values()).all(|e| e.vector.max_time() <= up_to) {
+            let n = self.len;
+            self.clear();
+            return n;
+        }
+        let doomed: Vec<Box<[u8]>> = self
+            .buckets
+            .iter()
+            .flat_map(|b| b.iter())
+            .filter(|(_, e)| e.vector.max_time() <= up_to)
+            .map(|(k, _)| Box::from(&k[..]))
+            .collect();
+        for key in &doomed {
+            self.remove(key);
+        }
+        doomed.len()
+    }
+
     /// Remove every key.
     pub fn clear(&mut self) {
         let hasher = self.hasher.clone();
         self.buckets.iter_mut().for_each(|b| *b = IndexMap::with_hasher(hasher.clone()));
         self.expiring.clear();
+        self.evicted.clear();
+        self.evicted_bytes = 0;
+        self.just_evicted.clear();
         self.pool.clear();
         self.digests.iter_mut().for_each(|d| *d = 0);
         self.occupied.iter_mut().for_each(|w| *w = 0);
@@ -859,6 +1025,53 @@ mod tests {
         assert_eq!(s.len(), 1);
     }
 
+    fn lcg(mut seed: u64) -> impl FnMut(usize) -> usize {
+        move |n: usize| {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            ((seed >> 33) as usize) % n
+        }
+    }
+
+    #[test]
+    fn tombstones_are_never_evicted_whatever_the_policy() {
+        for policy in [EvictionPolicy::AllKeysLru, EvictionPolicy::AllKeysRandom, EvictionPolicy::VolatileLru] {
+            let mut s = Store::new(7);
+            s.set_expiry_grace(Some(1_000));
+            for i in 0..100u64 {
+                s.insert(format!("dead{i}").as_bytes(), Entry::marker(EntryKind::Tombstone, v(1), 5_000), 0);
+            }
+            for i in 0..300u64 {
+                s.insert(format!("live{i}").as_bytes(), entry("x", 9_000), 10);
+            }
+            // A limit below what the tombstones alone take: every value goes, every tombstone stays.
+            assert!(!s.evict_to(1_000, policy, 20, Some(3_000), lcg(3)), "{policy:?}");
+            assert_eq!(s.values_len(), 0, "{policy:?}");
+            let kept = (0..100).filter(|i| s.raw(format!("dead{i}").as_bytes(), 20).is_some()).count();
+            assert_eq!(kept, 100, "{policy:?}: tombstones evicted");
+            assert_eq!(s.used_bytes(), s.recount_bytes());
+        }
+    }
+
+    #[test]
+    fn a_small_evicted_value_leaves_a_marker_and_markers_keep_to_their_share() {
+        let mut s = Store::new(7);
+        for i in 0..2_000u64 {
+            s.insert(format!("k{i}").as_bytes(), entry("v", 0), i);
+        }
+        let limit = s.used_bytes() / 2;
+        assert!(s.evict_to(limit, EvictionPolicy::AllKeysLru, 5_000, Some(100_000), lcg(5)));
+        assert!(s.used_bytes() <= limit);
+        assert!(s.evicted_markers_bytes() <= limit / EVICTED_MARKERS_SHARE);
+        let evicted = s.stats().evicted_keys;
+        let markers = s.markers_len() as u64;
+        assert!(markers > 0 && markers + s.stats().evicted_markers_dropped == evicted, "{markers} of {evicted}");
+        // The one-byte value that goes last leaves its marker too.
+        let before = s.stats().evicted_keys;
+        assert!(s.evict_to(s.used_bytes() - 1, EvictionPolicy::AllKeysLru, 5_000, Some(100_000), lcg(9)));
+        assert_eq!(s.stats().evicted_keys, before + 1);
+        assert_eq!(s.used_bytes(), s.recount_bytes());
+    }
+
     #[test]
     fn scan_visits_every_key_once_despite_deletes() {
         let mut s = Store::new(7);
@@ -906,6 +1119,22 @@ mod tests {
             }
         }
         assert_eq!(s.expiring, expiring, "expiry index");
+        let evicted: BTreeSet<_> = s
+            .buckets
+            .iter()
+            .flat_map(|b| b.iter())
+            .filter(|(_, e)| e.kind == EntryKind::Evicted)
+            .map(|(k, e)| (e.expire_at_ms, Box::<[u8]>::from(&k[..])))
+            .collect();
+        assert_eq!(s.evicted, evicted, "eviction marker index");
+        let evicted_bytes: usize = s
+            .buckets
+            .iter()
+            .flat_map(|b| b.iter())
+            .filter(|(_, e)| e.kind == EntryKind::Evicted)
+            .map(|(k, e)| entry_bytes(k, e))
+            .sum();
+        assert_eq!(s.evicted_bytes, evicted_bytes, "eviction marker bytes");
         assert_eq!((s.len, s.markers), (len, markers), "len, markers");
     }
 

@@ -266,6 +266,8 @@ fn kind_of(msg: &PeerMsg) -> &'static str {
         PeerMsg::FlushAll => "FlushAll",
         PeerMsg::Lock { .. } => "Lock",
         PeerMsg::LockReply { .. } => "LockReply",
+        PeerMsg::PutRefused { .. } => "PutRefused",
+        PeerMsg::Flushed { .. } => "Flushed",
     }
 }
 

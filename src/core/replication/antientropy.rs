@@ -31,7 +31,7 @@ pub const BUCKETS_PER_GROUP: usize = 64;
 /// Number of groups.
 pub const GROUPS: usize = BUCKETS / BUCKETS_PER_GROUP;
 /// How far ahead of this node's wall clock a peer's HLC may be and still be followed.
-const PEER_CLOCK_AHEAD_MAX_MS: Millis = 86_400_000;
+pub(crate) const PEER_CLOCK_AHEAD_MAX_MS: Millis = 86_400_000;
 /// Most buckets refined in one round; the rest waits for the next (quick) round.
 const BUCKETS_PER_ROUND: usize = 2_048;
 /// Sub-buckets per bucket in the refinement step.
@@ -48,6 +48,8 @@ const CHASE_MS: Millis = 200;
 const CHASE_ROUNDS_MAX: u32 = 10;
 /// Sharings kept (the peers of the last rounds, both ways): a small cluster's rounds come back to the same few.
 const SHARE_CACHE_MAX: usize = 4;
+/// Most expired keys an anti-entropy step reclaims before it describes the store.
+const EXPIRE_KEYS_PER_ROUND: usize = 2_000;
 /// Most entries per `Put` sent by anti-entropy.
 const ENTRIES_PER_PUT: usize = 1_000;
 
@@ -59,8 +61,9 @@ impl Node {
         let me = self.config.name.clone();
         let addrs = &self.repl().addrs;
         let peer_count = addrs.len() - usize::from(addrs.contains_key(&me));
-        // Settle expiries first, so both sides describe expired values the same way (as their tombstones).
-        self.store.expire_due(now, usize::MAX);
+        // Settle a slice of expiries first, so both sides describe expired values the same way (as their
+        // tombstones); a larger backlog is active expiry's, and differences it causes meanwhile are repaired.
+        self.store.expire_due(now, EXPIRE_KEYS_PER_ROUND);
         let chase = self.repl_mut().ae_chase.take();
         let chase = if chase.is_some() && self.repl().ae_chase_rounds < CHASE_ROUNDS_MAX {
             self.repl_mut().ae_chase_rounds += 1;
@@ -85,6 +88,7 @@ impl Node {
             }
         };
         let Some(addr) = self.repl().addr_of(&peer) else { return };
+        self.send_flush_epoch(addr, out);
         let sharing = self.sharing_with(&peer);
         if sharing.buckets.iter().all(|s| *s == Share::None) {
             return;
@@ -109,7 +113,7 @@ impl Node {
         out: &mut Outbox,
     ) {
         self.observe_peer_clock(now, hlc);
-        self.store.expire_due(now, usize::MAX);
+        self.store.expire_due(now, EXPIRE_KEYS_PER_ROUND);
         self.refresh_ring(now);
         if ring != self.repl().ring.digest() || hashes.len() != GROUPS {
             return;
@@ -134,7 +138,7 @@ impl Node {
 
     /// Step 3 (at the initiator): the sub-bucket digests of the buckets that differ.
     pub(crate) fn ae_buckets(&mut self, now: Millis, from: SocketAddr, theirs: Vec<(u32, u64)>, out: &mut Outbox) {
-        self.store.expire_due(now, usize::MAX);
+        self.store.expire_due(now, EXPIRE_KEYS_PER_ROUND);
         let Some(peer) = self.name_of(from) else { return };
         let sharing = self.sharing_with(&peer);
         let mut buckets = Vec::new();
@@ -158,7 +162,7 @@ impl Node {
 
     /// Step 4 (at the peer): describe the shared keys of the sub-buckets that differ.
     pub(crate) fn ae_subs(&mut self, now: Millis, from: SocketAddr, theirs: Vec<(u32, Vec<u64>)>, out: &mut Outbox) {
-        self.store.expire_due(now, usize::MAX);
+        self.store.expire_due(now, EXPIRE_KEYS_PER_ROUND);
         let Some(peer) = self.name_of(from) else { return };
         let sharing = self.sharing_with(&peer);
         let mut buckets = Vec::new();
@@ -199,7 +203,7 @@ impl Node {
         keys: Vec<AeKey>,
         out: &mut Outbox,
     ) {
-        self.store.expire_due(now, usize::MAX);
+        self.store.expire_due(now, EXPIRE_KEYS_PER_ROUND);
         let Some(peer) = self.name_of(from) else { return };
         let sharing = self.sharing_with(&peer);
         let theirs: BTreeMap<Bytes, (u64, Option<Version>)> =

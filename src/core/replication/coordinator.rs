@@ -74,16 +74,7 @@ impl Node {
                 let parts = keys.into_iter().map(|k| Command::Touch { keys: vec![k] }).collect();
                 self.fan_out(now, origin, FanKind::Sum, parts, levels, out)
             }
-            Command::FlushAll => {
-                self.store.clear();
-                let me = self.config.name.clone();
-                let peers: Vec<SocketAddr> =
-                    self.repl().addrs.iter().filter(|(n, _)| **n != me).map(|(_, a)| *a).collect();
-                for to in peers {
-                    out.push(Output::SendPeer { to, msg: PeerMsg::FlushAll });
-                }
-                self.respond(origin, Reply::Ok, out)
-            }
+            Command::FlushAll => self.flush_all(now, origin, out),
             Command::Owners { key } => {
                 let reply = self.owners_reply(&key);
                 self.respond(origin, reply, out)
@@ -422,7 +413,7 @@ impl Node {
             .filter(|o| ***o != *me)
             .filter_map(|o| {
                 let addr = self.repl().addr_of(o)?;
-                Some(Target { name: o.clone(), addr, acked: false, fallback: None, hinted_here: false })
+                Some(Target { name: o.clone(), addr, acked: false, fallback: None, hinted_here: false, refused: false })
             })
             .collect();
         let id = self.repl_mut().id();
@@ -469,6 +460,7 @@ impl Node {
                     self.handoff_done(now, id);
                 }
             }
+            Some(Pending::Flush { .. }) => self.flush_done(id, Some(from), out),
             _ => {}
         }
     }
@@ -483,7 +475,7 @@ impl Node {
         };
         t.acked = true;
         *acks += 1;
-        let done = targets.iter().all(|t| t.acked);
+        let done = targets.iter().all(|t| t.acked || t.refused);
         let answer = if *acks >= *needed { origin.take().map(|o| (o, reply.clone())) } else { None };
         if done {
             self.repl_mut().pending.remove(&id);
@@ -498,7 +490,7 @@ impl Node {
     fn write_replica_failed(&mut self, now: Millis, id: u64, which: usize, out: &mut Outbox) {
         let Some(Pending::Write { targets, entries, .. }) = self.repl().pending.get(&id) else { return };
         let t = targets[which].clone();
-        if t.acked || t.hinted_here {
+        if t.acked || t.hinted_here || t.refused {
             return;
         }
         let keys: Vec<Bytes> = entries.iter().map(|(k, _)| k.clone()).collect();
@@ -573,6 +565,7 @@ impl Node {
             Some(Pending::Handoff { .. }) | Some(Pending::HintDelivery { .. }) => {
                 self.repl_mut().pending.remove(&id);
             }
+            Some(Pending::Flush { .. }) => self.flush_done(id, None, out),
             Some(Pending::Lock(_)) => self.lock_progress(now, id, true, out),
             Some(Pending::Fanout { .. }) | None => {}
         }
@@ -586,7 +579,7 @@ impl Node {
         else {
             return;
         };
-        for t in targets.iter().filter(|t| !t.acked && !t.hinted_here) {
+        for t in targets.iter().filter(|t| !t.acked && !t.hinted_here && !t.refused) {
             for (key, _) in &entries {
                 self.add_hint(now, t.name.to_string(), key.clone());
             }
@@ -615,7 +608,9 @@ impl Node {
                 Some(Pending::Write { targets, .. }) => {
                     let hit: Vec<usize> = (0..targets.len())
                         .filter(|&i| {
-                            !targets[i].acked && (targets[i].addr == peer || targets[i].fallback == Some(peer))
+                            !targets[i].acked
+                                && !targets[i].refused
+                                && (targets[i].addr == peer || targets[i].fallback == Some(peer))
                         })
                         .collect();
                     for which in hit {
@@ -642,6 +637,7 @@ impl Node {
                 Some(Pending::Handoff { waiting, .. }) if waiting.contains(&peer) => {
                     self.repl_mut().pending.remove(&id);
                 }
+                Some(Pending::Flush { .. }) => self.flush_done(id, Some(peer), out),
                 Some(Pending::HintDelivery { target, .. }) if peer_name.as_ref() == Some(target) => {
                     self.repl_mut().pending.remove(&id);
                 }
@@ -708,8 +704,12 @@ impl Node {
         hint_for: Option<String>,
         out: &mut Outbox,
     ) {
+        let mut refused = Vec::new();
         for (key, wire) in entries {
-            self.merge_entry(now, &key, Entry::from_wire(wire));
+            if !self.merge_entry(now, &key, Entry::from_wire(wire)) {
+                refused.push(key);
+                continue;
+            }
             if let Some(target) = &hint_for {
                 if *target != self.config.name {
                     self.add_hint(now, target.clone(), key);
@@ -717,13 +717,25 @@ impl Node {
             }
         }
         if id != 0 {
-            out.push(Output::SendPeer { to: from, msg: PeerMsg::PutAck { id } });
+            let msg =
+                if refused.is_empty() { PeerMsg::PutAck { id } } else { PeerMsg::PutRefused { id, keys: refused } };
+            out.push(Output::SendPeer { to: from, msg });
         }
     }
 
-    /// Merge a replica's entry into the local store, observing its time and counting what happened.
-    pub(crate) fn merge_entry(&mut self, now: Millis, key: &[u8], entry: Entry) {
+    /// Merge a replica's entry into the local store, observing its time and counting what happened; false when
+    /// it was refused for lack of memory (`admit`) and nothing changed.
+    pub(crate) fn merge_entry(&mut self, now: Millis, key: &[u8], entry: Entry) -> bool {
         self.hlc.observe(entry.vector.max_time());
+        if self.flushed(&entry) {
+            // Written before a FLUSHALL this node applied: the flush wins, and nothing is left to store.
+            self.repl_mut().stats.flushed_drops += 1;
+            return true;
+        }
+        if !self.admit(now, key, &entry) {
+            self.repl_mut().stats.merges_refused += 1;
+            return false;
+        }
         let outcome = self.store.merge(key, entry, now);
         if outcome.changed && self.config.maxmemory_bytes != 0 {
             // Replicated data obeys the memory limit too (what this evicts leaves a marker that spreads).
@@ -732,6 +744,7 @@ impl Node {
         let stats = &mut self.repl_mut().stats;
         stats.merged_changes += u64::from(outcome.changed);
         stats.lww_conflicts += u64::from(outcome.lww_conflict);
+        true
     }
 
     /// The key's preference list (names), as this node's ring sees it.
@@ -773,7 +786,7 @@ impl Node {
     }
 
     pub(crate) fn local_get_reply(&self, key: &[u8], now: Millis) -> Reply {
-        let Some(e) = self.store.raw(key, now) else { return Reply::Nil };
+        let Some(e) = self.store.view(key, now) else { return Reply::Nil };
         let kind = match e.kind {
             super::EntryKind::Value => "value",
             super::EntryKind::Tombstone => "tombstone",

@@ -36,12 +36,9 @@ impl Node {
         let max = self.config.hints_max;
         let repl = self.repl_mut();
         repl.stats.hints_stored += 1;
-        repl.hints.insert((target, key), now);
-        while repl.hints.len() > max {
-            // Drop the oldest hint (ties: the first in order), counted.
-            let oldest = repl.hints.iter().min_by_key(|(_, at)| **at).map(|(k, _)| k.clone());
-            let Some(k) = oldest else { break };
-            repl.hints.remove(&k);
+        repl.hints.insert(target, key, now);
+        // Drop the oldest hints (ties: the first recorded), counted; O(log n) each.
+        while repl.hints.len() > max && repl.hints.pop_oldest() {
             repl.stats.hints_dropped += 1;
         }
     }
@@ -51,9 +48,8 @@ impl Node {
         out.push(Output::Schedule { after_ms: HINT_PERIOD_MS, timer: TimerId::Hints });
         let age_max = self.config.hint_age_max_ms;
         let repl = self.repl_mut();
-        let before = repl.hints.len();
-        repl.hints.retain(|_, at| now.saturating_sub(*at) <= age_max);
-        repl.stats.hints_dropped += (before - repl.hints.len()) as u64;
+        let dropped = repl.hints.drop_recorded_before(now.saturating_sub(age_max));
+        repl.stats.hints_dropped += dropped as u64;
         let busy: BTreeSet<String> = repl
             .pending
             .values()
@@ -100,7 +96,7 @@ impl Node {
         let Some(Pending::HintDelivery { target, keys }) = self.repl_mut().pending.remove(&id) else { return };
         let repl = self.repl_mut();
         for k in keys {
-            if repl.hints.remove(&(target.clone(), k)).is_some() {
+            if repl.hints.remove(&(target.clone(), k)) {
                 repl.stats.hints_delivered += 1;
             }
         }

@@ -4,9 +4,12 @@
 pub mod antientropy;
 pub mod codec;
 pub mod coordinator;
+mod flush;
 pub mod handoff;
 pub mod handshake;
+mod hints;
 pub mod levels;
+mod pressure;
 pub(crate) mod roster;
 mod sharing;
 pub mod state;

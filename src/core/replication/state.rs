@@ -49,6 +49,8 @@ pub(crate) struct Target {
     pub fallback: Option<SocketAddr>,
     /// A hint for this replica is kept here (no fallback answered or none existed).
     pub hinted_here: bool,
+    /// The replica (or its fallback) refused the write for lack of memory: it will not acknowledge it.
+    pub refused: bool,
 }
 
 /// One replica asked during a read.
@@ -94,6 +96,8 @@ pub(crate) enum Pending {
     Handoff { keys: Vec<(Bytes, u64)>, waiting: BTreeSet<SocketAddr> },
     /// Hints being delivered to their replica.
     HintDelivery { target: String, keys: Vec<Bytes> },
+    /// A FLUSHALL waiting for the live peers to apply it (or for its timeout) before it answers.
+    Flush { origin: Origin, waiting: BTreeSet<SocketAddr> },
     /// A lock command waiting for the lock's replicas.
     Lock(Box<crate::core::locks::LockRequest>),
 }
@@ -174,6 +178,12 @@ pub struct ReplicationStats {
     pub handoff_dropped: u64,
     /// Peer messages dropped because their sender is not a live member under that name and address.
     pub peer_unknown_sender: u64,
+    /// Entries from peers this node did not store: they needed memory its `maxmemory` policy cannot free.
+    pub merges_refused: u64,
+    /// Replicas (or fallbacks) that refused a write this node coordinated, for lack of memory.
+    pub replica_refusals: u64,
+    /// Entries from peers dropped because a FLUSHALL this node applied is newer than their latest write.
+    pub flushed_drops: u64,
 }
 
 /// The replication state of a clustered node.
@@ -193,9 +203,11 @@ pub(crate) struct Replication {
     /// Requests in flight.
     pub pending: PendingMap,
     /// Hints: (replica name, key) and when they were recorded.
-    pub hints: BTreeMap<(String, Bytes), Millis>,
+    pub hints: super::hints::Hints,
     /// Counters.
     pub stats: ReplicationStats,
+    /// The newest FLUSHALL this node applied (HLC time; 0: none): older entries are gone and stay gone.
+    pub flushed_before: crate::core::clock::Timestamp,
     /// Round-robin position over peers for anti-entropy.
     pub ae_turn: usize,
     /// A peer that differed in the last round: the next round goes to it again soon.
@@ -224,8 +236,9 @@ impl Replication {
             addrs,
             next_id: 1,
             pending: PendingMap::default(),
-            hints: BTreeMap::new(),
+            hints: super::hints::Hints::default(),
             stats: ReplicationStats::default(),
+            flushed_before: crate::core::clock::Timestamp(0),
             ae_turn: 0,
             ae_chase: None,
             ae_chase_rounds: 0,

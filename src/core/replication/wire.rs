@@ -168,4 +168,21 @@ pub enum PeerMsg {
         /// This replica's answer.
         answer: LockAnswer,
     },
+    /// Answers a `Put` (instead of `PutAck`) when the receiver stored some of its entries but not these: they
+    /// need memory it cannot free under its `maxmemory` policy. The sender counts no acknowledgement for them.
+    /// (Last, so the rmp-serde index of every older variant stays the same.)
+    PutRefused {
+        /// Request id of the `Put`.
+        id: u64,
+        /// The keys not stored.
+        keys: Vec<Bytes>,
+    },
+    /// A flush epoch: FLUSHALL at this HLC time (sent by its coordinator, and at the start of anti-entropy rounds).
+    /// The receiver drops every entry written at or before it, and refuses such entries from then on.
+    Flushed {
+        /// Request id (0: no acknowledgement wanted); acknowledged with `PutAck`.
+        id: u64,
+        /// The flush's HLC time.
+        before: u64,
+    },
 }

@@ -2,6 +2,8 @@
 
 use bytes::Bytes;
 
+mod memory;
+
 use crate::core::testkit::{addr, b, get, set, Cluster};
 
 use crate::core::command::Command;
@@ -416,4 +418,26 @@ fn peer_messages_from_a_sender_outside_the_view_are_dropped_and_counted() {
     c.deliver(0, flush(addr(1), "n1"));
     assert!(!c.holders("k", "v").contains(&0), "a member's FlushAll clears the node");
     assert_eq!(dropped(&c) - before, 6);
+}
+
+#[test]
+#[ignore = "measurement: cargo test --release --lib hint_insert_cost -- --ignored --nocapture"]
+fn hint_insert_cost_at_the_limit() {
+    // Inserting into a full hint table: time per insert for growing tables (constant per insert when eviction
+    // is O(log n); growing with the table when it scans).
+    for max in [10_000usize, 40_000, 160_000] {
+        let mut c = Cluster::new(1, NodeConfig { hints_max: max, ..config() });
+        let node = c.nodes[0].as_mut().unwrap();
+        for i in 0..max {
+            node.add_hint(crate::core::testkit::T0 + i as u64, "n9".into(), b(&format!("k{i}")));
+        }
+        let extra = 5_000;
+        let start = std::time::Instant::now();
+        for i in 0..extra {
+            node.add_hint(crate::core::testkit::T0 + (max + i) as u64, "n9".into(), b(&format!("x{i}")));
+        }
+        let per = start.elapsed().as_nanos() as f64 / extra as f64;
+        println!("hints_max {max}: {per:.0} ns per insert into a full table");
+        assert_eq!(node.hints_pending(), max);
+    }
 }
