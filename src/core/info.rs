@@ -148,7 +148,8 @@ fn cluster(out: &mut String, node: &Node, now: Millis) -> std::fmt::Result {
          replica_failures:{}\r\nrequest_timeouts:{}\r\n\
          hints_pending:{}\r\nhints_stored:{}\r\nhints_delivered:{}\r\nhints_dropped:{}\r\nread_repairs:{}\r\n\
          lww_conflicts:{}\r\nmerged_changes:{}\r\nanti_entropy_rounds:{}\r\nanti_entropy_entries_sent:{}\r\n\
-         anti_entropy_bytes_sent:{}\r\nhandoff_dropped_keys:{}\r\nmarkers:{}\r\n",
+         anti_entropy_bytes_sent:{}\r\nhandoff_dropped_keys:{}\r\nmarkers:{}\r\nclock_drift_max_ms:{}\r\n\
+         clock_drift_rejected:{}\r\npeer_msgs_invalid:{}\r\n",
         node.ring_digest(),
         node.ring_members(),
         u8::from(node.repl.is_some() && node.ring_settled(now)),
@@ -172,5 +173,8 @@ fn cluster(out: &mut String, node: &Node, now: Millis) -> std::fmt::Result {
         r.ae_bytes_sent,
         r.handoff_dropped,
         node.store().markers_len(),
+        node.config().clock_drift_max_ms,
+        r.clock_drift_rejected,
+        r.peer_msgs_invalid,
     )
 }

@@ -20,7 +20,7 @@ use super::state::{Asked, FanKind, Origin, Pending, Target};
 use super::wire::{PeerMsg, WireEntry};
 use crate::core::command::{Command, SetCond, SetTtl};
 use crate::core::node::{Node, Outbox, Output, TimerId};
-use crate::core::reply::Reply;
+use crate::core::reply::{err_wrong_arity, Reply};
 use crate::core::store::{entry_hash, Entry};
 use crate::core::Millis;
 
@@ -59,7 +59,11 @@ impl Node {
                 if primaries.windows(2).any(|w| w[0] != w[1]) {
                     return self.respond(origin, Reply::err(ERR_CROSSSLOT), out);
                 }
-                let key = pairs[0].0.clone();
+                // A client cannot send MSETNX without pairs (arity), but a peer's `Forward` can.
+                let Some(key) = pairs.first().map(|(k, _)| k.clone()) else {
+                    self.repl_mut().stats.peer_msgs_invalid += 1;
+                    return self.respond(origin, err_wrong_arity("msetnx"), out);
+                };
                 self.route_single(now, origin, key, Command::MSet { pairs, if_none_exist: true }, levels, out)
             }
             Command::Del { keys } => {
@@ -261,14 +265,17 @@ impl Node {
             Some(w) => {
                 let e = Entry::from_wire(w);
                 let h = entry_hash(&key, &e);
-                self.merge_entry(now, &key, e);
-                h
+                // A copy from too far in the future is not an answer: the replica counts as failed.
+                self.merge_entry(now, &key, e).then_some(h)
             }
-            None => 0,
+            None => Some(0),
         };
         if let Some(Pending::Read { asked, .. }) = self.repl_mut().pending.get_mut(&id) {
             if let Some(a) = asked.iter_mut().find(|a| a.addr == from) {
-                a.answer = Some(hash);
+                match hash {
+                    Some(hash) => a.answer = Some(hash),
+                    None => a.failed = true,
+                }
             }
         }
         self.read_progress(now, id, false, out);
@@ -661,8 +668,14 @@ impl Node {
         levels: Levels,
         out: &mut Outbox,
     ) {
-        let id = self.repl_mut().id();
         let count = parts.len();
+        if count == 0 {
+            // No part would ever answer: a client cannot send a multi-key command without keys (arity), but a
+            // peer's `Forward` can. Answer at once as the empty command would be (an empty array, OK, 0).
+            self.repl_mut().stats.peer_msgs_invalid += 1;
+            return self.respond(origin, combine(kind, Vec::new()), out);
+        }
+        let id = self.repl_mut().id();
         let pending = Pending::Fanout { origin, kind, parts: vec![None; count], remaining: count };
         self.repl_mut().pending.insert(id, pending);
         for (index, cmd) in parts.into_iter().enumerate() {
@@ -708,22 +721,33 @@ impl Node {
         hint_for: Option<String>,
         out: &mut Outbox,
     ) {
+        let mut refused = false;
         for (key, wire) in entries {
-            self.merge_entry(now, &key, Entry::from_wire(wire));
+            if !self.merge_entry(now, &key, Entry::from_wire(wire)) {
+                // Not stored, so not acknowledged: the sender's count of copies stays honest, and it keeps
+                // its hint or hand-off to try again later.
+                refused = true;
+                continue;
+            }
             if let Some(target) = &hint_for {
                 if *target != self.config.name {
                     self.add_hint(now, target.clone(), key);
                 }
             }
         }
-        if id != 0 {
+        if id != 0 && !refused {
             out.push(Output::SendPeer { to: from, msg: PeerMsg::PutAck { id } });
         }
     }
 
-    /// Merge a replica's entry into the local store, observing its time and counting what happened.
-    pub(crate) fn merge_entry(&mut self, now: Millis, key: &[u8], entry: Entry) {
-        self.hlc.observe(entry.vector.max_time());
+    /// Merge a replica's entry into the local store, observing its time and counting what happened. False (and
+    /// nothing merged) when the entry's version is further ahead of this node's clock than `clock_drift_max_ms`.
+    pub(crate) fn merge_entry(&mut self, now: Millis, key: &[u8], entry: Entry) -> bool {
+        let time = entry.vector.max_time();
+        if !self.peer_time_ok(now, time) {
+            return false;
+        }
+        self.hlc.observe(time);
         let outcome = self.store.merge(key, entry, now);
         if outcome.changed && self.config.maxmemory_bytes != 0 {
             // Replicated data obeys the memory limit too (what this evicts leaves a marker that spreads).
@@ -732,6 +756,7 @@ impl Node {
         let stats = &mut self.repl_mut().stats;
         stats.merged_changes += u64::from(outcome.changed);
         stats.lww_conflicts += u64::from(outcome.lww_conflict);
+        true
     }
 
     /// The key's preference list (names), as this node's ring sees it.
@@ -790,7 +815,8 @@ impl Node {
 
     /// The timeout of a forward: long enough for the owner's own write rounds (two replica timeouts).
     fn forward_timeout_ms(&self) -> Millis {
-        self.config.request_timeout_ms * 2 + self.config.request_timeout_ms / 2
+        let t = self.config.request_timeout_ms;
+        t.saturating_mul(2).saturating_add(t / 2)
     }
 }
 

@@ -172,6 +172,11 @@ pub struct ReplicationStats {
     pub ae_bytes_sent: u64,
     /// Keys handed off to new owners and dropped here.
     pub handoff_dropped: u64,
+    /// Peer messages dropped or answered with an error because their content was empty or inconsistent.
+    pub peer_msgs_invalid: u64,
+    /// Timestamps from peers (entries' versions, clocks, lock tokens) rejected for being more than
+    /// `clock_drift_max_ms` ahead of this node's clock.
+    pub clock_drift_rejected: u64,
 }
 
 /// The replication state of a clustered node.
