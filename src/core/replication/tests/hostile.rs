@@ -96,6 +96,11 @@ fn a_put_from_far_in_the_future_is_not_stored_nor_acknowledged() {
         assert!(sent_to(&outputs, 1).is_empty(), "no PutAck for a refused entry");
     }
     assert_eq!(stats(&c, 0).clock_drift_rejected, 2);
+    let sections = vec!["cluster".to_string()];
+    let info = crate::core::info::render(c.node(0), c.now, &sections, &Default::default());
+    assert!(info.contains("clock_drift_rejected:2\r\n") && info.contains("clock_drift_max_ms:60000\r\n"), "{info}");
+    let metrics = crate::core::metrics::render(c.node(0), c.now);
+    assert!(metrics.contains("shoal_clock_drift_rejected_total 2"), "{metrics}");
     assert!(c.node(0).local_entry(b"k", c.now).is_none(), "nothing stored");
     assert_eq!(c.node(0).hlc.last(), before, "the clock did not move");
     // Within the bound the same message is stored and acknowledged.
