@@ -159,6 +159,14 @@ pub struct Options {
     /// degraded, `strict` refuses [default: available].
     #[arg(long, env = "SHOAL_LOCK_MODE")]
     pub lock_mode: Option<String>,
+    /// Refuse peer timestamps (versions, clocks, lock tokens) more than this far ahead of the local clock, in ms,
+    /// 1 to 86400000 [default: 60000].
+    #[arg(long, env = "SHOAL_MAX_CLOCK_DRIFT_MS")]
+    pub max_clock_drift_ms: Option<u64>,
+    /// Allow the DEBUG command (DEBUG PANIC ends the process, for tests): no, yes, or local (loopback clients
+    /// only), as Redis's enable-debug-command [default: no].
+    #[arg(long, env = "SHOAL_ENABLE_DEBUG_COMMAND")]
+    pub enable_debug_command: Option<String>,
     /// Test-only: drop this percentage (0-100) of outgoing gossip datagrams, to measure failure detection
     /// under packet loss where no netem is available. Never set it in production.
     #[arg(long, env = "SHOAL_GOSSIP_LOSS_PERCENT", hide = true)]
@@ -199,6 +207,8 @@ impl Options {
             probe_period_ms: self.probe_period_ms.or(file.probe_period_ms),
             probe_rtt_ms: self.probe_rtt_ms.or(file.probe_rtt_ms),
             suspect_to_down_ms: self.suspect_to_down_ms.or(file.suspect_to_down_ms),
+            max_clock_drift_ms: self.max_clock_drift_ms.or(file.max_clock_drift_ms),
+            enable_debug_command: self.enable_debug_command.or(file.enable_debug_command),
             gossip_loss_percent: self.gossip_loss_percent.or(file.gossip_loss_percent),
             replicas: self.replicas.or(file.replicas),
             read_consistency: self.read_consistency.or(file.read_consistency),
@@ -287,6 +297,7 @@ impl Options {
             seed,
             cluster: self.cluster_config()?,
             metrics: self.metrics,
+            enable_debug_command: parse_debug_command(self.enable_debug_command.as_deref())?,
             ..d
         })
     }
@@ -340,6 +351,16 @@ impl Options {
         };
         let request_timeout_ms = positive("request-timeout-ms", self.request_timeout_ms, node.request_timeout_ms)?;
         let period_ms = positive("anti-entropy-period-ms", self.anti_entropy_period_ms, node.anti_entropy_period_ms)?;
+        let clock_drift_max_ms = positive("max-clock-drift-ms", self.max_clock_drift_ms, node.clock_drift_max_ms)?;
+        for (flag, ms) in [
+            ("request-timeout-ms", request_timeout_ms),
+            ("anti-entropy-period-ms", period_ms),
+            ("max-clock-drift-ms", clock_drift_max_ms),
+        ] {
+            if ms > DELAY_MS_MAX {
+                bail!("--{flag} {ms}: expected at most {DELAY_MS_MAX} (a day)");
+            }
+        }
         let grace_ms = seconds_to_ms("tombstone-grace", self.tombstone_grace, node.tombstone_grace_ms)?;
         if grace_ms == 0 {
             bail!("--tombstone-grace 0: expected at least 1 second (deletes must outlive their propagation)");
@@ -373,6 +394,7 @@ impl Options {
             hint_age_max_ms,
             anti_entropy_period_ms: period_ms,
             vnodes,
+            clock_drift_max_ms,
             ..node
         })
     }
@@ -457,6 +479,21 @@ fn secret_from(flag: &str, inline: &Option<Secret>, file: &Option<PathBuf>) -> a
 }
 
 /// A duration in ms that must not be zero: `given`, or `default` when not given.
+/// Longest delay or bound in ms a timing flag may give: a day. Far beyond any sensible setting, and far from
+/// the values whose deadlines would overflow the runtime's clock arithmetic.
+const DELAY_MS_MAX: u64 = 86_400_000;
+
+/// `--enable-debug-command`: no (the default), yes, or local.
+fn parse_debug_command(given: Option<&str>) -> anyhow::Result<crate::runtime::DebugCommand> {
+    use crate::runtime::DebugCommand;
+    Ok(match given.map(str::to_ascii_lowercase).as_deref() {
+        None | Some("no") => DebugCommand::No,
+        Some("yes") => DebugCommand::Yes,
+        Some("local") => DebugCommand::Local,
+        Some(other) => bail!("--enable-debug-command {other}: expected no, yes or local"),
+    })
+}
+
 fn positive(flag: &str, given: Option<u64>, default: u64) -> anyhow::Result<u64> {
     match given {
         Some(0) => bail!("--{flag} 0: expected at least 1"),
@@ -506,6 +543,34 @@ pub fn parse_policy(text: &str) -> anyhow::Result<EvictionPolicy> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn clock_drift_and_timer_flags_are_bounded() {
+        let cfg = |o: Options| o.server_config(1);
+        assert_eq!(cfg(Options::default()).unwrap().node.clock_drift_max_ms, 60_000);
+        let file = Options::from_toml("max-clock-drift-ms = 5000").unwrap();
+        assert_eq!(cfg(file).unwrap().node.clock_drift_max_ms, 5_000);
+        assert!(cfg(Options { max_clock_drift_ms: Some(0), ..Options::default() }).is_err());
+        let huge = Some(u64::MAX);
+        for bad in [
+            Options { max_clock_drift_ms: huge, ..Options::default() },
+            Options { request_timeout_ms: huge, ..Options::default() },
+            Options { anti_entropy_period_ms: huge, ..Options::default() },
+        ] {
+            let err = cfg(bad).expect_err("refused").to_string();
+            assert!(err.contains("at most 86400000"), "{err}");
+        }
+    }
+
+    #[test]
+    fn the_debug_command_is_off_unless_enabled() {
+        use crate::runtime::DebugCommand;
+        let cfg = |v: Option<&str>| Options { enable_debug_command: v.map(String::from), ..Options::default() };
+        assert_eq!(cfg(None).server_config(1).unwrap().enable_debug_command, DebugCommand::No);
+        assert_eq!(cfg(Some("YES")).server_config(1).unwrap().enable_debug_command, DebugCommand::Yes);
+        assert_eq!(cfg(Some("local")).server_config(1).unwrap().enable_debug_command, DebugCommand::Local);
+        assert!(cfg(Some("maybe")).server_config(1).is_err());
+    }
 
     #[test]
     fn sizes_parse_like_redis() {

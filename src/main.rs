@@ -13,6 +13,7 @@ fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .init();
+    fail_loudly();
     let options = Options::load()?;
     let config = options.server_config(os_seed())?;
     let threads = options.threads.unwrap_or(1);
@@ -32,6 +33,28 @@ fn main() -> anyhow::Result<()> {
         });
         shoal::runtime::serve(config, rx).await
     })
+}
+
+/// Exit status of a process that ended on a panic (Rust's own for an uncaught panic).
+const PANIC_EXIT_STATUS: i32 = 101;
+
+/// A panic anywhere (the node task, a listener, a connection task) logs its message and location and ends the
+/// process with a non-zero status: tokio would otherwise catch it in the task, and the process would live on
+/// accepting connections without a node to serve them, where no supervisor notices.
+fn fail_loudly() {
+    std::panic::set_hook(Box::new(|info| {
+        let message = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "(no message)".into());
+        let location = info.location().map_or_else(|| "unknown".into(), |l| l.to_string());
+        let thread = std::thread::current().name().unwrap_or("unnamed").to_string();
+        tracing::error!(%message, %location, %thread, "panic: the process exits");
+        eprintln!("shoal: panic at {location}: {message}; exiting with status {PANIC_EXIT_STATUS}");
+        std::process::exit(PANIC_EXIT_STATUS);
+    }));
 }
 
 /// Wait for SIGINT or SIGTERM.

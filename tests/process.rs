@@ -118,3 +118,40 @@ fn sigterm(pid: u32) {
     let ok = Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap().success();
     assert!(ok);
 }
+
+#[test]
+fn debug_is_refused_unless_enabled() {
+    let port = free_port();
+    let _p = start(&["--listen", &format!("127.0.0.1:{port}"), "--cluster", "off"]);
+    assert!(eventually(Duration::from_secs(10), || redis_cli(port, &["PING"]) == "PONG"), "node answers PING");
+    let answer = redis_cli(port, &["DEBUG", "PANIC"]);
+    assert!(answer.starts_with("ERR DEBUG command not allowed."), "{answer}");
+    assert_eq!(redis_cli(port, &["PING"]), "PONG", "still serving");
+}
+
+#[test]
+fn a_node_task_panic_ends_the_process_with_a_log_line() {
+    use std::io::Read;
+    let port = free_port();
+    let cluster = common::members::free_addr();
+    let child = Command::new(env!("CARGO_BIN_EXE_shoal"))
+        .args(["--listen", &format!("127.0.0.1:{port}"), "--cluster", &cluster.to_string()])
+        .args(["--enable-debug-command", "local"])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("shoal binary starts");
+    let mut p = Proc(child);
+    assert!(eventually(Duration::from_secs(10), || redis_cli(port, &["PING"]) == "PONG"), "node answers PING");
+    let _ = redis_cli(port, &["DEBUG", "PANIC"]);
+    let exited = eventually(Duration::from_secs(10), || matches!(p.0.try_wait(), Ok(Some(_))));
+    assert!(exited, "the process ends instead of living on without its node task");
+    let status = p.0.wait().expect("exit status");
+    assert_eq!(status.code(), Some(101), "non-zero exit: {status:?}");
+    let mut stderr = String::new();
+    p.0.stderr.take().expect("piped").read_to_string(&mut stderr).expect("stderr");
+    assert!(stderr.contains("panic") && stderr.contains("DEBUG PANIC"), "a log line names the panic: {stderr}");
+    assert!(stderr.contains("node_task.rs"), "and its location: {stderr}");
+    assert_ne!(redis_cli(port, &["PING"]), "PONG", "nothing answers on the port any more");
+}

@@ -52,6 +52,10 @@ pub enum Kind {
     /// each replica measures a marker's grace on its own clock, so one drops a tombstone (or an expired value's)
     /// the others keep, until their clocks pass it too. A documented limit of the design: counted, not a failure.
     DivergedBeyondGrace,
+    /// A data finding (lost write, divergence, a missed read) in a run whose clocks are further apart than the
+    /// nodes' drift bound (`SimConfig::clock_drift_max_ms` set below the spread): replicas refuse the copies of a
+    /// node too far ahead, by design. Counted, not a failure; no default scenario sets a bound that low.
+    BeyondClockDrift,
     /// Two lock clients held the same lock at once, starting while no fault was in force or settling.
     LockDoubleHolder,
     /// Two lock clients held the same lock at once, starting under a fault: allowed by the design (AP locks),
@@ -109,7 +113,23 @@ impl Kind {
 
     /// Whether this kind is an anomaly the design allows: counted in the summary, not a failure.
     pub fn is_anomaly(self) -> bool {
-        matches!(self, Kind::LwwConcurrent | Kind::DivergedBeyondGrace | Kind::LockDoubleHolderUnderFault)
+        matches!(
+            self,
+            Kind::LwwConcurrent | Kind::DivergedBeyondGrace | Kind::BeyondClockDrift | Kind::LockDoubleHolderUnderFault
+        )
+    }
+
+    /// Whether this is a finding about data (what clients read, what replicas hold), not membership or locks.
+    pub fn is_data(self) -> bool {
+        matches!(
+            self,
+            Kind::LostWrite
+                | Kind::WrongReply
+                | Kind::ReplicasDiverged
+                | Kind::Resurrected
+                | Kind::CausalityLost
+                | Kind::ReadYourWrites
+        )
     }
 }
 

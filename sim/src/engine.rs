@@ -23,6 +23,7 @@ use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use shoal::core::locks::LockMode;
 use shoal::core::membership::{GossipConfig, Identity, Membership};
+use shoal::core::node::CLOCK_DRIFT_MAX_MS_DEFAULT;
 use shoal::core::replication::Levels;
 use shoal::core::{Input, Millis, Node, NodeConfig, Outbox, Output, TimerId};
 
@@ -70,6 +71,10 @@ pub struct SimConfig {
     pub locks: LockConfig,
     /// A fault plan to run instead of the scenario's (tests that build their own faults).
     pub faults: Option<FaultPlan>,
+    /// The nodes' bound on a peer timestamp's lead (`NodeConfig::clock_drift_max_ms`). `None`: above the plan's
+    /// clock spread (the spread plus the default bound), so that the skews and jumps of the fault model stay
+    /// within it and nothing is refused; a lower bound makes nodes refuse each other (a test of the bound).
+    pub clock_drift_max_ms: Option<Ms>,
 }
 
 impl SimConfig {
@@ -92,6 +97,7 @@ impl SimConfig {
             lock_mode: LockMode::Available,
             locks,
             faults: None,
+            clock_drift_max_ms: None,
         }
     }
 }
@@ -116,6 +122,8 @@ pub struct Report {
     pub peer_lost: u64,
     /// Calls whose outcome the client never learned.
     pub unknown_ops: usize,
+    /// Peer timestamps the nodes running at the end refused for being too far ahead of their clocks.
+    pub clock_drift_rejected: u64,
     pub trace_hash: u64,
     pub events: u64,
     pub ops: usize,
@@ -183,6 +191,38 @@ pub struct Engine {
 pub fn addr_of(i: usize) -> SocketAddr {
     let i = u32::try_from(i).expect("node count fits an IPv4 range");
     SocketAddr::new(IpAddr::V4(Ipv4Addr::from(0x0a00_0001 + i)), 7946)
+}
+
+impl Engine {
+    /// The nodes' bound on a peer timestamp's lead: the configured one, or one above the plan's clock spread.
+    fn clock_drift_max_ms(&self) -> Ms {
+        let above_spread = self.facts.clock_spread_ms.saturating_add(CLOCK_DRIFT_MAX_MS_DEFAULT);
+        self.config.clock_drift_max_ms.unwrap_or(above_spread)
+    }
+
+    /// Timestamps refused for their lead, summed over the nodes running at the end (a crash loses its counts).
+    fn clock_drift_rejected(&self) -> u64 {
+        let nodes = self.hosts.iter().filter_map(|h| h.node.as_ref());
+        nodes.filter_map(|n| n.replication_stats()).map(|r| r.clock_drift_rejected).sum()
+    }
+
+    /// With clocks further apart than the nodes' drift bound, replicas refuse the copies of the nodes ahead: their
+    /// writes acknowledged at ONE stay on them, and replicas differ. Those data findings are then allowed anomalies
+    /// (`BeyondClockDrift`); a run whose bound covers its clock spread (every scenario's default) has none.
+    fn excuse_beyond_drift(&self, found: &mut [Violation]) {
+        if self.facts.clock_spread_ms <= self.clock_drift_max_ms() {
+            return;
+        }
+        let note = format!(
+            " [clocks {} s apart, beyond the nodes' drift bound of {} ms]",
+            self.facts.clock_spread_ms / 1_000,
+            self.clock_drift_max_ms()
+        );
+        for v in found.iter_mut().filter(|v| v.kind.is_data() && !v.kind.is_anomaly()) {
+            v.detail.push_str(&note);
+            v.kind = Kind::BeyondClockDrift;
+        }
+    }
 }
 
 fn index_of(addr: SocketAddr, n: usize) -> Option<usize> {
@@ -380,6 +420,7 @@ impl Engine {
         self.check_history();
         let locks = self.check_locks();
         self.trace.flush();
+        let clock_drift_rejected = self.clock_drift_rejected();
         Report {
             counts: self.counts.into_iter().collect(),
             violations: self.violations,
@@ -391,6 +432,7 @@ impl Engine {
             peer_bytes: self.net.peer_stats.bytes,
             peer_lost: self.net.peer_stats.lost,
             unknown_ops: self.workload.history.iter().filter(|op| op.outcome == Outcome::Unknown).count(),
+            clock_drift_rejected,
             trace_hash: self.trace.hash(),
             events: self.trace.events(),
             ops: self.workload.history.len(),
@@ -469,6 +511,7 @@ impl Engine {
             return;
         }
         let now = self.node_now(i);
+        let clock_drift_max_ms = self.clock_drift_max_ms();
         let host = &mut self.hosts[i];
         host.generation += 1;
         host.paused = false;
@@ -485,6 +528,7 @@ impl Engine {
             replicas: self.config.replicas,
             vnodes,
             lock_mode: self.config.lock_mode,
+            clock_drift_max_ms,
             ..NodeConfig::default()
         };
         host.node = Some(Node::clustered(config, self.node_rng.random(), membership, seeds));

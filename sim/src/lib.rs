@@ -48,6 +48,7 @@ pub fn run(config: SimConfig, trace: Trace) -> Report {
                 peer_bytes: 0,
                 peer_lost: 0,
                 unknown_ops: 0,
+                clock_drift_rejected: 0,
                 trace_hash: 0,
                 events: 0,
                 ops: 0,

@@ -2,7 +2,10 @@
 //!
 //! A timestamp packs 48 bits of physical milliseconds and 16 bits of logical counter into a `u64`, so plain
 //! integer order is causal order. The clock never goes backwards: when the wall clock stalls or jumps back, the
-//! logical counter advances instead; when it receives a timestamp from the future it advances past it.
+//! logical counter advances instead; when it receives a timestamp from the future it advances past it, unless it
+//! is more than a bound ahead of the local wall clock (`observe_within`): one absurd timestamp from a peer (a
+//! broken clock, a forged message, `u64::MAX`) would otherwise drag the clock to the end of time, after which
+//! this node's writes stop winning. Such a timestamp is refused and the caller drops what carried it.
 
 use serde::{Deserialize, Serialize};
 
@@ -33,6 +36,27 @@ impl Timestamp {
     }
 }
 
+/// A timestamp from elsewhere that is further ahead of the local wall clock than the bound allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("timestamp {ahead_ms} ms ahead of the local clock (at most {limit_ms} ms allowed)")]
+pub struct TooFarAhead {
+    /// How far ahead of the local wall clock the timestamp's physical part is.
+    pub ahead_ms: Millis,
+    /// The bound it exceeds.
+    pub limit_ms: Millis,
+}
+
+impl Timestamp {
+    /// Ok when this timestamp's physical part is at most `limit_ms` ahead of `wall_ms`.
+    pub fn within_drift(self, wall_ms: Millis, limit_ms: Millis) -> Result<(), TooFarAhead> {
+        let ahead_ms = self.millis().saturating_sub(wall_ms);
+        if ahead_ms > limit_ms {
+            return Err(TooFarAhead { ahead_ms, limit_ms });
+        }
+        Ok(())
+    }
+}
+
 /// One node's hybrid logical clock.
 #[derive(Debug, Clone, Default)]
 pub struct Hlc {
@@ -60,6 +84,13 @@ impl Hlc {
         if seen > self.last {
             self.last = seen;
         }
+    }
+
+    /// `observe`, unless `seen` is more than `limit_ms` ahead of `wall_ms`: then the clock is left as it is.
+    pub fn observe_within(&mut self, seen: Timestamp, wall_ms: Millis, limit_ms: Millis) -> Result<(), TooFarAhead> {
+        seen.within_drift(wall_ms, limit_ms)?;
+        self.observe(seen);
+        Ok(())
     }
 
     /// The last timestamp issued or observed.
@@ -98,6 +129,23 @@ mod tests {
         let t = c.now(1_000);
         assert!(t > Timestamp::from_millis(50_000));
         assert_eq!(t.millis(), 50_000);
+    }
+
+    #[test]
+    fn refuses_timestamps_beyond_the_drift_bound() {
+        let mut c = Hlc::new();
+        let wall = 1_700_000_000_000;
+        c.now(wall);
+        let before = c.last();
+        let err = c.observe_within(Timestamp(u64::MAX), wall, 60_000).expect_err("u64::MAX is refused");
+        assert_eq!(err.limit_ms, 60_000);
+        assert_eq!(c.last(), before, "a refused timestamp leaves the clock alone");
+        assert!(c.observe_within(Timestamp::from_millis(wall + 60_001), wall, 60_000).is_err());
+        c.observe_within(Timestamp::from_millis(wall + 60_000), wall, 60_000).expect("at the bound is accepted");
+        assert_eq!(c.last(), Timestamp::from_millis(wall + 60_000));
+        // A timestamp in the past is always fine, and a later write still gets a greater timestamp.
+        c.observe_within(Timestamp(1), wall, 0).expect("the past is fine");
+        assert!(c.now(wall) > Timestamp::from_millis(wall + 60_000));
     }
 
     #[test]

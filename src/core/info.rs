@@ -184,7 +184,9 @@ fn cluster(out: &mut String, node: &Node, now: Millis) -> std::fmt::Result {
          lww_conflicts:{}\r\nmerged_changes:{}\r\nanti_entropy_rounds:{}\r\nanti_entropy_entries_sent:{}\r\n\
          anti_entropy_bytes_sent:{}\r\nhandoff_dropped_keys:{}\r\nmarkers:{}\r\npeer_msgs_unknown_sender:{}\r\n\
          merges_refused:{}\r\n\
-         replica_refusals:{}\r\nevicted_markers_dropped:{}\r\nflushed_drops:{}\r\n",
+         replica_refusals:{}\r\nevicted_markers_dropped:{}\r\nflushed_drops:{}\r\n\
+         clock_drift_max_ms:{}\r\n\
+         clock_drift_rejected:{}\r\npeer_msgs_invalid:{}\r\n",
         node.ring_digest(),
         node.ring_members(),
         u8::from(node.repl.is_some() && node.ring_settled(now)),
@@ -213,5 +215,8 @@ fn cluster(out: &mut String, node: &Node, now: Millis) -> std::fmt::Result {
         r.replica_refusals,
         node.store().stats().evicted_markers_dropped,
         r.flushed_drops,
+        node.config().clock_drift_max_ms,
+        r.clock_drift_rejected,
+        r.peer_msgs_invalid,
     )
 }

@@ -116,6 +116,10 @@ pub fn render(node: &Node, now: Millis) -> String {
         counter(o, "shoal_handoff_dropped_keys_total", "Keys handed to new owners and dropped.", r.handoff_dropped);
         let unknown = "Peer messages dropped: their sender is not a live member under that name and address.";
         counter(o, "shoal_peer_msgs_unknown_sender_total", unknown, r.peer_unknown_sender);
+        let drift = "Peer timestamps rejected for being more than clock_drift_max_ms ahead of the local clock.";
+        counter(o, "shoal_clock_drift_rejected_total", drift, r.clock_drift_rejected);
+        let invalid = "Peer messages dropped or refused for empty or inconsistent content.";
+        counter(o, "shoal_peer_msgs_invalid_total", invalid, r.peer_msgs_invalid);
     }
     let l = node.lock_stats();
     metric(

@@ -13,7 +13,7 @@ use rand::{RngExt, SeedableRng};
 
 use super::clock::Hlc;
 use super::command::Command;
-use super::locks::{LockMode, LockStats, LockTable};
+use super::locks::{LockMode, LockOp, LockStats, LockTable};
 use super::membership::{GossipEffect, GossipTimer, MemberEvent, Membership};
 use super::replication::handoff::{HINT_PERIOD_MS, SWEEP_PERIOD_MS};
 use super::replication::roster;
@@ -199,7 +199,15 @@ pub struct NodeConfig {
     pub vnodes: usize,
     /// What a lock acquire does without a majority of the lock's replicas.
     pub lock_mode: LockMode,
+    /// Largest lead over this node's wall clock accepted in a timestamp from a peer (entries' versions, clocks,
+    /// lock tokens); beyond it what carries the timestamp is dropped and counted.
+    pub clock_drift_max_ms: Millis,
 }
+
+/// Default of `NodeConfig::clock_drift_max_ms`: a minute. NTP keeps clocks within tens of milliseconds, and even
+/// an unsynchronized clock drifts by well under a minute a day; a peer a minute ahead has a broken clock (or lies),
+/// and accepting its timestamps would carry every other node's clock along with it.
+pub const CLOCK_DRIFT_MAX_MS_DEFAULT: Millis = 60_000;
 
 impl Default for NodeConfig {
     fn default() -> Self {
@@ -219,6 +227,7 @@ impl Default for NodeConfig {
             anti_entropy_period_ms: 5_000,
             vnodes: DEFAULT_VNODES,
             lock_mode: LockMode::default(),
+            clock_drift_max_ms: CLOCK_DRIFT_MAX_MS_DEFAULT,
         }
     }
 }
@@ -501,6 +510,13 @@ impl Node {
             PeerMsg::FlushAll => self.store.clear(),
             PeerMsg::Flushed { id, before } => self.flush_received(now, from, id, before, out),
             PeerMsg::Lock { id, op } => {
+                // A grant's token is an HLC time of its coordinator: one from too far ahead would become the
+                // lock's highest token here for good (no later grant could beat it). Dropped, unanswered.
+                if let LockOp::Acquire { token, .. } = &op {
+                    if !self.peer_time_ok(now, super::clock::Timestamp(*token)) {
+                        return;
+                    }
+                }
                 let answer = self.locks.apply(&op, now);
                 self.hlc.observe(super::clock::Timestamp(answer.max_token));
                 if id != 0 {
@@ -509,6 +525,15 @@ impl Node {
             }
             PeerMsg::LockReply { id, answer } => self.lock_answered(now, Some(from), id, answer, out),
         }
+    }
+
+    /// Whether a timestamp from a peer is within `clock_drift_max_ms` of this node's clock; counts it when not.
+    pub(crate) fn peer_time_ok(&mut self, now: Millis, seen: super::clock::Timestamp) -> bool {
+        let ok = seen.within_drift(now, self.config.clock_drift_max_ms).is_ok();
+        if let (false, Some(r)) = (ok, self.repl.as_mut()) {
+            r.stats.clock_drift_rejected += 1;
+        }
+        ok
     }
 
     /// Run `f` on the membership (if any) and turn its effects into outputs.

@@ -112,6 +112,8 @@ pub enum ConnCommand {
     Time,
     /// SHOAL.CONSISTENCY [read write]: `None` asks for the connection's levels, `Some` sets them.
     Consistency(Option<Levels>),
+    /// DEBUG subcommand [argument ...] (the arguments after DEBUG); only PANIC exists.
+    Debug(Vec<Bytes>),
 }
 
 /// Parses one request's arguments (the first is the command name). An empty request is an unknown command.

@@ -223,6 +223,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd("command", -1, LOADING | STALE, (0, 0, 0), Srv, "2.8.13", "O(N) where N is the total number of Redis commands", "Returns detailed information about all commands.", conn::command).with(COMMAND),
     cmd("config", -2, 0, (0, 0, 0), Srv, "2.0.0", "Depends on subcommand.", "A container for server configuration commands.", conn::container).with(CONFIG),
     cmd("dbsize", 1, READONLY | FAST | KEYSPACE, (0, 0, 0), Srv, "1.0.0", "O(1)", "Returns the number of keys in the database.", keyspace::dbsize),
+    cmd("debug", -2, ADMIN | NOSCRIPT | LOADING | STALE, (0, 0, 0), Srv, "1.0.0", "Depends on subcommand.", "A container for debugging commands (DEBUG PANIC only, behind --enable-debug-command).", conn::debug),
     cmd("decr", 2, WRITE | DENYOOM | FAST, (1, 1, 1), Str, "1.0.0", "O(1)", "Decrements the integer value of a key by one. Uses 0 as initial value if the key doesn't exist.", strings::decr),
     cmd("decrby", 3, WRITE | DENYOOM | FAST, (1, 1, 1), Str, "1.0.0", "O(1)", "Decrements a number from the integer value of a key. Uses 0 as initial value if the key doesn't exist.", strings::decrby),
     cmd("del", -2, WRITE, (1, -1, 1), Gen, "1.0.0", "O(N) where N is the number of keys that will be removed.", "Deletes one or more keys.", keyspace::del),

@@ -70,6 +70,20 @@ pub struct ServerConfig {
     pub cluster: Option<ClusterConfig>,
     /// Address of the Prometheus scrape endpoint (`GET /metrics`), if any.
     pub metrics: Option<SocketAddr>,
+    /// Who may use the DEBUG command (Redis's `enable-debug-command`).
+    pub enable_debug_command: DebugCommand,
+}
+
+/// Who may use the DEBUG command, as Redis's `enable-debug-command`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum DebugCommand {
+    /// Nobody (the default).
+    #[default]
+    No,
+    /// Every client.
+    Yes,
+    /// Clients connected over loopback.
+    Local,
 }
 
 /// The TLS client listener (Redis's `tls-port` and the `tls-*` files).
@@ -180,6 +194,7 @@ impl Default for ServerConfig {
             seed: 0,
             cluster: None,
             metrics: None,
+            enable_debug_command: DebugCommand::No,
         }
     }
 }
@@ -370,21 +385,61 @@ fn start_peers(
     to_node: mpsc::Sender<ToNode>,
     stats: Arc<PeerStats>,
     shutdown: watch::Receiver<bool>,
-) -> anyhow::Result<Option<PeerTransport>> {
-    let Some(membership) = node.membership() else { return Ok(None) };
+) -> anyhow::Result<(Option<PeerTransport>, Option<JoinHandle<()>>)> {
+    let Some(membership) = node.membership() else { return Ok((None, None)) };
     let secret = config.cluster.as_ref().and_then(|c| c.secret.as_ref());
     let secret = secret.map(|s| ClusterSecret::from_bytes(s.expose())).transpose()?;
     let advertise = membership.identity().gossip_addr;
     let transport = PeerTransport::new(PeerConfig::new(advertise, config.node.name.clone(), secret), to_node, stats);
-    transport.listen(listener, shutdown);
+    let listening = transport.listen(listener, shutdown);
     tracing::info!(peer = %advertise, "accepting peer connections (TCP)");
-    Ok(Some(transport))
+    Ok((Some(transport), Some(listening)))
 }
 
+/// Wait for the task `handle` (forever when there is none), then say how it ended.
+async fn ended<T>(handle: &mut Option<JoinHandle<T>>) -> String {
+    match handle {
+        Some(h) => match h.await {
+            Ok(_) => "stopped".to_string(),
+            Err(e) if e.is_panic() => format!("panicked: {}", panic_text(e.into_panic())),
+            Err(e) => format!("was cancelled: {e}"),
+        },
+        None => std::future::pending().await,
+    }
+}
+
+/// The message a panic carried, when it is text.
+fn panic_text(payload: Box<dyn std::any::Any + Send>) -> String {
+    match payload.downcast::<String>() {
+        Ok(s) => *s,
+        Err(payload) => payload.downcast::<&'static str>().map_or_else(|_| "(no message)".into(), |s| s.to_string()),
+    }
+}
+
+/// Run the server until `external` shutdown flips to true. Every task gets an internal stop signal instead, so
+/// that a failure stops them too: when the node task or a listener (client accept loop, peer listener, gossip
+/// receiver) panics or stops on its own, everything stops and this returns an error, never leaving a process
+/// that accepts connections it cannot serve.
 async fn run(
     sockets: Sockets,
+    config: ServerConfig,
+    mut external: watch::Receiver<bool>,
+    peer_stats: Arc<PeerStats>,
+) -> anyhow::Result<()> {
+    let (stop, shutdown) = watch::channel(false);
+    let result = serve_until(sockets, config, &mut external, (&stop, shutdown), peer_stats).await;
+    let _ = stop.send(true);
+    if let Err(e) = &result {
+        tracing::error!(error = %e, "server failed");
+    }
+    result
+}
+
+async fn serve_until(
+    sockets: Sockets,
     mut config: ServerConfig,
-    mut shutdown: watch::Receiver<bool>,
+    external: &mut watch::Receiver<bool>,
+    (stop, shutdown): (&watch::Sender<bool>, watch::Receiver<bool>),
     peer_stats: Arc<PeerStats>,
 ) -> anyhow::Result<()> {
     config.maxclients = fdlimit::fit_maxclients(config.maxclients);
@@ -398,9 +453,10 @@ async fn run(
     }
     let (to_node, rx) = mpsc::channel(4096);
     let (node, seeds) = build_node(&config, addr, udp.as_deref()).await?;
+    let mut receiving = None;
     if let (Some(udp), Some(cluster)) = (&udp, &config.cluster) {
         let dropped = Arc::new(AtomicU64::new(0));
-        tokio::spawn(gossip::receive(udp.clone(), to_node.clone(), dropped, shutdown.clone()));
+        receiving = Some(tokio::spawn(gossip::receive(udp.clone(), to_node.clone(), dropped, shutdown.clone())));
         let period = std::time::Duration::from_millis(cluster.seed_refresh_ms.max(1_000));
         tokio::spawn(gossip::refresh_seeds(cluster.seeds.clone(), seeds, period, to_node.clone(), shutdown.clone()));
     }
@@ -408,11 +464,11 @@ async fn run(
         let loss_percent = config.cluster.as_ref().map_or(0, |c| c.send_loss_percent);
         node_task::Gossip::new(socket, loss_percent, config.seed)
     });
-    let peers = match peer_listener {
+    let (peers, mut peer_listening) = match peer_listener {
         Some(l) => start_peers(l, &node, &config, to_node.clone(), peer_stats.clone(), shutdown.clone())?,
-        None => None,
+        None => (None, None),
     };
-    let node_task = tokio::spawn(node_task::run(node, rx, shutdown.clone(), gossip, peers));
+    let mut node_task = Some(tokio::spawn(node_task::run(node, rx, shutdown.clone(), gossip, peers)));
     let shared = Arc::new(Shared {
         config,
         to_node,
@@ -433,12 +489,15 @@ async fn run(
         let (accepted, acceptor) = tokio::select! {
             accepted = accept_on(listener.as_ref()) => (accepted, None),
             accepted = accept_on(tls_listener.as_ref()) => (accepted, acceptor.clone()),
-            _ = shutdown.changed() => {
-                if *shutdown.borrow() {
+            _ = external.changed() => {
+                if *external.borrow() {
                     break;
                 }
                 continue;
             }
+            how = ended(&mut node_task) => anyhow::bail!("the node task {how}"),
+            how = ended(&mut receiving) => anyhow::bail!("the gossip receiver {how}"),
+            how = ended(&mut peer_listening) => anyhow::bail!("the peer listener {how}"),
         };
         match accepted {
             Ok((socket, peer)) => {
@@ -453,8 +512,11 @@ async fn run(
         }
     }
     tracing::info!("shutting down");
+    let _ = stop.send(true);
     drop(shared);
-    let _ = node_task.await;
+    if let Some(task) = node_task {
+        let _ = task.await;
+    }
     Ok(())
 }
 

@@ -51,6 +51,9 @@ pub enum ToNode {
     PeerLost { peer: SocketAddr },
     /// Render the node's metrics (Prometheus text) into `reply`.
     Metrics { reply: tokio::sync::oneshot::Sender<String> },
+    /// `DEBUG PANIC` (allowed by `--enable-debug-command`): panic in the node task, to test that the process
+    /// then ends instead of living on without its node.
+    DebugPanic,
 }
 
 /// Most messages taken from the queue per loop turn.
@@ -84,11 +87,20 @@ struct Timers {
 /// One scheduled timer: its deadline, its scheduling sequence number and the timer.
 type Scheduled = (Instant, u64, TimerId);
 
+/// Longest delay a timer is scheduled with; longer ones wait this long (they would never fire anyway).
+const TIMER_DELAY_MS_MAX: Millis = 100 * 365 * 86_400_000;
+
+/// The deadline `after_ms` from `now`, capped so that `Instant` arithmetic cannot overflow (it panics).
+fn deadline(now: Instant, after_ms: Millis) -> Instant {
+    let capped = Duration::from_millis(after_ms.min(TIMER_DELAY_MS_MAX));
+    now.checked_add(capped).unwrap_or(now)
+}
+
 impl Timers {
     fn schedule(&mut self, now: Instant, after_ms: Millis, timer: TimerId) {
         self.seq += 1;
         let request = matches!(timer, TimerId::Request(_));
-        let item = (now + Duration::from_millis(after_ms), self.seq, timer);
+        let item = (deadline(now, after_ms), self.seq, timer);
         if request {
             if let Some((_, queue)) = self.queues.iter_mut().find(|(ms, _)| *ms == after_ms) {
                 return queue.push_back(item);
@@ -299,6 +311,7 @@ fn dispatch(node: &mut Node, io: &mut Io, out: &mut Outbox, now: Millis, msg: To
             node.handle(now, Input::PeerLost { peer }, out);
             1
         }
+        ToNode::DebugPanic => panic!("DEBUG PANIC: a client asked the node task to panic"),
         ToNode::Metrics { reply } => {
             let _ = reply.send(crate::core::metrics::render(node, now));
             1
@@ -376,5 +389,23 @@ fn send(conns: &HashMap<ConnId, mpsc::UnboundedSender<ReplyBatch>>, conn: ConnId
     // A connection that closed meanwhile simply loses its replies.
     if let Some(tx) = conns.get(&conn) {
         let _ = tx.send(batch);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_timer_delay_too_large_for_the_clock_is_capped_not_a_panic() {
+        let now = Instant::now();
+        let mut timers = Timers::default();
+        timers.schedule(now, u64::MAX, TimerId::Hints);
+        timers.schedule(now, u64::MAX, TimerId::Request(1));
+        timers.schedule(now, 5, TimerId::Sweep);
+        let next = timers.next_deadline().expect("scheduled");
+        assert_eq!(next, now + Duration::from_millis(5));
+        assert_eq!(timers.pop_due(now + Duration::from_millis(5)), vec![TimerId::Sweep]);
+        assert!(timers.next_deadline().is_some_and(|d| d > now + Duration::from_secs(86_400 * 365)));
     }
 }

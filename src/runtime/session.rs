@@ -11,8 +11,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::node_task::wall_ms;
-use super::Shared;
+use super::node_task::{wall_ms, ToNode};
+use super::{DebugCommand, Shared};
 use crate::core::command::Command;
 use crate::core::glob;
 use crate::core::info::policy_name;
@@ -23,6 +23,9 @@ use crate::resp::command::{parse, ConnCommand, Parsed};
 use crate::resp::encode::Protocol;
 use crate::resp::frame::Access;
 use crate::resp::introspect::command_reply;
+
+/// Redis's answer to DEBUG when `enable-debug-command` does not allow it.
+pub const ERR_DEBUG_NOT_ALLOWED: &str = "ERR DEBUG command not allowed. If the enable-debug-command option is set to \"local\", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the server.";
 
 /// What the connection does with one request.
 pub enum Step {
@@ -160,6 +163,7 @@ impl Session {
                     Reply::Bulk(Bytes::from(((ms % 1000) * 1000).to_string())),
                 ])
             }
+            ConnCommand::Debug(args) => self.debug(&args),
             // Answered in `handle`; kept here so the match stays exhaustive.
             ConnCommand::Quit => Reply::Ok,
             ConnCommand::Info(_) => Reply::err("ERR internal: INFO reached the session"),
@@ -223,6 +227,35 @@ impl Session {
         let name = self.name.as_ref().map(|n| String::from_utf8_lossy(n).into_owned()).unwrap_or_default();
         let resp = if self.protocol == Protocol::Resp3 { 3 } else { 2 };
         format!("id={} addr={} name={} db=0 resp={}\n", self.id, self.peer, name, resp)
+    }
+
+    /// DEBUG: refused with Redis's text unless `--enable-debug-command` allows this client; PANIC makes the node
+    /// task panic (the process then ends: see `runtime::run` and the binary's panic hook).
+    fn debug(&self, args: &[Bytes]) -> Reply {
+        let local = || self.peer.parse::<std::net::SocketAddr>().is_ok_and(|a| a.ip().is_loopback());
+        let allowed = match self.shared.config.enable_debug_command {
+            DebugCommand::No => false,
+            DebugCommand::Yes => true,
+            DebugCommand::Local => local(),
+        };
+        if !allowed {
+            return Reply::err(ERR_DEBUG_NOT_ALLOWED);
+        }
+        match args {
+            [sub] if sub.eq_ignore_ascii_case(b"panic") => {
+                tracing::warn!(client = %self.peer, "DEBUG PANIC: making the node task panic");
+                match self.shared.to_node.try_send(ToNode::DebugPanic) {
+                    Ok(()) => Reply::Ok,
+                    Err(_) => Reply::err("ERR the node task's queue is full or closed"),
+                }
+            }
+            _ => {
+                let sub = args.first().map(|s| String::from_utf8_lossy(s).into_owned()).unwrap_or_default();
+                Reply::error(format!(
+                    "ERR unknown subcommand or wrong number of arguments for '{sub}'. Try DEBUG PANIC."
+                ))
+            }
+        }
     }
 
     fn config_get(&self, patterns: &[Bytes]) -> Reply {

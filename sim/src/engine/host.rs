@@ -186,7 +186,8 @@ impl Engine {
             .collect()
     }
 
-    pub(super) fn flag_all(&mut self, found: Vec<Violation>) {
+    pub(super) fn flag_all(&mut self, mut found: Vec<Violation>) {
+        self.excuse_beyond_drift(&mut found);
         for v in found {
             let count = self.counts.entry(v.kind).or_default();
             *count += 1;

@@ -155,6 +155,11 @@ impl Node {
         answer: LockAnswer,
         out: &mut Outbox,
     ) {
+        // A replica's highest token from too far ahead is not an answer (its lock table is unusable, or the
+        // answer is forged): the replica stays unanswered, and the request settles by its deadline.
+        if from.is_some() && !self.peer_time_ok(now, Timestamp(answer.max_token)) {
+            return;
+        }
         self.hlc.observe(Timestamp(answer.max_token));
         let Some(Pending::Lock(req)) = self.repl_mut().pending.get_mut(&id) else { return };
         let Some(slot) = req.answers.iter_mut().find(|(addr, a, _)| *addr == from && a.is_none()) else { return };

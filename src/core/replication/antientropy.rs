@@ -30,8 +30,6 @@ use crate::core::Millis;
 pub const BUCKETS_PER_GROUP: usize = 64;
 /// Number of groups.
 pub const GROUPS: usize = BUCKETS / BUCKETS_PER_GROUP;
-/// How far ahead of this node's wall clock a peer's HLC may be and still be followed.
-pub(crate) const PEER_CLOCK_AHEAD_MAX_MS: Millis = 86_400_000;
 /// Most buckets refined in one round; the rest waits for the next (quick) round.
 const BUCKETS_PER_ROUND: usize = 2_048;
 /// Sub-buckets per bucket in the refinement step.
@@ -349,11 +347,11 @@ impl Node {
         sharing
     }
 
-    /// Advance this node's HLC past a peer's, unless the peer's is implausibly far ahead of this node's wall
-    /// clock (a day): a forged or broken clock must not drag every timestamp to the end of time.
+    /// Advance this node's HLC past a peer's, unless the peer's is further ahead of this node's wall clock than
+    /// `clock_drift_max_ms` (counted): a forged or broken clock must not drag every timestamp to the end of time.
     fn observe_peer_clock(&mut self, now: Millis, hlc: u64) {
         let seen = crate::core::clock::Timestamp(hlc);
-        if seen.millis() <= now.saturating_add(PEER_CLOCK_AHEAD_MAX_MS) {
+        if self.peer_time_ok(now, seen) {
             self.hlc.observe(seen);
         }
     }

@@ -20,12 +20,21 @@ use super::state::{Asked, FanKind, Origin, Pending, Target};
 use super::wire::{PeerMsg, WireEntry};
 use crate::core::command::{Command, SetCond, SetTtl};
 use crate::core::node::{Node, Outbox, Output, TimerId};
-use crate::core::reply::Reply;
+use crate::core::reply::{err_wrong_arity, Reply};
 use crate::core::store::{entry_hash, Entry};
 use crate::core::Millis;
 
 /// Redis Cluster's text for a multi-key command whose keys live on different nodes.
 pub const ERR_CROSSSLOT: &str = "CROSSSLOT Keys in request don't hash to the same slot";
+
+/// Why an entry from a peer was not merged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    /// Storing it needs memory the `maxmemory` policy cannot free.
+    NoRoom,
+    /// Its version is further ahead of this node's clock than `clock_drift_max_ms`.
+    ClockAhead,
+}
 
 impl Node {
     /// A client command (or a part of one, or one forwarded by a peer) enters the cluster path.
@@ -59,7 +68,11 @@ impl Node {
                 if primaries.windows(2).any(|w| w[0] != w[1]) {
                     return self.respond(origin, Reply::err(ERR_CROSSSLOT), out);
                 }
-                let key = pairs[0].0.clone();
+                // A client cannot send MSETNX without pairs (arity), but a peer's `Forward` can.
+                let Some(key) = pairs.first().map(|(k, _)| k.clone()) else {
+                    self.repl_mut().stats.peer_msgs_invalid += 1;
+                    return self.respond(origin, err_wrong_arity("msetnx"), out);
+                };
                 self.route_single(now, origin, key, Command::MSet { pairs, if_none_exist: true }, levels, out)
             }
             Command::Del { keys } => {
@@ -252,14 +265,17 @@ impl Node {
             Some(w) => {
                 let e = Entry::from_wire(w);
                 let h = entry_hash(&key, &e);
-                self.merge_entry(now, &key, e);
-                h
+                // A copy from too far in the future is not an answer: the replica counts as failed.
+                self.merge_entry(now, &key, e).is_ok().then_some(h)
             }
-            None => 0,
+            None => Some(0),
         };
         if let Some(Pending::Read { asked, .. }) = self.repl_mut().pending.get_mut(&id) {
             if let Some(a) = asked.iter_mut().find(|a| a.addr == from) {
-                a.answer = Some(hash);
+                match hash {
+                    Some(hash) => a.answer = Some(hash),
+                    None => a.failed = true,
+                }
             }
         }
         self.read_progress(now, id, false, out);
@@ -657,8 +673,14 @@ impl Node {
         levels: Levels,
         out: &mut Outbox,
     ) {
-        let id = self.repl_mut().id();
         let count = parts.len();
+        if count == 0 {
+            // No part would ever answer: a client cannot send a multi-key command without keys (arity), but a
+            // peer's `Forward` can. Answer at once as the empty command would be (an empty array, OK, 0).
+            self.repl_mut().stats.peer_msgs_invalid += 1;
+            return self.respond(origin, combine(kind, Vec::new()), out);
+        }
+        let id = self.repl_mut().id();
         let pending = Pending::Fanout { origin, kind, parts: vec![None; count], remaining: count };
         self.repl_mut().pending.insert(id, pending);
         for (index, cmd) in parts.into_iter().enumerate() {
@@ -694,7 +716,9 @@ impl Node {
         }
     }
 
-    /// Entries from a peer (`Put`): merge each; keep a hint when the copy is meant for another replica.
+    /// Entries from a peer (`Put`): merge each; keep a hint when the copy is meant for another replica. An entry
+    /// refused for lack of memory is named in a `PutRefused`; one refused for a clock too far ahead leaves the
+    /// whole `Put` unanswered, so the sender counts the replica as failed and keeps its copy to retry.
     pub(crate) fn put_received(
         &mut self,
         now: Millis,
@@ -705,10 +729,20 @@ impl Node {
         out: &mut Outbox,
     ) {
         let mut refused = Vec::new();
+        let mut clock_ahead = false;
         for (key, wire) in entries {
-            if !self.merge_entry(now, &key, Entry::from_wire(wire)) {
-                refused.push(key);
-                continue;
+            match self.merge_entry(now, &key, Entry::from_wire(wire)) {
+                Ok(()) => {}
+                Err(Refusal::NoRoom) => {
+                    refused.push(key);
+                    continue;
+                }
+                // Not stored, so not acknowledged: the sender's count of copies stays honest, and it keeps its
+                // hint or hand-off to try again later.
+                Err(Refusal::ClockAhead) => {
+                    clock_ahead = true;
+                    continue;
+                }
             }
             if let Some(target) = &hint_for {
                 if *target != self.config.name {
@@ -716,25 +750,30 @@ impl Node {
                 }
             }
         }
-        if id != 0 {
+        if id != 0 && !clock_ahead {
             let msg =
                 if refused.is_empty() { PeerMsg::PutAck { id } } else { PeerMsg::PutRefused { id, keys: refused } };
             out.push(Output::SendPeer { to: from, msg });
         }
     }
 
-    /// Merge a replica's entry into the local store, observing its time and counting what happened; false when
-    /// it was refused for lack of memory (`admit`) and nothing changed.
-    pub(crate) fn merge_entry(&mut self, now: Millis, key: &[u8], entry: Entry) -> bool {
-        self.hlc.observe(entry.vector.max_time());
+    /// Merge a replica's entry into the local store, observing its time and counting what happened; an error
+    /// (and nothing merged) when the entry's version is further ahead of this node's clock than
+    /// `clock_drift_max_ms`, or when it needs memory the `maxmemory` policy cannot free (`admit`).
+    pub(crate) fn merge_entry(&mut self, now: Millis, key: &[u8], entry: Entry) -> Result<(), Refusal> {
+        let time = entry.vector.max_time();
+        if !self.peer_time_ok(now, time) {
+            return Err(Refusal::ClockAhead);
+        }
+        self.hlc.observe(time);
         if self.flushed(&entry) {
             // Written before a FLUSHALL this node applied: the flush wins, and nothing is left to store.
             self.repl_mut().stats.flushed_drops += 1;
-            return true;
+            return Ok(());
         }
         if !self.admit(now, key, &entry) {
             self.repl_mut().stats.merges_refused += 1;
-            return false;
+            return Err(Refusal::NoRoom);
         }
         let outcome = self.store.merge(key, entry, now);
         if outcome.changed && self.config.maxmemory_bytes != 0 {
@@ -744,7 +783,7 @@ impl Node {
         let stats = &mut self.repl_mut().stats;
         stats.merged_changes += u64::from(outcome.changed);
         stats.lww_conflicts += u64::from(outcome.lww_conflict);
-        true
+        Ok(())
     }
 
     /// The key's preference list (names), as this node's ring sees it.
@@ -803,7 +842,8 @@ impl Node {
 
     /// The timeout of a forward: long enough for the owner's own write rounds (two replica timeouts).
     fn forward_timeout_ms(&self) -> Millis {
-        self.config.request_timeout_ms * 2 + self.config.request_timeout_ms / 2
+        let t = self.config.request_timeout_ms;
+        t.saturating_mul(2).saturating_add(t / 2)
     }
 }
 

@@ -11,7 +11,6 @@
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 
-use super::antientropy::PEER_CLOCK_AHEAD_MAX_MS;
 use super::state::{Origin, Pending};
 use super::wire::PeerMsg;
 use crate::core::clock::Timestamp;
@@ -60,10 +59,11 @@ impl Node {
 
     /// A peer's flush epoch: apply it when newer than this node's; answer with this node's when older. The
     /// clock follows it, so writes made here from now on are stamped after the flush. An epoch implausibly far
-    /// ahead of this node's wall clock is ignored: it would flush every write to come.
+    /// ahead of this node's wall clock (beyond `clock_drift_max_ms`) is ignored and counted: it would flush every
+    /// write to come.
     pub(crate) fn flush_received(&mut self, now: Millis, from: SocketAddr, id: u64, before: u64, out: &mut Outbox) {
         let mine = self.repl().flushed_before;
-        if Timestamp(before).millis() > now.saturating_add(PEER_CLOCK_AHEAD_MAX_MS) {
+        if !self.peer_time_ok(now, Timestamp(before)) {
             return;
         }
         if id != 0 {

@@ -184,6 +184,11 @@ pub struct ReplicationStats {
     pub replica_refusals: u64,
     /// Entries from peers dropped because a FLUSHALL this node applied is newer than their latest write.
     pub flushed_drops: u64,
+    /// Peer messages dropped or answered with an error because their content was empty or inconsistent.
+    pub peer_msgs_invalid: u64,
+    /// Timestamps from peers (entries' versions, clocks, lock tokens) rejected for being more than
+    /// `clock_drift_max_ms` ahead of this node's clock.
+    pub clock_drift_rejected: u64,
 }
 
 /// The replication state of a clustered node.

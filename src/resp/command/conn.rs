@@ -270,6 +270,11 @@ pub(crate) fn config_get(args: Vec<Bytes>) -> Result<Parsed, Reply> {
     conn(ConnCommand::ConfigGet(after_subcommand(args)))
 }
 
+/// DEBUG subcommand [argument ...]: the runtime checks `--enable-debug-command` before the subcommand, as Redis.
+pub(crate) fn debug(args: Vec<Bytes>) -> Result<Parsed, Reply> {
+    conn(ConnCommand::Debug(args[1..].to_vec()))
+}
+
 /// CONFIG SET parameter value [parameter value ...].
 pub(crate) fn config_set(_args: Vec<Bytes>) -> Result<Parsed, Reply> {
     conn(ConnCommand::ConfigSet)

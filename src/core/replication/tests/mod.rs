@@ -1,5 +1,7 @@
 //! Replication scenarios on a small deterministic cluster of full nodes (see `harness`).
 
+mod hostile;
+
 use bytes::Bytes;
 
 mod memory;
