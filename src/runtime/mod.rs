@@ -35,7 +35,7 @@ use crate::resp::frame::Limits;
 use crate::secret::Secret;
 use clients::Clients;
 use node_task::ToNode;
-use peer::{PeerConfig, PeerStats, PeerTransport};
+use peer::{PeerConfig, PeerStats, PeerTls, PeerTransport};
 use stats::ServerStats;
 use tokio_rustls::TlsAcceptor;
 
@@ -115,6 +115,8 @@ pub struct ClusterConfig {
     pub gossip: GossipConfig,
     /// Shared secret that authenticates gossip packets and peer links.
     pub secret: Option<Secret>,
+    /// TLS on every peer link (`--tls-cluster`): the node's certificate and the cluster CA; gossip stays UDP.
+    pub tls: Option<tls::ClusterTlsFiles>,
     /// The operator's explicit opt-out (`--cluster-insecure`): a cluster address beyond loopback without a
     /// secret is allowed (else refused at start, see `check_cluster_exposure`).
     pub insecure: bool,
@@ -134,6 +136,7 @@ impl ClusterConfig {
             seed_refresh_ms: 30_000,
             gossip: GossipConfig::lan(),
             secret: None,
+            tls: None,
             insecure: false,
             send_loss_percent: 0,
         }
@@ -273,6 +276,8 @@ struct Sockets {
     udp: Option<Arc<UdpSocket>>,
     /// The peer listener: TCP on the gossip socket's address and port.
     peer: Option<TcpListener>,
+    /// TLS for peer links (`--tls-cluster`), its files read before anything listens.
+    peer_tls: Option<PeerTls>,
 }
 
 /// Attempts at finding a port free for both UDP and TCP when the cluster address has port 0.
@@ -299,15 +304,16 @@ impl Sockets {
             }
             None => None,
         };
-        let (udp, peer) = match &config.cluster {
+        let (udp, peer, peer_tls) = match &config.cluster {
             Some(c) => {
                 check_cluster_exposure(c.listen, c.advertise, c.secret.is_some(), c.insecure)?;
+                let peer_tls = c.tls.as_ref().map(PeerTls::new).transpose().context("--tls-cluster")?;
                 let (udp, peer) = bind_cluster(c.listen).await?;
-                (Some(Arc::new(udp)), Some(peer))
+                (Some(Arc::new(udp)), Some(peer), peer_tls)
             }
-            None => (None, None),
+            None => (None, None, None),
         };
-        Ok(Sockets { tcp, tls, udp, peer })
+        Ok(Sockets { tcp, tls, udp, peer, peer_tls })
     }
 
     /// The address clients are announced: the plain listener's, or the TLS one's without it.
@@ -362,9 +368,10 @@ async fn build_node(
 }
 
 /// Start the peer transport of a clustered node: it accepts on `listener` and introduces itself by the node's
-/// advertised cluster address. `None` for a node without membership.
+/// advertised cluster address, over TLS when `tls` is given. `None` for a node without membership.
 fn start_peers(
     listener: TcpListener,
+    tls: Option<PeerTls>,
     node: &Node,
     config: &ServerConfig,
     to_node: mpsc::Sender<ToNode>,
@@ -375,9 +382,11 @@ fn start_peers(
     let secret = config.cluster.as_ref().and_then(|c| c.secret.as_ref());
     let secret = secret.map(|s| ClusterSecret::from_bytes(s.expose())).transpose()?;
     let advertise = membership.identity().gossip_addr;
-    let transport = PeerTransport::new(PeerConfig::new(advertise, config.node.name.clone(), secret), to_node, stats);
+    let over = if tls.is_some() { "TLS" } else { "TCP" };
+    let peer_config = PeerConfig { tls, ..PeerConfig::new(advertise, config.node.name.clone(), secret) };
+    let transport = PeerTransport::new(peer_config, to_node, stats);
     transport.listen(listener, shutdown);
-    tracing::info!(peer = %advertise, "accepting peer connections (TCP)");
+    tracing::info!(peer = %advertise, over, "accepting peer connections");
     Ok(Some(transport))
 }
 
@@ -389,7 +398,7 @@ async fn run(
 ) -> anyhow::Result<()> {
     config.maxclients = fdlimit::fit_maxclients(config.maxclients);
     let addr = sockets.client_addr()?;
-    let Sockets { tcp: listener, tls, udp, peer: peer_listener } = sockets;
+    let Sockets { tcp: listener, tls, udp, peer: peer_listener, peer_tls } = sockets;
     if let Some(l) = &listener {
         tracing::info!(node = %config.node.name, addr = %l.local_addr()?, "shoal listening for RESP clients");
     }
@@ -409,7 +418,7 @@ async fn run(
         node_task::Gossip::new(socket, loss_percent, config.seed)
     });
     let peers = match peer_listener {
-        Some(l) => start_peers(l, &node, &config, to_node.clone(), peer_stats.clone(), shutdown.clone())?,
+        Some(l) => start_peers(l, peer_tls, &node, &config, to_node.clone(), peer_stats.clone(), shutdown.clone())?,
         None => None,
     };
     let node_task = tokio::spawn(node_task::run(node, rx, shutdown.clone(), gossip, peers));

@@ -1,21 +1,32 @@
 //! TLS settings: loading certificates, keys and CAs from PEM files and building rustls configurations.
 //!
 //! One place for every TLS endpoint the node has: the client listener (`--tls-listen`) uses `server_config`;
-//! peer links (`--tls-cluster`, mutual TLS under the same CA) can use `server_config` with `ClientAuth::Yes` on
-//! the accepting side and `client_config` with the node's own certificate on the connecting side. Files are read
-//! once, when the configuration is built (at start), so a missing or malformed file is an error before anything
-//! listens. The crypto provider is rustls's `ring` one, passed explicitly: nothing depends on a process default.
+//! peer links (`--tls-cluster`) use `cluster_configs`, mutual TLS under the cluster CA: the accepting side is
+//! `server_config` with `ClientAuth::Yes`, the connecting side presents the node's own certificate and verifies
+//! the acceptor's chain against the CA with `ClusterCertVerifier`. Files are read once, when the configuration
+//! is built (at start), so a missing or malformed file is an error before anything listens. The crypto provider
+//! is rustls's `ring` one, passed explicitly: nothing depends on a process default. Both configurations offer
+//! TLS 1.3 and 1.2 (rustls's safe defaults); two Shoal nodes always agree on 1.3.
+//!
+//! Names on peer links: peers dial the IP address a node advertises, and a certificate is not checked against
+//! it. A peer certificate is valid when its chain verifies against the cluster CA (and it is in its validity
+//! period, and its key signed the handshake), on both sides, as Redis does for its cluster bus by default and as
+//! client certificates always are. So the CA in `--tls-ca-cert-file` should sign only the cluster's nodes (and,
+//! with `--tls-listen`, its clients): whoever holds a certificate it signed passes TLS as any node. Which node a
+//! peer is, is then proven by the peer handshake under the cluster secret (it binds the address dialed).
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
 
 use thiserror::Error;
-use tokio_rustls::rustls::crypto::{ring, CryptoProvider};
+use tokio_rustls::rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use tokio_rustls::rustls::client::verify_server_cert_signed_by_trust_anchor;
+use tokio_rustls::rustls::crypto::{ring, verify_tls12_signature, verify_tls13_signature, CryptoProvider};
 use tokio_rustls::rustls::pki_types::pem::{self, PemObject};
-use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use tokio_rustls::rustls::server::{VerifierBuilderError, WebPkiClientVerifier};
-use tokio_rustls::rustls::{self, ClientConfig, RootCertStore, ServerConfig};
+use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use tokio_rustls::rustls::server::{ParsedCertificate, VerifierBuilderError, WebPkiClientVerifier};
+use tokio_rustls::rustls::{self, ClientConfig, DigitallySignedStruct, RootCertStore, ServerConfig, SignatureScheme};
 
 /// Why a TLS configuration could not be built.
 #[derive(Debug, Error)]
@@ -159,6 +170,77 @@ pub fn client_config(ca_file: &Path, identity: Option<&CertFiles>) -> Result<Arc
         None => builder.with_no_client_auth(),
     };
     Ok(Arc::new(config))
+}
+
+/// The files of mutual TLS on peer links (`--tls-cluster`): this node's certificate and key, and the cluster CA.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterTlsFiles {
+    /// The certificate this node presents on both ends of its peer links, and its key.
+    pub identity: CertFiles,
+    /// The CA every peer certificate must chain to (`--tls-ca-cert-file`).
+    pub ca_cert_file: PathBuf,
+}
+
+/// The two ends of a peer link: the acceptor requires a client certificate chained to the cluster CA, the
+/// connector presents the node's certificate and accepts an acceptor whose chain verifies against the CA,
+/// whatever names the certificate holds (see the module docs).
+pub fn cluster_configs(files: &ClusterTlsFiles) -> Result<(Arc<ServerConfig>, Arc<ClientConfig>), TlsError> {
+    let server = server_config(&files.identity, Some(&files.ca_cert_file), ClientAuth::Yes)?;
+    let provider = provider();
+    let verifier =
+        ClusterCertVerifier { roots: Arc::new(load_roots(&files.ca_cert_file)?), provider: provider.clone() };
+    let builder = ClientConfig::builder_with_provider(provider).with_safe_default_protocol_versions()?;
+    let certs = load_certs(&files.identity.cert_file, "certificate")?;
+    let key = load_key(&files.identity.key_file)?;
+    let client =
+        builder.dangerous().with_custom_certificate_verifier(Arc::new(verifier)).with_client_auth_cert(certs, key)?;
+    Ok((server, Arc::new(client)))
+}
+
+/// Verifies a peer acceptor's certificate chain against the cluster CA, as webpki does for any server, but not
+/// its name: peers are dialed by IP and identified by the cluster handshake, not by certificate names.
+#[derive(Debug)]
+struct ClusterCertVerifier {
+    roots: Arc<RootCertStore>,
+    provider: Arc<CryptoProvider>,
+}
+
+impl ServerCertVerifier for ClusterCertVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let cert = ParsedCertificate::try_from(end_entity)?;
+        let algorithms = self.provider.signature_verification_algorithms.all;
+        verify_server_cert_signed_by_trust_anchor(&cert, &self.roots, intermediates, now, algorithms)?;
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider.signature_verification_algorithms.supported_schemes()
+    }
 }
 
 #[cfg(test)]
