@@ -3,7 +3,9 @@
 //! `serve` binds the RESP listeners (plain, TLS, or both), starts the node task and accepts connections until
 //! shutdown. Tests start a server in-process with `start` on an ephemeral port; the `shoal` binary calls `serve`
 //! from `main`. A TLS connection is counted against `maxclients` from accept, and its handshake must finish within
-//! `TlsListenConfig::handshake_timeout_ms`; a failed or late handshake closes the connection and is counted.
+//! `TlsListenConfig::handshake_timeout_ms`; a failed or late handshake closes the connection and is counted. With
+//! `ClusterConfig::tls` (`--tls-cluster`) the peer transport runs its links inside mutual TLS (`peer::PeerTls`),
+//! built from its files when the sockets are bound, before anything is served.
 
 pub mod clients;
 pub mod conn;
@@ -145,7 +147,8 @@ impl ClusterConfig {
 
 /// Refuse a cluster address reachable beyond this host without a cluster secret: anyone who reaches the
 /// gossip or peer port of such a node could join, read and change every key. The bound address (`listen`) and
-/// the announced one (`advertise`) must both be loopback unless there is a secret or `insecure` is set.
+/// the announced one (`advertise`) must both be loopback unless there is a secret or `insecure` is set. TLS peer
+/// links (`--tls-cluster`) do not lift the rule: they authenticate peers by certificate, but gossip would be open.
 pub fn check_cluster_exposure(
     listen: SocketAddr,
     advertise: Option<SocketAddr>,

@@ -13,7 +13,9 @@
 //! period, and its key signed the handshake), on both sides, as Redis does for its cluster bus by default and as
 //! client certificates always are. So the CA in `--tls-ca-cert-file` should sign only the cluster's nodes (and,
 //! with `--tls-listen`, its clients): whoever holds a certificate it signed passes TLS as any node. Which node a
-//! peer is, is then proven by the peer handshake under the cluster secret (it binds the address dialed).
+//! peer is, is then proven by the peer handshake under the cluster secret (it binds the address dialed). A node
+//! presents the same certificate on both ends of its links, so one with an extended key usage needs both
+//! serverAuth and clientAuth (webpki requires each only if the extension is present).
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -255,6 +257,69 @@ mod tests {
         assert!("maybe".parse::<ClientAuth>().is_err());
         assert_eq!(ClientAuth::default(), ClientAuth::Yes);
         assert_eq!(ClientAuth::Optional.to_string(), "optional");
+    }
+
+    /// A CA as PEM, and a signer for certificates under it.
+    fn ca(dir: &Path, file: &str) -> rcgen::Issuer<'static, rcgen::KeyPair> {
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params.distinguished_name.push(rcgen::DnType::CommonName, file);
+        let key = rcgen::KeyPair::generate().unwrap();
+        std::fs::write(dir.join(file), params.self_signed(&key).unwrap().pem()).unwrap();
+        rcgen::Issuer::new(params, key)
+    }
+
+    /// A certificate signed by `issuer` for `sans`, as the files `name.pem` and `name.key`.
+    fn leaf(dir: &Path, name: &str, sans: &[&str], issuer: &rcgen::Issuer<'static, rcgen::KeyPair>) -> CertFiles {
+        let params = rcgen::CertificateParams::new(sans.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let files = CertFiles { cert_file: dir.join(format!("{name}.pem")), key_file: dir.join(format!("{name}.key")) };
+        std::fs::write(&files.cert_file, params.signed_by(&key, issuer).unwrap().pem()).unwrap();
+        std::fs::write(&files.key_file, key.serialize_pem()).unwrap();
+        files
+    }
+
+    /// A TLS handshake over an in-memory pipe between an acceptor on `server` and a connector on `client` that
+    /// dials 127.0.0.1; the protocol version both agreed on, or the first side's error.
+    fn handshake(server: &ClusterTlsFiles, client: &ClusterTlsFiles) -> Result<rustls::ProtocolVersion, String> {
+        let (server, _) = cluster_configs(server).map_err(|e| e.to_string())?;
+        let (_, client) = cluster_configs(client).map_err(|e| e.to_string())?;
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async move {
+            let (near, far) = tokio::io::duplex(64 * 1024);
+            let accept = tokio_rustls::TlsAcceptor::from(server).accept(far);
+            let name = ServerName::IpAddress(std::net::Ipv4Addr::LOCALHOST.into());
+            let connect = tokio_rustls::TlsConnector::from(client).connect(name, near);
+            let (accepted, connected) = tokio::join!(accept, connect);
+            let (accepted, connected) = match (accepted, connected) {
+                (Ok(a), Ok(c)) => (a, c),
+                (a, c) => return Err(format!("acceptor: {:?}; connector: {:?}", a.err(), c.err())),
+            };
+            let version = connected.get_ref().1.protocol_version().ok_or("no version")?;
+            assert_eq!(accepted.get_ref().1.protocol_version(), Some(version));
+            Ok(version)
+        })
+    }
+
+    #[test]
+    fn peer_links_verify_the_chain_on_both_ends_but_not_names_and_agree_on_tls13() {
+        let dir = std::env::temp_dir().join(format!("shoal-tls-peer-unit-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (cluster, other) = (ca(&dir, "ca.pem"), ca(&dir, "other-ca.pem"));
+        let files = |identity: CertFiles, ca: &str| ClusterTlsFiles { identity, ca_cert_file: dir.join(ca) };
+        let a = files(leaf(&dir, "a", &["127.0.0.1"], &cluster), "ca.pem");
+        // No name at all, or a name nobody dials: accepted, the chain is what counts.
+        let nameless = files(leaf(&dir, "nameless", &[], &cluster), "ca.pem");
+        let elsewhere = files(leaf(&dir, "elsewhere", &["10.9.9.9", "db.example"], &cluster), "ca.pem");
+        assert_eq!(handshake(&a, &nameless), Ok(rustls::ProtocolVersion::TLSv1_3));
+        assert_eq!(handshake(&nameless, &elsewhere), Ok(rustls::ProtocolVersion::TLSv1_3));
+        // A certificate from another CA, even for the dialed IP, fails on the side that checks it.
+        let foreign = leaf(&dir, "foreign", &["127.0.0.1"], &other);
+        let e = handshake(&files(foreign.clone(), "ca.pem"), &a).unwrap_err();
+        assert!(e.contains("connector: Some(") && e.contains("UnknownIssuer"), "the connector refuses it: {e}");
+        let e = handshake(&a, &files(foreign, "ca.pem")).unwrap_err();
+        assert!(e.contains("acceptor: Some(") && e.contains("UnknownIssuer"), "the acceptor refuses it: {e}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
