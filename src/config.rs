@@ -18,7 +18,7 @@ use crate::core::ring::VNODES_MAX;
 use crate::core::store::EvictionPolicy;
 use crate::core::NodeConfig;
 use crate::resp::frame::Limits;
-use crate::runtime::tls::{CertFiles, ClientAuth};
+use crate::runtime::tls::{CertFiles, ClientAuth, ClusterTlsFiles};
 use crate::runtime::{ClusterConfig, ServerConfig, TlsListenConfig};
 use crate::secret::Secret;
 
@@ -65,13 +65,17 @@ pub struct Options {
     /// Address for Redis-protocol clients over TLS (Redis's `tls-port`) [default: off].
     #[arg(long, env = "SHOAL_TLS_LISTEN")]
     pub tls_listen: Option<SocketAddr>,
-    /// PEM certificate chain the TLS listener presents, leaf first.
+    /// Run every peer link inside mutual TLS with --tls-cert-file, --tls-key-file and the CA of
+    /// --tls-ca-cert-file (Redis's `tls-cluster`); gossip (UDP) keeps its HMAC [default: false].
+    #[arg(long, env = "SHOAL_TLS_CLUSTER", num_args = 0..=1, default_missing_value = "true")]
+    pub tls_cluster: Option<bool>,
+    /// PEM certificate chain the TLS listener and TLS peer links present, leaf first.
     #[arg(long, env = "SHOAL_TLS_CERT_FILE")]
     pub tls_cert_file: Option<PathBuf>,
     /// PEM private key of the TLS certificate.
     #[arg(long, env = "SHOAL_TLS_KEY_FILE")]
     pub tls_key_file: Option<PathBuf>,
-    /// PEM CA certificate(s) that sign client certificates.
+    /// PEM CA certificate(s) that sign client certificates, and with --tls-cluster every node's certificate.
     #[arg(long, env = "SHOAL_TLS_CA_CERT_FILE")]
     pub tls_ca_cert_file: Option<PathBuf>,
     /// Client certificates: `yes` requires one signed by the CA, `optional` verifies one if sent, `no` asks for
@@ -188,6 +192,7 @@ impl Options {
             proto_max_bulk_len: self.proto_max_bulk_len.or(file.proto_max_bulk_len),
             threads: self.threads.or(file.threads),
             tls_listen: self.tls_listen.or(file.tls_listen),
+            tls_cluster: self.tls_cluster.or(file.tls_cluster),
             tls_cert_file: self.tls_cert_file.or(file.tls_cert_file),
             tls_key_file: self.tls_key_file.or(file.tls_key_file),
             tls_ca_cert_file: self.tls_ca_cert_file.or(file.tls_ca_cert_file),
@@ -310,8 +315,9 @@ impl Options {
     /// The TLS client listener, or `None` without `--tls-listen`.
     fn tls_config(&self) -> anyhow::Result<Option<TlsListenConfig>> {
         let Some(listen) = self.tls_listen else {
-            if self.tls_cert_file.is_some() || self.tls_key_file.is_some() || self.tls_ca_cert_file.is_some() {
-                bail!("TLS certificate files are given but nothing uses them: add --tls-listen ADDR");
+            let files = self.tls_cert_file.is_some() || self.tls_key_file.is_some() || self.tls_ca_cert_file.is_some();
+            if files && !self.tls_cluster() {
+                bail!("TLS certificate files are given but nothing uses them: add --tls-listen ADDR or --tls-cluster");
             }
             return Ok(None);
         };
@@ -333,6 +339,35 @@ impl Options {
         config.handshake_timeout_ms =
             positive("tls-handshake-timeout-ms", self.tls_handshake_timeout_ms, config.handshake_timeout_ms)?;
         Ok(Some(config))
+    }
+
+    /// Whether `--tls-cluster` is on.
+    fn tls_cluster(&self) -> bool {
+        self.tls_cluster.unwrap_or(false)
+    }
+
+    /// The files of TLS peer links, or `None` without `--tls-cluster`; all three are required with it.
+    fn cluster_tls(&self) -> anyhow::Result<Option<ClusterTlsFiles>> {
+        if !self.tls_cluster() {
+            return Ok(None);
+        }
+        let missing: Vec<&str> = [
+            ("--tls-cert-file", self.tls_cert_file.is_none()),
+            ("--tls-key-file", self.tls_key_file.is_none()),
+            ("--tls-ca-cert-file", self.tls_ca_cert_file.is_none()),
+        ]
+        .into_iter()
+        .filter_map(|(flag, absent)| absent.then_some(flag))
+        .collect();
+        let (Some(cert_file), Some(key_file), Some(ca_cert_file)) =
+            (self.tls_cert_file.clone(), self.tls_key_file.clone(), self.tls_ca_cert_file.clone())
+        else {
+            bail!(
+                "--tls-cluster needs --tls-cert-file, --tls-key-file and --tls-ca-cert-file (this node's certificate,                  its key, and the CA that signs every node's certificate); missing: {}",
+                missing.join(", ")
+            );
+        };
+        Ok(Some(ClusterTlsFiles { identity: CertFiles { cert_file, key_file }, ca_cert_file }))
     }
 
     /// `node` with the replication settings given here.
@@ -402,6 +437,9 @@ impl Options {
     /// The cluster settings, or `None` with `--cluster off`.
     fn cluster_config(&self) -> anyhow::Result<Option<ClusterConfig>> {
         let listen: SocketAddr = match self.cluster.as_deref() {
+            Some("off" | "none" | "") if self.tls_cluster() => {
+                bail!("--tls-cluster with --cluster off: a standalone node has no peer links to protect")
+            }
             Some("off" | "none" | "") => return Ok(None),
             Some(addr) => addr.parse().map_err(|e| anyhow!("--cluster {addr:?}: {e} (expected ip:port or off)"))?,
             None => "127.0.0.1:7946".parse().expect("valid default"),
@@ -433,6 +471,7 @@ impl Options {
             _ => {}
         }
         let insecure = self.cluster_insecure.unwrap_or(false);
+        // TLS alone does not lift the rule: it authenticates peer links by certificate, but gossip would be open.
         crate::runtime::check_cluster_exposure(listen, self.advertise, secret.is_some(), insecure)?;
         let loss_percent = self.gossip_loss_percent.unwrap_or(0);
         if loss_percent > 100 {
@@ -443,6 +482,7 @@ impl Options {
             seeds: self.seed.clone(),
             gossip,
             secret,
+            tls: self.cluster_tls()?,
             insecure,
             send_loss_percent: loss_percent,
             ..ClusterConfig::new(listen)
@@ -745,6 +785,47 @@ mod tests {
         assert!(err(Options { tls_cert_file: Some("c.pem".into()), ..Options::default() }).contains("--tls-listen"));
         assert!(err(Options { listen: Some("off".into()), ..Options::default() }).contains("no client listener"));
         assert!(err(Options { listen: Some("nowhere".into()), ..Options::default() }).contains("--listen"));
+    }
+
+    #[test]
+    fn tls_cluster_settings() {
+        let err = |o: Options| format!("{:#}", o.server_config(1).unwrap_err());
+        let on = Options { tls_cluster: Some(true), ..Options::default() };
+        let e = err(on.clone());
+        assert!(e.contains("--tls-cluster needs") && e.contains("missing: --tls-cert-file, --tls-key-file, --tls-ca"));
+        let files = Options {
+            tls_cert_file: Some("node.pem".into()),
+            tls_key_file: Some("node.key".into()),
+            tls_ca_cert_file: Some("ca.pem".into()),
+            ..Options::default()
+        };
+        let e = err(Options { tls_ca_cert_file: None, ..Options { tls_cluster: Some(true), ..files.clone() } });
+        assert!(e.ends_with("missing: --tls-ca-cert-file"), "{e}");
+        // The certificate files with --tls-cluster alone (no client TLS listener) are accepted.
+        let cfg = Options { tls_cluster: Some(true), ..files.clone() }.server_config(1).unwrap();
+        assert!(cfg.tls.is_none(), "no client TLS listener");
+        let tls = cfg.cluster.unwrap().tls.expect("peer TLS");
+        assert_eq!((tls.identity.cert_file, tls.identity.key_file), ("node.pem".into(), "node.key".into()));
+        assert_eq!(tls.ca_cert_file, PathBuf::from("ca.pem"));
+        // Without it the same files are refused: nothing would use them.
+        assert!(err(files.clone()).contains("--tls-listen ADDR or --tls-cluster"));
+        assert!(err(Options { tls_cluster: Some(false), ..files.clone() }).contains("nothing uses them"));
+        // A flag alone means true; the TOML key has the flag's name.
+        let parsed = Options::try_parse_from(["shoal", "--tls-cluster", "--tls-cert-file", "n.pem"]).unwrap();
+        assert_eq!((parsed.tls_cluster, parsed.tls_cert_file), (Some(true), Some("n.pem".into())));
+        let file = Options::from_toml(
+            "tls-cluster = true\ntls-cert-file = \"n.pem\"\ntls-key-file = \"n.key\"\n\
+                                       tls-ca-cert-file = \"ca.pem\"",
+        )
+        .unwrap();
+        assert!(file.server_config(1).unwrap().cluster.unwrap().tls.is_some());
+        // A standalone node has no peer links to protect.
+        assert!(err(Options { cluster: Some("off".into()), ..on.clone() }).contains("--cluster off"));
+        // TLS does not open a non-loopback cluster address without a secret: gossip would be unauthenticated.
+        let exposed = Options { cluster: Some("10.1.2.3:7946".into()), tls_cluster: Some(true), ..files };
+        assert!(err(exposed.clone()).contains("--cluster-secret"));
+        let keyed = Options { cluster_secret: Some("0123456789abcdef".into()), ..exposed };
+        assert!(keyed.server_config(1).unwrap().cluster.unwrap().tls.is_some());
     }
 
     #[test]

@@ -6,69 +6,27 @@ mod common;
 
 use std::io::Read;
 use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::pki::Pki;
 use common::{eventually, TestServer};
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
 use shoal::runtime::tls::{self, CertFiles, ClientAuth};
 use shoal::runtime::{ServerConfig, TlsListenConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_rustls::rustls::pki_types::ServerName;
 use tokio_rustls::TlsConnector;
 
-/// A CA, a server certificate for 127.0.0.1 and a client certificate, as PEM files in a fresh directory.
-struct Pki {
-    dir: PathBuf,
-}
-
-impl Pki {
-    fn new(tag: &str) -> Pki {
-        let dir = std::env::temp_dir().join(format!("shoal-tls-{tag}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca_params.distinguished_name.push(DnType::CommonName, "shoal test CA");
-        ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-        let ca_key = KeyPair::generate().unwrap();
-        let ca_cert = ca_params.self_signed(&ca_key).unwrap();
-        let issuer = Issuer::new(ca_params, ca_key);
-        std::fs::write(dir.join("ca.pem"), ca_cert.pem()).unwrap();
-        for (name, sans) in [("server", vec!["127.0.0.1".to_string(), "localhost".to_string()]), ("client", vec![])] {
-            let mut params = CertificateParams::new(sans).unwrap();
-            params.distinguished_name.push(DnType::CommonName, format!("shoal test {name}"));
-            let key = KeyPair::generate().unwrap();
-            let cert = params.signed_by(&key, &issuer).unwrap();
-            std::fs::write(dir.join(format!("{name}.pem")), cert.pem()).unwrap();
-            std::fs::write(dir.join(format!("{name}.key")), key.serialize_pem()).unwrap();
-        }
-        Pki { dir }
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.join(name)
-    }
-
-    fn files(&self, name: &str) -> CertFiles {
-        CertFiles { cert_file: self.path(&format!("{name}.pem")), key_file: self.path(&format!("{name}.key")) }
-    }
-
-    /// A server with a plain listener and a TLS one that authenticates clients as `auth` says.
-    fn server(&self, auth: ClientAuth, plain: bool) -> TestServer {
-        let mut tls = TlsListenConfig::new(local(), self.files("server"), Some(self.path("ca.pem")));
-        tls.auth_clients = auth;
-        tls.handshake_timeout_ms = 500;
-        let listen = plain.then(local);
-        TestServer::start_as_given(ServerConfig { listen, tls: Some(tls), ..ServerConfig::default() })
-    }
-}
-
-impl Drop for Pki {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
+/// A server with a plain listener and a TLS one on `pki`'s server certificate that authenticates clients as
+/// `auth` says.
+fn tls_server(pki: &Pki, auth: ClientAuth, plain: bool) -> TestServer {
+    let mut tls = TlsListenConfig::new(local(), pki.files("server"), Some(pki.path("ca.pem")));
+    tls.auth_clients = auth;
+    tls.handshake_timeout_ms = 500;
+    let listen = plain.then(local);
+    TestServer::start_as_given(ServerConfig { listen, tls: Some(tls), ..ServerConfig::default() })
 }
 
 fn local() -> SocketAddr {
@@ -126,7 +84,7 @@ fn info_field(srv: &TestServer, name: &str) -> u64 {
 #[test]
 fn redis_cli_over_tls_with_a_client_certificate() {
     let pki = Pki::new("cli");
-    let srv = pki.server(ClientAuth::Yes, true);
+    let srv = tls_server(&pki, ClientAuth::Yes, true);
     let addr = tls_addr(&srv);
     let (ok, out) = redis_cli_tls(addr, &pki, true, &["SET", "tls-key", "over-tls"]);
     assert!(ok && out.trim() == "OK", "{out}");
@@ -147,7 +105,7 @@ fn redis_cli_over_tls_with_a_client_certificate() {
 #[test]
 fn rust_client_with_and_without_a_certificate() {
     let pki = Pki::new("rust");
-    let srv = pki.server(ClientAuth::Yes, true);
+    let srv = tls_server(&pki, ClientAuth::Yes, true);
     let addr = tls_addr(&srv);
     let ca = pki.path("ca.pem");
     let client = pki.files("client");
@@ -166,7 +124,7 @@ fn optional_and_no_client_authentication_serve_clients_without_certificates() {
     let pki = Pki::new("optional");
     let ca = pki.path("ca.pem");
     for auth in [ClientAuth::Optional, ClientAuth::No] {
-        let srv = pki.server(auth, true);
+        let srv = tls_server(&pki, auth, true);
         let addr = tls_addr(&srv);
         assert_eq!(rust_tls_roundtrip(addr, &ca, None, b"PING\r\n").unwrap(), "+PONG\r\n", "{auth}");
         let (ok, out) = redis_cli_tls(addr, &pki, false, &["PING"]);
@@ -179,7 +137,7 @@ fn optional_and_no_client_authentication_serve_clients_without_certificates() {
 #[test]
 fn a_plain_client_on_the_tls_port_is_refused_and_counted() {
     let pki = Pki::new("plain");
-    let srv = pki.server(ClientAuth::Yes, true);
+    let srv = tls_server(&pki, ClientAuth::Yes, true);
     let addr = tls_addr(&srv);
     let mut plain = TcpStream::connect(addr).unwrap();
     plain.set_read_timeout(Some(Duration::from_secs(5))).unwrap();

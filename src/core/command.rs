@@ -206,6 +206,8 @@ pub struct PeerLinkFacts {
     pub handshake_timeouts: u64,
     /// Connections refused because too many were in handshake at once.
     pub handshakes_refused: u64,
+    /// TLS handshakes on peer links (`--tls-cluster`) that failed or timed out, either side.
+    pub tls_handshakes_failed: u64,
 }
 
 impl Command {

@@ -157,5 +157,12 @@ fn runtime_metrics(shared: &Shared, out: &mut String) {
         "Inbound peer connections refused because too many were in handshake.",
         &[("", load(&p.handshakes_refused))],
     );
+    metric(
+        out,
+        "shoal_peer_tls_handshakes_failed_total",
+        "counter",
+        "Peer link TLS handshakes (--tls-cluster) that failed or timed out, either side.",
+        &[("", load(&p.tls_handshakes_failed))],
+    );
     metric(out, "shoal_peer_link_failures_total", "counter", "Peer link failures.", &[("", load(&p.links_failed))]);
 }

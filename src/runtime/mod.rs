@@ -3,7 +3,9 @@
 //! `serve` binds the RESP listeners (plain, TLS, or both), starts the node task and accepts connections until
 //! shutdown. Tests start a server in-process with `start` on an ephemeral port; the `shoal` binary calls `serve`
 //! from `main`. A TLS connection is counted against `maxclients` from accept, and its handshake must finish within
-//! `TlsListenConfig::handshake_timeout_ms`; a failed or late handshake closes the connection and is counted.
+//! `TlsListenConfig::handshake_timeout_ms`; a failed or late handshake closes the connection and is counted. With
+//! `ClusterConfig::tls` (`--tls-cluster`) the peer transport runs its links inside mutual TLS (`peer::PeerTls`),
+//! built from its files when the sockets are bound, before anything is served.
 
 pub mod clients;
 pub mod conn;
@@ -35,7 +37,7 @@ use crate::resp::frame::Limits;
 use crate::secret::Secret;
 use clients::Clients;
 use node_task::ToNode;
-use peer::{PeerConfig, PeerStats, PeerTransport};
+use peer::{PeerConfig, PeerStats, PeerTls, PeerTransport};
 use stats::ServerStats;
 use tokio_rustls::TlsAcceptor;
 
@@ -129,6 +131,8 @@ pub struct ClusterConfig {
     pub gossip: GossipConfig,
     /// Shared secret that authenticates gossip packets and peer links.
     pub secret: Option<Secret>,
+    /// TLS on every peer link (`--tls-cluster`): the node's certificate and the cluster CA; gossip stays UDP.
+    pub tls: Option<tls::ClusterTlsFiles>,
     /// The operator's explicit opt-out (`--cluster-insecure`): a cluster address beyond loopback without a
     /// secret is allowed (else refused at start, see `check_cluster_exposure`).
     pub insecure: bool,
@@ -148,6 +152,7 @@ impl ClusterConfig {
             seed_refresh_ms: 30_000,
             gossip: GossipConfig::lan(),
             secret: None,
+            tls: None,
             insecure: false,
             send_loss_percent: 0,
         }
@@ -156,7 +161,8 @@ impl ClusterConfig {
 
 /// Refuse a cluster address reachable beyond this host without a cluster secret: anyone who reaches the
 /// gossip or peer port of such a node could join, read and change every key. The bound address (`listen`) and
-/// the announced one (`advertise`) must both be loopback unless there is a secret or `insecure` is set.
+/// the announced one (`advertise`) must both be loopback unless there is a secret or `insecure` is set. TLS peer
+/// links (`--tls-cluster`) do not lift the rule: they authenticate peers by certificate, but gossip would be open.
 pub fn check_cluster_exposure(
     listen: SocketAddr,
     advertise: Option<SocketAddr>,
@@ -288,6 +294,8 @@ struct Sockets {
     udp: Option<Arc<UdpSocket>>,
     /// The peer listener: TCP on the gossip socket's address and port.
     peer: Option<TcpListener>,
+    /// TLS for peer links (`--tls-cluster`), its files read before anything listens.
+    peer_tls: Option<PeerTls>,
 }
 
 /// Attempts at finding a port free for both UDP and TCP when the cluster address has port 0.
@@ -314,15 +322,16 @@ impl Sockets {
             }
             None => None,
         };
-        let (udp, peer) = match &config.cluster {
+        let (udp, peer, peer_tls) = match &config.cluster {
             Some(c) => {
                 check_cluster_exposure(c.listen, c.advertise, c.secret.is_some(), c.insecure)?;
+                let peer_tls = c.tls.as_ref().map(PeerTls::new).transpose().context("--tls-cluster")?;
                 let (udp, peer) = bind_cluster(c.listen).await?;
-                (Some(Arc::new(udp)), Some(peer))
+                (Some(Arc::new(udp)), Some(peer), peer_tls)
             }
-            None => (None, None),
+            None => (None, None, None),
         };
-        Ok(Sockets { tcp, tls, udp, peer })
+        Ok(Sockets { tcp, tls, udp, peer, peer_tls })
     }
 
     /// The address clients are announced: the plain listener's, or the TLS one's without it.
@@ -377,9 +386,10 @@ async fn build_node(
 }
 
 /// Start the peer transport of a clustered node: it accepts on `listener` and introduces itself by the node's
-/// advertised cluster address. `None` for a node without membership.
+/// advertised cluster address, over TLS when `tls` is given. `None` for a node without membership.
 fn start_peers(
     listener: TcpListener,
+    tls: Option<PeerTls>,
     node: &Node,
     config: &ServerConfig,
     to_node: mpsc::Sender<ToNode>,
@@ -390,9 +400,11 @@ fn start_peers(
     let secret = config.cluster.as_ref().and_then(|c| c.secret.as_ref());
     let secret = secret.map(|s| ClusterSecret::from_bytes(s.expose())).transpose()?;
     let advertise = membership.identity().gossip_addr;
-    let transport = PeerTransport::new(PeerConfig::new(advertise, config.node.name.clone(), secret), to_node, stats);
+    let over = if tls.is_some() { "TLS" } else { "TCP" };
+    let peer_config = PeerConfig { tls, ..PeerConfig::new(advertise, config.node.name.clone(), secret) };
+    let transport = PeerTransport::new(peer_config, to_node, stats);
     let listening = transport.listen(listener, shutdown);
-    tracing::info!(peer = %advertise, "accepting peer connections (TCP)");
+    tracing::info!(peer = %advertise, over, "accepting peer connections");
     Ok((Some(transport), Some(listening)))
 }
 
@@ -444,7 +456,7 @@ async fn serve_until(
 ) -> anyhow::Result<()> {
     config.maxclients = fdlimit::fit_maxclients(config.maxclients);
     let addr = sockets.client_addr()?;
-    let Sockets { tcp: listener, tls, udp, peer: peer_listener } = sockets;
+    let Sockets { tcp: listener, tls, udp, peer: peer_listener, peer_tls } = sockets;
     if let Some(l) = &listener {
         tracing::info!(node = %config.node.name, addr = %l.local_addr()?, "shoal listening for RESP clients");
     }
@@ -465,7 +477,7 @@ async fn serve_until(
         node_task::Gossip::new(socket, loss_percent, config.seed)
     });
     let (peers, mut peer_listening) = match peer_listener {
-        Some(l) => start_peers(l, &node, &config, to_node.clone(), peer_stats.clone(), shutdown.clone())?,
+        Some(l) => start_peers(l, peer_tls, &node, &config, to_node.clone(), peer_stats.clone(), shutdown.clone())?,
         None => (None, None),
     };
     let mut node_task = Some(tokio::spawn(node_task::run(node, rx, shutdown.clone(), gossip, peers)));

@@ -17,8 +17,12 @@
 //! (a handshake frame is at most `HANDSHAKE_BYTES_MAX`), must finish within `handshake_timeout_ms`, and at most
 //! `handshakes_max` connections may be in handshake at once (more are closed at once and counted).
 //!
-//! The byte stream under a link is generic (`PeerStream`: any `AsyncRead + AsyncWrite + Unpin + Send + Sync`): the
-//! connector and the acceptor take a TCP stream where a TLS stream can be slotted in.
+//! The byte stream under a link is generic (`PeerStream`: any `AsyncRead + AsyncWrite + Unpin + Send + Sync`):
+//! plain TCP, or with `--tls-cluster` (`PeerConfig::tls`) a TLS stream around it (`tls`): mutual TLS under the
+//! cluster CA, set up before the peer handshake, which then runs inside TLS unchanged. TLS adds confidentiality
+//! and a certificate check on both ends; the cluster secret still decides membership. A TLS handshake that fails
+//! or does not finish in `handshake_timeout_ms` is counted (`tls_handshakes_failed`) and closes the connection
+//! before any peer handshake byte is read. Gossip (UDP) is not under TLS: its packets carry the secret's HMAC.
 //!
 //! Invariants: the node task never waits on the network (`send` is a `try_send` into the link's bounded
 //! queue; a full queue drops and counts), one slow or dead peer never delays another (one task per link), and
@@ -33,6 +37,7 @@
 
 mod inbound;
 mod link;
+mod tls;
 mod weight;
 
 #[cfg(test)]
@@ -54,6 +59,7 @@ use crate::core::membership::ClusterSecret;
 use crate::core::replication::codec::FRAME_BYTES_MAX_DEFAULT;
 use crate::core::replication::handshake::NONCE_BYTES;
 use crate::core::replication::{DecodeError, PeerMsg};
+pub use tls::PeerTls;
 
 /// A byte stream a peer link runs over: TCP, or (for `--tls-cluster`) a TLS stream around it.
 pub trait PeerStream: AsyncRead + AsyncWrite + Unpin + Send + Sync + 'static {}
@@ -98,6 +104,8 @@ pub struct PeerConfig {
     pub inbound_max: usize,
     /// Most inbound connections in handshake at once; more are closed at once and counted.
     pub handshakes_max: usize,
+    /// TLS around every peer connection (`--tls-cluster`); `None` runs links over plain TCP.
+    pub tls: Option<PeerTls>,
 }
 
 impl PeerConfig {
@@ -118,6 +126,7 @@ impl PeerConfig {
             handshake_timeout_ms: 3_000,
             inbound_max: 1_024,
             handshakes_max: 64,
+            tls: None,
         }
     }
 }
@@ -149,6 +158,9 @@ pub struct PeerStats {
     pub handshake_timeouts: AtomicU64,
     /// Inbound connections closed at once because `handshakes_max` were in handshake.
     pub handshakes_refused: AtomicU64,
+    /// TLS handshakes (`--tls-cluster`) that failed or timed out on either side: a plain-TCP peer, a certificate
+    /// from another CA or none, a TLS alert in answer to the connector's first bytes.
+    pub tls_handshakes_failed: AtomicU64,
     /// Outbound connections established (handshake completed).
     pub connects: AtomicU64,
     /// Link failures (connect, handshake or write), each reported once as `PeerLost`.
@@ -182,6 +194,8 @@ pub struct PeerCounters {
     pub handshake_timeouts: u64,
     /// Connections refused for too many handshakes at once.
     pub handshakes_refused: u64,
+    /// TLS handshakes that failed or timed out.
+    pub tls_handshakes_failed: u64,
     /// Outbound connections established.
     pub connects: u64,
     /// Link failures reported as `PeerLost`.
@@ -205,6 +219,7 @@ impl PeerStats {
             handshakes_failed: get(&self.handshakes_failed),
             handshake_timeouts: get(&self.handshake_timeouts),
             handshakes_refused: get(&self.handshakes_refused),
+            tls_handshakes_failed: get(&self.tls_handshakes_failed),
             connects: get(&self.connects),
             links_failed: get(&self.links_failed),
         }
@@ -233,6 +248,7 @@ impl PeerCounters {
             handshakes_failed: self.handshakes_failed,
             handshake_timeouts: self.handshake_timeouts,
             handshakes_refused: self.handshakes_refused,
+            tls_handshakes_failed: self.tls_handshakes_failed,
         }
     }
 }

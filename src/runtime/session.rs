@@ -275,6 +275,7 @@ impl Session {
             ("client-output-buffer-limit", format!("normal {} 0 0", c.client_output_buffer_bytes_max)),
             ("tls-port", c.tls.as_ref().map_or(0, |t| t.listen.port()).to_string()),
             ("tls-auth-clients", c.tls.as_ref().map_or("yes".to_string(), |t| t.auth_clients.to_string())),
+            ("tls-cluster", if c.cluster.as_ref().is_some_and(|c| c.tls.is_some()) { "yes" } else { "no" }.to_string()),
             // Never the password itself: only whether one is set.
             ("requirepass", c.requirepass.as_ref().map_or(String::new(), |_| "<redacted>".to_string())),
         ];

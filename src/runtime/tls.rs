@@ -1,21 +1,34 @@
 //! TLS settings: loading certificates, keys and CAs from PEM files and building rustls configurations.
 //!
 //! One place for every TLS endpoint the node has: the client listener (`--tls-listen`) uses `server_config`;
-//! peer links (`--tls-cluster`, mutual TLS under the same CA) can use `server_config` with `ClientAuth::Yes` on
-//! the accepting side and `client_config` with the node's own certificate on the connecting side. Files are read
-//! once, when the configuration is built (at start), so a missing or malformed file is an error before anything
-//! listens. The crypto provider is rustls's `ring` one, passed explicitly: nothing depends on a process default.
+//! peer links (`--tls-cluster`) use `cluster_configs`, mutual TLS under the cluster CA: the accepting side is
+//! `server_config` with `ClientAuth::Yes`, the connecting side presents the node's own certificate and verifies
+//! the acceptor's chain against the CA with `ClusterCertVerifier`. Files are read once, when the configuration
+//! is built (at start), so a missing or malformed file is an error before anything listens. The crypto provider
+//! is rustls's `ring` one, passed explicitly: nothing depends on a process default. Both configurations offer
+//! TLS 1.3 and 1.2 (rustls's safe defaults); two Shoal nodes always agree on 1.3.
+//!
+//! Names on peer links: peers dial the IP address a node advertises, and a certificate is not checked against
+//! it. A peer certificate is valid when its chain verifies against the cluster CA (and it is in its validity
+//! period, and its key signed the handshake), on both sides, as Redis does for its cluster bus by default and as
+//! client certificates always are. So the CA in `--tls-ca-cert-file` should sign only the cluster's nodes (and,
+//! with `--tls-listen`, its clients): whoever holds a certificate it signed passes TLS as any node. Which node a
+//! peer is, is then proven by the peer handshake under the cluster secret (it binds the address dialed). A node
+//! presents the same certificate on both ends of its links, so one with an extended key usage needs both
+//! serverAuth and clientAuth (webpki requires each only if the extension is present).
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
 
 use thiserror::Error;
-use tokio_rustls::rustls::crypto::{ring, CryptoProvider};
+use tokio_rustls::rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use tokio_rustls::rustls::client::verify_server_cert_signed_by_trust_anchor;
+use tokio_rustls::rustls::crypto::{ring, verify_tls12_signature, verify_tls13_signature, CryptoProvider};
 use tokio_rustls::rustls::pki_types::pem::{self, PemObject};
-use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use tokio_rustls::rustls::server::{VerifierBuilderError, WebPkiClientVerifier};
-use tokio_rustls::rustls::{self, ClientConfig, RootCertStore, ServerConfig};
+use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use tokio_rustls::rustls::server::{ParsedCertificate, VerifierBuilderError, WebPkiClientVerifier};
+use tokio_rustls::rustls::{self, ClientConfig, DigitallySignedStruct, RootCertStore, ServerConfig, SignatureScheme};
 
 /// Why a TLS configuration could not be built.
 #[derive(Debug, Error)]
@@ -161,6 +174,77 @@ pub fn client_config(ca_file: &Path, identity: Option<&CertFiles>) -> Result<Arc
     Ok(Arc::new(config))
 }
 
+/// The files of mutual TLS on peer links (`--tls-cluster`): this node's certificate and key, and the cluster CA.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterTlsFiles {
+    /// The certificate this node presents on both ends of its peer links, and its key.
+    pub identity: CertFiles,
+    /// The CA every peer certificate must chain to (`--tls-ca-cert-file`).
+    pub ca_cert_file: PathBuf,
+}
+
+/// The two ends of a peer link: the acceptor requires a client certificate chained to the cluster CA, the
+/// connector presents the node's certificate and accepts an acceptor whose chain verifies against the CA,
+/// whatever names the certificate holds (see the module docs).
+pub fn cluster_configs(files: &ClusterTlsFiles) -> Result<(Arc<ServerConfig>, Arc<ClientConfig>), TlsError> {
+    let server = server_config(&files.identity, Some(&files.ca_cert_file), ClientAuth::Yes)?;
+    let provider = provider();
+    let verifier =
+        ClusterCertVerifier { roots: Arc::new(load_roots(&files.ca_cert_file)?), provider: provider.clone() };
+    let builder = ClientConfig::builder_with_provider(provider).with_safe_default_protocol_versions()?;
+    let certs = load_certs(&files.identity.cert_file, "certificate")?;
+    let key = load_key(&files.identity.key_file)?;
+    let client =
+        builder.dangerous().with_custom_certificate_verifier(Arc::new(verifier)).with_client_auth_cert(certs, key)?;
+    Ok((server, Arc::new(client)))
+}
+
+/// Verifies a peer acceptor's certificate chain against the cluster CA, as webpki does for any server, but not
+/// its name: peers are dialed by IP and identified by the cluster handshake, not by certificate names.
+#[derive(Debug)]
+struct ClusterCertVerifier {
+    roots: Arc<RootCertStore>,
+    provider: Arc<CryptoProvider>,
+}
+
+impl ServerCertVerifier for ClusterCertVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let cert = ParsedCertificate::try_from(end_entity)?;
+        let algorithms = self.provider.signature_verification_algorithms.all;
+        verify_server_cert_signed_by_trust_anchor(&cert, &self.roots, intermediates, now, algorithms)?;
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider.signature_verification_algorithms.supported_schemes()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -173,6 +257,69 @@ mod tests {
         assert!("maybe".parse::<ClientAuth>().is_err());
         assert_eq!(ClientAuth::default(), ClientAuth::Yes);
         assert_eq!(ClientAuth::Optional.to_string(), "optional");
+    }
+
+    /// A CA as PEM, and a signer for certificates under it.
+    fn ca(dir: &Path, file: &str) -> rcgen::Issuer<'static, rcgen::KeyPair> {
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params.distinguished_name.push(rcgen::DnType::CommonName, file);
+        let key = rcgen::KeyPair::generate().unwrap();
+        std::fs::write(dir.join(file), params.self_signed(&key).unwrap().pem()).unwrap();
+        rcgen::Issuer::new(params, key)
+    }
+
+    /// A certificate signed by `issuer` for `sans`, as the files `name.pem` and `name.key`.
+    fn leaf(dir: &Path, name: &str, sans: &[&str], issuer: &rcgen::Issuer<'static, rcgen::KeyPair>) -> CertFiles {
+        let params = rcgen::CertificateParams::new(sans.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let files = CertFiles { cert_file: dir.join(format!("{name}.pem")), key_file: dir.join(format!("{name}.key")) };
+        std::fs::write(&files.cert_file, params.signed_by(&key, issuer).unwrap().pem()).unwrap();
+        std::fs::write(&files.key_file, key.serialize_pem()).unwrap();
+        files
+    }
+
+    /// A TLS handshake over an in-memory pipe between an acceptor on `server` and a connector on `client` that
+    /// dials 127.0.0.1; the protocol version both agreed on, or the first side's error.
+    fn handshake(server: &ClusterTlsFiles, client: &ClusterTlsFiles) -> Result<rustls::ProtocolVersion, String> {
+        let (server, _) = cluster_configs(server).map_err(|e| e.to_string())?;
+        let (_, client) = cluster_configs(client).map_err(|e| e.to_string())?;
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async move {
+            let (near, far) = tokio::io::duplex(64 * 1024);
+            let accept = tokio_rustls::TlsAcceptor::from(server).accept(far);
+            let name = ServerName::IpAddress(std::net::Ipv4Addr::LOCALHOST.into());
+            let connect = tokio_rustls::TlsConnector::from(client).connect(name, near);
+            let (accepted, connected) = tokio::join!(accept, connect);
+            let (accepted, connected) = match (accepted, connected) {
+                (Ok(a), Ok(c)) => (a, c),
+                (a, c) => return Err(format!("acceptor: {:?}; connector: {:?}", a.err(), c.err())),
+            };
+            let version = connected.get_ref().1.protocol_version().ok_or("no version")?;
+            assert_eq!(accepted.get_ref().1.protocol_version(), Some(version));
+            Ok(version)
+        })
+    }
+
+    #[test]
+    fn peer_links_verify_the_chain_on_both_ends_but_not_names_and_agree_on_tls13() {
+        let dir = std::env::temp_dir().join(format!("shoal-tls-peer-unit-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (cluster, other) = (ca(&dir, "ca.pem"), ca(&dir, "other-ca.pem"));
+        let files = |identity: CertFiles, ca: &str| ClusterTlsFiles { identity, ca_cert_file: dir.join(ca) };
+        let a = files(leaf(&dir, "a", &["127.0.0.1"], &cluster), "ca.pem");
+        // No name at all, or a name nobody dials: accepted, the chain is what counts.
+        let nameless = files(leaf(&dir, "nameless", &[], &cluster), "ca.pem");
+        let elsewhere = files(leaf(&dir, "elsewhere", &["10.9.9.9", "db.example"], &cluster), "ca.pem");
+        assert_eq!(handshake(&a, &nameless), Ok(rustls::ProtocolVersion::TLSv1_3));
+        assert_eq!(handshake(&nameless, &elsewhere), Ok(rustls::ProtocolVersion::TLSv1_3));
+        // A certificate from another CA, even for the dialed IP, fails on the side that checks it.
+        let foreign = leaf(&dir, "foreign", &["127.0.0.1"], &other);
+        let e = handshake(&files(foreign.clone(), "ca.pem"), &a).unwrap_err();
+        assert!(e.contains("connector: Some(") && e.contains("UnknownIssuer"), "the connector refuses it: {e}");
+        let e = handshake(&a, &files(foreign, "ca.pem")).unwrap_err();
+        assert!(e.contains("acceptor: Some(") && e.contains("UnknownIssuer"), "the acceptor refuses it: {e}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod members;
+pub mod pki;
 pub mod procs;
 
 use std::io::{Read, Write};

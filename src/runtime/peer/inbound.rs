@@ -1,7 +1,10 @@
 //! Inbound peer connections: the listener, and one task per connection that authenticates it and then reads
 //! frames for the node.
 //!
-//! A connection runs the acceptor's side of the handshake first (`core::replication::handshake`): it reads the
+//! With `--tls-cluster` a connection first completes a TLS handshake (`super::tls`: a client certificate chained
+//! to the cluster CA is required) within `handshake_timeout_ms`, holding its `handshakes_max` permit; a failure
+//! closes it, counted in `tls_handshakes_failed`, before a byte of the peer handshake is read.
+//! A connection then runs the acceptor's side of the peer handshake (`core::replication::handshake`): it reads the
 //! connector's `Hello`, answers a `Challenge` with a fresh nonce and its proof, and checks the connector's
 //! `Finish`, all within `handshake_timeout_ms` (else closed and counted in `handshake_timeouts`). Until then it
 //! buffers at most `PREAUTH_BYTES_MAX` bytes, and a length prefix beyond `HANDSHAKE_BYTES_MAX` (a 1 MB
@@ -64,8 +67,15 @@ pub(super) async fn accept(listener: TcpListener, shared: Arc<Shared>, mut shutd
                     let _ = stream.set_nodelay(true);
                     let (shared, shutdown) = (shared.clone(), shutdown.clone());
                     tokio::spawn(async move {
-                        // Where a TLS server stream would wrap the TCP one (`--tls-cluster`).
-                        serve(stream, remote, shared, handshake, shutdown).await;
+                        match shared.config.tls.clone() {
+                            None => serve(stream, remote, shared, handshake, shutdown).await,
+                            Some(tls) => {
+                                let timeout_ms = shared.config.handshake_timeout_ms;
+                                if let Some(stream) = tls.accept(stream, remote, timeout_ms, &shared.stats).await {
+                                    serve(stream, remote, shared, handshake, shutdown).await;
+                                }
+                            }
+                        }
                         drop(permit);
                     });
                 }
@@ -153,7 +163,9 @@ async fn authenticate<S: PeerStream>(
             None => fill_preauth(stream, buf, shared).await?,
         }
     };
+    // A TLS stream may hold written bytes until flushed.
     stream.write_all(&challenge).await.map_err(|_| End::Closed)?;
+    stream.flush().await.map_err(|_| End::Closed)?;
     let key = loop {
         match acceptor.finish(buf).map_err(End::Handshake)? {
             Some(key) => break key,

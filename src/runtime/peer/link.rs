@@ -1,6 +1,8 @@
 //! One outbound link: the task that owns this node's connection to one peer and writes its queue to it.
 //!
-//! The task connects lazily, when a message is waiting, and runs the connector's side of the handshake within
+//! The task connects lazily, when a message is waiting; with `--tls-cluster` it first runs the TLS handshake
+//! (`super::tls`, within `handshake_timeout_ms`, presenting the node's certificate and verifying the acceptor's
+//! chain against the cluster CA). It then runs the connector's side of the peer handshake within
 //! `handshake_timeout_ms`: it sends `Hello` with a fresh nonce, reads the acceptor's `Challenge`, checks its
 //! proof and that the acceptor claims the very address dialed, and sends `Finish`; the frames that follow are
 //! numbered from 0 and MACed under the session key (one `FrameCodec` per connection). It then drains its queue
@@ -21,6 +23,7 @@ use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use super::tls::is_tls_error;
 use super::weight::weight;
 use super::{nonce, PeerConfig, PeerStream, Shared, ToNode};
 use crate::core::replication::codec::LEN_BYTES;
@@ -216,17 +219,25 @@ impl Link {
             .await
             .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out"))??;
         tcp.set_nodelay(true)?;
-        // Where a TLS client stream would wrap the TCP one (`--tls-cluster`).
-        let mut stream: Box<dyn PeerStream> = Box::new(tcp);
+        let stats = &self.shared.stats;
+        let mut stream: Box<dyn PeerStream> = match &config.tls {
+            None => Box::new(tcp),
+            Some(tls) => Box::new(tls.connect(tcp, self.peer, config.handshake_timeout_ms, stats).await?),
+        };
         let timeout = Duration::from_millis(config.handshake_timeout_ms);
         let codec = match tokio::time::timeout(timeout, self.handshake(&mut stream)).await {
             Ok(Ok(codec)) => codec,
+            // Under TLS 1.3 an acceptor that refuses our certificate says so in an alert read here.
+            Ok(Err(e)) if is_tls_error(&e) => {
+                stats.tls_handshakes_failed.fetch_add(1, Ordering::Relaxed);
+                return Err(e);
+            }
             Ok(Err(e)) => {
-                self.shared.stats.handshakes_failed.fetch_add(1, Ordering::Relaxed);
+                stats.handshakes_failed.fetch_add(1, Ordering::Relaxed);
                 return Err(e);
             }
             Err(_) => {
-                self.shared.stats.handshakes_failed.fetch_add(1, Ordering::Relaxed);
+                stats.handshakes_failed.fetch_add(1, Ordering::Relaxed);
                 return Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "handshake timed out"));
             }
         };
@@ -239,7 +250,9 @@ impl Link {
         let config = &self.shared.config;
         let me = Greeting { from: config.advertise, name: config.name.clone(), nonce: nonce()? };
         let (connector, hello) = Connector::new(config.secret.clone(), &me);
+        // A TLS stream may hold written bytes until flushed.
         stream.write_all(&hello).await?;
+        stream.flush().await?;
         let mut buf = BytesMut::with_capacity(LEN_BYTES + HANDSHAKE_BYTES_MAX);
         let accepted = loop {
             match connector.challenge(&mut buf) {
@@ -258,6 +271,7 @@ impl Link {
             return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, why));
         }
         stream.write_all(&accepted.finish).await?;
+        stream.flush().await?;
         Ok(FrameCodec::new(accepted.key).with_frame_bytes_max(config.frame_bytes_max))
     }
 
@@ -292,7 +306,11 @@ impl Link {
     async fn write(&mut self, buf: &[u8]) -> std::io::Result<()> {
         let Some(conn) = &mut self.conn else { return Err(std::io::ErrorKind::NotConnected.into()) };
         let timeout = Duration::from_millis(self.shared.config.write_timeout_ms);
-        tokio::time::timeout(timeout, conn.wr.write_all(buf))
+        let write = async {
+            conn.wr.write_all(buf).await?;
+            conn.wr.flush().await // TLS holds what it could not write yet until flushed; TCP's flush does nothing.
+        };
+        tokio::time::timeout(timeout, write)
             .await
             .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "write timed out"))?
     }
