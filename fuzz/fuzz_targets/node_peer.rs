@@ -39,6 +39,13 @@ const TIMERS_PER_ADVANCE_MAX: usize = 20_000;
 const SENT_MAX: usize = 256;
 /// Largest frame body or gossip datagram taken from the input.
 const BODY_BYTES_MAX: usize = 4096;
+/// Bytes between a frame's length prefix and its body without a secret: version, sequence number, crc32.
+const HEAD_BYTES: usize = 1 + 8 + 4;
+
+/// A fresh codec without a secret: one link, at its first frame.
+fn codec() -> FrameCodec {
+    FrameCodec::new(None).with_frame_bytes_max(1 << 20)
+}
 
 fn addr(i: usize) -> SocketAddr {
     SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, i as u8 + 1)), 7946)
@@ -46,6 +53,11 @@ fn addr(i: usize) -> SocketAddr {
 
 fn index(to: SocketAddr) -> Option<usize> {
     (0..NODES).find(|&i| addr(i) == to)
+}
+
+/// The name the node at `from` goes by (the peer transport hands it over with every message).
+fn name_of(from: SocketAddr) -> std::sync::Arc<str> {
+    index(from).map_or_else(|| "stranger".into(), |i| format!("n{i}").into())
 }
 
 fn config(i: usize) -> NodeConfig {
@@ -95,7 +107,7 @@ fn form() -> Vec<(Millis, Input)> {
                 }
                 Output::SendPeer { to, msg } => {
                     let Some(to) = index(to) else { continue };
-                    (at + 1, to, Input::Peer { from: addr(i), msg })
+                    (at + 1, to, Input::Peer { from: addr(i), name: name_of(addr(i)), msg })
                 }
                 Output::Reply { .. } | Output::Member(_) => continue,
             };
@@ -120,7 +132,6 @@ struct Harness {
     sent: Vec<(SocketAddr, PeerMsg)>,
     next_req: u64,
     out: Outbox,
-    codec: FrameCodec,
 }
 
 impl Harness {
@@ -133,7 +144,6 @@ impl Harness {
             sent: Vec::new(),
             next_req: 1,
             out: Outbox::new(),
-            codec: FrameCodec::new(None).with_frame_bytes_max(1 << 20),
         };
         for (at, input) in transcript {
             if let Input::Timer(t) = input {
@@ -183,17 +193,21 @@ impl Harness {
     }
 
     fn peer(&mut self, from: SocketAddr, msg: PeerMsg) {
-        self.handle(Input::Peer { from, msg });
+        self.handle(Input::Peer { from, name: name_of(from), msg });
     }
 
-    /// `body` behind a valid header and crc32, decoded as a peer's frame would be.
+    /// `body` behind a valid header (sequence number 0) and crc32, decoded as the first frame of a link would be.
     fn frame(&mut self, from: SocketAddr, body: &[u8]) {
-        let mut buf = BytesMut::with_capacity(LEN_BYTES + 5 + body.len());
-        buf.put_u32((1 + 4 + body.len()) as u32);
-        buf.put_u8(FRAME_VERSION);
-        buf.put_u32(crc32fast::hash(body));
+        let mut buf = BytesMut::with_capacity(LEN_BYTES + HEAD_BYTES + body.len());
+        buf.put_u32((HEAD_BYTES + body.len()) as u32);
+        let signed = [&[FRAME_VERSION][..], &0u64.to_be_bytes()].concat();
+        buf.put_slice(&signed);
+        let mut crc = crc32fast::Hasher::new();
+        crc.update(&signed);
+        crc.update(body);
+        buf.put_u32(crc.finalize());
         buf.put_slice(body);
-        if let Ok(Some(Frame::Msg(msg))) = self.codec.decode(&mut buf) {
+        if let Ok(Some(Frame::Msg(msg))) = codec().decode(&mut buf) {
             self.peer(from, msg);
         }
     }
@@ -211,10 +225,10 @@ impl Harness {
     fn edited(&mut self, from: SocketAddr, msg: PeerMsg, edits: &[u8]) {
         let to = from;
         let mut encoded = BytesMut::new();
-        if self.codec.encode(&Frame::Msg(msg), &mut encoded).is_err() {
+        if codec().encode(&Frame::Msg(msg), &mut encoded).is_err() {
             return;
         }
-        let mut body = encoded.split_off(LEN_BYTES + 1 + 4).to_vec();
+        let mut body = encoded.split_off(LEN_BYTES + HEAD_BYTES).to_vec();
         for edit in edits.chunks_exact(2) {
             if body.is_empty() {
                 break;
