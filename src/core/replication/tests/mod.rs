@@ -2,6 +2,7 @@
 
 use bytes::Bytes;
 
+mod bigvals;
 mod memory;
 
 use crate::core::testkit::{addr, b, get, set, Cluster};
