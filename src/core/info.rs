@@ -132,7 +132,8 @@ fn peer_links(out: &mut String, p: &super::command::PeerLinkFacts) -> std::fmt::
     write!(
         out,
         "peer_frames_bad:{}\r\npeer_frames_forged:{}\r\npeer_frames_replayed:{}\r\npeer_frames_reordered:{}\r\n\
-         peer_handshakes_failed:{}\r\npeer_handshake_timeouts:{}\r\npeer_handshakes_refused:{}\r\n",
+         peer_handshakes_failed:{}\r\npeer_handshake_timeouts:{}\r\npeer_handshakes_refused:{}\r\n\
+         peer_frames_dropped:{}\r\npeer_messages_split:{}\r\npeer_messages_too_large:{}\r\n",
         p.frames_bad,
         p.frames_forged,
         p.frames_replayed,
@@ -140,6 +141,9 @@ fn peer_links(out: &mut String, p: &super::command::PeerLinkFacts) -> std::fmt::
         p.handshakes_failed,
         p.handshake_timeouts,
         p.handshakes_refused,
+        p.frames_dropped,
+        p.messages_split,
+        p.messages_too_large,
     )
 }
 

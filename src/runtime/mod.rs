@@ -375,7 +375,10 @@ fn start_peers(
     let secret = config.cluster.as_ref().and_then(|c| c.secret.as_ref());
     let secret = secret.map(|s| ClusterSecret::from_bytes(s.expose())).transpose()?;
     let advertise = membership.identity().gossip_addr;
-    let transport = PeerTransport::new(PeerConfig::new(advertise, config.node.name.clone(), secret), to_node, stats);
+    let mut peer_config = PeerConfig::new(advertise, config.node.name.clone(), secret);
+    // Every value the client protocol accepts replicates: a key and a value at the bulk limit, and the rest.
+    peer_config.message_bytes_max = config.node.value_bytes_max.saturating_mul(2).saturating_add(1 << 20);
+    let transport = PeerTransport::new(peer_config, to_node, stats);
     transport.listen(listener, shutdown);
     tracing::info!(peer = %advertise, "accepting peer connections (TCP)");
     Ok(Some(transport))
