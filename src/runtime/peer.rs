@@ -27,6 +27,11 @@
 //! at once instead of waiting for their timeout. A failed link reconnects on its next message, after a backoff
 //! that doubles per consecutive failure (`backoff_ms_min` to `backoff_ms_max`) and resets on success.
 //!
+//! A message larger than a frame is written in parts (`codec::parts`) and reassembled by the receiving connection,
+//! at most `message_bytes_max` bytes at once (the server sets it to two bulk strings at `--proto-max-bulk-len`
+//! plus 1 MiB); only a message beyond that is dropped at the sender, logged and counted (`messages_too_large`,
+//! also in `frames_dropped`, both in INFO cluster and the metrics).
+//!
 //! Delivery is at most once and in order per peer: a message is never duplicated or reordered by the
 //! transport, but any message can be lost (dropped on a full queue without notice, or lost with a link, which
 //! the `PeerLost` signals); request ids and the node's timeouts do the rest.

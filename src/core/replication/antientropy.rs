@@ -9,7 +9,10 @@
 //! lacks or holds older and asks for the ones it lacks or holds older itself.
 //! Both sides merge (a join), so both end with the same entry. The fixed cost of a round is one hash per group
 //! (2 KiB); everything else grows with the difference. A round that found differences is followed quickly by
-//! another with the same peer, so a large difference drains in seconds, not in periods.
+//! another with the same peer, so a large difference drains in seconds, not in periods. Every step is bounded in
+//! bytes (`batch`): `AeKeys` describes whole buckets up to `AE_KEYS_BYTES_MAX`, and the entries one step pushes or
+//! answers to a pull are at most `STEP_BYTES_MAX`, in `Put`s of at most `PUT_BYTES_MAX`; the rest goes in the
+//! next (quick) round, since those keys still differ.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

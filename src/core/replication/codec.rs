@@ -24,6 +24,9 @@
 //! number is `DecodeError::Reordered` (frames dropped or reordered in between). A frame recorded on one link does
 //! not verify on any other, since every link has its own key.
 //!
+//! A message whose frame would exceed `frame_bytes_max` is sent as consecutive part frames and reassembled by the
+//! receiving codec, up to `message_bytes_max` (see `parts`): every value the client protocol accepts replicates.
+//!
 //! Decoding never trusts the peer: the length is checked against `frame_bytes_max` before anything is read or
 //! buffered beyond it, the check before the body is parsed, nesting is capped (`BODY_DEPTH_MAX`), counts are
 //! checked against the bytes left before anything is allocated, trailing bytes are refused, and nothing panics.

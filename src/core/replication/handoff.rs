@@ -2,7 +2,9 @@
 //! answer, delivered when it is live again) and range hand-off (keys this node no longer owns after a ring
 //! change are pushed to their owners, then dropped here once every owner acknowledged them).
 //!
-//! Hints are bounded by count (the oldest go first) and by age; every drop is counted. The hand-off sweep waits
+//! Hints are bounded by count (the oldest go first) and by age; every drop is counted. A delivery round and a
+//! hand-off sweep send at most `STEP_BYTES_MAX` to one peer, in `Put`s of at most `PUT_BYTES_MAX` (`batch`); hints
+//! past the budget wait for the next round, keys past it for the sweep's next pass. The hand-off sweep waits
 //! until the ring has been stable for a while, so a flapping member does not make nodes shuffle data back and forth.
 
 use std::collections::BTreeSet;
