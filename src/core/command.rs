@@ -208,6 +208,12 @@ pub struct PeerLinkFacts {
     pub handshakes_refused: u64,
     /// TLS handshakes on peer links (`--tls-cluster`) that failed or timed out, either side.
     pub tls_handshakes_failed: u64,
+    /// Messages dropped: a full peer queue, queued on a link that failed, or too large even in parts.
+    pub frames_dropped: u64,
+    /// Messages larger than one frame, sent in parts.
+    pub messages_split: u64,
+    /// Messages dropped for exceeding the reassembly limit (also in `frames_dropped`).
+    pub messages_too_large: u64,
 }
 
 impl Command {

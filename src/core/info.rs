@@ -133,7 +133,8 @@ fn peer_links(out: &mut String, p: &super::command::PeerLinkFacts) -> std::fmt::
         out,
         "peer_frames_bad:{}\r\npeer_frames_forged:{}\r\npeer_frames_replayed:{}\r\npeer_frames_reordered:{}\r\n\
          peer_handshakes_failed:{}\r\npeer_handshake_timeouts:{}\r\npeer_handshakes_refused:{}\r\n\
-         peer_tls_handshakes_failed:{}\r\n",
+         peer_tls_handshakes_failed:{}\r\n\
+         peer_frames_dropped:{}\r\npeer_messages_split:{}\r\npeer_messages_too_large:{}\r\n",
         p.frames_bad,
         p.frames_forged,
         p.frames_replayed,
@@ -142,6 +143,9 @@ fn peer_links(out: &mut String, p: &super::command::PeerLinkFacts) -> std::fmt::
         p.handshake_timeouts,
         p.handshakes_refused,
         p.tls_handshakes_failed,
+        p.frames_dropped,
+        p.messages_split,
+        p.messages_too_large,
     )
 }
 

@@ -9,6 +9,7 @@ use bytes::Bytes;
 
 use crate::core::command::Command;
 use crate::core::membership::{GossipConfig, Identity, Membership};
+use crate::core::replication::batch::entry_bytes;
 use crate::core::replication::{Frame, FrameCodec, Levels, PeerMsg};
 use crate::core::reply::Reply;
 use crate::core::{Input, Millis, Node, NodeConfig, Outbox, Output, TimerId};
@@ -45,6 +46,10 @@ pub struct Cluster {
     pub peer_bytes: BTreeMap<&'static str, u64>,
     /// Count the encoded size of every peer message (costs an encoding per message).
     pub measure_bytes: bool,
+    /// The largest `Put` seen, in estimated entry bytes (`batch::entry_bytes`), with its entry count.
+    pub put_bytes_seen_max: (usize, usize),
+    /// The most estimated entry bytes one input sent to one peer (a step of a repair stream).
+    pub step_bytes_seen_max: usize,
 }
 
 impl Cluster {
@@ -64,6 +69,8 @@ impl Cluster {
             peer_messages: 0,
             peer_bytes: BTreeMap::new(),
             measure_bytes: false,
+            put_bytes_seen_max: (0, 0),
+            step_bytes_seen_max: 0,
         };
         for i in 0..n {
             c.start(i);
@@ -108,6 +115,7 @@ impl Cluster {
         node.handle(now, input, &mut out);
         let generation = self.generation[i];
         let now = self.now;
+        let mut step_bytes: BTreeMap<SocketAddr, usize> = BTreeMap::new();
         for o in out.drain() {
             match o {
                 Output::Reply { conn, req, reply } => {
@@ -123,6 +131,13 @@ impl Cluster {
                 }
                 Output::SendPeer { to, msg } => {
                     self.peer_messages += 1;
+                    if let PeerMsg::Put { entries, .. } = &msg {
+                        let bytes: usize = entries.iter().map(|(k, e)| entry_bytes(k, e)).sum();
+                        self.put_bytes_seen_max = self.put_bytes_seen_max.max((bytes, entries.len()));
+                        let step = step_bytes.entry(to).or_default();
+                        *step += bytes;
+                        self.step_bytes_seen_max = self.step_bytes_seen_max.max(*step);
+                    }
                     let msg = if self.measure_bytes {
                         // The frame as the runtime sends it (no cluster secret).
                         let mut encoded = bytes::BytesMut::new();

@@ -105,8 +105,22 @@ fn runtime_metrics(shared: &Shared, out: &mut String) {
         out,
         "shoal_peer_frames_dropped_total",
         "counter",
-        "Peer messages dropped (queue full, link failed).",
+        "Peer messages dropped (queue full, link failed, too large even in parts).",
         &[("", load(&p.frames_dropped))],
+    );
+    metric(
+        out,
+        "shoal_peer_messages_split_total",
+        "counter",
+        "Peer messages larger than one frame, sent in parts.",
+        &[("", load(&p.messages_split))],
+    );
+    metric(
+        out,
+        "shoal_peer_messages_too_large_total",
+        "counter",
+        "Peer messages dropped for exceeding the reassembly limit.",
+        &[("", load(&p.messages_too_large))],
     );
     metric(
         out,

@@ -401,7 +401,9 @@ fn start_peers(
     let secret = secret.map(|s| ClusterSecret::from_bytes(s.expose())).transpose()?;
     let advertise = membership.identity().gossip_addr;
     let over = if tls.is_some() { "TLS" } else { "TCP" };
-    let peer_config = PeerConfig { tls, ..PeerConfig::new(advertise, config.node.name.clone(), secret) };
+    let mut peer_config = PeerConfig { tls, ..PeerConfig::new(advertise, config.node.name.clone(), secret) };
+    // Every value the client protocol accepts replicates: a key and a value at the bulk limit, and the rest.
+    peer_config.message_bytes_max = config.node.value_bytes_max.saturating_mul(2).saturating_add(1 << 20);
     let transport = PeerTransport::new(peer_config, to_node, stats);
     let listening = transport.listen(listener, shutdown);
     tracing::info!(peer = %advertise, over, "accepting peer connections");

@@ -31,6 +31,11 @@
 //! at once instead of waiting for their timeout. A failed link reconnects on its next message, after a backoff
 //! that doubles per consecutive failure (`backoff_ms_min` to `backoff_ms_max`) and resets on success.
 //!
+//! A message larger than a frame is written in parts (`codec::parts`) and reassembled by the receiving connection,
+//! at most `message_bytes_max` bytes at once (the server sets it to two bulk strings at `--proto-max-bulk-len`
+//! plus 1 MiB); only a message beyond that is dropped at the sender, logged and counted (`messages_too_large`,
+//! also in `frames_dropped`, both in INFO cluster and the metrics).
+//!
 //! Delivery is at most once and in order per peer: a message is never duplicated or reordered by the
 //! transport, but any message can be lost (dropped on a full queue without notice, or lost with a link, which
 //! the `PeerLost` signals); request ids and the node's timeouts do the rest.
@@ -56,7 +61,7 @@ use tokio::task::JoinHandle;
 use super::node_task::ToNode;
 use crate::core::command::PeerLinkFacts;
 use crate::core::membership::ClusterSecret;
-use crate::core::replication::codec::FRAME_BYTES_MAX_DEFAULT;
+use crate::core::replication::codec::{FRAME_BYTES_MAX_DEFAULT, MESSAGE_BYTES_MAX_DEFAULT};
 use crate::core::replication::handshake::NONCE_BYTES;
 use crate::core::replication::{DecodeError, PeerMsg};
 pub use tls::PeerTls;
@@ -88,6 +93,8 @@ pub struct PeerConfig {
     pub queue_bytes_max: usize,
     /// Largest frame sent or accepted (its length field).
     pub frame_bytes_max: usize,
+    /// Largest message body sent or reassembled in parts, per connection (a larger message does not fit one frame).
+    pub message_bytes_max: usize,
     /// Most bytes gathered into one write.
     pub batch_bytes_max: usize,
     /// How long a connect may take.
@@ -118,6 +125,7 @@ impl PeerConfig {
             queue_frames_max: 8_192,
             queue_bytes_max: 64 << 20,
             frame_bytes_max: FRAME_BYTES_MAX_DEFAULT,
+            message_bytes_max: MESSAGE_BYTES_MAX_DEFAULT,
             batch_bytes_max: 1 << 20,
             connect_timeout_ms: 1_000,
             write_timeout_ms: 5_000,
@@ -142,8 +150,12 @@ pub struct PeerStats {
     pub frames_received: AtomicU64,
     /// Bytes read from peers.
     pub bytes_received: AtomicU64,
-    /// Messages dropped: queue full, or queued when a link failed, or too large to frame.
+    /// Messages dropped: queue full, or queued when a link failed, or too large even in parts.
     pub frames_dropped: AtomicU64,
+    /// Messages larger than one frame, sent in parts.
+    pub messages_split: AtomicU64,
+    /// Messages dropped for exceeding `message_bytes_max` (also in `frames_dropped`).
+    pub messages_too_large: AtomicU64,
     /// Inbound connections closed for a malformed message frame (size, version, body).
     pub frames_bad: AtomicU64,
     /// Inbound connections closed for a frame whose MAC or crc failed: forged, corrupt, or from another link.
@@ -180,6 +192,10 @@ pub struct PeerCounters {
     pub bytes_received: u64,
     /// Messages dropped.
     pub frames_dropped: u64,
+    /// Messages sent in parts.
+    pub messages_split: u64,
+    /// Messages dropped for exceeding the reassembly limit.
+    pub messages_too_large: u64,
     /// Inbound connections closed for a malformed frame.
     pub frames_bad: u64,
     /// Inbound connections closed for a frame that did not verify.
@@ -212,6 +228,8 @@ impl PeerStats {
             frames_received: get(&self.frames_received),
             bytes_received: get(&self.bytes_received),
             frames_dropped: get(&self.frames_dropped),
+            messages_split: get(&self.messages_split),
+            messages_too_large: get(&self.messages_too_large),
             frames_bad: get(&self.frames_bad),
             frames_forged: get(&self.frames_forged),
             frames_replayed: get(&self.frames_replayed),
@@ -238,7 +256,7 @@ impl PeerStats {
 }
 
 impl PeerCounters {
-    /// The rejection counters INFO cluster shows.
+    /// The rejection and drop counters INFO cluster shows.
     pub fn link_facts(&self) -> PeerLinkFacts {
         PeerLinkFacts {
             frames_bad: self.frames_bad,
@@ -249,6 +267,9 @@ impl PeerCounters {
             handshake_timeouts: self.handshake_timeouts,
             handshakes_refused: self.handshakes_refused,
             tls_handshakes_failed: self.tls_handshakes_failed,
+            frames_dropped: self.frames_dropped,
+            messages_split: self.messages_split,
+            messages_too_large: self.messages_too_large,
         }
     }
 }

@@ -9,7 +9,10 @@
 //! lacks or holds older and asks for the ones it lacks or holds older itself.
 //! Both sides merge (a join), so both end with the same entry. The fixed cost of a round is one hash per group
 //! (2 KiB); everything else grows with the difference. A round that found differences is followed quickly by
-//! another with the same peer, so a large difference drains in seconds, not in periods.
+//! another with the same peer, so a large difference drains in seconds, not in periods. Every step is bounded in
+//! bytes (`batch`): `AeKeys` describes whole buckets up to `AE_KEYS_BYTES_MAX`, and the entries one step pushes or
+//! answers to a pull are at most `STEP_BYTES_MAX`, in `Put`s of at most `PUT_BYTES_MAX`; the rest goes in the
+//! next (quick) round, since those keys still differ.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -17,6 +20,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+use super::batch::{entry_bytes, split_by_bytes, Budget, PUT_BYTES_MAX, STEP_BYTES_MAX};
 pub use super::sharing::Share;
 use super::sharing::{member_index, ArcTable, Sharing};
 use super::wire::{AeKey, PeerMsg, WireEntry};
@@ -48,8 +52,10 @@ const CHASE_ROUNDS_MAX: u32 = 10;
 const SHARE_CACHE_MAX: usize = 4;
 /// Most expired keys an anti-entropy step reclaims before it describes the store.
 const EXPIRE_KEYS_PER_ROUND: usize = 2_000;
-/// Most entries per `Put` sent by anti-entropy.
-const ENTRIES_PER_PUT: usize = 1_000;
+/// Most estimated bytes of key descriptions in one `AeKeys`; the buckets past it wait for the next round.
+const AE_KEYS_BYTES_MAX: usize = 4 << 20;
+/// Estimated bytes of one key description beside the key: hash and latest write.
+const AE_KEY_OVERHEAD_BYTES: usize = 24;
 
 impl Node {
     /// Anti-entropy timer: start a round with the next peer (or with the one that differed last time).
@@ -165,10 +171,15 @@ impl Node {
         let sharing = self.sharing_with(&peer);
         let mut buckets = Vec::new();
         let mut keys = Vec::new();
+        let mut described_bytes = 0;
         for (b, subs) in theirs {
             let b = b as usize;
             if b >= BUCKETS || subs.len() != SUBS || sharing.buckets[b] == Share::None {
                 continue;
+            }
+            // Whole buckets only: one left out is not described at all, and the initiator's next round asks again.
+            if described_bytes >= AE_KEYS_BYTES_MAX {
+                break;
             }
             let mine = self.sub_digests(&sharing, b);
             let mask = (0..SUBS).filter(|&i| mine[i] != subs[i]).fold(0u16, |m, i| m | (1 << i));
@@ -179,6 +190,7 @@ impl Node {
             for (key, hash) in self.shared_keys(&sharing, b) {
                 if mask & (1 << sub_of(&key)) != 0 {
                     let latest = self.store.raw(&key, now).and_then(|e| e.vector.latest());
+                    described_bytes += key.len() + AE_KEY_OVERHEAD_BYTES;
                     keys.push(AeKey { key, hash, latest });
                 }
             }
@@ -208,6 +220,8 @@ impl Node {
             keys.into_iter().map(|k| (k.key, (k.hash, k.latest))).collect();
         let mut push = Vec::new();
         let mut pull = Vec::new();
+        // What this step pushes is bounded in bytes; the rest goes in the next (quick) round with this peer.
+        let mut budget = Budget::new(STEP_BYTES_MAX);
         for (b, mask) in buckets {
             let b = b as usize;
             if b >= BUCKETS {
@@ -216,7 +230,10 @@ impl Node {
             for (key, _) in self.shared_keys(&sharing, b) {
                 if mask & (1 << sub_of(&key)) != 0 && !theirs.contains_key(&key) {
                     if let Some(e) = self.store.raw(&key, now) {
-                        push.push((key, e.to_wire()));
+                        let wire = e.to_wire();
+                        if budget.take(entry_bytes(&key, &wire)) {
+                            push.push((key, wire));
+                        }
                     }
                 }
             }
@@ -231,11 +248,17 @@ impl Node {
             }
             let my_latest = mine.vector.latest();
             if my_latest >= latest {
-                push.push((key.clone(), mine.to_wire()));
+                let wire = mine.to_wire();
+                if budget.take(entry_bytes(&key, &wire)) {
+                    push.push((key.clone(), wire));
+                }
             }
             if my_latest <= latest {
                 pull.push(key);
             }
+        }
+        if budget.exhausted() {
+            self.repl_mut().ae_chase = Some(peer);
         }
         self.ae_send_entries(from, push, out);
         if !pull.is_empty() {
@@ -257,10 +280,15 @@ impl Node {
         subs
     }
 
-    /// Step 6 (at the peer): send the entries the initiator asked for.
+    /// Step 6 (at the peer): send the entries the initiator asked for, up to a step's bytes (the initiator
+    /// asks again for the rest in its next round: its keys still differ).
     pub(crate) fn ae_pull(&mut self, now: Millis, from: SocketAddr, keys: Vec<Bytes>, out: &mut Outbox) {
-        let entries: Vec<(Bytes, WireEntry)> =
-            keys.into_iter().filter_map(|k| self.store.raw(&k, now).map(|e| (k.clone(), e.to_wire()))).collect();
+        let mut budget = Budget::new(STEP_BYTES_MAX);
+        let entries: Vec<(Bytes, WireEntry)> = keys
+            .into_iter()
+            .filter_map(|k| self.store.raw(&k, now).map(|e| (k.clone(), e.to_wire())))
+            .take_while(|(k, e)| budget.take(entry_bytes(k, e)))
+            .collect();
         self.ae_send_entries(from, entries, out);
     }
 
@@ -270,15 +298,9 @@ impl Node {
         }
         let stats = &mut self.repl_mut().stats;
         stats.ae_entries_sent += entries.len() as u64;
-        stats.ae_bytes_sent += entries
-            .iter()
-            .map(|(k, e)| (k.len() + e.value.len() + 16 * e.vector.entries().len() + 16) as u64)
-            .sum::<u64>();
-        let mut entries = entries;
-        while !entries.is_empty() {
-            let rest = entries.split_off(entries.len().min(ENTRIES_PER_PUT));
+        stats.ae_bytes_sent += entries.iter().map(|(k, e)| entry_bytes(k, e) as u64).sum::<u64>();
+        for entries in split_by_bytes(entries, PUT_BYTES_MAX) {
             out.push(Output::SendPeer { to, msg: PeerMsg::Put { id: 0, entries, hint_for: None } });
-            entries = rest;
         }
     }
 

@@ -24,12 +24,15 @@
 //! number is `DecodeError::Reordered` (frames dropped or reordered in between). A frame recorded on one link does
 //! not verify on any other, since every link has its own key.
 //!
+//! A message whose frame would exceed `frame_bytes_max` is sent as consecutive part frames and reassembled by the
+//! receiving codec, up to `message_bytes_max` (see `parts`): every value the client protocol accepts replicates.
+//!
 //! Decoding never trusts the peer: the length is checked against `frame_bytes_max` before anything is read or
 //! buffered beyond it, the check before the body is parsed, nesting is capped (`BODY_DEPTH_MAX`), counts are
 //! checked against the bytes left before anything is allocated, trailing bytes are refused, and nothing panics.
 //! A partial frame is not an error (`Ok(None)`). After any error the stream is out of step: close the connection.
 
-use bytes::{Buf, BufMut, BytesMut};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 use hmac::Mac;
 use serde::{Deserialize, Serialize};
 
@@ -47,6 +50,9 @@ pub const LEN_BYTES: usize = 4;
 pub const CRC_BYTES: usize = 4;
 /// Default largest frame, counted as its length field (everything after the prefix).
 pub const FRAME_BYTES_MAX_DEFAULT: usize = 64 << 20;
+/// Default largest message body sent or reassembled in parts (`parts`): two 512 MB strings (a key and a value at
+/// the client protocol's default limit) and room for the rest of the message.
+pub const MESSAGE_BYTES_MAX_DEFAULT: usize = (1024 << 20) + (1 << 20);
 /// Deepest MessagePack nesting accepted in a body: far above any message Shoal writes (a forwarded reply
 /// is a handful of levels), low enough that a hostile body cannot exhaust a task's stack.
 pub const BODY_DEPTH_MAX: usize = 64;
@@ -110,8 +116,8 @@ pub enum DecodeError {
 /// Why a frame could not be encoded; the output buffer is left as it was.
 #[derive(Debug, thiserror::Error)]
 pub enum EncodeError {
-    /// The encoded frame would exceed the limit the receiver enforces.
-    #[error("peer frame of {len} bytes exceeds the limit of {max}")]
+    /// The encoded message would exceed the limit the receiver enforces, even in parts.
+    #[error("peer message of {len} bytes exceeds the limit of {max}")]
     TooLarge {
         /// The frame's length field.
         len: usize,
@@ -129,14 +135,28 @@ pub enum EncodeError {
 pub struct FrameCodec {
     key: Option<SessionKey>,
     frame_bytes_max: usize,
+    message_bytes_max: usize,
     next_seq: u64,
+    /// The message being reassembled from parts (decoding side).
+    assembly: Assembly,
 }
 
 impl FrameCodec {
     /// A codec that MACs frames with the session key `key`, or checks them with crc32 without one; its first
     /// frame is number 0.
     pub fn new(key: Option<SessionKey>) -> FrameCodec {
-        FrameCodec { key, frame_bytes_max: FRAME_BYTES_MAX_DEFAULT, next_seq: 0 }
+        FrameCodec {
+            key,
+            frame_bytes_max: FRAME_BYTES_MAX_DEFAULT,
+            message_bytes_max: MESSAGE_BYTES_MAX_DEFAULT,
+            next_seq: 0,
+            assembly: Assembly::default(),
+        }
+    }
+
+    /// The same codec with a different limit on a message sent or reassembled in parts (its body's bytes).
+    pub fn with_message_bytes_max(self, message_bytes_max: usize) -> FrameCodec {
+        FrameCodec { message_bytes_max, ..self }
     }
 
     /// The same codec with a different frame limit (counted as the length field).
@@ -163,16 +183,21 @@ impl FrameCodec {
         }
     }
 
-    /// Append one encoded frame, numbered with the next sequence number, to `dst`; returns its size on the
-    /// wire. A frame that fails to encode takes no number.
+    /// Append `frame` to `dst`, in parts when it is larger than one frame (every part numbered in turn); returns
+    /// the bytes added. A frame that fails to encode takes no number and leaves `dst` as it was.
     pub fn encode(&mut self, frame: &Frame, dst: &mut BytesMut) -> Result<usize, EncodeError> {
         let start = dst.len();
-        let check_bytes = self.check_bytes();
-        dst.put_u32(0);
-        dst.put_u8(FRAME_VERSION);
-        dst.put_u64(self.next_seq);
-        dst.put_bytes(0, check_bytes);
-        let body_at = dst.len();
+        if let Some(mut split) = self.encode_or_split(frame, dst)? {
+            while self.encode_parts(&mut split, dst, usize::MAX) == 0 {}
+        }
+        Ok(dst.len() - start)
+    }
+
+    /// Append `frame` to `dst` as one frame and return `None`, or, when it is larger than one frame, append
+    /// nothing and return its `Split`, to be written with `encode_parts` before any other frame of this codec.
+    pub fn encode_or_split(&mut self, frame: &Frame, dst: &mut BytesMut) -> Result<Option<Split>, EncodeError> {
+        let start = dst.len();
+        let body_at = self.open(dst);
         if !hot::encode(frame, dst) {
             dst.put_u8(hot::TAG_RMP);
             if let Err(e) = rmp_serde::encode::write(&mut (&mut *dst).writer(), frame) {
@@ -180,11 +205,54 @@ impl FrameCodec {
                 return Err(e.into());
             }
         }
-        let len = dst.len() - start - LEN_BYTES;
-        if len > self.frame_bytes_max {
-            dst.truncate(start);
-            return Err(EncodeError::TooLarge { len, max: self.frame_bytes_max });
+        if dst.len() - start - LEN_BYTES <= self.frame_bytes_max {
+            self.seal(start, body_at, dst);
+            return Ok(None);
         }
+        let body = Bytes::copy_from_slice(&dst[body_at..]);
+        dst.truncate(start);
+        let room = self.frame_bytes_max.saturating_sub(1 + SEQ_BYTES + self.check_bytes() + PART_HEADER_BYTES);
+        if body.len() > self.message_bytes_max || room == 0 {
+            return Err(EncodeError::TooLarge { len: body.len(), max: self.message_bytes_max });
+        }
+        Ok(Some(Split::new(body)))
+    }
+
+    /// Append the next parts of `split` to `dst`, at least one, until `dst` holds `bytes_max` bytes or the last
+    /// part is written; returns 1 when it was (the message is out), else 0.
+    pub fn encode_parts(&mut self, split: &mut Split, dst: &mut BytesMut, bytes_max: usize) -> usize {
+        let chunk = PART_CHUNK_BYTES
+            .min(self.frame_bytes_max.saturating_sub(1 + SEQ_BYTES + self.check_bytes() + PART_HEADER_BYTES));
+        loop {
+            let start = dst.len();
+            let body_at = self.open(dst);
+            if !split.next_part(chunk, dst) {
+                dst.truncate(start);
+                return 1;
+            }
+            self.seal(start, body_at, dst);
+            if split.done() {
+                return 1;
+            }
+            if dst.len() >= bytes_max {
+                return 0;
+            }
+        }
+    }
+
+    /// Append a frame header with a zero length and check; returns where the body starts.
+    fn open(&self, dst: &mut BytesMut) -> usize {
+        dst.put_u32(0);
+        dst.put_u8(FRAME_VERSION);
+        dst.put_u64(self.next_seq);
+        dst.put_bytes(0, self.check_bytes());
+        dst.len()
+    }
+
+    /// Fill in the length and check of the frame opened at `start` (body at `body_at`, within the limit) and take
+    /// its sequence number.
+    fn seal(&mut self, start: usize, body_at: usize, dst: &mut BytesMut) {
+        let len = dst.len() - start - LEN_BYTES;
         let (head, body) = dst[start..].split_at_mut(body_at - start);
         head[..LEN_BYTES].copy_from_slice(&(len as u32).to_be_bytes());
         let (signed, check) = head[LEN_BYTES..].split_at_mut(1 + SEQ_BYTES);
@@ -193,11 +261,27 @@ impl FrameCodec {
             Some(key) => check.copy_from_slice(&tag(key, signed, body)),
         }
         self.next_seq += 1;
-        Ok(LEN_BYTES + len)
     }
 
-    /// Take one frame off the front of `src`: `Ok(None)` when `src` holds only part of one (nothing consumed).
+    /// Take one message off the front of `src`: `Ok(None)` when `src` holds only part of one (whole part frames
+    /// of a message in parts are consumed into the reassembly, nothing else).
     pub fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Frame>, DecodeError> {
+        loop {
+            let Some(body) = self.decode_frame(src)? else { return Ok(None) };
+            match body.split_first() {
+                Some((&TAG_PART, part)) => {
+                    if let Some(whole) = self.assembly.add(part, self.message_bytes_max)? {
+                        return decode_body(&whole).map(Some);
+                    }
+                }
+                _ if self.assembly.buffered_bytes() > 0 => return Err(DecodeError::Malformed("frame between parts")),
+                _ => return decode_body(&body).map(Some),
+            }
+        }
+    }
+
+    /// Take one verified frame off the front of `src` and return its body.
+    fn decode_frame(&mut self, src: &mut BytesMut) -> Result<Option<BytesMut>, DecodeError> {
         let Some(prefix) = src.get(..LEN_BYTES) else { return Ok(None) };
         let len = u32::from_be_bytes(prefix.try_into().expect("four bytes")) as usize;
         if len > self.frame_bytes_max {
@@ -211,7 +295,7 @@ impl FrameCodec {
             return Ok(None);
         }
         src.advance(LEN_BYTES);
-        let frame = src.split_to(len);
+        let mut frame = src.split_to(len);
         let version = frame[0];
         if version != FRAME_VERSION {
             return Err(DecodeError::Version(version));
@@ -239,7 +323,7 @@ impl FrameCodec {
             return Err(DecodeError::Reordered { seq, expected });
         }
         self.next_seq += 1;
-        decode_body(body).map(Some)
+        Ok(Some(frame.split_off(1 + SEQ_BYTES + check_bytes)))
     }
 }
 
@@ -300,6 +384,9 @@ fn trailing_bytes(body: &[u8]) -> usize {
 }
 
 mod hot;
+pub mod parts;
+
+use parts::{Assembly, Split, PART_CHUNK_BYTES, PART_HEADER_BYTES, TAG_PART};
 
 #[cfg(test)]
 mod bench;

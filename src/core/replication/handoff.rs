@@ -2,13 +2,16 @@
 //! answer, delivered when it is live again) and range hand-off (keys this node no longer owns after a ring
 //! change are pushed to their owners, then dropped here once every owner acknowledged them).
 //!
-//! Hints are bounded by count (the oldest go first) and by age; every drop is counted. The hand-off sweep waits
+//! Hints are bounded by count (the oldest go first) and by age; every drop is counted. A delivery round and a
+//! hand-off sweep send at most `STEP_BYTES_MAX` to one peer, in `Put`s of at most `PUT_BYTES_MAX` (`batch`); hints
+//! past the budget wait for the next round, keys past it for the sweep's next pass. The hand-off sweep waits
 //! until the ring has been stable for a while, so a flapping member does not make nodes shuffle data back and forth.
 
 use std::collections::BTreeSet;
 
 use bytes::Bytes;
 
+use super::batch::{entry_bytes, split_by_bytes, Budget, PUT_BYTES_MAX, STEP_BYTES_MAX};
 use super::sharing::Share;
 use super::state::Pending;
 use std::net::SocketAddr;
@@ -18,8 +21,9 @@ use crate::core::node::{Node, Outbox, Output, TimerId};
 use crate::core::store::{entry_hash, BUCKETS};
 use crate::core::Millis;
 
-/// Keys headed for one set of owners: the owners' names and the keys' descriptions.
-type OwnerGroup = (Vec<String>, Vec<AeKey>);
+/// Keys headed for one set of owners: the owners' names, the keys' descriptions and their estimated bytes (a
+/// group is one offer, answered with one `Put`, so it holds at most `PUT_BYTES_MAX`, or a single key).
+type OwnerGroup = (Vec<String>, Vec<AeKey>, usize);
 
 /// Period of the hint delivery timer.
 pub const HINT_PERIOD_MS: Millis = 1_000;
@@ -74,20 +78,35 @@ impl Node {
         }
         for (target, keys) in batches {
             let Some(addr) = self.repl().addr_of(&target) else { continue };
-            let entries: Vec<(Bytes, WireEntry)> =
-                keys.iter().filter_map(|k| self.store.raw(k, now).map(|e| (k.clone(), e.to_wire()))).collect();
-            if entries.is_empty() {
-                // Nothing left to deliver (expired, or handed off already): the hints are moot.
-                let repl = self.repl_mut();
-                for k in keys {
-                    repl.hints.remove(&(target.clone(), k));
+            // A round sends at most a step's bytes to one replica, in `Put`s of at most `PUT_BYTES_MAX`, each its
+            // own delivery; hints past the budget stay for the next round.
+            let mut budget = Budget::new(STEP_BYTES_MAX);
+            let mut moot = Vec::new();
+            let mut entries = Vec::new();
+            for k in keys {
+                match self.store.raw(&k, now) {
+                    None => moot.push(k),
+                    Some(e) => {
+                        let wire = e.to_wire();
+                        if !budget.take(entry_bytes(&k, &wire)) {
+                            break;
+                        }
+                        entries.push((k, wire));
+                    }
                 }
-                continue;
             }
-            let id = self.repl_mut().id();
-            out.push(Output::SendPeer { to: addr, msg: PeerMsg::Put { id, entries, hint_for: None } });
-            out.push(Output::Schedule { after_ms: self.config.request_timeout_ms, timer: TimerId::Request(id) });
-            self.repl_mut().pending.insert(id, Pending::HintDelivery { target, keys });
+            // Nothing left to deliver for these (expired, or handed off already): the hints are moot.
+            let repl = self.repl_mut();
+            for k in moot {
+                repl.hints.remove(&(target.clone(), k));
+            }
+            for entries in split_by_bytes(entries, PUT_BYTES_MAX) {
+                let keys = entries.iter().map(|(k, _)| k.clone()).collect();
+                let id = self.repl_mut().id();
+                out.push(Output::SendPeer { to: addr, msg: PeerMsg::Put { id, entries, hint_for: None } });
+                out.push(Output::Schedule { after_ms: self.config.request_timeout_ms, timer: TimerId::Request(id) });
+                self.repl_mut().pending.insert(id, Pending::HintDelivery { target: target.clone(), keys });
+            }
         }
     }
 
@@ -121,6 +140,8 @@ impl Node {
         // Group the keys by owner set, so each group is one offer per owner.
         let mut groups: Vec<OwnerGroup> = Vec::new();
         let mut count = 0;
+        // The values one round hands off are bounded in bytes too.
+        let mut budget = Budget::new(STEP_BYTES_MAX);
         // One pass over the occupied buckets at most, in ring order from where the last round stopped.
         let start = cursor;
         let mut passed = 0;
@@ -136,6 +157,9 @@ impl Node {
             let share = own.buckets[cursor];
             let entries = self.store.bucket_entries(cursor).filter(|_| share != Share::All);
             for (key, entry) in entries {
+                if budget.exhausted() {
+                    break;
+                }
                 if entry.is_expired(now) || (share == Share::Mixed && own.key_shared(key)) {
                     continue;
                 }
@@ -143,27 +167,36 @@ impl Node {
                 if owners.iter().any(|o| *o == me) {
                     continue;
                 }
+                let size = entry_bytes(key, &entry.to_wire());
+                if !budget.take(size) {
+                    break;
+                }
                 let owners: Vec<String> = owners.into_iter().map(String::from).collect();
                 let item = AeKey {
                     key: Bytes::copy_from_slice(key),
                     hash: entry_hash(key, entry),
                     latest: entry.vector.latest(),
                 };
-                match groups.iter_mut().find(|(o, _)| *o == owners) {
-                    Some((_, items)) => items.push(item),
-                    None => groups.push((owners, vec![item])),
+                match groups.iter_mut().rev().find(|(o, _, bytes)| *o == owners && *bytes + size <= PUT_BYTES_MAX) {
+                    Some((_, items, bytes)) => {
+                        items.push(item);
+                        *bytes += size;
+                    }
+                    None => groups.push((owners, vec![item], size)),
                 }
                 count += 1;
             }
+            // A bucket cut short by the budget is passed too (its other keys go on the next pass): one that cannot be
+            // handed off (its owners refuse it) must not hold the sweep in place.
             cursor = (cursor + 1) % BUCKETS;
-            if count >= SWEEP_KEYS_MAX || passed >= BUCKETS {
+            if count >= SWEEP_KEYS_MAX || passed >= BUCKETS || budget.exhausted() {
                 break;
             }
         }
         self.repl_mut().sweep_cursor = cursor;
         // Offer (key, hash, latest write) first: owners ask only for what they lack or hold older, so keys they
         // already have cost a description, not their values.
-        for (owners, items) in groups {
+        for (owners, items, _) in groups {
             let waiting: BTreeSet<_> = owners.iter().filter_map(|o| self.repl().addr_of(o)).collect();
             if waiting.is_empty() {
                 continue;

@@ -2,6 +2,7 @@
 //! anti-entropy logic.
 
 pub mod antientropy;
+pub mod batch;
 pub mod codec;
 pub mod coordinator;
 mod flush;

@@ -2,8 +2,9 @@
 //!
 //! These are values; the runtime frames them (`codec`: length, version byte, crc32 or MAC, and a hand-coded
 //! body for the hot messages, rmp-serde for the rest) and the simulator passes them as they are. Every message
-//! that expects an answer carries a request id chosen by the sender; answers echo it. A node must treat every field as untrusted: sizes are bounded by the frame limit and
-//! vectors are validated when decoded.
+//! that expects an answer carries a request id chosen by the sender; answers echo it. A node must treat every field as untrusted: sizes are bounded by the reassembly limit
+//! (`codec::parts`) and vectors are validated when decoded. Bulk senders bound what they put in one message in
+//! bytes (`batch`).
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};

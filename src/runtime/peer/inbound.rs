@@ -172,7 +172,10 @@ async fn authenticate<S: PeerStream>(
             None => fill_preauth(stream, buf, shared).await?,
         }
     };
-    Ok((peer, FrameCodec::new(key).with_frame_bytes_max(config.frame_bytes_max)))
+    let codec = FrameCodec::new(key)
+        .with_frame_bytes_max(config.frame_bytes_max)
+        .with_message_bytes_max(config.message_bytes_max);
+    Ok((peer, codec))
 }
 
 /// Hand every message to the node task until the connection ends: all the frames one read completed go over in

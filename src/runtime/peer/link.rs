@@ -26,6 +26,7 @@ use tokio::time::Instant;
 use super::tls::is_tls_error;
 use super::weight::weight;
 use super::{nonce, PeerConfig, PeerStream, Shared, ToNode};
+use crate::core::replication::codec::parts::Split;
 use crate::core::replication::codec::LEN_BYTES;
 use crate::core::replication::handshake::HANDSHAKE_BYTES_MAX;
 use crate::core::replication::{Connector, Frame, FrameCodec, Greeting, PeerMsg};
@@ -35,7 +36,16 @@ pub(super) fn spawn(peer: SocketAddr, shared: Arc<Shared>) -> Handle {
     let (tx, rx) = mpsc::unbounded_channel();
     let queued = Arc::new(Queued::default());
     let backlog = Vec::new().into_iter();
-    let link = Link { peer, shared, rx, backlog, queued: queued.clone(), conn: None, backoff: Backoff::default() };
+    let link = Link {
+        peer,
+        shared,
+        rx,
+        backlog,
+        queued: queued.clone(),
+        conn: None,
+        split: None,
+        backoff: Backoff::default(),
+    };
     tokio::spawn(link.run());
     Handle { tx, queued }
 }
@@ -128,6 +138,8 @@ struct Link {
     /// Messages and estimated bytes in `rx` and `backlog`: added by the handle, subtracted as messages are taken.
     queued: Arc<Queued>,
     conn: Option<Conn>,
+    /// The message being written in parts on `conn`, if any: its remaining parts go before anything else.
+    split: Option<Split>,
     backoff: Backoff,
 }
 
@@ -135,7 +147,15 @@ impl Link {
     async fn run(mut self) {
         let mut buf = BytesMut::new();
         loop {
-            let Some(first) = self.next().await else { return };
+            // A message in parts is finished before the next one is taken (the receiver reassembles one at a time).
+            let carried = self.split.is_some();
+            let first = match carried {
+                true => None,
+                false => match self.next().await {
+                    Some(msg) => Some(msg),
+                    None => return,
+                },
+            };
             if self.conn.is_none() {
                 self.backoff.wait().await;
                 match self.connect().await {
@@ -153,7 +173,8 @@ impl Link {
             buf.clear();
             let frames = self.fill(first, &mut buf);
             if let Err(e) = self.write(&buf).await {
-                self.fail(frames, &e).await;
+                // A message in parts started in an earlier batch is lost too (counted once, here).
+                self.fail(frames + usize::from(carried && self.split.is_some()), &e).await;
                 continue;
             }
             let stats = &self.shared.stats;
@@ -272,15 +293,25 @@ impl Link {
         }
         stream.write_all(&accepted.finish).await?;
         stream.flush().await?;
-        Ok(FrameCodec::new(accepted.key).with_frame_bytes_max(config.frame_bytes_max))
+        Ok(FrameCodec::new(accepted.key)
+            .with_frame_bytes_max(config.frame_bytes_max)
+            .with_message_bytes_max(config.message_bytes_max))
     }
 
-    /// Encode `first` and whatever else is queued into `buf`, up to the batch size; returns the frames added.
-    fn fill(&mut self, first: PeerMsg, buf: &mut BytesMut) -> usize {
-        let mut frames = usize::from(self.encode(first, buf));
+    /// Encode the rest of a message in parts, then `first` and whatever else is queued into `buf`, up to the
+    /// batch size; returns the messages added (one in parts counts where it starts).
+    fn fill(&mut self, first: Option<PeerMsg>, buf: &mut BytesMut) -> usize {
+        let batch_bytes_max = self.shared.config.batch_bytes_max;
+        let mut frames = first.map_or(0, |msg| usize::from(self.encode(msg, buf)));
         // Bounded: by the batch size, and by the queue's capacity so a fast producer cannot keep us here.
         for _ in 0..self.shared.config.queue_frames_max {
-            if buf.len() >= self.shared.config.batch_bytes_max {
+            if let (Some(split), Some(conn)) = (self.split.as_mut(), self.conn.as_mut()) {
+                if conn.codec.encode_parts(split, buf, batch_bytes_max) == 0 {
+                    break; // The batch is full; the parts go on in the next one.
+                }
+                self.split = None;
+            }
+            if buf.len() >= batch_bytes_max {
                 break;
             }
             let Some(msg) = self.try_next() else { break };
@@ -289,13 +320,20 @@ impl Link {
         frames
     }
 
-    /// Append one message's frame; a message too large to frame is dropped, counted and logged.
+    /// Append one message's frame, or start writing it in parts when it is larger than a frame; a message
+    /// beyond what the peer reassembles (`message_bytes_max`) is dropped, counted and logged.
     fn encode(&mut self, msg: PeerMsg, buf: &mut BytesMut) -> bool {
         let Some(conn) = self.conn.as_mut() else { return false };
-        match conn.codec.encode(&Frame::Msg(msg), buf) {
-            Ok(_) => true,
+        match conn.codec.encode_or_split(&Frame::Msg(msg), buf) {
+            Ok(None) => true,
+            Ok(Some(split)) => {
+                self.shared.stats.messages_split.fetch_add(1, Ordering::Relaxed);
+                self.split = Some(split);
+                true
+            }
             Err(e) => {
                 self.shared.stats.frames_dropped.fetch_add(1, Ordering::Relaxed);
+                self.shared.stats.messages_too_large.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(peer = %self.peer, error = %e, "peer message dropped");
                 false
             }
@@ -319,6 +357,7 @@ impl Link {
     /// report `PeerLost` once, and back off before the next attempt.
     async fn fail(&mut self, in_hand: usize, error: &std::io::Error) {
         self.conn = None;
+        self.split = None;
         let mut dropped = in_hand as u64;
         for _ in 0..self.shared.config.queue_frames_max {
             if self.try_next().is_none() {

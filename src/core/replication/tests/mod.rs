@@ -4,6 +4,7 @@ mod hostile;
 
 use bytes::Bytes;
 
+mod bigvals;
 mod memory;
 
 use crate::core::testkit::{addr, b, get, set, Cluster};
