@@ -187,6 +187,8 @@ pub struct ServerFacts {
     pub io_threads: u32,
     /// The peer transport's rejection counters, for INFO cluster.
     pub peer_links: PeerLinkFacts,
+    /// Gossip datagrams the runtime dropped because the node task's gossip queue was full.
+    pub gossip_datagrams_dropped: u64,
 }
 
 /// What the peer transport refused, as counted by the runtime (INFO cluster shows them beside the core's own).

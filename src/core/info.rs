@@ -91,7 +91,8 @@ fn section(out: &mut String, name: &str, node: &Node, now: Millis, f: &ServerFac
         ),
         "replication" => write!(out, "# Replication\r\nrole:master\r\nconnected_slaves:0\r\n"),
         "cluster" => cluster(out, node, now).and_then(|()| match node.membership() {
-            Some(_) => peer_links(out, &f.peer_links),
+            Some(_) => peer_links(out, &f.peer_links)
+                .and_then(|()| write!(out, "gossip_datagrams_dropped:{}\r\n", f.gossip_datagrams_dropped)),
             None => Ok(()),
         }),
         "keyspace" => {
@@ -192,7 +193,7 @@ fn cluster(out: &mut String, node: &Node, now: Millis) -> std::fmt::Result {
          merges_refused:{}\r\n\
          replica_refusals:{}\r\nevicted_markers_dropped:{}\r\nflushed_drops:{}\r\n\
          clock_drift_max_ms:{}\r\n\
-         clock_drift_rejected:{}\r\npeer_msgs_invalid:{}\r\n",
+         clock_drift_rejected:{}\r\npeer_msgs_invalid:{}\r\nforwards_unknown:{}\r\nstalls:{}\r\n",
         node.ring_digest(),
         node.ring_members(),
         u8::from(node.repl.is_some() && node.ring_settled(now)),
@@ -224,5 +225,7 @@ fn cluster(out: &mut String, node: &Node, now: Millis) -> std::fmt::Result {
         node.config().clock_drift_max_ms,
         r.clock_drift_rejected,
         r.peer_msgs_invalid,
+        r.forwards_unknown,
+        r.stalls,
     )
 }

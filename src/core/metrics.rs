@@ -95,6 +95,9 @@ pub fn render(node: &Node, now: Millis) -> String {
         gauge(o, "shoal_hints_pending", "Hints waiting for their replica.", node.hints_pending() as f64);
         counter(o, "shoal_forwards_total", "Commands forwarded to a key's owner.", r.forwards);
         counter(o, "shoal_forward_failovers_total", "Forwards retried on the next owner.", r.forward_failovers);
+        let unknown = "Forwards answered 'may or may not have run': their link failed after sending.";
+        counter(o, "shoal_forwards_unknown_total", unknown, r.forwards_unknown);
+        counter(o, "shoal_stalls_total", "Stalls noticed (a gap in the clock, or declared down).", r.stalls);
         counter(o, "shoal_replica_failures_total", "Replicas that did not answer in time.", r.replica_failures);
         counter(o, "shoal_request_timeouts_total", "Commands answered with a TIMEOUT error.", r.timeouts);
         counter(o, "shoal_hints_stored_total", "Hints recorded.", r.hints_stored);

@@ -397,6 +397,8 @@ impl Node {
 
     /// Process one input at wall-clock time `now`, writing effects into `out`.
     pub fn handle(&mut self, now: Millis, input: Input, out: &mut Outbox) {
+        // Before anything runs: a node that was stopped must not act on its stale copies as if it had not been.
+        self.observe_input_clock(now);
         if self.repl.is_some() && matches!(input, Input::Client { .. } | Input::Peer { .. }) {
             // Reclaim a slice of the keys whose TTL passed; a mass of keys expiring at once is worked off by the
             // active-expiry timer in bounded passes. Until then every read or send of a key reclaims it first
@@ -540,6 +542,7 @@ impl Node {
     fn with_membership(&mut self, out: &mut Outbox, f: impl FnOnce(&mut Membership, &mut Vec<GossipEffect>)) {
         let Some(m) = self.membership.as_mut() else { return };
         f(m, &mut self.gossip_out);
+        let mut rejoined = false;
         for effect in self.gossip_out.drain(..) {
             out.push(match effect {
                 GossipEffect::Send { to, packet } => Output::SendGossip { to, packet },
@@ -550,9 +553,16 @@ impl Node {
                     if let Some(r) = self.repl.as_mut() {
                         r.ring_stale = true;
                     }
+                    rejoined |= matches!(event, MemberEvent::Rejoined(_));
                     Output::Member(Box::new(event))
                 }
             });
+        }
+        if rejoined {
+            // The others declared this node down and wrote its keys meanwhile, though its own ring may not
+            // have changed at all.
+            let now = self.repl.as_ref().map_or(0, |r| r.last_input_ms);
+            self.stalled(now);
         }
     }
 

@@ -1,6 +1,8 @@
 //! Test kit: a small deterministic cluster of full `Node`s for replication and lock tests: gossip and peer messages are delivered
 //! after 1 ms (peer messages in order per link), timers by virtual time, partitions drop both kinds of traffic,
-//! a crashed node loses its state and senders to it get `PeerLost`. The full simulator lives in `sim/`.
+//! a crashed node loses its state and senders to it get `PeerLost`, a paused node keeps its state and everything
+//! meant for it (timers included) waits until it resumes, as a SIGSTOP'd process. The full simulator lives in
+//! `sim/`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -50,6 +52,10 @@ pub struct Cluster {
     pub put_bytes_seen_max: (usize, usize),
     /// The most estimated entry bytes one input sent to one peer (a step of a repair stream).
     pub step_bytes_seen_max: usize,
+    /// Whether each node is paused.
+    paused: Vec<bool>,
+    /// Events for paused nodes, in arrival order, delivered when their node resumes.
+    held: Vec<Event>,
 }
 
 impl Cluster {
@@ -71,6 +77,8 @@ impl Cluster {
             measure_bytes: false,
             put_bytes_seen_max: (0, 0),
             step_bytes_seen_max: 0,
+            paused: vec![false; n],
+            held: Vec::new(),
         };
         for i in 0..n {
             c.start(i);
@@ -96,6 +104,21 @@ impl Cluster {
     pub fn crash(&mut self, i: usize) {
         self.nodes[i] = None;
         self.generation[i] += 1;
+    }
+
+    /// Stop node `i` as SIGSTOP does: it keeps its state, and what arrives for it (timers too) waits.
+    pub fn pause(&mut self, i: usize) {
+        self.paused[i] = true;
+    }
+
+    /// Let a paused node go on: everything that waited for it is delivered now, in the order it arrived.
+    pub fn resume(&mut self, i: usize) {
+        self.paused[i] = false;
+        let (mine, others): (Vec<Event>, Vec<Event>) = self.held.drain(..).partition(|e| target(e) == i);
+        self.held = others;
+        for event in mine {
+            self.push(self.now, event);
+        }
     }
 
     fn push(&mut self, at: Millis, event: Event) {
@@ -166,6 +189,10 @@ impl Cluster {
     pub fn step(&mut self) -> bool {
         let Some(((at, _), event)) = self.queue.pop_first() else { return false };
         self.now = at;
+        if self.paused[target(&event)] {
+            self.held.push(event);
+            return true;
+        }
         match event {
             Event::Gossip { to, from, packet } => {
                 if self.connected(to, from) {
@@ -283,6 +310,14 @@ fn kind_of(msg: &PeerMsg) -> &'static str {
         PeerMsg::LockReply { .. } => "LockReply",
         PeerMsg::PutRefused { .. } => "PutRefused",
         PeerMsg::Flushed { .. } => "Flushed",
+    }
+}
+
+/// The node an event is for.
+fn target(event: &Event) -> usize {
+    match event {
+        Event::Gossip { to, .. } | Event::Peer { to, .. } | Event::Lost { to, .. } => *to,
+        Event::Timer { node, .. } => *node,
     }
 }
 

@@ -1,7 +1,9 @@
 //! The gossip transport: one UDP socket for SWIM datagrams, and the seed resolver.
 //!
-//! Received datagrams go to the node task as `ToNode::Gossip`; when its queue is full they are dropped (UDP is
-//! lossy anyway, and SWIM tolerates loss) and counted. Seeds are host:port strings resolved through DNS when the
+//! Received datagrams go to the node task on a queue of their own (`GOSSIP_QUEUE_MAX`), apart from client batches
+//! and peer messages: the node task takes them first on every turn, so heavy client load never delays a probe or
+//! its ack into a false suspicion. When that queue is full a datagram is dropped (UDP is lossy anyway, and SWIM
+//! tolerates loss) and counted (`gossip_datagrams_dropped` in INFO cluster and the metrics). Seeds are host:port strings resolved through DNS when the
 //! node starts and again every `seed_refresh_ms`, so a Kubernetes headless service name follows its pods.
 
 use std::net::SocketAddr;
@@ -18,10 +20,22 @@ use super::node_task::ToNode;
 /// Largest datagram accepted; larger ones are truncated by the kernel and then rejected by the decoder.
 const DATAGRAM_BYTES_MAX: usize = 64 * 1024;
 
-/// Receive datagrams until shutdown, handing each to the node task.
+/// Most received datagrams waiting for the node task (SWIM sends a few per member per probe period).
+pub const GOSSIP_QUEUE_MAX: usize = 1024;
+
+/// A received gossip datagram and its sender.
+#[derive(Debug)]
+pub struct Datagram {
+    /// The sender's address.
+    pub from: SocketAddr,
+    /// The datagram.
+    pub packet: Bytes,
+}
+
+/// Receive datagrams until shutdown, handing each to the node task on its gossip queue.
 pub async fn receive(
     socket: Arc<UdpSocket>,
-    to_node: mpsc::Sender<ToNode>,
+    to_node: mpsc::Sender<Datagram>,
     dropped: Arc<AtomicU64>,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -30,7 +44,7 @@ pub async fn receive(
         tokio::select! {
             got = socket.recv_from(&mut buf) => match got {
                 Ok((n, from)) => {
-                    let msg = ToNode::Gossip { from, packet: Bytes::copy_from_slice(&buf[..n]) };
+                    let msg = Datagram { from, packet: Bytes::copy_from_slice(&buf[..n]) };
                     if to_node.try_send(msg).is_err() {
                         dropped.fetch_add(1, Ordering::Relaxed);
                     }

@@ -85,6 +85,13 @@ fn runtime_metrics(shared: &Shared, out: &mut String) {
         "Connections refused (maxclients).",
         &[("", load(&s.rejected))],
     );
+    metric(
+        out,
+        "shoal_gossip_datagrams_dropped_total",
+        "counter",
+        "Gossip datagrams dropped because the node task's gossip queue was full.",
+        &[("", load(&shared.gossip_dropped))],
+    );
     metric(out, "shoal_peer_frames_sent_total", "counter", "Frames written to peers.", &[("", load(&p.frames_sent))]);
     metric(out, "shoal_peer_bytes_sent_total", "counter", "Bytes written to peers.", &[("", load(&p.bytes_sent))]);
     metric(

@@ -217,6 +217,8 @@ pub struct Shared {
     pub clients: Clients,
     /// The peer transport's counters (for INFO and metrics).
     pub peer_stats: Arc<PeerStats>,
+    /// Gossip datagrams dropped because the node task's gossip queue was full.
+    pub gossip_dropped: Arc<AtomicU64>,
     started: Instant,
     port: u16,
 }
@@ -240,6 +242,7 @@ impl Shared {
             used_memory_rss: stats::rss_bytes(),
             io_threads: tokio::runtime::Handle::current().metrics().num_workers() as u32,
             peer_links: self.peer_stats.snapshot().link_facts(),
+            gossip_datagrams_dropped: self.gossip_dropped.load(Ordering::Relaxed),
         }
     }
 }
@@ -466,11 +469,14 @@ async fn serve_until(
         tracing::info!(node = %config.node.name, addr = %l.local_addr()?, "shoal listening for RESP clients over TLS");
     }
     let (to_node, rx) = mpsc::channel(4096);
+    // Gossip has a queue of its own, which the node task serves first (without a cluster it is closed at once).
+    let (gossip_tx, gossip_rx) = mpsc::channel(gossip::GOSSIP_QUEUE_MAX);
+    let gossip_dropped = Arc::new(AtomicU64::new(0));
     let (node, seeds) = build_node(&config, addr, udp.as_deref()).await?;
     let mut receiving = None;
     if let (Some(udp), Some(cluster)) = (&udp, &config.cluster) {
-        let dropped = Arc::new(AtomicU64::new(0));
-        receiving = Some(tokio::spawn(gossip::receive(udp.clone(), to_node.clone(), dropped, shutdown.clone())));
+        receiving =
+            Some(tokio::spawn(gossip::receive(udp.clone(), gossip_tx, gossip_dropped.clone(), shutdown.clone())));
         let period = std::time::Duration::from_millis(cluster.seed_refresh_ms.max(1_000));
         tokio::spawn(gossip::refresh_seeds(cluster.seeds.clone(), seeds, period, to_node.clone(), shutdown.clone()));
     }
@@ -482,13 +488,14 @@ async fn serve_until(
         Some(l) => start_peers(l, peer_tls, &node, &config, to_node.clone(), peer_stats.clone(), shutdown.clone())?,
         None => (None, None),
     };
-    let mut node_task = Some(tokio::spawn(node_task::run(node, rx, shutdown.clone(), gossip, peers)));
+    let mut node_task = Some(tokio::spawn(node_task::run(node, rx, gossip_rx, shutdown.clone(), gossip, peers)));
     let shared = Arc::new(Shared {
         config,
         to_node,
         stats: ServerStats::default(),
         clients: Clients::default(),
         peer_stats,
+        gossip_dropped,
         started: Instant::now(),
         port: listener.as_ref().map_or(Ok(0), |l| l.local_addr().map(|a| a.port()))?,
     });

@@ -3,7 +3,9 @@
 //!
 //! Connection tasks parse and encode; this task only executes, so its loop stays short. It takes as many
 //! messages as are queued at once (`recv_many`) and groups the replies per connection before sending them back,
-//! so one wake-up of a connection carries all the replies of its pipeline.
+//! so one wake-up of a connection carries all the replies of its pipeline. Gossip datagrams come on a queue of
+//! their own, taken first on every turn (and first when the loop waits), so a probe or an ack waits at most one
+//! turn (`TURN_INPUTS_MAX` inputs) however many client batches are queued: a busy node is not suspected.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
@@ -11,7 +13,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use bytes::Bytes;
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use tokio::net::UdpSocket;
@@ -19,6 +20,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
+use super::gossip::Datagram;
 use super::peer::PeerTransport;
 use crate::core::command::Command;
 use crate::core::membership::MemberEvent;
@@ -41,8 +43,6 @@ pub enum ToNode {
     Batch { conn: ConnId, levels: Levels, cmds: Vec<(ReqId, Command)> },
     /// A connection closed.
     Close { conn: ConnId },
-    /// A gossip datagram arrived.
-    Gossip { from: SocketAddr, packet: Bytes },
     /// The seeds resolved to new addresses.
     SetSeeds(Vec<SocketAddr>),
     /// A message arrived from the peer whose cluster address and name (as its link's handshake established
@@ -61,6 +61,14 @@ pub enum ToNode {
 
 /// Most messages taken from the queue per loop turn.
 const RECV_BATCH_MAX: usize = 512;
+
+/// Longest a turn takes client and peer messages before it fires timers, routes outputs and yields (checked
+/// after each message): on a slow build or a loaded host 4,096 inputs can take hundreds of ms, and gossip that
+/// arrives meanwhile waits for the next turn (SWIM's LAN probe timeout is 80 ms).
+const TURN_TIME_MAX: Duration = Duration::from_millis(20);
+
+/// Most gossip datagrams taken per loop turn (their queue holds `gossip::GOSSIP_QUEUE_MAX`).
+const GOSSIP_BATCH_MAX: usize = 256;
 
 /// Most node inputs (client commands, peer messages) handled per loop turn before due timers fire and outputs
 /// are routed: a message can carry up to 64 peer messages or a whole pipeline, so 512 messages alone do not
@@ -212,6 +220,7 @@ impl PeerBatches {
 pub async fn run(
     mut node: Node,
     mut rx: mpsc::Receiver<ToNode>,
+    mut gossip_rx: mpsc::Receiver<Datagram>,
     mut shutdown: watch::Receiver<bool>,
     gossip: Option<Gossip>,
     peers: Option<PeerTransport>,
@@ -220,6 +229,7 @@ pub async fn run(
         Io { conns: HashMap::new(), timers: Timers::default(), gossip, peers, to_peers: PeerBatches::default() };
     let mut out = Outbox::new();
     let mut msgs = Vec::with_capacity(RECV_BATCH_MAX);
+    let mut datagrams = Vec::with_capacity(GOSSIP_BATCH_MAX);
     node.handle(wall_ms(), Input::Start, &mut out);
     route(&mut out, &mut io);
     loop {
@@ -228,6 +238,8 @@ pub async fn run(
             let deadline = io.timers.next_deadline();
             tokio::select! {
                 biased;
+                // Gossip first: a closed gossip queue (no cluster, or shutdown) just stops this branch.
+                _ = gossip_rx.recv_many(&mut datagrams, GOSSIP_BATCH_MAX), if !gossip_rx.is_closed() => {}
                 n = rx.recv_many(&mut msgs, RECV_BATCH_MAX) => {
                     if n == 0 {
                         break;
@@ -242,14 +254,25 @@ pub async fn run(
                 }
             }
         }
+        let turn_start = std::time::Instant::now();
         let now = wall_ms();
+        // Gossip that arrived meanwhile goes before this turn's client and peer messages.
+        while datagrams.len() < GOSSIP_BATCH_MAX {
+            match gossip_rx.try_recv() {
+                Ok(d) => datagrams.push(d),
+                Err(_) => break,
+            }
+        }
+        for Datagram { from, packet } in datagrams.drain(..) {
+            node.handle(now, Input::Gossip { from, packet }, &mut out);
+        }
         let mut handled = 0;
         let mut spill = Vec::new();
         {
             let mut queued = msgs.drain(..);
             for msg in queued.by_ref() {
                 handled += dispatch(&mut node, &mut io, &mut out, now, msg);
-                if handled >= TURN_INPUTS_MAX {
+                if handled >= TURN_INPUTS_MAX || turn_start.elapsed() >= TURN_TIME_MAX {
                     break;
                 }
             }
@@ -290,10 +313,6 @@ fn dispatch(node: &mut Node, io: &mut Io, out: &mut Outbox, now: Millis, msg: To
         ToNode::Close { conn } => {
             io.conns.remove(&conn);
             0
-        }
-        ToNode::Gossip { from, packet } => {
-            node.handle(now, Input::Gossip { from, packet }, out);
-            1
         }
         ToNode::SetSeeds(seeds) => {
             node.handle(now, Input::SetSeeds(seeds), out);

@@ -208,6 +208,20 @@ impl Node {
         }
     }
 
+    /// The link to forward `id`'s owner failed after the command went out on it: the owner may have run it, and
+    /// running a command whose effect depends on the value (INCR, APPEND, DEL, ...) on the next owner could run
+    /// it twice, so the client hears that the outcome is unknown (as at a timeout) and decides.
+    fn forward_unknown(&mut self, id: u64, out: &mut Outbox) {
+        let Some(Pending::Forward { origin, to, .. }) = self.repl_mut().pending.remove(&id) else { return };
+        self.repl_mut().stats.forwards_unknown += 1;
+        let name = self.name_of(to).unwrap_or_else(|| to.to_string());
+        let text = format!(
+            "TIMEOUT the connection to the key's owner {name} failed before it answered (the command may or may \
+             not have run)"
+        );
+        self.respond(origin, Reply::error(text), out);
+    }
+
     /// Read at `level`: from the local copy at ONE, else after merging the other owners' copies into it.
     #[allow(clippy::too_many_arguments)]
     fn coordinate_read(
@@ -297,6 +311,17 @@ impl Node {
             else {
                 return;
             };
+            if answered == 0 && cmd.depends_on_value() && self.recently_stalled(now) {
+                // A node that just stalled holds copies that may miss acknowledged writes: without a single
+                // other owner's copy, running the command here could undo them.
+                self.repl_mut().stats.timeouts += 1;
+                let text = format!(
+                    "TIMEOUT write at {}: this node was stalled and none of the key's other owners answered its \
+                     re-read (the command did not run)",
+                    level.as_str()
+                );
+                return self.respond(origin, Reply::error(text), out);
+            }
             return self.write_now(now, origin, cmd, level, owners, out);
         }
         let answer_now = origin.is_some() && answered >= *needed;
@@ -611,9 +636,13 @@ impl Node {
         let peer_name = self.name_of(peer);
         for id in ids {
             match self.repl_mut().pending.get_mut(&id) {
-                Some(Pending::Forward { to, .. }) if *to == peer => {
-                    self.repl_mut().stats.forward_failovers += 1;
-                    self.forward_next(now, id, out);
+                Some(Pending::Forward { to, cmd, .. }) if *to == peer => {
+                    if cmd.is_read() || !cmd.depends_on_value() {
+                        self.repl_mut().stats.forward_failovers += 1;
+                        self.forward_next(now, id, out);
+                    } else {
+                        self.forward_unknown(id, out);
+                    }
                 }
                 Some(Pending::Read { asked, .. }) => {
                     if let Some(a) = asked.iter_mut().find(|a| a.addr == peer && a.answer.is_none()) {

@@ -13,6 +13,7 @@ pub mod levels;
 mod pressure;
 pub(crate) mod roster;
 mod sharing;
+mod stall;
 pub mod state;
 pub mod wire;
 

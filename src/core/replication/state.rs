@@ -189,6 +189,12 @@ pub struct ReplicationStats {
     /// Timestamps from peers (entries' versions, clocks, lock tokens) rejected for being more than
     /// `clock_drift_max_ms` ahead of this node's clock.
     pub clock_drift_rejected: u64,
+    /// Stalls this node noticed (a gap in its clock between inputs, or learning it was declared down): its copies
+    /// may be stale, so its writes re-read the other owners for a while (`stall`).
+    pub stalls: u64,
+    /// Forwarded commands answered "may or may not have run" because their link failed after sending, instead
+    /// of failing over and maybe running them twice.
+    pub forwards_unknown: u64,
 }
 
 /// The replication state of a clustered node.
@@ -199,8 +205,12 @@ pub(crate) struct Replication {
     pub all_ring: Ring,
     /// The membership changed since the ring was built.
     pub ring_stale: bool,
-    /// When the ring last changed (hand-off waits for a stable ring).
+    /// When the ring last changed (hand-off waits for a stable ring), or the node last stalled.
     pub ring_changed_at: Millis,
+    /// The latest clock reading of an input (0: none yet), to notice stalls (`stall`).
+    pub last_input_ms: Millis,
+    /// When this node last stalled or learned it had been declared down.
+    pub stalled_at: Option<Millis>,
     /// Live members (this node included) by name.
     pub addrs: BTreeMap<String, SocketAddr>,
     /// Request ids.
@@ -238,6 +248,8 @@ impl Replication {
             all_ring: Ring::new(&[name], vnodes),
             ring_stale: true,
             ring_changed_at: 0,
+            last_input_ms: 0,
+            stalled_at: None,
             addrs,
             next_id: 1,
             pending: PendingMap::default(),

@@ -5,6 +5,7 @@ mod hostile;
 use bytes::Bytes;
 
 mod bigvals;
+mod liveness;
 mod memory;
 
 use crate::core::testkit::{addr, b, get, set, Cluster};
