@@ -464,7 +464,7 @@ impl Node {
             }
         }
         if self.repl.is_some() {
-            self.spread_evictions(now, out);
+            self.spread_evictions(out);
         }
     }
 

@@ -10,7 +10,8 @@
 //! that missed the delete bring the key back), and is counted in `used_bytes` like any entry. In a replicated
 //! store every evicted value leaves an eviction marker, whatever its size, so anti-entropy cannot push it back;
 //! the markers of evictions hold at most `1 / EVICTED_MARKERS_SHARE` of the limit, the oldest going first
-//! (counted), by which time anti-entropy has long spread them. Nothing here reads a clock: `now` is a parameter.
+//! (counted). Each marker is handed to the owner (`take_evicted`) as it is made, even one that went again within
+//! the same input, so the other replicas drop the value too. Nothing here reads a clock: `now` is a parameter.
 
 use std::collections::BTreeSet;
 
@@ -172,8 +173,9 @@ pub struct Store {
     evicted: BTreeSet<(Millis, Box<[u8]>)>,
     /// Bytes charged for eviction markers.
     evicted_bytes: usize,
-    /// Keys evicted with a marker since the owner last took them (`take_evicted`), to spread the markers at once.
-    just_evicted: Vec<Bytes>,
+    /// Keys evicted with a marker since the owner last took them (`take_evicted`), each with its marker, to spread
+    /// the markers at once even when the local one has already gone again to keep within its share.
+    just_evicted: Vec<(Bytes, Entry)>,
     len: usize,
     used_bytes: usize,
     stats: StoreStats,
@@ -598,8 +600,9 @@ impl Store {
             }
             self.stats.evicted_keys += 1;
             if let Some(until) = marker_until {
-                self.insert(&key, Entry::marker(EntryKind::Evicted, old.vector, until), now);
-                self.just_evicted.push(Bytes::copy_from_slice(&key));
+                let marker = Entry::marker(EntryKind::Evicted, old.vector, until);
+                self.just_evicted.push((Bytes::copy_from_slice(&key), marker.clone()));
+                self.insert(&key, marker, now);
             }
             while self.evicted_bytes > markers_max && self.drop_oldest_evicted_marker() {}
         }
@@ -627,8 +630,8 @@ impl Store {
         self.buckets[bucket_of(key)].get(key)
     }
 
-    /// The keys evicted with a marker since the last call (their markers may have gone since).
-    pub fn take_evicted(&mut self) -> Vec<Bytes> {
+    /// The keys evicted with a marker since the last call, with their markers (which may have gone here since).
+    pub fn take_evicted(&mut self) -> Vec<(Bytes, Entry)> {
         std::mem::take(&mut self.just_evicted)
     }
 

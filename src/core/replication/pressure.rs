@@ -30,18 +30,18 @@ const MARKERS_PER_PUT: usize = 1_000;
 
 impl Node {
     /// Send the markers of the keys evicted during this input to the keys' other live owners.
-    pub(crate) fn spread_evictions(&mut self, now: Millis, out: &mut Outbox) {
+    pub(crate) fn spread_evictions(&mut self, out: &mut Outbox) {
         let keys = self.store.take_evicted();
         if keys.is_empty() {
             return;
         }
         let me = self.config.name.clone();
         let mut by_owner: BTreeMap<SocketAddr, Vec<(Bytes, WireEntry)>> = BTreeMap::new();
-        for key in keys {
-            // The marker may already be gone again (its share of memory was full); then there is nothing to say.
-            let Some(marker) = self.store.raw(&key, now).filter(|e| !e.is_value()).map(|e| e.to_wire()) else {
-                continue;
-            };
+        for (key, marker) in keys {
+            // Sent even when the local marker is already gone again (one input that evicts many keys can push the
+            // first markers out of their share): the owners still holding the value must drop it, or anti-entropy
+            // pushes it back. A newer write to the key since wins over the marker wherever it is.
+            let marker = marker.to_wire();
             for owner in self.owner_names(&key) {
                 if *owner == *me {
                     continue;
