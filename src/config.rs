@@ -6,7 +6,6 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use anyhow::{anyhow, bail, Context};
 use clap::Parser;
 use serde::Deserialize;
 
@@ -24,6 +23,41 @@ use crate::secret::Secret;
 
 /// Smallest `--client-query-buffer-limit` (Redis's minimum).
 const CLIENT_QUERY_BUFFER_MIN_BYTES: u64 = 1 << 20;
+
+/// A configuration the node cannot start with; the message names the offending flag, setting or file.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A value out of range, malformed, or in conflict with another setting.
+    #[error("{0}")]
+    Invalid(String),
+    /// A file named by a setting (the config file, a secret file) could not be read.
+    #[error("reading {what} {}: {error}", path.display())]
+    Read {
+        /// Which setting named the file.
+        what: String,
+        /// The file.
+        path: PathBuf,
+        /// Why it could not be read.
+        error: std::io::Error,
+    },
+}
+
+impl ConfigError {
+    /// The same error with `flag` (the setting it concerns) in front of its message.
+    fn context(self, flag: &str) -> ConfigError {
+        ConfigError::Invalid(format!("{flag}: {self}"))
+    }
+}
+
+/// Return early with `ConfigError::Invalid` of a formatted message.
+macro_rules! bail {
+    ($($arg:tt)*) => { return Err(ConfigError::Invalid(format!($($arg)*))) };
+}
+
+/// `ConfigError::Invalid` of a formatted message.
+macro_rules! invalid {
+    ($($arg:tt)*) => { ConfigError::Invalid(format!($($arg)*)) };
+}
 
 /// Settings as given by flags, environment or file; `None` means "not given here".
 #[derive(Debug, Clone, Default, Parser, Deserialize, PartialEq)]
@@ -229,33 +263,42 @@ impl Options {
     }
 
     /// Parse a TOML config file's text.
-    pub fn from_toml(text: &str) -> anyhow::Result<Options> {
-        toml::from_str(text).map_err(|e| anyhow!("invalid config file: {e}"))
+    pub fn from_toml(text: &str) -> Result<Options, ConfigError> {
+        toml::from_str(text).map_err(|e| invalid!("invalid config file: {e}"))
     }
 
     /// Flags and environment, merged with the config file they name (if any).
-    pub fn load() -> anyhow::Result<Options> {
+    pub fn load() -> Result<Options, ConfigError> {
         let cli = Options::parse();
         let Some(path) = cli.config.clone() else { return Ok(cli) };
-        let text = std::fs::read_to_string(&path).with_context(|| format!("reading config file {}", path.display()))?;
-        Ok(cli.or(Options::from_toml(&text).with_context(|| path.display().to_string())?))
+        let text = std::fs::read_to_string(&path).map_err(|error| ConfigError::Read {
+            what: "config file".into(),
+            path: path.clone(),
+            error,
+        })?;
+        Ok(cli.or(Options::from_toml(&text).map_err(|e| e.context(&path.display().to_string()))?))
     }
 
     /// The server configuration these options describe, with defaults for what is not given.
-    pub fn server_config(&self, seed: u64) -> anyhow::Result<ServerConfig> {
+    pub fn server_config(&self, seed: u64) -> Result<ServerConfig, ConfigError> {
         let d = ServerConfig::default();
         let listen = match self.listen.as_deref() {
             None => d.listen,
             Some("off" | "none" | "") => None,
-            Some(addr) => Some(addr.parse().map_err(|e| anyhow!("--listen {addr:?}: {e} (expected ip:port or off)"))?),
+            Some(addr) => Some(addr.parse().map_err(|e| invalid!("--listen {addr:?}: {e} (expected ip:port or off)"))?),
         };
         let tls = self.tls_config()?;
         if listen.is_none() && tls.is_none() {
             bail!("--listen off leaves no client listener: give --tls-listen, or a --listen address");
         }
         let client_port = listen.or(tls.as_ref().map(|t| t.listen)).map_or(0, |a| a.port());
-        let maxmemory = self.maxmemory.as_deref().map(parse_bytes).transpose().context("--maxmemory")?;
-        let bulk = self.proto_max_bulk_len.as_deref().map(parse_bytes).transpose().context("--proto-max-bulk-len")?;
+        let maxmemory = self.maxmemory.as_deref().map(parse_bytes).transpose().map_err(|e| e.context("--maxmemory"))?;
+        let bulk = self
+            .proto_max_bulk_len
+            .as_deref()
+            .map(parse_bytes)
+            .transpose()
+            .map_err(|e| e.context("--proto-max-bulk-len"))?;
         let eviction = self.maxmemory_policy.as_deref().map(parse_policy).transpose()?;
         if self.threads == Some(0) {
             bail!("--threads must be at least 1");
@@ -273,7 +316,7 @@ impl Options {
         };
         let query_max = match self.client_query_buffer_limit.as_deref() {
             None => d.client_query_buffer_bytes_max as u64,
-            Some(text) => parse_bytes(text).context("--client-query-buffer-limit")?,
+            Some(text) => parse_bytes(text).map_err(|e| e.context("--client-query-buffer-limit"))?,
         };
         if query_max < CLIENT_QUERY_BUFFER_MIN_BYTES {
             bail!("--client-query-buffer-limit {query_max}: expected at least 1mb (as Redis)");
@@ -287,7 +330,7 @@ impl Options {
         }
         let output_max = match self.client_output_buffer_limit.as_deref() {
             None => d.client_output_buffer_bytes_max as u64,
-            Some(text) => parse_bytes(text).context("--client-output-buffer-limit")?,
+            Some(text) => parse_bytes(text).map_err(|e| e.context("--client-output-buffer-limit"))?,
         };
         Ok(ServerConfig {
             listen,
@@ -308,12 +351,12 @@ impl Options {
     }
 
     /// The client password, from `--requirepass` or `--requirepass-file`; an empty one means none, as in Redis.
-    fn requirepass(&self) -> anyhow::Result<Option<Secret>> {
+    fn requirepass(&self) -> Result<Option<Secret>, ConfigError> {
         Ok(secret_from("requirepass", &self.requirepass, &self.requirepass_file)?.filter(|p| !p.is_empty()))
     }
 
     /// The TLS client listener, or `None` without `--tls-listen`.
-    fn tls_config(&self) -> anyhow::Result<Option<TlsListenConfig>> {
+    fn tls_config(&self) -> Result<Option<TlsListenConfig>, ConfigError> {
         let Some(listen) = self.tls_listen else {
             let files = self.tls_cert_file.is_some() || self.tls_key_file.is_some() || self.tls_ca_cert_file.is_some();
             if files && !self.tls_cluster() {
@@ -326,7 +369,7 @@ impl Options {
         };
         let auth_clients = match self.tls_auth_clients.as_deref() {
             None => ClientAuth::default(),
-            Some(text) => text.parse::<ClientAuth>().map_err(|e| anyhow!("--tls-auth-clients {e}"))?,
+            Some(text) => text.parse::<ClientAuth>().map_err(|e| invalid!("--tls-auth-clients {e}"))?,
         };
         if auth_clients != ClientAuth::No && self.tls_ca_cert_file.is_none() {
             bail!(
@@ -347,7 +390,7 @@ impl Options {
     }
 
     /// The files of TLS peer links, or `None` without `--tls-cluster`; all three are required with it.
-    fn cluster_tls(&self) -> anyhow::Result<Option<ClusterTlsFiles>> {
+    fn cluster_tls(&self) -> Result<Option<ClusterTlsFiles>, ConfigError> {
         if !self.tls_cluster() {
             return Ok(None);
         }
@@ -371,14 +414,14 @@ impl Options {
     }
 
     /// `node` with the replication settings given here.
-    fn replication(&self, node: NodeConfig) -> anyhow::Result<NodeConfig> {
+    fn replication(&self, node: NodeConfig) -> Result<NodeConfig, ConfigError> {
         let replicas = self.replicas.unwrap_or(node.replicas);
         if replicas == 0 {
             bail!("--replicas 0: expected at least 1");
         }
         let level = |flag: &str, given: &Option<String>, default: Consistency| match given {
             None => Ok(default),
-            Some(text) => text.parse::<Consistency>().map_err(|e| anyhow!("--{flag}: {e}")),
+            Some(text) => text.parse::<Consistency>().map_err(|e| invalid!("--{flag}: {e}")),
         };
         let levels = Levels {
             read: level("read-consistency", &self.read_consistency, node.levels.read)?,
@@ -435,13 +478,13 @@ impl Options {
     }
 
     /// The cluster settings, or `None` with `--cluster off`.
-    fn cluster_config(&self) -> anyhow::Result<Option<ClusterConfig>> {
+    fn cluster_config(&self) -> Result<Option<ClusterConfig>, ConfigError> {
         let listen: SocketAddr = match self.cluster.as_deref() {
             Some("off" | "none" | "") if self.tls_cluster() => {
                 bail!("--tls-cluster with --cluster off: a standalone node has no peer links to protect")
             }
             Some("off" | "none" | "") => return Ok(None),
-            Some(addr) => addr.parse().map_err(|e| anyhow!("--cluster {addr:?}: {e} (expected ip:port or off)"))?,
+            Some(addr) => addr.parse().map_err(|e| invalid!("--cluster {addr:?}: {e} (expected ip:port or off)"))?,
             None => "127.0.0.1:7946".parse().expect("valid default"),
         };
         let profile = match self.gossip_profile.as_deref().map(str::to_ascii_lowercase).as_deref() {
@@ -453,10 +496,10 @@ impl Options {
         gossip.probe_period_ms = self.probe_period_ms.unwrap_or(gossip.probe_period_ms);
         gossip.probe_rtt_ms = self.probe_rtt_ms.unwrap_or(gossip.probe_rtt_ms);
         gossip.suspect_to_down_after_ms = self.suspect_to_down_ms.unwrap_or(gossip.suspect_to_down_after_ms);
-        gossip.validate().map_err(|e| anyhow!("gossip settings: {e}"))?;
+        gossip.validate().map_err(|e| invalid!("gossip settings: {e}"))?;
         let secret = secret_from("cluster-secret", &self.cluster_secret, &self.cluster_secret_file)?;
         if let Some(s) = &secret {
-            ClusterSecret::from_bytes(s.expose()).map_err(|e| anyhow!("cluster secret: {e}"))?;
+            ClusterSecret::from_bytes(s.expose()).map_err(|e| invalid!("cluster secret: {e}"))?;
         }
         // Peers send gossip to the address this node announces; a wildcard is not an address they can reach.
         match self.advertise {
@@ -505,12 +548,16 @@ fn default_name(host: &str, port: u16) -> String {
 }
 
 /// A secret given inline (`--FLAG`) or in a file (`--FLAG-file`), not both; a file's trailing newline is dropped.
-fn secret_from(flag: &str, inline: &Option<Secret>, file: &Option<PathBuf>) -> anyhow::Result<Option<Secret>> {
+fn secret_from(flag: &str, inline: &Option<Secret>, file: &Option<PathBuf>) -> Result<Option<Secret>, ConfigError> {
     match (inline, file) {
         (Some(_), Some(_)) => bail!("give --{flag} or --{flag}-file, not both"),
         (Some(s), None) => Ok(Some(s.clone())),
         (None, Some(path)) => {
-            let text = std::fs::read(path).with_context(|| format!("reading --{flag}-file {}", path.display()))?;
+            let text = std::fs::read(path).map_err(|error| ConfigError::Read {
+                what: format!("--{flag}-file"),
+                path: path.clone(),
+                error,
+            })?;
             let trimmed = text.strip_suffix(b"\n").unwrap_or(&text);
             Ok(Some(Secret::from(trimmed.strip_suffix(b"\r").unwrap_or(trimmed))))
         }
@@ -524,7 +571,7 @@ fn secret_from(flag: &str, inline: &Option<Secret>, file: &Option<PathBuf>) -> a
 const DELAY_MS_MAX: u64 = 86_400_000;
 
 /// `--enable-debug-command`: no (the default), yes, or local.
-fn parse_debug_command(given: Option<&str>) -> anyhow::Result<crate::runtime::DebugCommand> {
+fn parse_debug_command(given: Option<&str>) -> Result<crate::runtime::DebugCommand, ConfigError> {
     use crate::runtime::DebugCommand;
     Ok(match given.map(str::to_ascii_lowercase).as_deref() {
         None | Some("no") => DebugCommand::No,
@@ -534,7 +581,7 @@ fn parse_debug_command(given: Option<&str>) -> anyhow::Result<crate::runtime::De
     })
 }
 
-fn positive(flag: &str, given: Option<u64>, default: u64) -> anyhow::Result<u64> {
+fn positive(flag: &str, given: Option<u64>, default: u64) -> Result<u64, ConfigError> {
     match given {
         Some(0) => bail!("--{flag} 0: expected at least 1"),
         Some(ms) => Ok(ms),
@@ -543,19 +590,19 @@ fn positive(flag: &str, given: Option<u64>, default: u64) -> anyhow::Result<u64>
 }
 
 /// A duration given in seconds, as ms: `given`, or `default_ms` when not given.
-fn seconds_to_ms(flag: &str, given: Option<u64>, default_ms: u64) -> anyhow::Result<u64> {
+fn seconds_to_ms(flag: &str, given: Option<u64>, default_ms: u64) -> Result<u64, ConfigError> {
     match given {
-        Some(s) => s.checked_mul(1000).ok_or_else(|| anyhow!("--{flag} {s}: too large")),
+        Some(s) => s.checked_mul(1000).ok_or_else(|| invalid!("--{flag} {s}: too large")),
         None => Ok(default_ms),
     }
 }
 
 /// Parse a size the way Redis's config does: `100`, `1k` (1000), `1kb` (1024), `5mb`, `1gb`, case-insensitive.
-pub fn parse_bytes(text: &str) -> anyhow::Result<u64> {
+pub fn parse_bytes(text: &str) -> Result<u64, ConfigError> {
     let t = text.trim().to_ascii_lowercase();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let n: u64 = num.parse().map_err(|_| anyhow!("invalid size {text:?}: expected a number with an optional unit"))?;
+    let n: u64 = num.parse().map_err(|_| invalid!("invalid size {text:?}: expected a number with an optional unit"))?;
     let mult: u64 = match unit {
         "" | "b" => 1,
         "k" => 1_000,
@@ -566,11 +613,11 @@ pub fn parse_bytes(text: &str) -> anyhow::Result<u64> {
         "gb" => 1 << 30,
         _ => bail!("invalid size {text:?}: unknown unit {unit:?} (use b, k, kb, m, mb, g, gb)"),
     };
-    n.checked_mul(mult).ok_or_else(|| anyhow!("invalid size {text:?}: too large"))
+    n.checked_mul(mult).ok_or_else(|| invalid!("invalid size {text:?}: too large"))
 }
 
 /// Parse an eviction policy by its Redis name.
-pub fn parse_policy(text: &str) -> anyhow::Result<EvictionPolicy> {
+pub fn parse_policy(text: &str) -> Result<EvictionPolicy, ConfigError> {
     Ok(match text.to_ascii_lowercase().as_str() {
         "allkeys-lru" => EvictionPolicy::AllKeysLru,
         "allkeys-random" => EvictionPolicy::AllKeysRandom,

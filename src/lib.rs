@@ -5,6 +5,8 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+/// Sans-IO: no clocks, thread RNGs, spawning or sleeping (the methods listed in clippy.toml are denied here).
+#[deny(clippy::disallowed_methods)]
 pub mod core;
 pub mod resp;
 pub mod runtime;

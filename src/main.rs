@@ -31,7 +31,8 @@ fn main() -> anyhow::Result<()> {
             wait_for_signal().await;
             let _ = tx.send(true);
         });
-        shoal::runtime::serve(config, rx).await
+        shoal::runtime::serve(config, rx).await?;
+        Ok(())
     })
 }
 

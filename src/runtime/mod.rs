@@ -24,7 +24,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{mpsc, watch};
@@ -168,20 +167,66 @@ pub fn check_cluster_exposure(
     advertise: Option<SocketAddr>,
     has_secret: bool,
     insecure: bool,
-) -> anyhow::Result<()> {
+) -> Result<(), crate::config::ConfigError> {
     if has_secret || insecure {
         return Ok(());
     }
     let exposed = [Some(listen), advertise].into_iter().flatten().find(|a| !a.ip().is_loopback());
     if let Some(addr) = exposed {
-        anyhow::bail!(
+        return Err(crate::config::ConfigError::Invalid(format!(
             "refusing to start: the cluster address {addr} is not loopback and no cluster secret is set, so anyone \
              who reaches it could join the cluster and read or change every key. Give every node the same \
              --cluster-secret (or --cluster-secret-file) of 16 bytes or more, or, only on a network you fully \
              trust, pass --cluster-insecure (SHOAL_CLUSTER_INSECURE=true, cluster-insecure = true)"
-        );
+        )));
     }
     Ok(())
+}
+
+/// Why a server could not start, or stopped on its own.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The configuration cannot run (the message says which setting and why).
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// A listening socket could not be bound.
+    #[error("binding {what} on {addr}: {error}")]
+    Bind {
+        /// Which listener.
+        what: &'static str,
+        /// The address it was to bind.
+        addr: SocketAddr,
+        /// Why it failed.
+        error: std::io::Error,
+    },
+    /// A certificate, key or CA file could not be used.
+    #[error("{what}: {error}")]
+    Tls {
+        /// Which TLS endpoint.
+        what: &'static str,
+        /// Why.
+        error: tls::TlsError,
+    },
+    /// The cluster secret was refused.
+    #[error("cluster secret: {0}")]
+    Secret(#[from] crate::core::membership::SecretError),
+    /// The gossip settings were refused by the membership layer.
+    #[error("gossip settings: {0}")]
+    Gossip(#[from] crate::core::membership::ConfigError),
+    /// One of the server's own tasks ended while it was serving (a panic, or a channel that closed).
+    #[error("the {task} {how}")]
+    TaskEnded {
+        /// Which task.
+        task: &'static str,
+        /// How it ended.
+        how: String,
+    },
+    /// Another I/O error of a socket the server holds.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    /// The server task itself could not be joined (it panicked).
+    #[error("the server task: {0}")]
+    Join(#[from] tokio::task::JoinError),
 }
 
 impl Default for ServerConfig {
@@ -258,19 +303,19 @@ pub struct ServerHandle {
     /// The peer transport's counters (all zero on a standalone node).
     pub peer_stats: Arc<PeerStats>,
     shutdown: watch::Sender<bool>,
-    task: JoinHandle<anyhow::Result<()>>,
+    task: JoinHandle<Result<(), ServeError>>,
 }
 
 impl ServerHandle {
     /// Stop accepting, close connections, stop the node, and wait for it.
-    pub async fn stop(self) -> anyhow::Result<()> {
+    pub async fn stop(self) -> Result<(), ServeError> {
         let _ = self.shutdown.send(true);
         self.task.await?
     }
 }
 
 /// Bind and start a server on the current tokio runtime; returns once it accepts connections.
-pub async fn start(config: ServerConfig) -> anyhow::Result<ServerHandle> {
+pub async fn start(config: ServerConfig) -> Result<ServerHandle, ServeError> {
     let sockets = Sockets::bind(&config).await?;
     let addr = sockets.client_addr()?;
     let tls_addr = sockets.tls.as_ref().map(|(l, _)| l.local_addr()).transpose()?;
@@ -282,7 +327,7 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<ServerHandle> {
 }
 
 /// Run a server until `shutdown` becomes true.
-pub async fn serve(config: ServerConfig, shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
+pub async fn serve(config: ServerConfig, shutdown: watch::Receiver<bool>) -> Result<(), ServeError> {
     let sockets = Sockets::bind(&config).await?;
     run(sockets, config, shutdown, Arc::default()).await
 }
@@ -305,22 +350,30 @@ struct Sockets {
 const CLUSTER_BIND_ATTEMPTS: usize = 16;
 
 impl Sockets {
-    async fn bind(config: &ServerConfig) -> anyhow::Result<Sockets> {
+    async fn bind(config: &ServerConfig) -> Result<Sockets, ServeError> {
         if config.listen.is_none() && config.tls.is_none() {
-            anyhow::bail!("no client listener: with --listen off, give --tls-listen");
+            return Err(crate::config::ConfigError::Invalid(
+                "no client listener: with --listen off, give --tls-listen".into(),
+            )
+            .into());
         }
         let tcp = match config.listen {
-            Some(at) => {
-                Some(TcpListener::bind(at).await.with_context(|| format!("binding the client listener on {at}"))?)
-            }
+            Some(at) => Some(TcpListener::bind(at).await.map_err(|error| ServeError::Bind {
+                what: "the client listener",
+                addr: at,
+                error,
+            })?),
             None => None,
         };
         let tls = match &config.tls {
             Some(t) => {
-                let server = tls::server_config(&t.identity, t.ca_cert_file.as_deref(), t.auth_clients)?;
-                let listener = TcpListener::bind(t.listen)
-                    .await
-                    .with_context(|| format!("binding the TLS client listener on {}", t.listen))?;
+                let server = tls::server_config(&t.identity, t.ca_cert_file.as_deref(), t.auth_clients)
+                    .map_err(|error| ServeError::Tls { what: "--tls-listen", error })?;
+                let listener = TcpListener::bind(t.listen).await.map_err(|error| ServeError::Bind {
+                    what: "the TLS client listener",
+                    addr: t.listen,
+                    error,
+                })?;
                 Some((listener, TlsAcceptor::from(server)))
             }
             None => None,
@@ -328,7 +381,12 @@ impl Sockets {
         let (udp, peer, peer_tls) = match &config.cluster {
             Some(c) => {
                 check_cluster_exposure(c.listen, c.advertise, c.secret.is_some(), c.insecure)?;
-                let peer_tls = c.tls.as_ref().map(PeerTls::new).transpose().context("--tls-cluster")?;
+                let peer_tls = c
+                    .tls
+                    .as_ref()
+                    .map(PeerTls::new)
+                    .transpose()
+                    .map_err(|error| ServeError::Tls { what: "--tls-cluster", error })?;
                 let (udp, peer) = bind_cluster(c.listen).await?;
                 (Some(Arc::new(udp)), Some(peer), peer_tls)
             }
@@ -348,17 +406,18 @@ impl Sockets {
 
 /// Bind gossip (UDP) and the peer listener (TCP) on the same address and port. With port 0 the OS picks the
 /// UDP port and the TCP one may be taken: then try another port, a bounded number of times.
-async fn bind_cluster(addr: SocketAddr) -> anyhow::Result<(UdpSocket, TcpListener)> {
+async fn bind_cluster(addr: SocketAddr) -> Result<(UdpSocket, TcpListener), ServeError> {
     let attempts = if addr.port() == 0 { CLUSTER_BIND_ATTEMPTS } else { 1 };
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let udp = UdpSocket::bind(addr).await.with_context(|| format!("binding gossip (UDP) on {addr}"))?;
+        let udp =
+            UdpSocket::bind(addr).await.map_err(|error| ServeError::Bind { what: "gossip (UDP)", addr, error })?;
         let local = udp.local_addr()?;
         match TcpListener::bind(local).await {
             Ok(tcp) => return Ok((udp, tcp)),
             Err(_) if attempt < attempts => continue,
-            Err(e) => return Err(e).with_context(|| format!("binding the peer listener (TCP) on {local}")),
+            Err(error) => return Err(ServeError::Bind { what: "the peer listener (TCP)", addr: local, error }),
         }
     }
 }
@@ -368,7 +427,7 @@ async fn build_node(
     config: &ServerConfig,
     client_addr: SocketAddr,
     udp: Option<&UdpSocket>,
-) -> anyhow::Result<(Node, Vec<SocketAddr>)> {
+) -> Result<(Node, Vec<SocketAddr>), ServeError> {
     let (Some(cluster), Some(udp)) = (&config.cluster, udp) else {
         return Ok((Node::new(config.node.clone(), config.seed), Vec::new()));
     };
@@ -398,7 +457,7 @@ fn start_peers(
     to_node: mpsc::Sender<ToNode>,
     stats: Arc<PeerStats>,
     shutdown: watch::Receiver<bool>,
-) -> anyhow::Result<(Option<PeerTransport>, Option<JoinHandle<()>>)> {
+) -> Result<(Option<PeerTransport>, Option<JoinHandle<()>>), ServeError> {
     let Some(membership) = node.membership() else { return Ok((None, None)) };
     let secret = config.cluster.as_ref().and_then(|c| c.secret.as_ref());
     let secret = secret.map(|s| ClusterSecret::from_bytes(s.expose())).transpose()?;
@@ -442,7 +501,7 @@ async fn run(
     config: ServerConfig,
     mut external: watch::Receiver<bool>,
     peer_stats: Arc<PeerStats>,
-) -> anyhow::Result<()> {
+) -> Result<(), ServeError> {
     let (stop, shutdown) = watch::channel(false);
     let result = serve_until(sockets, config, &mut external, (&stop, shutdown), peer_stats).await;
     let _ = stop.send(true);
@@ -458,7 +517,7 @@ async fn serve_until(
     external: &mut watch::Receiver<bool>,
     (stop, shutdown): (&watch::Sender<bool>, watch::Receiver<bool>),
     peer_stats: Arc<PeerStats>,
-) -> anyhow::Result<()> {
+) -> Result<(), ServeError> {
     config.maxclients = fdlimit::fit_maxclients(config.maxclients);
     let addr = sockets.client_addr()?;
     let Sockets { tcp: listener, tls, udp, peer: peer_listener, peer_tls } = sockets;
@@ -500,7 +559,11 @@ async fn serve_until(
         port: listener.as_ref().map_or(Ok(0), |l| l.local_addr().map(|a| a.port()))?,
     });
     if let Some(at) = shared.config.metrics {
-        let listener = tokio::net::TcpListener::bind(at).await.with_context(|| format!("binding --metrics on {at}"))?;
+        let listener = tokio::net::TcpListener::bind(at).await.map_err(|error| ServeError::Bind {
+            what: "--metrics",
+            addr: at,
+            error,
+        })?;
         tracing::info!(addr = %at, "serving Prometheus metrics at /metrics");
         tokio::spawn(metrics::serve(listener, shared.clone(), shutdown.clone()));
     }
@@ -516,9 +579,9 @@ async fn serve_until(
                 }
                 continue;
             }
-            how = ended(&mut node_task) => anyhow::bail!("the node task {how}"),
-            how = ended(&mut receiving) => anyhow::bail!("the gossip receiver {how}"),
-            how = ended(&mut peer_listening) => anyhow::bail!("the peer listener {how}"),
+            how = ended(&mut node_task) => return Err(ServeError::TaskEnded { task: "node task", how }),
+            how = ended(&mut receiving) => return Err(ServeError::TaskEnded { task: "gossip receiver", how }),
+            how = ended(&mut peer_listening) => return Err(ServeError::TaskEnded { task: "peer listener", how }),
         };
         match accepted {
             Ok((socket, peer)) => {

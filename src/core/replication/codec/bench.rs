@@ -1,6 +1,7 @@
 //! A rough, ignored micro-benchmark of the hot peer messages: encoded size and time per encode + decode.
 //! Run with `cargo test --release --lib codec::bench -- --ignored --nocapture`; it prints, it asserts nothing
 //! about time.
+#![allow(clippy::disallowed_methods)] // It measures wall time, in an ignored test.
 
 use std::hint::black_box;
 use std::time::Instant;

@@ -251,6 +251,7 @@ fn converge_after_split(total: usize, differ: usize) -> (u64, u64, u64, u64) {
 /// `cargo test --release --lib convergence_bench -- --ignored --nocapture` (`KEYS=` to change the total).
 #[test]
 #[ignore]
+#[allow(clippy::disallowed_methods)] // It reports wall time next to virtual time.
 fn convergence_bench() {
     let total: usize = std::env::var("KEYS").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000);
     println!("| keys | written on both sides | converged after heal (virtual s) | anti-entropy bytes | differing data bytes | ratio | idle bytes/min (5 nodes) |");
@@ -426,6 +427,7 @@ fn peer_messages_from_a_sender_outside_the_view_are_dropped_and_counted() {
 
 #[test]
 #[ignore = "measurement: cargo test --release --lib hint_insert_cost -- --ignored --nocapture"]
+#[allow(clippy::disallowed_methods)] // It measures wall time per insert.
 fn hint_insert_cost_at_the_limit() {
     // Inserting into a full hint table: time per insert for growing tables (constant per insert when eviction
     // is O(log n); growing with the table when it scans).
