@@ -14,7 +14,7 @@ use shoal::core::ring::{key_hash, Ring};
 const NODES: usize = 10;
 const TARGET: f64 = 1.10;
 
-/// The scheme DESIGN.md warns about: 32-bit positions, crc32 of "name#i", keys at crc32(key).
+/// The scheme `core::ring` warns about: 32-bit positions, crc32 of "name#i", keys at crc32(key).
 struct NaiveRing {
     tokens: Vec<(u32, usize)>,
 }

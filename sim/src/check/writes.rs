@@ -19,7 +19,7 @@
 //!   a write whose last copy is a hint counts as lost with the crash. (2) Last-writer-wins between concurrent
 //!   versions: the version vector the sim saw `w` written with is concurrent with `u`'s, and the final vector
 //!   covers `w`, and the final version is `u`'s own (so `w` reached the replicas and the merge settled the
-//!   conflict by (HLC, node), as DESIGN.md section 4 specifies; a final version newer than `u`'s means `u`'s value
+//!   conflict by (HLC, node), as docs/architecture.md §7 describes; a final version newer than `u`'s means `u`'s value
 //!   was written again later, which is no excuse). These are counted as the anomaly `LwwConcurrent`, which does not fail a seed; a `w`
 //!   whose vector dominates `u`'s (the system knew `w` came later) or that never reached the final vector is a
 //!   violation. An EXPIRE that may have happened after `w` began re-writes the older value with a version the sim

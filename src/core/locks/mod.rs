@@ -1,4 +1,4 @@
-//! Best-effort lease locks with fencing tokens (DESIGN §7).
+//! Best-effort lease locks with fencing tokens (docs/architecture.md §13).
 //!
 //! A lock lives on its name's preference list. The node that receives a lock command asks every replica and waits
 //! for all of them (or the request timeout): an acquire succeeds when a majority granted it. Without a majority,
