@@ -357,4 +357,70 @@ mod tests {
         assert_eq!(lookup(b"flushall").unwrap().acl_categories(), ["@keyspace", "@write", "@slow", "@dangerous"]);
         assert_eq!(lookup(b"ping").unwrap().acl_categories(), ["@fast", "@connection"]);
     }
+
+    /// An invocation of every keyed command in the table, to parse into the core's `Command`.
+    fn example(name: &str) -> Option<&'static [&'static str]> {
+        let args: &'static [&'static str] = match name {
+            "append" => &["append", "k", "v"],
+            "decr" => &["decr", "k"],
+            "decrby" => &["decrby", "k", "2"],
+            "del" => &["del", "k"],
+            "exists" => &["exists", "k"],
+            "expire" => &["expire", "k", "10"],
+            "expireat" => &["expireat", "k", "2000000000"],
+            "expiretime" => &["expiretime", "k"],
+            "get" => &["get", "k"],
+            "getdel" => &["getdel", "k"],
+            // GETEX without options only reads (the core routes it as a read); Redis flags it WRITE for its options.
+            "getex" => &["getex", "k", "ex", "10"],
+            "getrange" => &["getrange", "k", "0", "1"],
+            "getset" => &["getset", "k", "v"],
+            "incr" => &["incr", "k"],
+            "incrby" => &["incrby", "k", "2"],
+            "incrbyfloat" => &["incrbyfloat", "k", "1.5"],
+            "mget" => &["mget", "k"],
+            "mset" => &["mset", "k", "v"],
+            "msetnx" => &["msetnx", "k", "v"],
+            "persist" => &["persist", "k"],
+            "pexpire" => &["pexpire", "k", "10"],
+            "pexpireat" => &["pexpireat", "k", "2000000000000"],
+            "pexpiretime" => &["pexpiretime", "k"],
+            "psetex" => &["psetex", "k", "100", "v"],
+            "pttl" => &["pttl", "k"],
+            "set" => &["set", "k", "v"],
+            "setex" => &["setex", "k", "10", "v"],
+            "setnx" => &["setnx", "k", "v"],
+            "setrange" => &["setrange", "k", "1", "v"],
+            "strlen" => &["strlen", "k"],
+            "touch" => &["touch", "k"],
+            "ttl" => &["ttl", "k"],
+            "type" => &["type", "k"],
+            "unlink" => &["unlink", "k"],
+            _ => return None,
+        };
+        Some(args)
+    }
+
+    #[test]
+    fn table_flags_and_core_classifiers_agree() {
+        // The table's flags (what COMMAND reports, what OOM refuses) and the core's classifiers (what routes a
+        // read to any replica, what refuses under memory pressure) must say the same of every keyed data command.
+        // A new keyed command fails here until it has an example.
+        for spec in COMMANDS.iter().filter(|s| s.first_key > 0) {
+            let parsed = match example(spec.name) {
+                Some(args) => (spec.parse)(args.iter().map(|a| Bytes::from_static(a.as_bytes())).collect()),
+                None if matches!(spec.group, Group::Server) => continue, // LOCK.* and SHOAL.*: not data commands.
+                None => panic!("{}: give it an example invocation in this test", spec.name),
+            };
+            let Ok(Parsed::Data(cmd)) = parsed else { panic!("{}: the example parses to a data command", spec.name) };
+            let readonly = spec.flags & READONLY != 0;
+            assert_eq!(cmd.is_read(), readonly, "{}: READONLY flag vs Command::is_read", spec.name);
+            assert_eq!(spec.flags & WRITE != 0, !readonly, "{}: exactly one of WRITE and READONLY", spec.name);
+            let denyoom = spec.flags & DENYOOM != 0;
+            assert_eq!(cmd.may_grow(), denyoom, "{}: DENYOOM flag vs Command::may_grow", spec.name);
+            if readonly {
+                assert!(!cmd.may_grow(), "{}: a read never grows memory", spec.name);
+            }
+        }
+    }
 }
