@@ -14,6 +14,8 @@
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
+use std::ops::ControlFlow;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,7 +23,7 @@ use std::time::Duration;
 use bytes::{Buf, BufMut, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, watch};
-use tokio::time::Instant;
+use tokio::time::{Instant, Sleep};
 
 use super::node_task::{ReplyBatch, ToNode};
 use super::session::{Session, Step};
@@ -104,146 +106,260 @@ enum Cut {
     Idle,
 }
 
+/// Whether a connection goes on after a step, or ends (with the limit that cut it, if the server ended it for one).
+type Flow = ControlFlow<Option<Cut>>;
+
 /// Serve one accepted connection, given the two halves of its (plain or TLS) stream, until the client leaves,
 /// QUIT, a protocol error, a limit, or shutdown.
 pub async fn serve<R, W>(
-    mut reader: R,
-    mut writer: W,
+    reader: R,
+    writer: W,
     peer: SocketAddr,
     conn: ConnId,
     shared: Arc<Shared>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    let (tx, mut replies) = mpsc::unbounded_channel::<ReplyBatch>();
+    let (tx, replies) = mpsc::unbounded_channel::<ReplyBatch>();
     if shared.to_node.send(ToNode::Open { conn, tx }).await.is_err() {
         return;
     }
-    let mut session = Session::new(conn, peer.to_string(), shared.clone());
-    let mut rbuf = BytesMut::with_capacity(16 * 1024);
-    let mut wbuf = BytesMut::with_capacity(16 * 1024);
-    let mut window = Window::new();
-    let mut parser = RequestParser::new();
-    let mut close_at: Option<ReqId> = None;
-    let mut closing = false;
-    // Bytes handed to the writer since its last flush (a TLS writer keeps records until flushed).
-    let mut unflushed = false;
-    let config = &shared.config;
-    let max_in_flight = config.pending_requests_max;
-    let query_max = config.client_query_buffer_bytes_max;
-    let output_max = config.client_output_buffer_bytes_max;
-    let idle = Duration::from_millis(config.client_idle_timeout_ms);
-    let mut last_active = Instant::now();
-    let idle_timer = tokio::time::sleep(idle);
+    let mut c = Conn::new(reader, writer, replies, shutdown, peer, conn, shared);
+    let idle_timer = tokio::time::sleep(c.idle);
     tokio::pin!(idle_timer);
-    let cut = 'conn: loop {
-        let can_read = close_at.is_none() && window.in_flight() < max_in_flight;
+    let cut = loop {
+        if let ControlFlow::Break(cut) = c.turn(idle_timer.as_mut()).await {
+            break cut;
+        }
+    };
+    c.finish(cut).await;
+}
+
+/// One connection's streams, buffers, reorder window and limits, for the life of `serve`.
+struct Conn<R, W> {
+    reader: R,
+    writer: W,
+    /// Replies from the node task.
+    replies: mpsc::UnboundedReceiver<ReplyBatch>,
+    shutdown: watch::Receiver<bool>,
+    peer: SocketAddr,
+    conn: ConnId,
+    shared: Arc<Shared>,
+    session: Session,
+    rbuf: BytesMut,
+    wbuf: BytesMut,
+    window: Window,
+    parser: RequestParser,
+    /// The request after whose reply the connection closes (QUIT, a protocol error).
+    close_at: Option<ReqId>,
+    /// The reply of `close_at` is encoded: close once the write buffer is empty.
+    closing: bool,
+    /// Bytes handed to the writer since its last flush (a TLS writer keeps records until flushed).
+    unflushed: bool,
+    max_in_flight: usize,
+    query_max: usize,
+    output_max: usize,
+    idle: Duration,
+    last_active: Instant,
+}
+
+impl<R, W> Conn<R, W>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    /// The state of a connection the node task has just been told about.
+    fn new(
+        reader: R,
+        writer: W,
+        replies: mpsc::UnboundedReceiver<ReplyBatch>,
+        shutdown: watch::Receiver<bool>,
+        peer: SocketAddr,
+        conn: ConnId,
+        shared: Arc<Shared>,
+    ) -> Self {
+        let session = Session::new(conn, peer.to_string(), shared.clone());
+        let config = &shared.config;
+        Conn {
+            reader,
+            writer,
+            replies,
+            shutdown,
+            peer,
+            conn,
+            session,
+            rbuf: BytesMut::with_capacity(16 * 1024),
+            wbuf: BytesMut::with_capacity(16 * 1024),
+            window: Window::new(),
+            parser: RequestParser::new(),
+            close_at: None,
+            closing: false,
+            unflushed: false,
+            max_in_flight: config.pending_requests_max,
+            query_max: config.client_query_buffer_bytes_max,
+            output_max: config.client_output_buffer_bytes_max,
+            idle: Duration::from_millis(config.client_idle_timeout_ms),
+            last_active: Instant::now(),
+            shared,
+        }
+    }
+
+    /// One turn: wait for the first of shutdown, the writer, the node's replies, the reader and the idle timer
+    /// (in that order of priority), handle it, then move the replies that are ready to the write buffer.
+    async fn turn(&mut self, mut idle_timer: Pin<&mut Sleep>) -> Flow {
+        let can_read = self.close_at.is_none() && self.window.in_flight() < self.max_in_flight;
         // At most one byte past the query buffer limit is read: enough to tell that it was exceeded.
-        let room = query_max.saturating_add(1).saturating_sub(rbuf.len()).max(1);
-        let mut reading = (&mut rbuf).limit(room);
+        let room = self.query_max.saturating_add(1).saturating_sub(self.rbuf.len()).max(1);
+        let mut reading = (&mut self.rbuf).limit(room);
         tokio::select! {
             biased;
-            _ = shutdown.changed() => break 'conn None,
-            out = drain(&mut writer, &wbuf), if !wbuf.is_empty() || unflushed => {
-                match out {
-                    Err(_) => break 'conn None,
-                    Ok(0) if !wbuf.is_empty() => break 'conn None,
-                    Ok(0) => unflushed = false,
-                    Ok(n) => {
-                        wbuf.advance(n);
-                        unflushed = true;
-                        if !idle.is_zero() {
-                            last_active = Instant::now();
-                        }
-                    }
-                }
-                if wbuf.is_empty() && wbuf.capacity() > 1 << 20 {
-                    wbuf = BytesMut::with_capacity(16 * 1024);
-                }
+            _ = self.shutdown.changed() => return ControlFlow::Break(None),
+            out = drain(&mut self.writer, &self.wbuf), if !self.wbuf.is_empty() || self.unflushed => self.wrote(out)?,
+            got = self.replies.recv() => self.take_replies(got)?,
+            read = self.reader.read_buf(&mut reading), if can_read => self.received(read).await?,
+            _ = idle_timer.as_mut(), if !self.idle.is_zero() => self.idle_fired(idle_timer)?,
+        }
+        self.encode_ready()
+    }
+
+    /// Note activity for the idle timeout (when there is one).
+    fn touch(&mut self) {
+        if !self.idle.is_zero() {
+            self.last_active = Instant::now();
+        }
+    }
+
+    /// The writer wrote `out` bytes of the write buffer (0: flushed it); an error or a closed writer ends.
+    fn wrote(&mut self, out: std::io::Result<usize>) -> Flow {
+        match out {
+            Err(_) => return ControlFlow::Break(None),
+            Ok(0) if !self.wbuf.is_empty() => return ControlFlow::Break(None),
+            Ok(0) => self.unflushed = false,
+            Ok(n) => {
+                self.wbuf.advance(n);
+                self.unflushed = true;
+                self.touch();
             }
-            got = replies.recv() => {
-                let Some(batch) = got else { break 'conn None };
-                for (req, reply) in batch {
-                    window.fill(req, reply);
-                }
-            }
-            read = reader.read_buf(&mut reading), if can_read => {
-                match read {
-                    Ok(0) | Err(_) => break 'conn None,
-                    Ok(_) => {}
-                }
-                if !idle.is_zero() {
-                    last_active = Instant::now();
-                }
-                let mut batch: Vec<(ReqId, Command)> = Vec::new();
-                let mut parsed = 0u64;
-                loop {
-                    match parser.parse_as(&mut rbuf, &config.limits, session.access()) {
-                        Ok(Some(args)) if args.is_empty() => continue,
-                        Ok(Some(args)) => {
-                            parsed += 1;
-                            let req = window.open();
-                            match session.handle(args) {
-                                Step::Reply(r) => window.fill(req, r),
-                                Step::Data(cmd) => batch.push((req, cmd)),
-                                Step::ReplyThenClose(r) => {
-                                    window.fill(req, r);
-                                    close_at = Some(req);
-                                    break;
-                                }
-                            }
-                        }
-                        Ok(None) => break,
-                        Err(e) => {
-                            let req = window.open();
-                            window.fill(req, Reply::error(format!("ERR {e}")));
-                            close_at = Some(req);
+        }
+        if self.wbuf.is_empty() && self.wbuf.capacity() > 1 << 20 {
+            self.wbuf = BytesMut::with_capacity(16 * 1024);
+        }
+        ControlFlow::Continue(())
+    }
+
+    /// A batch of replies from the node goes into the reorder window; a closed channel ends the connection.
+    fn take_replies(&mut self, got: Option<ReplyBatch>) -> Flow {
+        let Some(batch) = got else { return ControlFlow::Break(None) };
+        for (req, reply) in batch {
+            self.window.fill(req, reply);
+        }
+        ControlFlow::Continue(())
+    }
+
+    /// The reader added to the read buffer: parse what is complete, send its data commands to the node, and cut
+    /// a client past the query buffer limit. End of stream or an error ends the connection.
+    async fn received(&mut self, read: std::io::Result<usize>) -> Flow {
+        match read {
+            Ok(0) | Err(_) => return ControlFlow::Break(None),
+            Ok(_) => {}
+        }
+        self.touch();
+        let batch = self.parse_requests();
+        if !batch.is_empty()
+            && self
+                .shared
+                .to_node
+                .send(ToNode::Batch { conn: self.conn, levels: self.session.levels(), cmds: batch })
+                .await
+                .is_err()
+        {
+            return ControlFlow::Break(None);
+        }
+        if self.close_at.is_none() && self.rbuf.len() > self.query_max {
+            return ControlFlow::Break(Some(Cut::QueryBuffer(self.rbuf.len())));
+        }
+        ControlFlow::Continue(())
+    }
+
+    /// Parse every complete request in the read buffer, each under the next request number: connection-level
+    /// ones are answered into the window, data commands are returned for the node. Parsing stops after a
+    /// request that closes the connection (QUIT) or a protocol error, whose reply is the last.
+    fn parse_requests(&mut self) -> Vec<(ReqId, Command)> {
+        let mut batch: Vec<(ReqId, Command)> = Vec::new();
+        let mut parsed = 0u64;
+        loop {
+            match self.parser.parse_as(&mut self.rbuf, &self.shared.config.limits, self.session.access()) {
+                Ok(Some(args)) if args.is_empty() => continue,
+                Ok(Some(args)) => {
+                    parsed += 1;
+                    let req = self.window.open();
+                    match self.session.handle(args) {
+                        Step::Reply(r) => self.window.fill(req, r),
+                        Step::Data(cmd) => batch.push((req, cmd)),
+                        Step::ReplyThenClose(r) => {
+                            self.window.fill(req, r);
+                            self.close_at = Some(req);
                             break;
                         }
                     }
                 }
-                shared.stats.count_commands(parsed);
-                if !batch.is_empty() && shared.to_node.send(ToNode::Batch { conn, levels: session.levels(), cmds: batch }).await.is_err() {
-                    break 'conn None;
-                }
-                if close_at.is_none() && rbuf.len() > query_max {
-                    break 'conn Some(Cut::QueryBuffer(rbuf.len()));
+                Ok(None) => break,
+                Err(e) => {
+                    let req = self.window.open();
+                    self.window.fill(req, Reply::error(format!("ERR {e}")));
+                    self.close_at = Some(req);
+                    break;
                 }
             }
-            _ = &mut idle_timer, if !idle.is_zero() => {
-                if last_active.elapsed() >= idle && window.in_flight() == 0 {
-                    break 'conn Some(Cut::Idle);
-                }
-                // Not idle yet (or waiting for the node): look again when it could be.
-                let now = Instant::now();
-                let next = last_active + idle;
-                idle_timer.as_mut().reset(if next > now { next } else { now + idle });
-            }
         }
-        while let Some(reply) = window.pop_ready() {
-            encode(&reply, session.protocol(), &mut wbuf);
-            closing |= close_at.is_some_and(|at| window.first > at);
-        }
-        let held = wbuf.len() + window.bytes;
-        if output_max > 0 && held > output_max {
-            break 'conn Some(Cut::OutputBuffer(held));
-        }
-        if closing && wbuf.is_empty() {
-            break 'conn None;
-        }
-        if rbuf.capacity() > 4 << 20 && rbuf.is_empty() {
-            rbuf = BytesMut::with_capacity(16 * 1024);
-        }
-    };
-    if let Some(cut) = cut {
-        count_cut(&shared, &cut, peer);
+        self.shared.stats.count_commands(parsed);
+        batch
     }
-    // Flushes what is written (a TLS close_notify too), but never waits long on a client that does not read.
-    let _ = tokio::time::timeout(SHUTDOWN_FLUSH_MAX, writer.shutdown()).await;
-    let _ = shared.to_node.send(ToNode::Close { conn }).await;
-    session.close();
+
+    /// The idle timer fired: end a connection idle for the whole timeout with nothing in flight, else re-arm it.
+    fn idle_fired(&self, idle_timer: Pin<&mut Sleep>) -> Flow {
+        if self.last_active.elapsed() >= self.idle && self.window.in_flight() == 0 {
+            return ControlFlow::Break(Some(Cut::Idle));
+        }
+        // Not idle yet (or waiting for the node): look again when it could be.
+        let now = Instant::now();
+        let next = self.last_active + self.idle;
+        idle_timer.reset(if next > now { next } else { now + self.idle });
+        ControlFlow::Continue(())
+    }
+
+    /// After every turn: encode the replies that are ready in order, cut a client past the output buffer limit,
+    /// end once the last reply before a close is written, and give back a large idle read buffer.
+    fn encode_ready(&mut self) -> Flow {
+        while let Some(reply) = self.window.pop_ready() {
+            encode(&reply, self.session.protocol(), &mut self.wbuf);
+            self.closing |= self.close_at.is_some_and(|at| self.window.first > at);
+        }
+        let held = self.wbuf.len() + self.window.bytes;
+        if self.output_max > 0 && held > self.output_max {
+            return ControlFlow::Break(Some(Cut::OutputBuffer(held)));
+        }
+        if self.closing && self.wbuf.is_empty() {
+            return ControlFlow::Break(None);
+        }
+        if self.rbuf.capacity() > 4 << 20 && self.rbuf.is_empty() {
+            self.rbuf = BytesMut::with_capacity(16 * 1024);
+        }
+        ControlFlow::Continue(())
+    }
+
+    /// Close the connection: count a cut, flush and shut the writer down, and tell the node and the session.
+    async fn finish(mut self, cut: Option<Cut>) {
+        if let Some(cut) = cut {
+            count_cut(&self.shared, &cut, self.peer);
+        }
+        // Flushes what is written (a TLS close_notify too), but never waits long on a client that does not read.
+        let _ = tokio::time::timeout(SHUTDOWN_FLUSH_MAX, self.writer.shutdown()).await;
+        let _ = self.shared.to_node.send(ToNode::Close { conn: self.conn }).await;
+        self.session.close();
+    }
 }
 
 /// Write some of `wbuf` (how much was written), or flush when it is empty (0).
