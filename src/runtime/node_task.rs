@@ -218,60 +218,115 @@ impl PeerBatches {
 /// Run the node until `shutdown` flips to true or every sender is gone. On shutdown a clustered node leaves
 /// the cluster first, so its peers drop it at once instead of suspecting it.
 pub async fn run(
-    mut node: Node,
-    mut rx: mpsc::Receiver<ToNode>,
-    mut gossip_rx: mpsc::Receiver<Datagram>,
-    mut shutdown: watch::Receiver<bool>,
+    node: Node,
+    rx: mpsc::Receiver<ToNode>,
+    gossip_rx: mpsc::Receiver<Datagram>,
+    shutdown: watch::Receiver<bool>,
     gossip: Option<Gossip>,
     peers: Option<PeerTransport>,
 ) -> Node {
-    let mut io =
-        Io { conns: HashMap::new(), timers: Timers::default(), gossip, peers, to_peers: PeerBatches::default() };
-    let mut out = Outbox::new();
-    let mut msgs = Vec::with_capacity(RECV_BATCH_MAX);
-    let mut datagrams = Vec::with_capacity(GOSSIP_BATCH_MAX);
-    node.handle(wall_ms(), Input::Start, &mut out);
-    route(&mut out, &mut io);
-    loop {
+    let io = Io { conns: HashMap::new(), timers: Timers::default(), gossip, peers, to_peers: PeerBatches::default() };
+    let mut task = NodeTask {
+        node,
+        io,
+        out: Outbox::new(),
+        msgs: Vec::with_capacity(RECV_BATCH_MAX),
+        datagrams: Vec::with_capacity(GOSSIP_BATCH_MAX),
+        rx,
+        gossip_rx,
+        shutdown,
+    };
+    task.node.handle(wall_ms(), Input::Start, &mut task.out);
+    route(&mut task.out, &mut task.io);
+    while task.wait().await {
+        task.turn().await;
+    }
+    task.leave();
+    task.node
+}
+
+/// The node task's state between turns: the node, its I/O, and the inputs taken from the queues but not yet
+/// handled.
+struct NodeTask {
+    node: Node,
+    io: Io,
+    out: Outbox,
+    /// Client and peer messages taken from `rx`; a turn cut short by its budget leaves the rest here.
+    msgs: Vec<ToNode>,
+    /// Gossip datagrams taken from `gossip_rx`, handled first in the next turn.
+    datagrams: Vec<Datagram>,
+    rx: mpsc::Receiver<ToNode>,
+    gossip_rx: mpsc::Receiver<Datagram>,
+    shutdown: watch::Receiver<bool>,
+}
+
+impl NodeTask {
+    /// Wait for something to do, unless messages are left over; false when the loop must stop (shutdown, or
+    /// every sender gone).
+    async fn wait(&mut self) -> bool {
         // Messages left over from a turn that reached its input budget are handled before waiting for more.
-        if msgs.is_empty() {
-            let deadline = io.timers.next_deadline();
-            tokio::select! {
-                biased;
-                // Gossip first: a closed gossip queue (no cluster, or shutdown) just stops this branch.
-                _ = gossip_rx.recv_many(&mut datagrams, GOSSIP_BATCH_MAX), if !gossip_rx.is_closed() => {}
-                n = rx.recv_many(&mut msgs, RECV_BATCH_MAX) => {
-                    if n == 0 {
-                        break;
-                    }
+        if !self.msgs.is_empty() {
+            return true;
+        }
+        let deadline = self.io.timers.next_deadline();
+        tokio::select! {
+            biased;
+            // Gossip first: a closed gossip queue (no cluster, or shutdown) just stops this branch.
+            _ = self.gossip_rx.recv_many(&mut self.datagrams, GOSSIP_BATCH_MAX), if !self.gossip_rx.is_closed() => {}
+            n = self.rx.recv_many(&mut self.msgs, RECV_BATCH_MAX) => {
+                if n == 0 {
+                    return false;
                 }
-                // Due timers are fired below on every turn; this branch only wakes an idle loop.
-                _ = sleep_until(deadline), if deadline.is_some() => {}
-                _ = shutdown.changed() => {
-                    if *shutdown.borrow() {
-                        break;
-                    }
+            }
+            // Due timers are fired below on every turn; this branch only wakes an idle loop.
+            _ = sleep_until(deadline), if deadline.is_some() => {}
+            _ = self.shutdown.changed() => {
+                if *self.shutdown.borrow() {
+                    return false;
                 }
             }
         }
+        true
+    }
+
+    /// One turn: gossip first, then client and peer messages within the turn's budget, then due timers, then
+    /// the outputs are routed; a turn cut short yields before the next part of the batch.
+    async fn turn(&mut self) {
         let turn_start = std::time::Instant::now();
         let now = wall_ms();
+        self.gossip_first(now);
+        self.handle_messages(now, turn_start);
+        self.fire_due_timers();
+        route(&mut self.out, &mut self.io);
+        if !self.msgs.is_empty() {
+            // Let the connection and link tasks send what this turn routed before the next part of the batch.
+            tokio::task::yield_now().await;
+        }
+    }
+
+    /// Hand the node every gossip datagram taken so far, topped up with those queued meanwhile.
+    fn gossip_first(&mut self, now: Millis) {
         // Gossip that arrived meanwhile goes before this turn's client and peer messages.
-        while datagrams.len() < GOSSIP_BATCH_MAX {
-            match gossip_rx.try_recv() {
-                Ok(d) => datagrams.push(d),
+        while self.datagrams.len() < GOSSIP_BATCH_MAX {
+            match self.gossip_rx.try_recv() {
+                Ok(d) => self.datagrams.push(d),
                 Err(_) => break,
             }
         }
-        for Datagram { from, packet } in datagrams.drain(..) {
-            node.handle(now, Input::Gossip { from, packet }, &mut out);
+        for Datagram { from, packet } in self.datagrams.drain(..) {
+            self.node.handle(now, Input::Gossip { from, packet }, &mut self.out);
         }
+    }
+
+    /// Dispatch the queued messages until `TURN_INPUTS_MAX` inputs or `TURN_TIME_MAX` since `turn_start`; the
+    /// rest stays queued, in order, for the next turn.
+    fn handle_messages(&mut self, now: Millis, turn_start: std::time::Instant) {
         let mut handled = 0;
         let mut spill = Vec::new();
         {
-            let mut queued = msgs.drain(..);
+            let mut queued = self.msgs.drain(..);
             for msg in queued.by_ref() {
-                handled += dispatch(&mut node, &mut io, &mut out, now, msg);
+                handled += dispatch(&mut self.node, &mut self.io, &mut self.out, now, msg);
                 if handled >= TURN_INPUTS_MAX || turn_start.elapsed() >= TURN_TIME_MAX {
                     break;
                 }
@@ -279,28 +334,30 @@ pub async fn run(
             // Allocates only when the budget cut the turn short.
             spill.extend(queued);
         }
-        msgs.append(&mut spill);
+        self.msgs.append(&mut spill);
+    }
+
+    /// Hand the node every timer that is due.
+    fn fire_due_timers(&mut self) {
         // Fire due timers on every turn, not only when the queue is idle: under sustained client load the
         // queue is never empty, and starving SWIM's probe timers would get this node declared down.
-        if io.timers.next_deadline().is_some_and(|d| d <= Instant::now()) {
+        if self.io.timers.next_deadline().is_some_and(|d| d <= Instant::now()) {
             let now = wall_ms();
-            for timer in io.timers.pop_due(Instant::now()) {
-                node.handle(now, Input::Timer(timer), &mut out);
+            for timer in self.io.timers.pop_due(Instant::now()) {
+                self.node.handle(now, Input::Timer(timer), &mut self.out);
             }
         }
-        route(&mut out, &mut io);
-        if !msgs.is_empty() {
-            // Let the connection and link tasks send what this turn routed before the next part of the batch.
-            tokio::task::yield_now().await;
+    }
+
+    /// A clustered node leaves the cluster (its peers drop it at once) and logs the loss it injected.
+    fn leave(&mut self) {
+        if self.node.membership().is_some() {
+            self.node.handle(wall_ms(), Input::Leave, &mut self.out);
+            route(&mut self.out, &mut self.io);
+            let dropped = self.io.gossip.as_ref().map_or(0, |g| g.dropped);
+            tracing::info!(loss_injected = dropped, "left the cluster");
         }
     }
-    if node.membership().is_some() {
-        node.handle(wall_ms(), Input::Leave, &mut out);
-        route(&mut out, &mut io);
-        let dropped = io.gossip.as_ref().map_or(0, |g| g.dropped);
-        tracing::info!(loss_injected = dropped, "left the cluster");
-    }
-    node
 }
 
 /// Hand one queued message to the node (or to the connection table); returns how many node inputs it made.
