@@ -12,7 +12,7 @@ use std::collections::BTreeSet;
 use bytes::Bytes;
 
 use super::batch::{entry_bytes, split_by_bytes, Budget, PUT_BYTES_MAX, STEP_BYTES_MAX};
-use super::sharing::Share;
+use super::sharing::{Share, Sharing};
 use super::state::Pending;
 use std::net::SocketAddr;
 
@@ -33,6 +33,35 @@ const HINTS_PER_ROUND: usize = 1_000;
 pub const SWEEP_PERIOD_MS: Millis = 1_000;
 /// Most keys one sweep round hands off.
 const SWEEP_KEYS_MAX: usize = 2_000;
+
+/// What one sweep round collects: the keys to offer, grouped by owner set, and the round's bounds.
+struct SweepBatch {
+    /// Groups the keys by owner set, so each group is one offer per owner.
+    groups: Vec<OwnerGroup>,
+    /// Keys collected.
+    count: usize,
+    /// The values one round hands off are bounded in bytes too.
+    budget: Budget,
+}
+
+impl SweepBatch {
+    fn new() -> SweepBatch {
+        SweepBatch { groups: Vec::new(), count: 0, budget: Budget::new(STEP_BYTES_MAX) }
+    }
+
+    /// Add a key of `size` bytes headed for `owners`: to the latest group for the same owners with room for it
+    /// under `PUT_BYTES_MAX`, else to a new group.
+    fn add(&mut self, owners: Vec<String>, item: AeKey, size: usize) {
+        match self.groups.iter_mut().rev().find(|(o, _, bytes)| *o == owners && *bytes + size <= PUT_BYTES_MAX) {
+            Some((_, items, bytes)) => {
+                items.push(item);
+                *bytes += size;
+            }
+            None => self.groups.push((owners, vec![item], size)),
+        }
+        self.count += 1;
+    }
+}
 
 impl Node {
     /// Record that `target` should get this node's copy of `key` when it is reachable again.
@@ -125,24 +154,31 @@ impl Node {
     pub(crate) fn sweep_round(&mut self, now: Millis, out: &mut Outbox) {
         out.push(Output::Schedule { after_ms: SWEEP_PERIOD_MS, timer: TimerId::Sweep });
         self.refresh_ring(now);
+        if !self.sweep_may_run(now) {
+            return;
+        }
+        let groups = self.sweep_collect(now);
+        self.offer_handoffs(groups, out);
+    }
+
+    /// Whether a sweep round runs: the ring has settled, there is something to hand off, and the previous
+    /// round's hand-offs are all answered.
+    fn sweep_may_run(&self, now: Millis) -> bool {
         if !self.ring_settled(now) || self.store.is_empty() {
-            return;
+            return false;
         }
-        let repl = self.repl();
-        if repl.pending.values().any(|p| matches!(p, Pending::Handoff { .. })) {
-            return;
-        }
+        !self.repl().pending.values().any(|p| matches!(p, Pending::Handoff { .. }))
+    }
+
+    /// Collect this round's keys that this node no longer owns, grouped by owner set: one pass over the
+    /// occupied buckets at most, in ring order from where the last round stopped, within `SWEEP_KEYS_MAX` keys
+    /// and `STEP_BYTES_MAX` bytes. Moves the sweep cursor to where the next round starts.
+    fn sweep_collect(&mut self, now: Millis) -> Vec<OwnerGroup> {
         let me = self.config.name.clone();
-        let n = self.config.replicas;
-        let mut cursor = repl.sweep_cursor;
+        let mut cursor = self.repl().sweep_cursor;
         // This node's own share of each bucket: wholly owned buckets are skipped without looking at their keys.
         let own = self.sharing_with(&me);
-        // Group the keys by owner set, so each group is one offer per owner.
-        let mut groups: Vec<OwnerGroup> = Vec::new();
-        let mut count = 0;
-        // The values one round hands off are bounded in bytes too.
-        let mut budget = Budget::new(STEP_BYTES_MAX);
-        // One pass over the occupied buckets at most, in ring order from where the last round stopped.
+        let mut batch = SweepBatch::new();
         let start = cursor;
         let mut passed = 0;
         loop {
@@ -154,46 +190,47 @@ impl Node {
             }
             passed = distance + 1;
             cursor = b;
-            let share = own.buckets[cursor];
-            let entries = self.store.bucket_entries(cursor).filter(|_| share != Share::All);
-            for (key, entry) in entries {
-                if budget.exhausted() {
-                    break;
-                }
-                if entry.is_expired(now) || (share == Share::Mixed && own.key_shared(key)) {
-                    continue;
-                }
-                let owners = self.repl().ring.preference_list(key, n);
-                if owners.iter().any(|o| *o == me) {
-                    continue;
-                }
-                let size = entry_bytes(key, &entry.to_wire());
-                if !budget.take(size) {
-                    break;
-                }
-                let owners: Vec<String> = owners.into_iter().map(String::from).collect();
-                let item = AeKey {
-                    key: Bytes::copy_from_slice(key),
-                    hash: entry_hash(key, entry),
-                    latest: entry.vector.latest(),
-                };
-                match groups.iter_mut().rev().find(|(o, _, bytes)| *o == owners && *bytes + size <= PUT_BYTES_MAX) {
-                    Some((_, items, bytes)) => {
-                        items.push(item);
-                        *bytes += size;
-                    }
-                    None => groups.push((owners, vec![item], size)),
-                }
-                count += 1;
-            }
+            self.sweep_bucket(now, cursor, &own, &me, &mut batch);
             // A bucket cut short by the budget is passed too (its other keys go on the next pass): one that cannot be
             // handed off (its owners refuse it) must not hold the sweep in place.
             cursor = (cursor + 1) % BUCKETS;
-            if count >= SWEEP_KEYS_MAX || passed >= BUCKETS || budget.exhausted() {
+            if batch.count >= SWEEP_KEYS_MAX || passed >= BUCKETS || batch.budget.exhausted() {
                 break;
             }
         }
         self.repl_mut().sweep_cursor = cursor;
+        batch.groups
+    }
+
+    /// Add to `batch` the live keys of bucket `b` that `me` does not own, until the byte budget runs out.
+    fn sweep_bucket(&self, now: Millis, b: usize, own: &Sharing, me: &str, batch: &mut SweepBatch) {
+        let n = self.config.replicas;
+        let share = own.buckets[b];
+        let entries = self.store.bucket_entries(b).filter(|_| share != Share::All);
+        for (key, entry) in entries {
+            if batch.budget.exhausted() {
+                break;
+            }
+            if entry.is_expired(now) || (share == Share::Mixed && own.key_shared(key)) {
+                continue;
+            }
+            let owners = self.repl().ring.preference_list(key, n);
+            if owners.contains(&me) {
+                continue;
+            }
+            let size = entry_bytes(key, &entry.to_wire());
+            if !batch.budget.take(size) {
+                break;
+            }
+            let owners: Vec<String> = owners.into_iter().map(String::from).collect();
+            let item =
+                AeKey { key: Bytes::copy_from_slice(key), hash: entry_hash(key, entry), latest: entry.vector.latest() };
+            batch.add(owners, item, size);
+        }
+    }
+
+    /// Offer each group to its owners, as one pending hand-off that every reachable owner must answer.
+    fn offer_handoffs(&mut self, groups: Vec<OwnerGroup>, out: &mut Outbox) {
         // Offer (key, hash, latest write) first: owners ask only for what they lack or hold older, so keys they
         // already have cost a description, not their values.
         for (owners, items, _) in groups {
