@@ -5,6 +5,7 @@
 use std::fmt::Write;
 
 use super::command::ServerFacts;
+use super::membership::Membership;
 use super::node::Node;
 use super::store::EvictionPolicy;
 use super::Millis;
@@ -150,11 +151,17 @@ fn peer_links(out: &mut String, p: &super::command::PeerLinkFacts) -> std::fmt::
     )
 }
 
-/// The cluster section: this node's view of the membership, with a digest of the live set.
+/// The cluster section: this node's view of the membership, with a digest of the live set, then replication.
 fn cluster(out: &mut String, node: &Node, now: Millis) -> std::fmt::Result {
     let Some(m) = node.membership() else {
         return write!(out, "# Cluster\r\ncluster_enabled:0\r\n");
     };
+    cluster_membership(out, m)?;
+    cluster_replication(out, node, now)
+}
+
+/// The cluster section's membership fields: identity, member counts, live digest, gossip counters, name conflicts.
+fn cluster_membership(out: &mut String, m: &Membership) -> std::fmt::Result {
     let c = m.counters();
     let conflicts = m.name_conflicts();
     write!(
@@ -181,6 +188,12 @@ fn cluster(out: &mut String, node: &Node, now: Millis) -> std::fmt::Result {
         let addrs: Vec<String> = conflict.addrs.iter().map(|a| a.to_string()).collect();
         write!(out, "name_conflict_{i}:name={},addrs={}\r\n", conflict.name, addrs.join("|"))?;
     }
+    Ok(())
+}
+
+/// The cluster section's replication fields: ring, levels, requests, hints, anti-entropy, hand-off and the
+/// counters of refused or dropped peer data.
+fn cluster_replication(out: &mut String, node: &Node, now: Millis) -> std::fmt::Result {
     let r = node.replication_stats().unwrap_or_default();
     write!(
         out,
