@@ -84,19 +84,14 @@ impl Node {
         owners: Vec<Arc<str>>,
         out: &mut Outbox,
     ) {
-        self.dirty.clear();
-        let reply = self.execute(now, cmd);
+        let executed = self.execute_tracked(now, cmd);
+        let reply = executed.reply;
         if owners.len() == 1 && *owners[0] == *self.config.name {
             // A cluster of one: nothing to replicate.
-            self.dirty.clear();
             return self.respond(origin, reply, out);
         }
-        let mut keys = std::mem::take(&mut self.dirty);
-        keys.sort();
-        keys.dedup();
         let entries: Vec<(Bytes, WireEntry)> =
-            keys.drain(..).filter_map(|k| self.store.raw(&k, now).map(|e| (k, e.to_wire()))).collect();
-        self.dirty = keys; // Drained: kept for its allocation.
+            executed.changed.into_iter().filter_map(|k| self.store.raw(&k, now).map(|e| (k, e.to_wire()))).collect();
         if entries.is_empty() {
             return self.respond(origin, reply, out);
         }
