@@ -42,12 +42,19 @@ pub struct NodeConfig {
     /// Largest lead over this node's wall clock accepted in a timestamp from a peer (entries' versions, clocks,
     /// lock tokens); beyond it what carries the timestamp is dropped and counted.
     pub clock_drift_max_ms: Millis,
+    /// Most requests this node coordinates at once (reads, writes, forwards, fan-outs, lock rounds); a client
+    /// or forwarded command beyond it is refused with `TRYAGAIN`.
+    pub requests_in_flight_max: usize,
 }
 
 /// Default of `NodeConfig::clock_drift_max_ms`: a minute. NTP keeps clocks within tens of milliseconds, and even
 /// an unsynchronized clock drifts by well under a minute a day; a peer a minute ahead has a broken clock (or lies),
 /// and accepting its timestamps would carry every other node's clock along with it.
 pub const CLOCK_DRIFT_MAX_MS_DEFAULT: Millis = 60_000;
+
+/// Default of `NodeConfig::requests_in_flight_max`: far above what a node serves at once (64 connections of
+/// 512-deep pipelines are 32,768), low enough that the table stays a few tens of MB of small requests.
+pub const REQUESTS_IN_FLIGHT_MAX_DEFAULT: usize = 131_072;
 
 impl Default for NodeConfig {
     fn default() -> Self {
@@ -68,6 +75,7 @@ impl Default for NodeConfig {
             vnodes: DEFAULT_VNODES,
             lock_mode: LockMode::default(),
             clock_drift_max_ms: CLOCK_DRIFT_MAX_MS_DEFAULT,
+            requests_in_flight_max: REQUESTS_IN_FLIGHT_MAX_DEFAULT,
         }
     }
 }

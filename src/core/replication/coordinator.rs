@@ -35,6 +35,15 @@ impl Node {
     /// A client command (or a part of one, or one forwarded by a peer) enters the cluster path.
     pub(crate) fn route(&mut self, now: Millis, origin: Origin, cmd: Command, levels: Levels, out: &mut Outbox) {
         self.refresh_ring(now);
+        let max = self.config.requests_in_flight_max;
+        if !matches!(origin, Origin::Part { .. }) && self.repl().pending.len() >= max {
+            // Every request in flight holds its command (and a write its entries) until it ends: past the limit
+            // a new one is refused at once, with the error cluster clients retry, instead of growing without
+            // bound. The parts of a multi-key command already admitted are not refused halfway.
+            self.repl_mut().stats.requests_refused += 1;
+            let text = format!("TRYAGAIN too many requests in flight on this node ({max}); retry later");
+            return self.respond(origin, Reply::error(text), out);
+        }
         if let Some(key) = cmd.single_key().cloned() {
             return self.route_single(now, origin, key, cmd, levels, out);
         }
