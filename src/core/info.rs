@@ -206,7 +206,7 @@ fn cluster_replication(out: &mut String, node: &Node, now: Millis) -> std::fmt::
          merges_refused:{}\r\n\
          replica_refusals:{}\r\nevicted_markers_dropped:{}\r\nflushed_drops:{}\r\n\
          clock_drift_max_ms:{}\r\n\
-         clock_drift_rejected:{}\r\npeer_msgs_invalid:{}\r\nforwards_unknown:{}\r\nstalls:{}\r\n",
+         clock_drift_rejected:{}\r\npeer_msgs_invalid:{}\r\nforwards_unknown:{}\r\nstalls:{}\r\nrequests_refused:{}\r\n",
         node.ring_digest(),
         node.ring_members(),
         u8::from(node.repl.is_some() && node.ring_settled(now)),
@@ -240,5 +240,6 @@ fn cluster_replication(out: &mut String, node: &Node, now: Millis) -> std::fmt::
         r.peer_msgs_invalid,
         r.forwards_unknown,
         r.stalls,
+        r.requests_refused,
     )
 }

@@ -98,6 +98,8 @@ pub fn render(node: &Node, now: Millis) -> String {
         let unknown = "Forwards answered 'may or may not have run': their link failed after sending.";
         counter(o, "shoal_forwards_unknown_total", unknown, r.forwards_unknown);
         counter(o, "shoal_stalls_total", "Stalls noticed (a gap in the clock, or declared down).", r.stalls);
+        let refused = "Commands refused with TRYAGAIN: too many requests in flight.";
+        counter(o, "shoal_requests_refused_total", refused, r.requests_refused);
         counter(o, "shoal_replica_failures_total", "Replicas that did not answer in time.", r.replica_failures);
         counter(o, "shoal_request_timeouts_total", "Commands answered with a TIMEOUT error.", r.timeouts);
         counter(o, "shoal_hints_stored_total", "Hints recorded.", r.hints_stored);

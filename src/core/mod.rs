@@ -6,6 +6,7 @@
 pub mod clock;
 pub mod command;
 pub mod digest;
+pub mod driver;
 pub mod exec;
 pub mod glob;
 pub mod info;
@@ -13,6 +14,7 @@ pub mod locks;
 pub mod membership;
 pub mod metrics;
 pub mod node;
+pub mod node_config;
 pub mod number;
 pub mod replication;
 pub mod reply;

@@ -13,224 +13,22 @@ use rand::{RngExt, SeedableRng};
 
 use super::clock::Hlc;
 use super::command::Command;
-use super::locks::{LockMode, LockOp, LockStats, LockTable};
-use super::membership::{GossipEffect, GossipTimer, MemberEvent, Membership};
+use super::locks::{LockOp, LockStats, LockTable};
+use super::membership::{GossipEffect, MemberEvent, Membership};
 use super::replication::handoff::{HINT_PERIOD_MS, SWEEP_PERIOD_MS};
 use super::replication::roster;
 use super::replication::state::{Origin, Replication};
-use super::replication::{Levels, PeerMsg, ReplicationStats, WireEntry};
+use super::replication::{PeerMsg, ReplicationStats, WireEntry};
 use super::reply::{Reply, ERR_OOM};
-use super::ring::DEFAULT_VNODES;
-use super::store::{EvictionPolicy, Store};
+use super::store::Store;
 use super::version::NodeId;
 use super::Millis;
 
+pub use super::driver::{ConnId, Input, Outbox, Output, ReqId, TimerId};
+pub use super::node_config::{NodeConfig, CLOCK_DRIFT_MAX_MS_DEFAULT};
+
 /// Most expired keys reclaimed before one client or peer input (the rest waits for active expiry).
 pub const EXPIRE_KEYS_PER_INPUT: usize = 32;
-
-/// A client connection, as the driver numbers them.
-pub type ConnId = u64;
-/// A request on one connection, numbered by the connection in the order it arrived.
-pub type ReqId = u64;
-
-/// The node's timers. When several are due at once, drivers deliver them in `Ord` order (membership needs it).
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub enum TimerId {
-    /// Reclaim expired keys (Redis's active expiry).
-    ActiveExpire,
-    /// A membership (SWIM) timer.
-    Gossip(GossipTimer),
-    /// The deadline of request `id` (a forward, a read or a write waiting for replicas).
-    Request(u64),
-    /// Deliver hints to replicas that are back.
-    Hints,
-    /// Start an anti-entropy round.
-    AntiEntropy,
-    /// Hand off keys this node no longer owns.
-    Sweep,
-}
-
-/// One input to the node.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Input {
-    /// The driver started the node: it schedules its first timers.
-    Start,
-    /// A client command.
-    Client {
-        /// The connection that sent it.
-        conn: ConnId,
-        /// The request's number on that connection.
-        req: ReqId,
-        /// The command.
-        cmd: Command,
-        /// The consistency levels of the client's connection.
-        levels: Levels,
-    },
-    /// A timer the node scheduled is due.
-    Timer(TimerId),
-    /// A gossip datagram arrived from `from`.
-    Gossip {
-        /// The sender's address.
-        from: SocketAddr,
-        /// The datagram.
-        packet: Bytes,
-    },
-    /// The seed addresses were (re-)resolved.
-    SetSeeds(Vec<SocketAddr>),
-    /// Leave the cluster gracefully (before a shutdown).
-    Leave,
-    /// A message from the peer whose cluster address is `from` and whose name is `name`, as the link's
-    /// handshake established them. Dropped and counted unless that is a live (alive or suspect) member.
-    Peer {
-        /// The sender's advertised cluster address.
-        from: SocketAddr,
-        /// The sender's node name.
-        name: std::sync::Arc<str>,
-        /// The message.
-        msg: PeerMsg,
-    },
-    /// The connection to a peer failed (refused, reset, closed): requests waiting on it fail over at once.
-    PeerLost {
-        /// The peer's cluster address.
-        peer: SocketAddr,
-    },
-}
-
-/// One effect the driver must carry out.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Output {
-    /// Send `reply` to request `req` of connection `conn`.
-    Reply {
-        /// The connection.
-        conn: ConnId,
-        /// The request the reply answers.
-        req: ReqId,
-        /// The reply.
-        reply: Reply,
-    },
-    /// Deliver `Input::Timer(timer)` after `after_ms` milliseconds.
-    Schedule {
-        /// Delay in milliseconds.
-        after_ms: Millis,
-        /// The timer.
-        timer: TimerId,
-    },
-    /// Send one gossip datagram.
-    SendGossip {
-        /// Destination gossip address.
-        to: SocketAddr,
-        /// The datagram.
-        packet: Bytes,
-    },
-    /// The membership view changed (for logs and metrics). Boxed: it is rare and the largest output.
-    Member(Box<MemberEvent>),
-    /// Send a message to the peer whose cluster address is `to` (over its TCP peer connection).
-    SendPeer {
-        /// The peer's cluster address.
-        to: SocketAddr,
-        /// The message.
-        msg: PeerMsg,
-    },
-}
-
-/// Where the node writes its effects; the driver drains it after every call.
-#[derive(Debug, Default)]
-pub struct Outbox {
-    items: Vec<Output>,
-}
-
-impl Outbox {
-    /// An empty outbox.
-    pub fn new() -> Outbox {
-        Outbox::default()
-    }
-
-    /// Add an effect.
-    pub fn push(&mut self, out: Output) {
-        self.items.push(out);
-    }
-
-    /// Take every effect written so far, in order.
-    pub fn drain(&mut self) -> std::vec::Drain<'_, Output> {
-        self.items.drain(..)
-    }
-
-    /// Whether nothing is pending.
-    pub fn is_empty(&self) -> bool {
-        self.items.is_empty()
-    }
-
-    /// Number of pending effects.
-    pub fn len(&self) -> usize {
-        self.items.len()
-    }
-}
-
-/// Settings of one node's data path.
-#[derive(Debug, Clone, PartialEq)]
-pub struct NodeConfig {
-    /// The node's name, unique in its cluster.
-    pub name: String,
-    /// Memory limit for stored data in bytes; 0 means no limit.
-    pub maxmemory_bytes: usize,
-    /// What to evict when over the limit.
-    pub eviction: EvictionPolicy,
-    /// Largest value a write may produce (Redis's proto-max-bulk-len).
-    pub value_bytes_max: usize,
-    /// Period of active expiry.
-    pub active_expire_period_ms: Millis,
-    /// Most keys one active-expiry pass removes before it yields (it reschedules itself at once).
-    pub active_expire_keys_max: usize,
-    /// Replicas per key (N).
-    pub replicas: usize,
-    /// Levels of connections that did not choose their own.
-    pub levels: Levels,
-    /// How long a coordinator waits for a replica before it counts it as failed (hint, failover, error).
-    pub request_timeout_ms: Millis,
-    /// How long tombstones (and eviction markers) are kept.
-    pub tombstone_grace_ms: Millis,
-    /// Most hints a node holds for unreachable replicas; beyond it the oldest are dropped and counted.
-    pub hints_max: usize,
-    /// Hints older than this are dropped and counted (keep it below the tombstone grace).
-    pub hint_age_max_ms: Millis,
-    /// Period of anti-entropy rounds (one peer per round).
-    pub anti_entropy_period_ms: Millis,
-    /// Virtual nodes per member on the ring.
-    pub vnodes: usize,
-    /// What a lock acquire does without a majority of the lock's replicas.
-    pub lock_mode: LockMode,
-    /// Largest lead over this node's wall clock accepted in a timestamp from a peer (entries' versions, clocks,
-    /// lock tokens); beyond it what carries the timestamp is dropped and counted.
-    pub clock_drift_max_ms: Millis,
-}
-
-/// Default of `NodeConfig::clock_drift_max_ms`: a minute. NTP keeps clocks within tens of milliseconds, and even
-/// an unsynchronized clock drifts by well under a minute a day; a peer a minute ahead has a broken clock (or lies),
-/// and accepting its timestamps would carry every other node's clock along with it.
-pub const CLOCK_DRIFT_MAX_MS_DEFAULT: Millis = 60_000;
-
-impl Default for NodeConfig {
-    fn default() -> Self {
-        NodeConfig {
-            name: "shoal".to_string(),
-            maxmemory_bytes: 0,
-            eviction: EvictionPolicy::AllKeysLru,
-            value_bytes_max: 512 * 1024 * 1024,
-            active_expire_period_ms: 100,
-            active_expire_keys_max: 2_000,
-            replicas: 3,
-            levels: Levels::default(),
-            request_timeout_ms: 1_000,
-            tombstone_grace_ms: 300_000,
-            hints_max: 100_000,
-            hint_age_max_ms: 240_000,
-            anti_entropy_period_ms: 5_000,
-            vnodes: DEFAULT_VNODES,
-            lock_mode: LockMode::default(),
-            clock_drift_max_ms: CLOCK_DRIFT_MAX_MS_DEFAULT,
-        }
-    }
-}
 
 /// Counters the node keeps for INFO.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -245,6 +43,14 @@ pub struct NodeStats {
     pub oom_rejections: u64,
 }
 
+/// What executing one command did.
+pub(crate) struct Executed {
+    /// The command's reply.
+    pub reply: Reply,
+    /// The keys it changed, sorted, each once (empty on a standalone node).
+    pub changed: Vec<Bytes>,
+}
+
 /// One Shoal node's logic and state.
 pub struct Node {
     pub(crate) config: NodeConfig,
@@ -256,7 +62,8 @@ pub struct Node {
     pub(crate) membership: Option<Membership>,
     /// Replication state; present exactly when the node is clustered.
     pub(crate) repl: Option<Replication>,
-    /// Keys the command being executed changed (filled only on clustered nodes).
+    /// Keys the command being executed changed (filled only on clustered nodes), handed out by
+    /// `execute_tracked`.
     pub(crate) dirty: Vec<Bytes>,
     /// This node's share of the lease locks.
     pub(crate) locks: LockTable,
@@ -579,6 +386,17 @@ impl Node {
             self.make_room(now);
         }
         reply
+    }
+
+    /// Run one data command: its reply, and the keys it changed (sorted, each once), for the coordinator to
+    /// replicate. Keys are recorded only on a clustered node (a standalone node has nothing to replicate).
+    pub(crate) fn execute_tracked(&mut self, now: Millis, cmd: Command) -> Executed {
+        self.dirty.clear();
+        let reply = self.execute(now, cmd);
+        let mut changed = std::mem::take(&mut self.dirty);
+        changed.sort();
+        changed.dedup();
+        Executed { reply, changed }
     }
 
     /// Evict until the store fits under `maxmemory`; false when it cannot.

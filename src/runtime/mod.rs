@@ -8,7 +8,9 @@
 //! built from its files when the sockets are bound, before anything is served.
 
 pub mod clients;
+mod config;
 pub mod conn;
+mod error;
 pub mod fdlimit;
 pub mod gossip;
 pub mod metrics;
@@ -19,7 +21,6 @@ pub mod stats;
 pub mod tls;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -30,225 +31,15 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::core::command::ServerFacts;
-use crate::core::membership::{ClusterSecret, GossipConfig, Identity, Membership};
-use crate::core::{Node, NodeConfig};
-use crate::resp::frame::Limits;
-use crate::secret::Secret;
+use crate::core::membership::{ClusterSecret, Identity, Membership};
+use crate::core::Node;
 use clients::Clients;
+pub use config::{check_cluster_exposure, ClusterConfig, DebugCommand, ServerConfig, TlsListenConfig};
+pub use error::ServeError;
 use node_task::ToNode;
 use peer::{PeerConfig, PeerStats, PeerTls, PeerTransport};
 use stats::ServerStats;
 use tokio_rustls::TlsAcceptor;
-
-/// Everything the server needs to start.
-#[derive(Debug, Clone)]
-pub struct ServerConfig {
-    /// Address of the plain-TCP RESP listener; `None` (`--listen off`) serves clients over TLS only.
-    pub listen: Option<SocketAddr>,
-    /// The TLS RESP listener, if any.
-    pub tls: Option<TlsListenConfig>,
-    /// Password clients must AUTH with, if any.
-    pub requirepass: Option<Secret>,
-    /// Most clients connected at once; more are refused with an error.
-    pub maxclients: usize,
-    /// Most requests one connection may have in flight before it stops reading.
-    pub pending_requests_max: usize,
-    /// RESP framing limits.
-    pub limits: Limits,
-    /// Most unparsed request bytes one client may have buffered; beyond, it is disconnected (Redis's
-    /// `client-query-buffer-limit`).
-    pub client_query_buffer_bytes_max: usize,
-    /// Most reply bytes held for one client (reorder window and write buffer); beyond, it is disconnected.
-    /// 0: no limit (Redis's `client-output-buffer-limit normal` hard limit).
-    pub client_output_buffer_bytes_max: usize,
-    /// A client that sends nothing and receives nothing for this long is closed; 0: never (Redis's `timeout`).
-    pub client_idle_timeout_ms: u64,
-    /// The node's data-path settings.
-    pub node: NodeConfig,
-    /// Seed for the node's RNG (drawn from the OS by the binary).
-    pub seed: u64,
-    /// Cluster membership settings; `None` runs a standalone node.
-    pub cluster: Option<ClusterConfig>,
-    /// Address of the Prometheus scrape endpoint (`GET /metrics`), if any.
-    pub metrics: Option<SocketAddr>,
-    /// Who may use the DEBUG command (Redis's `enable-debug-command`).
-    pub enable_debug_command: DebugCommand,
-}
-
-/// Who may use the DEBUG command, as Redis's `enable-debug-command`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum DebugCommand {
-    /// Nobody (the default).
-    #[default]
-    No,
-    /// Every client.
-    Yes,
-    /// Clients connected over loopback.
-    Local,
-}
-
-/// The TLS client listener (Redis's `tls-port` and the `tls-*` files).
-#[derive(Debug, Clone)]
-pub struct TlsListenConfig {
-    /// Address of the TLS RESP listener.
-    pub listen: SocketAddr,
-    /// The server's certificate chain and key.
-    pub identity: tls::CertFiles,
-    /// The CA that signs client certificates; required unless `auth_clients` is `No`.
-    pub ca_cert_file: Option<PathBuf>,
-    /// Whether clients must present a certificate.
-    pub auth_clients: tls::ClientAuth,
-    /// Longest a TLS handshake may take before the connection is closed.
-    pub handshake_timeout_ms: u64,
-}
-
-impl TlsListenConfig {
-    /// TLS on `listen` with `identity`, Redis's default client authentication (`yes`) and a 10 s handshake.
-    pub fn new(listen: SocketAddr, identity: tls::CertFiles, ca_cert_file: Option<PathBuf>) -> TlsListenConfig {
-        TlsListenConfig {
-            listen,
-            identity,
-            ca_cert_file,
-            auth_clients: tls::ClientAuth::default(),
-            handshake_timeout_ms: 10_000,
-        }
-    }
-}
-
-/// How a node finds and watches its peers.
-#[derive(Debug, Clone)]
-pub struct ClusterConfig {
-    /// UDP address for gossip (the same port over TCP will carry peer data).
-    pub listen: SocketAddr,
-    /// The address peers and clients should use to reach this node's gossip port, when `listen` is a wildcard.
-    pub advertise: Option<SocketAddr>,
-    /// Seeds as `host:port`; names are re-resolved every `seed_refresh_ms`.
-    pub seeds: Vec<String>,
-    /// How often seeds are re-resolved.
-    pub seed_refresh_ms: u64,
-    /// SWIM timing.
-    pub gossip: GossipConfig,
-    /// Shared secret that authenticates gossip packets and peer links.
-    pub secret: Option<Secret>,
-    /// TLS on every peer link (`--tls-cluster`): the node's certificate and the cluster CA; gossip stays UDP.
-    pub tls: Option<tls::ClusterTlsFiles>,
-    /// The operator's explicit opt-out (`--cluster-insecure`): a cluster address beyond loopback without a
-    /// secret is allowed (else refused at start, see `check_cluster_exposure`).
-    pub insecure: bool,
-    /// Test-only fault injection: the percentage (0-100) of outgoing gossip datagrams dropped on purpose, drawn
-    /// from an RNG seeded by `ServerConfig::seed`. Benchmarks use it to measure false downs under loss on hosts
-    /// without netem. Always 0 in production.
-    pub send_loss_percent: u8,
-}
-
-impl ClusterConfig {
-    /// Gossip on `listen` with LAN timing, no seeds and no secret.
-    pub fn new(listen: SocketAddr) -> ClusterConfig {
-        ClusterConfig {
-            listen,
-            advertise: None,
-            seeds: Vec::new(),
-            seed_refresh_ms: 30_000,
-            gossip: GossipConfig::lan(),
-            secret: None,
-            tls: None,
-            insecure: false,
-            send_loss_percent: 0,
-        }
-    }
-}
-
-/// Refuse a cluster address reachable beyond this host without a cluster secret: anyone who reaches the
-/// gossip or peer port of such a node could join, read and change every key. The bound address (`listen`) and
-/// the announced one (`advertise`) must both be loopback unless there is a secret or `insecure` is set. TLS peer
-/// links (`--tls-cluster`) do not lift the rule: they authenticate peers by certificate, but gossip would be open.
-pub fn check_cluster_exposure(
-    listen: SocketAddr,
-    advertise: Option<SocketAddr>,
-    has_secret: bool,
-    insecure: bool,
-) -> Result<(), crate::config::ConfigError> {
-    if has_secret || insecure {
-        return Ok(());
-    }
-    let exposed = [Some(listen), advertise].into_iter().flatten().find(|a| !a.ip().is_loopback());
-    if let Some(addr) = exposed {
-        return Err(crate::config::ConfigError::Invalid(format!(
-            "refusing to start: the cluster address {addr} is not loopback and no cluster secret is set, so anyone \
-             who reaches it could join the cluster and read or change every key. Give every node the same \
-             --cluster-secret (or --cluster-secret-file) of 16 bytes or more, or, only on a network you fully \
-             trust, pass --cluster-insecure (SHOAL_CLUSTER_INSECURE=true, cluster-insecure = true)"
-        )));
-    }
-    Ok(())
-}
-
-/// Why a server could not start, or stopped on its own.
-#[derive(Debug, thiserror::Error)]
-pub enum ServeError {
-    /// The configuration cannot run (the message says which setting and why).
-    #[error(transparent)]
-    Config(#[from] crate::config::ConfigError),
-    /// A listening socket could not be bound.
-    #[error("binding {what} on {addr}: {error}")]
-    Bind {
-        /// Which listener.
-        what: &'static str,
-        /// The address it was to bind.
-        addr: SocketAddr,
-        /// Why it failed.
-        error: std::io::Error,
-    },
-    /// A certificate, key or CA file could not be used.
-    #[error("{what}: {error}")]
-    Tls {
-        /// Which TLS endpoint.
-        what: &'static str,
-        /// Why.
-        error: tls::TlsError,
-    },
-    /// The cluster secret was refused.
-    #[error("cluster secret: {0}")]
-    Secret(#[from] crate::core::membership::SecretError),
-    /// The gossip settings were refused by the membership layer.
-    #[error("gossip settings: {0}")]
-    Gossip(#[from] crate::core::membership::ConfigError),
-    /// One of the server's own tasks ended while it was serving (a panic, or a channel that closed).
-    #[error("the {task} {how}")]
-    TaskEnded {
-        /// Which task.
-        task: &'static str,
-        /// How it ended.
-        how: String,
-    },
-    /// Another I/O error of a socket the server holds.
-    #[error(transparent)]
-    Io(#[from] std::io::Error),
-    /// The server task itself could not be joined (it panicked).
-    #[error("the server task: {0}")]
-    Join(#[from] tokio::task::JoinError),
-}
-
-impl Default for ServerConfig {
-    fn default() -> Self {
-        ServerConfig {
-            listen: Some("127.0.0.1:6380".parse().expect("valid default address")),
-            tls: None,
-            requirepass: None,
-            maxclients: 10_000,
-            pending_requests_max: 65_536,
-            limits: Limits::default(),
-            client_query_buffer_bytes_max: 1 << 30,
-            client_output_buffer_bytes_max: 1 << 30,
-            client_idle_timeout_ms: 0,
-            node: NodeConfig::default(),
-            seed: 0,
-            cluster: None,
-            metrics: None,
-            enable_debug_command: DebugCommand::No,
-        }
-    }
-}
 
 /// State shared by the accept loop and every connection.
 pub struct Shared {
@@ -511,6 +302,13 @@ async fn run(
     result
 }
 
+/// The server's own tasks, watched while it serves: when one ends on its own, the server stops with an error.
+struct Tasks {
+    node_task: Option<JoinHandle<Node>>,
+    receiving: Option<JoinHandle<()>>,
+    peer_listening: Option<JoinHandle<()>>,
+}
+
 async fn serve_until(
     sockets: Sockets,
     mut config: ServerConfig,
@@ -527,6 +325,41 @@ async fn serve_until(
     if let Some((l, _)) = &tls {
         tracing::info!(node = %config.node.name, addr = %l.local_addr()?, "shoal listening for RESP clients over TLS");
     }
+    let port = listener.as_ref().map_or(Ok(0), |l| l.local_addr().map(|a| a.port()))?;
+    let (mut tasks, shared) =
+        start_node(config, addr, port, udp, peer_listener, peer_tls, peer_stats, &shutdown).await?;
+    if let Some(at) = shared.config.metrics {
+        let listener = tokio::net::TcpListener::bind(at).await.map_err(|error| ServeError::Bind {
+            what: "--metrics",
+            addr: at,
+            error,
+        })?;
+        tracing::info!(addr = %at, "serving Prometheus metrics at /metrics");
+        tokio::spawn(metrics::serve(listener, shared.clone(), shutdown.clone()));
+    }
+    accept_until(listener, tls, external, &mut tasks, &shared, &shutdown).await?;
+    tracing::info!("shutting down");
+    let _ = stop.send(true);
+    drop(shared);
+    if let Some(task) = tasks.node_task {
+        let _ = task.await;
+    }
+    Ok(())
+}
+
+/// Build the node and start what runs beside the accept loop: the node task, and for a clustered node the
+/// gossip receiver, the seed refresher and the peer transport.
+#[allow(clippy::too_many_arguments)]
+async fn start_node(
+    config: ServerConfig,
+    addr: SocketAddr,
+    port: u16,
+    udp: Option<Arc<UdpSocket>>,
+    peer_listener: Option<TcpListener>,
+    peer_tls: Option<PeerTls>,
+    peer_stats: Arc<PeerStats>,
+    shutdown: &watch::Receiver<bool>,
+) -> Result<(Tasks, Arc<Shared>), ServeError> {
     let (to_node, rx) = mpsc::channel(4096);
     // Gossip has a queue of its own, which the node task serves first (without a cluster it is closed at once).
     let (gossip_tx, gossip_rx) = mpsc::channel(gossip::GOSSIP_QUEUE_MAX);
@@ -543,11 +376,11 @@ async fn serve_until(
         let loss_percent = config.cluster.as_ref().map_or(0, |c| c.send_loss_percent);
         node_task::Gossip::new(socket, loss_percent, config.seed)
     });
-    let (peers, mut peer_listening) = match peer_listener {
+    let (peers, peer_listening) = match peer_listener {
         Some(l) => start_peers(l, peer_tls, &node, &config, to_node.clone(), peer_stats.clone(), shutdown.clone())?,
         None => (None, None),
     };
-    let mut node_task = Some(tokio::spawn(node_task::run(node, rx, gossip_rx, shutdown.clone(), gossip, peers)));
+    let node_task = Some(tokio::spawn(node_task::run(node, rx, gossip_rx, shutdown.clone(), gossip, peers)));
     let shared = Arc::new(Shared {
         config,
         to_node,
@@ -556,17 +389,21 @@ async fn serve_until(
         peer_stats,
         gossip_dropped,
         started: Instant::now(),
-        port: listener.as_ref().map_or(Ok(0), |l| l.local_addr().map(|a| a.port()))?,
+        port,
     });
-    if let Some(at) = shared.config.metrics {
-        let listener = tokio::net::TcpListener::bind(at).await.map_err(|error| ServeError::Bind {
-            what: "--metrics",
-            addr: at,
-            error,
-        })?;
-        tracing::info!(addr = %at, "serving Prometheus metrics at /metrics");
-        tokio::spawn(metrics::serve(listener, shared.clone(), shutdown.clone()));
-    }
+    Ok((Tasks { node_task, receiving, peer_listening }, shared))
+}
+
+/// Accept client connections (plain and TLS) until `external` asks to stop; an error when one of `tasks` ends
+/// on its own first.
+async fn accept_until(
+    listener: Option<TcpListener>,
+    tls: Option<(TcpListener, TlsAcceptor)>,
+    external: &mut watch::Receiver<bool>,
+    tasks: &mut Tasks,
+    shared: &Arc<Shared>,
+    shutdown: &watch::Receiver<bool>,
+) -> Result<(), ServeError> {
     let next_conn = AtomicU64::new(1);
     let (tls_listener, acceptor) = tls.unzip();
     loop {
@@ -575,13 +412,15 @@ async fn serve_until(
             accepted = accept_on(tls_listener.as_ref()) => (accepted, acceptor.clone()),
             _ = external.changed() => {
                 if *external.borrow() {
-                    break;
+                    return Ok(());
                 }
                 continue;
             }
-            how = ended(&mut node_task) => return Err(ServeError::TaskEnded { task: "node task", how }),
-            how = ended(&mut receiving) => return Err(ServeError::TaskEnded { task: "gossip receiver", how }),
-            how = ended(&mut peer_listening) => return Err(ServeError::TaskEnded { task: "peer listener", how }),
+            how = ended(&mut tasks.node_task) => return Err(ServeError::TaskEnded { task: "node task", how }),
+            how = ended(&mut tasks.receiving) => return Err(ServeError::TaskEnded { task: "gossip receiver", how }),
+            how = ended(&mut tasks.peer_listening) => {
+                return Err(ServeError::TaskEnded { task: "peer listener", how })
+            }
         };
         match accepted {
             Ok((socket, peer)) => {
@@ -595,13 +434,6 @@ async fn serve_until(
             }
         }
     }
-    tracing::info!("shutting down");
-    let _ = stop.send(true);
-    drop(shared);
-    if let Some(task) = node_task {
-        let _ = task.await;
-    }
-    Ok(())
 }
 
 /// The next connection on `listener`; never, without one.

@@ -9,37 +9,41 @@
 //! its copy through a fallback node holding a hint, or through a hint kept here (sloppy quorum: a fallback's
 //! acknowledgement counts). A node that does not own a key forwards the command to its owners in preference
 //! order, failing over to the next when one fails. Multi-key commands are split per key and their parts combined.
+//!
+//! This file holds the routing and what every kind of request shares (their timers, a lost peer link, the
+//! answer to the origin, the key's owners); each kind lives in its own file: `forward`, `read`, `write`,
+//! `fanout`, and the replica side of a write in `apply`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
 
+use super::fanout::combine;
 use super::levels::{Consistency, Levels};
-use super::state::{Asked, FanKind, Origin, Pending, Target};
-use super::wire::{PeerMsg, WireEntry};
+use super::state::{FanKind, Origin, Pending};
+use super::wire::PeerMsg;
 use crate::core::command::{Command, SetCond, SetTtl};
 use crate::core::node::{Node, Outbox, Output, TimerId};
 use crate::core::reply::{err_wrong_arity, Reply};
-use crate::core::store::{entry_hash, Entry};
 use crate::core::Millis;
 
 /// Redis Cluster's text for a multi-key command whose keys live on different nodes.
 pub const ERR_CROSSSLOT: &str = "CROSSSLOT Keys in request don't hash to the same slot";
 
-/// Why an entry from a peer was not merged.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Refusal {
-    /// Storing it needs memory the `maxmemory` policy cannot free.
-    NoRoom,
-    /// Its version is further ahead of this node's clock than `clock_drift_max_ms`.
-    ClockAhead,
-}
-
 impl Node {
     /// A client command (or a part of one, or one forwarded by a peer) enters the cluster path.
     pub(crate) fn route(&mut self, now: Millis, origin: Origin, cmd: Command, levels: Levels, out: &mut Outbox) {
         self.refresh_ring(now);
+        let max = self.config.requests_in_flight_max;
+        if !matches!(origin, Origin::Part { .. }) && self.repl().pending.len() >= max {
+            // Every request in flight holds its command (and a write its entries) until it ends: past the limit
+            // a new one is refused at once, with the error cluster clients retry, instead of growing without
+            // bound. The parts of a multi-key command already admitted are not refused halfway.
+            self.repl_mut().stats.requests_refused += 1;
+            let text = format!("TRYAGAIN too many requests in flight on this node ({max}); retry later");
+            return self.respond(origin, Reply::error(text), out);
+        }
         if let Some(key) = cmd.single_key().cloned() {
             return self.route_single(now, origin, key, cmd, levels, out);
         }
@@ -139,435 +143,6 @@ impl Node {
         }
     }
 
-    /// Send the command to the first owner that answers, in preference order.
-    fn forward(
-        &mut self,
-        now: Millis,
-        origin: Origin,
-        cmd: Command,
-        levels: Levels,
-        candidates: Vec<Arc<str>>,
-        out: &mut Outbox,
-    ) {
-        let id = self.repl_mut().id();
-        self.repl_mut().stats.forwards += 1;
-        let placeholder = SocketAddr::from(([0, 0, 0, 0], 0));
-        let pending = Pending::Forward { origin, cmd, levels, candidates, next: 0, to: placeholder };
-        self.repl_mut().pending.insert(id, pending);
-        self.forward_next(now, id, out);
-    }
-
-    /// Try the forward's next candidate (this node coordinates itself when it is the next one).
-    fn forward_next(&mut self, now: Millis, id: u64, out: &mut Outbox) {
-        let timeout = self.forward_timeout_ms();
-        loop {
-            let Some(Pending::Forward { candidates, next, .. }) = self.repl().pending.get(&id) else { return };
-            let Some(name) = candidates.get(*next).cloned() else {
-                let Some(Pending::Forward { origin, candidates, .. }) = self.repl_mut().pending.remove(&id) else {
-                    return;
-                };
-                self.repl_mut().stats.timeouts += 1;
-                let text = format!("TIMEOUT no owner of the key answered ({} tried)", candidates.len());
-                return self.respond(origin, Reply::error(text), out);
-            };
-            if let Some(Pending::Forward { next, .. }) = self.repl_mut().pending.get_mut(&id) {
-                *next += 1;
-            }
-            if *name == *self.config.name {
-                let Some(Pending::Forward { origin, cmd, levels, candidates, .. }) =
-                    self.repl_mut().pending.remove(&id)
-                else {
-                    return;
-                };
-                if cmd.is_read() {
-                    let key = cmd.single_key().cloned().unwrap_or_default();
-                    return self.coordinate_read(now, origin, key, cmd, levels.read, candidates, out);
-                }
-                return self.coordinate_write(now, origin, cmd, levels.write, candidates, out);
-            }
-            let Some(addr) = self.repl().addr_of(&name) else { continue };
-            let Some(Pending::Forward { cmd, levels, to, .. }) = self.repl_mut().pending.get_mut(&id) else {
-                return;
-            };
-            *to = addr;
-            let msg = PeerMsg::Forward { id, cmd: cmd.clone(), levels: *levels };
-            out.push(Output::SendPeer { to: addr, msg });
-            out.push(Output::Schedule { after_ms: timeout, timer: TimerId::Request(id) });
-            return;
-        }
-    }
-
-    /// A forwarded command was answered.
-    pub(crate) fn forward_replied(&mut self, from: SocketAddr, id: u64, reply: Reply, out: &mut Outbox) {
-        match self.repl().pending.get(&id) {
-            Some(Pending::Forward { to, .. }) if *to == from => {}
-            _ => return,
-        }
-        if let Some(Pending::Forward { origin, .. }) = self.repl_mut().pending.remove(&id) {
-            self.respond(origin, reply, out);
-        }
-    }
-
-    /// The link to forward `id`'s owner failed after the command went out on it: the owner may have run it, and
-    /// running a command whose effect depends on the value (INCR, APPEND, DEL, ...) on the next owner could run
-    /// it twice, so the client hears that the outcome is unknown (as at a timeout) and decides.
-    fn forward_unknown(&mut self, id: u64, out: &mut Outbox) {
-        let Some(Pending::Forward { origin, to, .. }) = self.repl_mut().pending.remove(&id) else { return };
-        self.repl_mut().stats.forwards_unknown += 1;
-        let name = self.name_of(to).unwrap_or_else(|| to.to_string());
-        let text = format!(
-            "TIMEOUT the connection to the key's owner {name} failed before it answered (the command may or may \
-             not have run)"
-        );
-        self.respond(origin, Reply::error(text), out);
-    }
-
-    /// Read at `level`: from the local copy at ONE, else after merging the other owners' copies into it.
-    #[allow(clippy::too_many_arguments)]
-    fn coordinate_read(
-        &mut self,
-        now: Millis,
-        origin: Origin,
-        key: Bytes,
-        cmd: Command,
-        level: Consistency,
-        owners: Vec<Arc<str>>,
-        out: &mut Outbox,
-    ) {
-        let me = self.config.name.as_str();
-        let n = owners.len().max(1);
-        let needed = level.required(n);
-        let local = usize::from(owners.iter().any(|o| **o == *me));
-        if needed <= local {
-            let reply = self.execute(now, cmd);
-            return self.respond(origin, reply, out);
-        }
-        let asked = self.other_owners(&owners);
-        let id = self.repl_mut().id();
-        ask_for(&asked, id, &key, out);
-        let pending = Pending::Read {
-            origin: Some(origin),
-            cmd,
-            key,
-            needed: needed - local,
-            asked,
-            level: level.as_str(),
-            then_write: None,
-        };
-        self.repl_mut().pending.insert(id, pending);
-        out.push(Output::Schedule { after_ms: self.config.request_timeout_ms, timer: TimerId::Request(id) });
-        self.read_progress(now, id, false, out);
-    }
-
-    /// A replica answered a read (or a `Get` from anti-entropy-free paths): merge, then see whether to answer.
-    pub(crate) fn read_replied(
-        &mut self,
-        now: Millis,
-        from: SocketAddr,
-        id: u64,
-        entries: Vec<Option<WireEntry>>,
-        out: &mut Outbox,
-    ) {
-        let key = match self.repl().pending.get(&id) {
-            Some(Pending::Read { key, asked, .. }) if asked.iter().any(|a| a.addr == from && a.answer.is_none()) => {
-                key.clone()
-            }
-            _ => return,
-        };
-        let entry = entries.into_iter().next().flatten();
-        let hash = match entry {
-            Some(w) => {
-                let e = Entry::from_wire(w);
-                let h = entry_hash(&key, &e);
-                // A copy from too far in the future is not an answer: the replica counts as failed.
-                self.merge_entry(now, &key, e).is_ok().then_some(h)
-            }
-            None => Some(0),
-        };
-        if let Some(Pending::Read { asked, .. }) = self.repl_mut().pending.get_mut(&id) {
-            if let Some(a) = asked.iter_mut().find(|a| a.addr == from) {
-                match hash {
-                    Some(hash) => a.answer = Some(hash),
-                    None => a.failed = true,
-                }
-            }
-        }
-        self.read_progress(now, id, false, out);
-    }
-
-    /// Answer the read once enough replicas did; finish (read repair) once all did, failed, or time ran out.
-    fn read_progress(&mut self, now: Millis, id: u64, timed_out: bool, out: &mut Outbox) {
-        let Some(Pending::Read { origin, needed, asked, level, then_write, .. }) = self.repl().pending.get(&id) else {
-            return;
-        };
-        let answered = asked.iter().filter(|a| a.answer.is_some()).count();
-        let settled = asked.iter().all(|a| a.answer.is_some() || a.failed);
-        if then_write.is_some() {
-            if !(settled || timed_out) {
-                return;
-            }
-            let Some(Pending::Read { origin: Some(origin), cmd, then_write: Some((level, owners)), .. }) =
-                self.repl_mut().pending.remove(&id)
-            else {
-                return;
-            };
-            if answered == 0 && cmd.depends_on_value() && self.recently_stalled(now) {
-                // A node that just stalled holds copies that may miss acknowledged writes: without a single
-                // other owner's copy, running the command here could undo them.
-                self.repl_mut().stats.timeouts += 1;
-                let text = format!(
-                    "TIMEOUT write at {}: this node was stalled and none of the key's other owners answered its \
-                     re-read (the command did not run)",
-                    level.as_str()
-                );
-                return self.respond(origin, Reply::error(text), out);
-            }
-            return self.write_now(now, origin, cmd, level, owners, out);
-        }
-        let answer_now = origin.is_some() && answered >= *needed;
-        let fail_now = origin.is_some() && !answer_now && (timed_out || settled);
-        let (needed, level) = (*needed, *level);
-        if answer_now || fail_now {
-            let Some(Pending::Read { origin, cmd, .. }) = self.repl_mut().pending.get_mut(&id) else { return };
-            let origin = origin.take().expect("checked above");
-            let cmd = cmd.clone();
-            let reply = if answer_now {
-                self.execute(now, cmd)
-            } else {
-                self.repl_mut().stats.timeouts += 1;
-                Reply::error(format!(
-                    "TIMEOUT read at {level}: {} of {} required replicas answered",
-                    answered + 1,
-                    needed + 1
-                ))
-            };
-            self.respond(origin, reply, out);
-        }
-        if settled || timed_out {
-            let Some(Pending::Read { key, asked, .. }) = self.repl_mut().pending.remove(&id) else { return };
-            self.read_repair(now, &key, &asked, out);
-        }
-    }
-
-    /// Write the merged local copy back to every replica that answered with something else.
-    fn read_repair(&mut self, now: Millis, key: &Bytes, asked: &[Asked], out: &mut Outbox) {
-        let Some(local) = self.store.raw(key, now) else { return };
-        let hash = entry_hash(key, local);
-        let wire = local.to_wire();
-        for a in asked {
-            if a.answer.is_some_and(|h| h != hash) {
-                self.repl_mut().stats.read_repairs += 1;
-                let msg = PeerMsg::Put { id: 0, entries: vec![(key.clone(), wire.clone())], hint_for: None };
-                out.push(Output::SendPeer { to: a.addr, msg });
-            }
-        }
-    }
-
-    /// Coordinate a write here. The key's first owner on a settled ring runs it at once: it has seen every write
-    /// it coordinated. Any other coordinator (a failover, a forward from a node with another view, the first owner
-    /// of a ring that just changed) first merges the other owners' copies into its own, so the write's version
-    /// dominates the writes acknowledged before it whatever the clocks say, and read-modify-write commands see
-    /// them.
-    fn coordinate_write(
-        &mut self,
-        now: Millis,
-        origin: Origin,
-        cmd: Command,
-        level: Consistency,
-        owners: Vec<Arc<str>>,
-        out: &mut Outbox,
-    ) {
-        let first = owners.first().is_some_and(|o| **o == *self.config.name);
-        // A command whose effect depends on the current value (DEL, INCR, SET NX, EXPIRE, ...) also reads first
-        // when this node holds no value for the key: it may have restarted empty and not be refilled yet, or a
-        // newer write may not have reached it (a DEL that saw nothing here would delete nothing anywhere).
-        let key = cmd.single_key().cloned();
-        // (The store is looked up only when the answer matters: a plain SET does not depend on the value.)
-        let absent = |node: &Self| key.as_ref().is_some_and(|k| node.store.peek(k, now).is_none());
-        let trusted = first && self.ring_settled(now) && !(cmd.depends_on_value() && absent(self));
-        // The steady-state write (first owner, settled ring) goes straight on: nothing to list or ask.
-        let (Some(key), false) = (key, trusted) else {
-            return self.write_now(now, origin, cmd, level, owners, out);
-        };
-        let asked = self.other_owners(&owners);
-        if asked.is_empty() {
-            return self.write_now(now, origin, cmd, level, owners, out);
-        }
-        let id = self.repl_mut().id();
-        ask_for(&asked, id, &key, out);
-        let needed = asked.len();
-        let then_write = Some((level, owners));
-        let pending =
-            Pending::Read { origin: Some(origin), cmd, key, needed, asked, level: level.as_str(), then_write };
-        self.repl_mut().pending.insert(id, pending);
-        out.push(Output::Schedule { after_ms: self.config.request_timeout_ms, timer: TimerId::Request(id) });
-    }
-
-    /// The owners other than this node that are live, as replicas to ask.
-    fn other_owners(&self, owners: &[Arc<str>]) -> Vec<Asked> {
-        let me = self.config.name.as_str();
-        owners
-            .iter()
-            .filter(|o| ***o != *me)
-            .filter_map(|o| self.repl().addr_of(o))
-            .map(|addr| Asked { addr, answer: None, failed: false })
-            .collect()
-    }
-
-    /// Whether the ring has not changed for two anti-entropy periods (views have had time to agree).
-    pub(crate) fn ring_settled(&self, now: Millis) -> bool {
-        now.saturating_sub(self.repl().ring_changed_at) >= 2 * self.config.anti_entropy_period_ms
-    }
-
-    /// Execute a write here, then replicate the entries it changed to the other owners.
-    fn write_now(
-        &mut self,
-        now: Millis,
-        origin: Origin,
-        cmd: Command,
-        level: Consistency,
-        owners: Vec<Arc<str>>,
-        out: &mut Outbox,
-    ) {
-        self.dirty.clear();
-        let reply = self.execute(now, cmd);
-        if owners.len() == 1 && *owners[0] == *self.config.name {
-            // A cluster of one: nothing to replicate.
-            self.dirty.clear();
-            return self.respond(origin, reply, out);
-        }
-        let mut keys = std::mem::take(&mut self.dirty);
-        keys.sort();
-        keys.dedup();
-        let entries: Vec<(Bytes, WireEntry)> =
-            keys.drain(..).filter_map(|k| self.store.raw(&k, now).map(|e| (k, e.to_wire()))).collect();
-        self.dirty = keys; // Drained: kept for its allocation.
-        if entries.is_empty() {
-            return self.respond(origin, reply, out);
-        }
-        let me = self.config.name.as_str();
-        let n = owners.len().max(1);
-        let needed = level.required(n);
-        let acks = usize::from(owners.iter().any(|o| **o == *me));
-        let targets: Vec<Target> = owners
-            .iter()
-            .filter(|o| ***o != *me)
-            .filter_map(|o| {
-                let addr = self.repl().addr_of(o)?;
-                Some(Target { name: o.clone(), addr, acked: false, fallback: None, hinted_here: false, refused: false })
-            })
-            .collect();
-        let id = self.repl_mut().id();
-        for t in &targets {
-            let msg = PeerMsg::Put { id, entries: entries.clone(), hint_for: None };
-            out.push(Output::SendPeer { to: t.addr, msg });
-        }
-        let origin = if acks >= needed {
-            self.respond(origin, reply.clone(), out);
-            None
-        } else {
-            Some(origin)
-        };
-        if targets.is_empty() {
-            if let Some(origin) = origin {
-                self.write_failed(origin, level.as_str(), acks, needed, out);
-            }
-            return;
-        }
-        let pending = Pending::Write { origin, reply, entries, needed, acks, targets, level: level.as_str(), round: 0 };
-        self.repl_mut().pending.insert(id, pending);
-        out.push(Output::Schedule { after_ms: self.config.request_timeout_ms, timer: TimerId::Request(id) });
-    }
-
-    fn write_failed(&mut self, origin: Origin, level: &str, acks: usize, needed: usize, out: &mut Outbox) {
-        self.repl_mut().stats.timeouts += 1;
-        let text = format!("TIMEOUT write at {level}: {acks} of {needed} required replicas acknowledged");
-        self.respond(origin, Reply::error(text), out);
-    }
-
-    /// A `PutAck` arrived: count it for the write (from the replica or from the fallback holding its hint).
-    pub(crate) fn put_acked(&mut self, now: Millis, from: SocketAddr, id: u64, out: &mut Outbox) {
-        if let Some(Pending::HintDelivery { target, .. }) = self.repl().pending.get(&id) {
-            if self.name_of(from).as_ref() == Some(target) {
-                self.hints_delivered(id);
-            }
-            return;
-        }
-        match self.repl_mut().pending.get_mut(&id) {
-            Some(Pending::Write { .. }) => self.write_acked(from, id, out),
-            Some(Pending::Handoff { waiting, .. }) => {
-                waiting.remove(&from);
-                if waiting.is_empty() {
-                    self.handoff_done(now, id);
-                }
-            }
-            Some(Pending::Flush { .. }) => self.flush_done(id, Some(from), out),
-            _ => {}
-        }
-    }
-
-    fn write_acked(&mut self, from: SocketAddr, id: u64, out: &mut Outbox) {
-        let Some(Pending::Write { origin, acks, targets, needed, reply, .. }) = self.repl_mut().pending.get_mut(&id)
-        else {
-            return;
-        };
-        let Some(t) = targets.iter_mut().find(|t| !t.acked && (t.addr == from || t.fallback == Some(from))) else {
-            return;
-        };
-        t.acked = true;
-        *acks += 1;
-        let done = targets.iter().all(|t| t.acked || t.refused);
-        let answer = if *acks >= *needed { origin.take().map(|o| (o, reply.clone())) } else { None };
-        if done {
-            self.repl_mut().pending.remove(&id);
-        }
-        if let Some((origin, reply)) = answer {
-            self.respond(origin, reply, out);
-        }
-    }
-
-    /// A replica of write `id` failed (timeout or lost connection): hand its copy to a fallback node with a
-    /// hint, or keep the hint here when there is none (or the fallback failed too).
-    fn write_replica_failed(&mut self, now: Millis, id: u64, which: usize, out: &mut Outbox) {
-        let Some(Pending::Write { targets, entries, .. }) = self.repl().pending.get(&id) else { return };
-        let t = targets[which].clone();
-        if t.acked || t.hinted_here || t.refused {
-            return;
-        }
-        let keys: Vec<Bytes> = entries.iter().map(|(k, _)| k.clone()).collect();
-        let used: Vec<SocketAddr> = targets.iter().flat_map(|t| [Some(t.addr), t.fallback]).flatten().collect();
-        self.repl_mut().stats.replica_failures += 1;
-        let fallback = if t.fallback.is_none() { self.fallback_for(&keys[0], &used) } else { None };
-        let Some(Pending::Write { targets, entries, .. }) = self.repl_mut().pending.get_mut(&id) else { return };
-        match fallback {
-            Some(addr) => {
-                targets[which].fallback = Some(addr);
-                let msg = PeerMsg::Put { id, entries: entries.clone(), hint_for: Some(t.name.to_string()) };
-                out.push(Output::SendPeer { to: addr, msg });
-            }
-            None => {
-                targets[which].hinted_here = true;
-                for key in keys {
-                    self.add_hint(now, t.name.to_string(), key);
-                }
-            }
-        }
-    }
-
-    /// The first live node past the key's preference list that is not in `used` and not this node.
-    fn fallback_for(&mut self, key: &[u8], used: &[SocketAddr]) -> Option<SocketAddr> {
-        let me = self.config.name.clone();
-        let n = self.config.replicas;
-        let names: Vec<String> =
-            self.ring_ref().preference_list(key, usize::MAX).into_iter().map(String::from).collect();
-        names
-            .into_iter()
-            .skip(n)
-            .filter(|name| *name != me)
-            .filter_map(|name| self.repl().addr_of(&name))
-            .find(|addr| !used.contains(addr))
-    }
-
     /// Request `id`'s timer fired.
     pub(crate) fn request_timer(&mut self, now: Millis, id: u64, out: &mut Outbox) {
         match self.repl().pending.get(&id) {
@@ -609,24 +184,6 @@ impl Node {
             Some(Pending::Flush { .. }) => self.flush_done(id, None, out),
             Some(Pending::Lock(_)) => self.lock_progress(now, id, true, out),
             Some(Pending::Fanout { .. }) | None => {}
-        }
-    }
-
-    /// The write's last chance passed: keep hints here for replicas whose copy is not confirmed anywhere, and
-    /// answer with an error if the level was not met.
-    fn write_finish(&mut self, now: Millis, id: u64, out: &mut Outbox) {
-        let Some(Pending::Write { origin, entries, targets, acks, needed, level, .. }) =
-            self.repl_mut().pending.remove(&id)
-        else {
-            return;
-        };
-        for t in targets.iter().filter(|t| !t.acked && !t.hinted_here && !t.refused) {
-            for (key, _) in &entries {
-                self.add_hint(now, t.name.to_string(), key.clone());
-            }
-        }
-        if let Some(origin) = origin {
-            self.write_failed(origin, level, acks, needed, out);
         }
     }
 
@@ -692,31 +249,6 @@ impl Node {
         }
     }
 
-    /// Split a multi-key command into single-key parts and combine their replies.
-    fn fan_out(
-        &mut self,
-        now: Millis,
-        origin: Origin,
-        kind: FanKind,
-        parts: Vec<Command>,
-        levels: Levels,
-        out: &mut Outbox,
-    ) {
-        let count = parts.len();
-        if count == 0 {
-            // No part would ever answer: a client cannot send a multi-key command without keys (arity), but a
-            // peer's `Forward` can. Answer at once as the empty command would be (an empty array, OK, 0).
-            self.repl_mut().stats.peer_msgs_invalid += 1;
-            return self.respond(origin, combine(kind, Vec::new()), out);
-        }
-        let id = self.repl_mut().id();
-        let pending = Pending::Fanout { origin, kind, parts: vec![None; count], remaining: count };
-        self.repl_mut().pending.insert(id, pending);
-        for (index, cmd) in parts.into_iter().enumerate() {
-            self.route(now, Origin::Part { parent: id, index }, cmd, levels, out);
-        }
-    }
-
     /// Deliver a reply to whoever waits for it.
     pub(crate) fn respond(&mut self, origin: Origin, reply: Reply, out: &mut Outbox) {
         match origin {
@@ -743,76 +275,6 @@ impl Node {
                 self.respond(origin, combined, out);
             }
         }
-    }
-
-    /// Entries from a peer (`Put`): merge each; keep a hint when the copy is meant for another replica. An entry
-    /// refused for lack of memory is named in a `PutRefused`; one refused for a clock too far ahead leaves the
-    /// whole `Put` unanswered, so the sender counts the replica as failed and keeps its copy to retry.
-    pub(crate) fn put_received(
-        &mut self,
-        now: Millis,
-        from: SocketAddr,
-        id: u64,
-        entries: Vec<(Bytes, WireEntry)>,
-        hint_for: Option<String>,
-        out: &mut Outbox,
-    ) {
-        let mut refused = Vec::new();
-        let mut clock_ahead = false;
-        for (key, wire) in entries {
-            match self.merge_entry(now, &key, Entry::from_wire(wire)) {
-                Ok(()) => {}
-                Err(Refusal::NoRoom) => {
-                    refused.push(key);
-                    continue;
-                }
-                // Not stored, so not acknowledged: the sender's count of copies stays honest, and it keeps its
-                // hint or hand-off to try again later.
-                Err(Refusal::ClockAhead) => {
-                    clock_ahead = true;
-                    continue;
-                }
-            }
-            if let Some(target) = &hint_for {
-                if *target != self.config.name {
-                    self.add_hint(now, target.clone(), key);
-                }
-            }
-        }
-        if id != 0 && !clock_ahead {
-            let msg =
-                if refused.is_empty() { PeerMsg::PutAck { id } } else { PeerMsg::PutRefused { id, keys: refused } };
-            out.push(Output::SendPeer { to: from, msg });
-        }
-    }
-
-    /// Merge a replica's entry into the local store, observing its time and counting what happened; an error
-    /// (and nothing merged) when the entry's version is further ahead of this node's clock than
-    /// `clock_drift_max_ms`, or when it needs memory the `maxmemory` policy cannot free (`admit`).
-    pub(crate) fn merge_entry(&mut self, now: Millis, key: &[u8], entry: Entry) -> Result<(), Refusal> {
-        let time = entry.vector.max_time();
-        if !self.peer_time_ok(now, time) {
-            return Err(Refusal::ClockAhead);
-        }
-        self.hlc.observe(time);
-        if self.flushed(&entry) {
-            // Written before a FLUSHALL this node applied: the flush wins, and nothing is left to store.
-            self.repl_mut().stats.flushed_drops += 1;
-            return Ok(());
-        }
-        if !self.admit(now, key, &entry) {
-            self.repl_mut().stats.merges_refused += 1;
-            return Err(Refusal::NoRoom);
-        }
-        let outcome = self.store.merge(key, entry, now);
-        if outcome.changed && self.config.maxmemory_bytes != 0 {
-            // Replicated data obeys the memory limit too (what this evicts leaves a marker that spreads).
-            self.make_room(now);
-        }
-        let stats = &mut self.repl_mut().stats;
-        stats.merged_changes += u64::from(outcome.changed);
-        stats.lww_conflicts += u64::from(outcome.lww_conflict);
-        Ok(())
     }
 
     /// The key's preference list (names), as this node's ring sees it.
@@ -867,30 +329,5 @@ impl Node {
             (Reply::simple("version"), Reply::Bulk(Bytes::from(version.join(",")))),
             (Reply::simple("expire_at_ms"), Reply::Int(e.expire_at_ms as i64)),
         ])
-    }
-
-    /// The timeout of a forward: long enough for the owner's own write rounds (two replica timeouts).
-    fn forward_timeout_ms(&self) -> Millis {
-        let t = self.config.request_timeout_ms;
-        t.saturating_mul(2).saturating_add(t / 2)
-    }
-}
-
-/// Ask every replica in `asked` for its copy of `key` under request `id`.
-fn ask_for(asked: &[Asked], id: u64, key: &Bytes, out: &mut Outbox) {
-    for a in asked {
-        out.push(Output::SendPeer { to: a.addr, msg: PeerMsg::Get { id, keys: vec![key.clone()] } });
-    }
-}
-
-/// Combine the parts of a multi-key command; the first error wins.
-fn combine(kind: FanKind, parts: Vec<Reply>) -> Reply {
-    if let Some(e) = parts.iter().find(|p| p.is_error()) {
-        return e.clone();
-    }
-    match kind {
-        FanKind::Array => Reply::Array(parts),
-        FanKind::AllOk => Reply::Ok,
-        FanKind::Sum => Reply::Int(parts.iter().map(|p| if let Reply::Int(n) = p { *n } else { 0 }).sum()),
     }
 }

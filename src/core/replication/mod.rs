@@ -2,20 +2,25 @@
 //! anti-entropy logic.
 
 pub mod antientropy;
+mod apply;
 pub mod batch;
 pub mod codec;
 pub mod coordinator;
+mod fanout;
 mod flush;
+mod forward;
 pub mod handoff;
 pub mod handshake;
 mod hints;
 pub mod levels;
 mod pressure;
+mod read;
 pub(crate) mod roster;
 mod sharing;
 mod stall;
 pub mod state;
 pub mod wire;
+mod write;
 
 pub use codec::{DecodeError, EncodeError, Frame, FrameCodec};
 pub use handshake::{Acceptor, Connector, Greeting, HandshakeError, SessionKey};

@@ -195,6 +195,9 @@ pub struct ReplicationStats {
     /// Forwarded commands answered "may or may not have run" because their link failed after sending, instead
     /// of failing over and maybe running them twice.
     pub forwards_unknown: u64,
+    /// Client or forwarded commands refused with `TRYAGAIN` because `requests_in_flight_max` requests were in
+    /// flight.
+    pub requests_refused: u64,
 }
 
 /// The replication state of a clustered node.

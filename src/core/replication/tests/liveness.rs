@@ -100,3 +100,25 @@ fn a_forward_of_a_plain_set_still_fails_over_when_the_link_fails() {
     assert_eq!(c.replies.remove(&id), Some(Reply::Ok), "a blind write is safe to run on the next owner");
     assert!(c.node(1).replication_stats().unwrap().forward_failovers > 0);
 }
+
+#[test]
+fn requests_in_flight_are_bounded_and_the_excess_is_refused_with_tryagain() {
+    use crate::core::testkit::set;
+    let all = ALL;
+    let config = crate::core::NodeConfig { requests_in_flight_max: 4, ..config() };
+    let mut c = Cluster::new(3, config);
+    // The replicas are cut off, so writes at ALL wait for them until their timeout: four fill the table.
+    c.side = vec![0, 1, 1];
+    c.run_for(100);
+    let first: Vec<(u64, u64)> = (0..4).map(|i| c.submit(0, set(&format!("k{i}"), "v"), all)).collect();
+    let refused = c.submit(0, set("k4", "v"), all);
+    c.run_for(1);
+    let reply = c.replies.get(&refused).cloned().expect("answered at once");
+    assert!(matches!(&reply, Reply::Error(e) if e.starts_with("TRYAGAIN")), "{reply:?}");
+    assert_eq!(c.node(0).replication_stats().unwrap().requests_refused, 1);
+    // Once they end (here by their timeout), the table has room again.
+    c.run_until(|c| first.iter().all(|id| c.replies.contains_key(id)), 10_000);
+    c.side = vec![0, 0, 0];
+    c.run_for(100);
+    assert_eq!(c.call(0, set("k5", "v"), all), Reply::Ok);
+}
