@@ -5,7 +5,7 @@ use shoal_sim::trace::Trace;
 use shoal_sim::{run, Scenario, SimConfig};
 
 fn config(seed: u64, nodes: usize, scenario: Scenario, safety_s: u64) -> SimConfig {
-    let mut config = SimConfig::new(seed, nodes, scenario, safety_s * 1_000);
+    let mut config = SimConfig::new(seed, nodes, scenario, safety_s * 1_000).classic();
     config.liveness_bound_ms = 20_000;
     config
 }
@@ -37,7 +37,7 @@ fn assert_passes(report: &shoal_sim::Report) {
 /// A regression seed's full run as it was found, before lock clients joined the engine (they change every
 /// interleaving): without them it replays byte for byte (`--lock-clients 0`).
 fn full(seed: u64, scenario: Scenario) -> shoal_sim::Report {
-    let mut config = SimConfig::new(seed, 5, scenario, 60_000);
+    let mut config = SimConfig::new(seed, 5, scenario, 60_000).classic();
     config.locks.clients = 0;
     run(config, Trace::default())
 }
@@ -122,7 +122,7 @@ fn regression_seed_95_restarted_node_reused_its_vector_entry() {
 /// Replay: cargo run -p shoal-sim --release -- --seed 16 --scenario random --lock-mode strict
 #[test]
 fn regression_strict_seed_16_expired_write_lost_with_its_only_replica() {
-    let mut config = SimConfig::new(16, 5, Scenario::Random, 60_000);
+    let mut config = SimConfig::new(16, 5, Scenario::Random, 60_000).classic();
     config.lock_mode = shoal::core::locks::LockMode::Strict;
     assert_passes(&run(config, Trace::default()));
 }
@@ -139,7 +139,7 @@ fn regression_strict_seed_16_expired_write_lost_with_its_only_replica() {
 /// Replay: cargo run -p shoal-sim --release -- --seed 177 --scenario skew --trace /tmp/t.txt
 #[test]
 fn regression_skew_tombstone_dropped_by_a_clock_beyond_grace() {
-    let report = run(SimConfig::new(177, 5, Scenario::Skew, 60_000), Trace::default());
+    let report = run(SimConfig::new(177, 5, Scenario::Skew, 60_000).classic(), Trace::default());
     assert_passes(&report);
     let beyond = report.counts.iter().find(|(k, _)| *k == shoal_sim::check::Kind::DivergedBeyondGrace);
     assert!(beyond.is_some_and(|(_, n)| *n > 0), "counted as the allowed anomaly: {:?}", report.counts);

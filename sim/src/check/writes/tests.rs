@@ -28,7 +28,7 @@ fn op(client: u32, kind: OpKind, levels: Levels, span: (Ms, Option<Ms>), outcome
 }
 
 fn set(client: u32, value: u64, from: Ms, to: Ms) -> Op {
-    op(client, OpKind::Set { key: 1, value, ttl_ms: None }, Q, (from, Some(to)), Outcome::Replied(Reply::Ok))
+    op(client, OpKind::Set { key: 1, value, ttl_ms: None, size: 0 }, Q, (from, Some(to)), Outcome::Replied(Reply::Ok))
 }
 
 fn del(client: u32, from: Ms, to: Ms) -> Op {
@@ -157,7 +157,7 @@ fn a_vanished_value_needs_a_later_removal() {
     assert_eq!(lost_writes(&ops, &finals(None), &facts()), vec![]);
     // A TTL explains it.
     let mut with_ttl = set(0, 1, 0, 10);
-    with_ttl.kind = OpKind::Set { key: 1, value: 1, ttl_ms: Some(100) };
+    with_ttl.kind = OpKind::Set { key: 1, value: 1, ttl_ms: Some(100), size: 0 };
     assert_eq!(lost_writes(&[with_ttl], &finals(None), &facts()), vec![]);
     // The client's own older delete beating its later write is a causality violation.
     let ops = vec![del(0, 0, 5), set(0, 1, 10, 20)];
@@ -258,7 +258,7 @@ fn a_concurrent_later_delete_beating_a_write_is_an_anomaly_whether_its_tombstone
 #[test]
 fn a_later_ttl_whose_expiry_tombstone_may_have_aged_out_explains_an_older_value_back() {
     let mut ttl = set(2, 3, 40, 50);
-    ttl.kind = OpKind::Set { key: 1, value: 3, ttl_ms: Some(100) };
+    ttl.kind = OpKind::Set { key: 1, value: 3, ttl_ms: Some(100), size: 0 };
     let ops = vec![set(0, 1, 0, 10), set(1, 2, 20, 30), ttl];
     let last = finals(entry(EntryKind::Value, "1", vector(&[(1, 5)])));
     // Grace 1000 + TTL 100: a spread of 700 with 460 ms left in the run reaches it; 500 does not.
@@ -275,7 +275,7 @@ fn a_later_ttl_whose_expiry_tombstone_may_have_aged_out_explains_an_older_value_
 #[test]
 fn an_expiring_write_whose_only_tombstone_died_in_a_crash_may_lose() {
     let mut expiring = set(0, 2, 20, 30);
-    expiring.kind = OpKind::Set { key: 1, value: 2, ttl_ms: Some(100) };
+    expiring.kind = OpKind::Set { key: 1, value: 2, ttl_ms: Some(100), size: 0 };
     let ops = vec![set(0, 1, 0, 10), expiring];
     let last = finals(entry(EntryKind::Value, "1", vector(&[(1, 5)])));
     let mut f = facts();
