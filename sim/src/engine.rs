@@ -424,6 +424,20 @@ impl Engine {
             end_ms: config.safety_ms + config.liveness_bound_ms,
             fault_times,
             disturbed: disturbed_spans(&plan, config.safety_ms, config.safety_ms + config.liveness_bound_ms),
+            disturbed_but_pauses: {
+                let mut others = plan.clone();
+                others.events.retain(|(_, f)| !matches!(f, Fault::Pause { .. } | Fault::Resume { .. }));
+                disturbed_spans(&others, config.safety_ms, config.safety_ms + config.liveness_bound_ms)
+            },
+            stall_window_ms: 2 * NodeConfig::default().anti_entropy_period_ms,
+            fault_times_but_pauses: std::iter::once(0)
+                .chain(
+                    plan.events
+                        .iter()
+                        .filter(|(_, f)| !matches!(f, Fault::Pause { .. } | Fault::Resume { .. }))
+                        .map(|(at, _)| *at),
+                )
+                .collect(),
             lossy: plan.net.loss_ppm > 0,
             replicas: config.replicas,
             settle_ms: 10_000,
@@ -661,7 +675,10 @@ impl Engine {
             config.eviction = memory.eviction;
         }
         host.evicted_seen = 0;
-        host.node = Some(Node::clustered(config, self.node_rng.random(), membership, seeds));
+        let node = Node::clustered(config, self.node_rng.random(), membership, seeds);
+        self.facts.node_ids.insert(node.id().0, i);
+        let host = &mut self.hosts[i];
+        host.node = Some(node);
         let generation = host.generation;
         self.trace.record(self.now, i, 2, &now.to_le_bytes(), || format!("start gen {generation} clock {now}"));
         self.handle(i, Input::Start);

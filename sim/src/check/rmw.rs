@@ -33,9 +33,16 @@
 //!    forming), the later one seen in the window: last-writer-wins kept one branch, and the other's updates are
 //!    gone. That is what an AP store does with concurrent read-modify-writes; counted once a key as the allowed
 //!    `RmwLwwConcurrent`. Concurrent versions made with no fault around are no excuse: a settled first owner
-//!    runs every read-modify-write on its copy, and a stalled or new one re-reads the other owners first.
+//!    runs every read-modify-write on its copy, and a stalled or new one re-reads the other owners first. Nor is
+//!    a version made by a node within its stall window after it resumed from a pause, unless another fault (a
+//!    node down, a link cut, a clock jump) was in force or settling then (`Facts::stall_made`): a paused owner
+//!    that runs INCR on its stale copy after it resumes is exactly the bug the stall detection prevents.
 //!
-//! Anything else is a violation. An eviction undone with no update lost is counted as the allowed
+//! Anything else is a violation, except in a run whose clocks ended further apart than the tombstone grace:
+//! there a lost update of a key that had a tombstone or an eviction marker (a DEL that may have run, an eviction)
+//! is counted as the allowed `DivergedBeyondGrace`, since a marker made on a clock far behind has aged out on
+//! arrival at a replica far ahead, which then keeps or takes back an older version (the documented limit the
+//! register checkers apply to tombstones). An eviction undone with no update lost is counted as the allowed
 //! `EvictedCameBack`.
 
 use std::collections::BTreeMap;
@@ -77,12 +84,17 @@ impl<'a> Key<'a> {
         let ops: Vec<&Op> = ops.iter().filter(|op| op.kind.key() == key).collect();
         let versions: &[(Ms, VersionVector)] = facts.rmw_versions.get(&key).map_or(&[], |v| v.as_slice());
         let mut forks = Vec::new();
+        // A version counts for a fork if it was made under a fault, and not by a node fresh out of a pause
+        // (which must have re-read the other owners first: `Facts::stall_made`).
+        let allowed = |t: Ms, v: &VersionVector| {
+            facts.disturbed_at(t) && !v.latest().is_some_and(|l| facts.stall_made(l.node.0, t))
+        };
         for (i, (t1, v1)) in versions.iter().enumerate() {
-            if !facts.disturbed_at(*t1) {
+            if !allowed(*t1, v1) {
                 continue;
             }
             for (t2, v2) in &versions[i + 1..] {
-                if facts.disturbed_at(*t2) && v1.compare(v2) == Relation::Concurrent {
+                if allowed(*t2, v2) && v1.compare(v2) == Relation::Concurrent {
                     forks.push((*t1).max(*t2));
                 }
             }
@@ -153,6 +165,21 @@ impl<'a> Key<'a> {
             }
         }
         if !unexplained.is_empty() {
+            // Clocks further apart than the tombstone grace: a tombstone or eviction marker of the key (a DEL, an
+            // eviction) made on a clock far behind ages out on arrival at a replica far ahead, and an older version
+            // comes back there (the documented clocks-beyond-grace limit).
+            let marked = self.facts.evictions.contains_key(&self.key)
+                || self.ops.iter().any(|x| matches!(x.kind, OpKind::Del { .. }) && x.may_have_written());
+            if self.facts.clock_spread_ms >= self.facts.tombstone_grace_ms && marked {
+                let note = format!(
+                    " [clocks {} s apart, beyond the grace of the key's markers]",
+                    self.facts.clock_spread_ms / 1_000
+                );
+                for v in &mut unexplained {
+                    v.kind = Kind::DivergedBeyondGrace;
+                    v.detail.push_str(&note);
+                }
+            }
             found.extend(unexplained);
             return;
         }

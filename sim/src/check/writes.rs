@@ -28,7 +28,16 @@
 //!   replica counts intersect (R + W > N, e.g. QUORUM/QUORUM), returns that write or one that does not precede it,
 //!   provided no fault happened or was in force (a node down or paused, a link cut) from `settle_ms` before the
 //!   write to the read's answer, and the network never lost datagrams.
-//! - A value no client wrote is a `PhantomValue` wherever it shows.
+//! - A value no client wrote is a `PhantomValue` wherever it shows (a large value must also be intact: its
+//!   length and filler, `workload::value_number`).
+//! - Memory pressure (full workload): a key that ends absent while an acknowledged SET is unexplained is excused
+//!   when some node evicted the key after that SET was invoked (counted once a key as the allowed
+//!   `EvictedAbsent`), and a read of nil after one's own write likewise. An eviction never excuses an older value:
+//!   a final value whose version some node evicted (its eviction marker's vector covers the final one) that lost
+//!   a newer acknowledged write is `EvictedCameBackOlder`, a violation; with no write lost it is counted as the
+//!   allowed `EvictedCameBack` (an eviction undone, but nothing older than the newest acknowledged write). A read
+//!   of an older write after an eviction of the key is `EvictedCameBackOlder` too.
+//! - Counters and append logs (full workload) are left to `check::rmw`.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -83,8 +92,19 @@ pub struct Facts {
     /// Times at which a node evicted keys the simulator could not name (their markers were already gone):
     /// every key counts as maybe evicted then.
     pub evictions_unnamed: Vec<Ms>,
-    /// Per read-modify-write key, every version of a value seen, with the time it was first seen.
+    /// Per read-modify-write key, every version of a value or tombstone seen, with the time it was first seen.
     pub rmw_versions: BTreeMap<u8, Vec<(Ms, VersionVector)>>,
+    /// Spans during which a fault other than a pause is in force (a node down, a link cut).
+    pub disturbed_but_pauses: Vec<(Ms, Ms)>,
+    /// Times of faults other than pauses and resumes (the cluster's start counts as one).
+    pub fault_times_but_pauses: Vec<Ms>,
+    /// When each paused node resumed (node index, time).
+    pub resumes: Vec<(usize, Ms)>,
+    /// How long after a stall a node re-reads the other owners before a read-modify-write (two anti-entropy
+    /// periods, `replication::stall`).
+    pub stall_window_ms: Ms,
+    /// Which node (index) each vector writer id belongs to (one id per process life).
+    pub node_ids: BTreeMap<u64, usize>,
     /// Per read-modify-write key, the times at which a crash took the last copy of one of its versions (no live
     /// node's copy and no message in flight carried that version or a later one).
     pub rmw_crash_lost: BTreeMap<u8, Vec<Ms>>,
@@ -124,6 +144,19 @@ impl Facts {
         if !seen.iter().any(|(_, v)| v == vector) {
             seen.push((at, vector.clone()));
         }
+    }
+
+    /// Whether a version written by `writer` (a vector id) at `at` comes from a node that had just resumed from a
+    /// pause, within its stall window, with no other fault (a node down, a link cut, a clock jump) in force or
+    /// settling then: such a node must re-read the other owners before a read-modify-write, so a version it
+    /// makes concurrent with theirs is no allowed anomaly.
+    pub fn stall_made(&self, writer: u64, at: Ms) -> bool {
+        let Some(&node) = self.node_ids.get(&writer) else { return false };
+        let resumed = self.resumes.iter().any(|&(n, r)| n == node && r <= at && at <= r + self.stall_window_ms);
+        let near = |start: Ms, end: Ms| start <= at && at <= end + self.settle_ms;
+        let other = self.fault_times_but_pauses.iter().any(|&t| near(t, t))
+            || self.disturbed_but_pauses.iter().any(|&(s, e)| near(s, e));
+        resumed && !other
     }
 
     /// Whether a fault was in force or settling at `at` (network loss aside).
@@ -258,9 +291,22 @@ pub fn lost_writes(ops: &[Op], finals: &Finals, facts: &Facts) -> Vec<Violation>
                         found.extend(v);
                     }
                 }
+                // With clocks further apart than the grace, an eviction marker made on a clock far behind has aged
+                // out on arrival at a replica far ahead: the evicted version's marker is gone there and an older
+                // copy can come back (the documented clocks-beyond-grace limit, as for tombstones).
+                if facts.clock_spread_ms >= facts.tombstone_grace_ms && facts.evictions.contains_key(&key) {
+                    let note = format!(
+                        " [clocks {} s apart, beyond the grace of the key's eviction markers]",
+                        facts.clock_spread_ms / 1_000
+                    );
+                    for v in &mut found[first..] {
+                        v.kind = Kind::DivergedBeyondGrace;
+                        v.detail.push_str(&note);
+                    }
+                }
                 // An evicted version (or a later one) came back: "eviction never undone" failed. Over a newer
                 // acknowledged write that is a violation of its own kind; alone it is counted.
-                if facts.evicted_covers(key, &e.vector) {
+                if facts.evicted_covers(key, &e.vector) && facts.clock_spread_ms < facts.tombstone_grace_ms {
                     let note = " [an eviction of this version or a later one was undone]";
                     for v in &mut found[first..] {
                         v.kind = Kind::EvictedCameBackOlder;

@@ -114,6 +114,9 @@ impl Engine {
 
     fn resume(&mut self, node: usize) {
         let host = &mut self.hosts[node];
+        if host.paused && host.node.is_some() {
+            self.facts.resumes.push((node, self.now));
+        }
         host.paused = false;
         for event in std::mem::take(&mut host.held) {
             self.queue.push(self.now, event);

@@ -91,7 +91,7 @@ impl Engine {
         let key = kind.key();
         let Some(entry) = self.entry_of(i, &data::key_name(key)) else { return };
         if self.facts.is_rmw(key) {
-            if entry.kind == EntryKind::Value {
+            if entry.kind != EntryKind::Evicted {
                 self.facts.saw_rmw_version(key, self.now, &entry.vector);
             }
             return;
@@ -121,9 +121,8 @@ impl Engine {
                 continue;
             }
             if self.facts.is_rmw(key) {
-                if entry.kind == EntryKind::Value {
-                    self.facts.saw_rmw_version(key, self.now, &entry.vector);
-                }
+                // Values and tombstones: a DEL concurrent with an INCR is a fork too.
+                self.facts.saw_rmw_version(key, self.now, &entry.vector);
                 continue;
             }
             match entry.kind {

@@ -164,3 +164,23 @@ fn an_append_log_must_keep_every_acknowledged_token_once_and_in_order() {
     let ops = vec![append(0, 11, (100, 110), 6), append(1, 12, (200, 210), 3)];
     assert_eq!(kinds(&rmw(&ops, &value(LOG, "11,12,", vector(&[(1, 5)])), &facts())), [Kind::LostAppend]);
 }
+
+#[test]
+fn a_fork_made_by_a_node_fresh_out_of_a_pause_is_no_excuse() {
+    // Node 0 (writer id 7) was paused and resumed at 100; right after, it ran an INCR on its stale copy (version
+    // [7:115]) concurrent with node 1's [8:105], and the merge lost the INCR to 5.
+    let ops = vec![incr(1, 5, (100, 110), 5), incr(0, 1, (112, 120), 1)];
+    let last = value(COUNTER, "1", vector(&[(7, 115), (8, 105)]));
+    let mut f = facts();
+    f.saw_rmw_version(COUNTER, 105, &vector(&[(8, 105)]));
+    f.saw_rmw_version(COUNTER, 115, &vector(&[(7, 115)]));
+    f.disturbed = vec![(50, 100)];
+    f.settle_ms = 50;
+    f.node_ids = BTreeMap::from([(7, 0), (8, 1)]);
+    f.resumes = vec![(0, 100)];
+    f.stall_window_ms = 10_000;
+    assert!(kinds(&rmw(&ops, &last, &f)).contains(&Kind::LostIncrement));
+    // The same with a link cut in force as well: an AP fork, counted.
+    f.disturbed_but_pauses = vec![(90, 130)];
+    assert_eq!(kinds(&rmw(&ops, &last, &f)), [Kind::RmwLwwConcurrent]);
+}
