@@ -10,6 +10,12 @@
 //! matched to its call by (connection, request). Clients stop calling at the heal, so the liveness phase can
 //! reach quiescence: no call waiting, no peer message in flight, membership and every key's replicas agreed.
 //!
+//! Under the full workload (`workload::Mix::Full`) every node runs with a `maxmemory` drawn from the seed (its own
+//! stream, drawn after the others, so the classic workload's streams are unchanged), two mass-expiry bursts fire
+//! at drawn times, and after every input whose node's eviction count rose the engine notes which workload keys it
+//! evicted (their eviction markers' versions) for the checkers; markers, counters' and logs' versions travelling
+//! in `Put`s are noted too.
+//!
 //! Lock clients (`locks::LockWorkload`, from a stream of their own) run beside the data clients under the same
 //! faults: one wake-up event is kept at the workload's next action, their calls reach nodes as client input and
 //! their replies are told apart by connection id. At the heal they release and stop; at the end the lock

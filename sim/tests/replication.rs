@@ -173,3 +173,17 @@ fn regression_full_seed_763_eviction_marker_aged_out_beyond_grace() {
     assert_passes(&report);
     assert!(count(&report, shoal_sim::check::Kind::DivergedBeyondGrace) > 0, "{:?}", report.counts);
 }
+
+/// Found by the 1,000-seed sweep of the full workload: n0 is paused from 5 s to 60 s while an INCR it
+/// coordinates as first owner waits for the other owners' copies (its re-read). The others go on without it
+/// and take counter k41 to 46, acknowledged. At the resume the answers n0 had been sent 55 s before arrive
+/// first, the INCR runs on that old copy (30 -> 31) with a fresh clock, and its version wins last-writer-wins
+/// over the 15 acknowledged increments. Fix: a re-read that a stall interrupted is void, the write does not run
+/// (`Pending::Read::started_at` against the stall time).
+/// Replay: cargo run -p shoal-sim --release -- --seed 745 --scenario random --trace /tmp/t.txt
+#[test]
+fn regression_full_seed_745_reread_answers_from_before_a_pause_ran_an_incr() {
+    let report = run(SimConfig::new(745, 5, Scenario::Random, 60_000), Trace::default());
+    assert_passes(&report);
+    assert_eq!(count(&report, shoal_sim::check::Kind::LostIncrement), 0);
+}
