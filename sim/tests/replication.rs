@@ -165,13 +165,13 @@ fn regression_full_seed_720_delete_concurrent_with_an_increment_is_an_allowed_fo
 /// A checker finding of the same sweep: clocks jump an hour apart (n3 +59 min, n2 -39 min, beyond the 300 s
 /// grace). n2 evicts k36 = 1365 (acknowledged at ONE) and spreads the eviction marker, whose grace its clock far
 /// behind has already ended on the owners' clocks; they drop it on arrival, and n3's older copy 1055 comes back.
-/// That is the documented clocks-beyond-grace limit (as for tombstones), counted as `DivergedBeyondGrace`.
+/// That is the documented clocks-beyond-grace limit (as for tombstones), counted as `DivergedBeyondGrace`. The
+/// fix of seed 745 (a stall voids a pending re-read) changed this run, which no longer meets the case; the rule
+/// is also held by the planted tests of `check::rmw` and `check::writes`.
 /// Replay: cargo run -p shoal-sim --release -- --seed 763 --scenario random
 #[test]
 fn regression_full_seed_763_eviction_marker_aged_out_beyond_grace() {
-    let report = run(SimConfig::new(763, 5, Scenario::Random, 60_000), Trace::default());
-    assert_passes(&report);
-    assert!(count(&report, shoal_sim::check::Kind::DivergedBeyondGrace) > 0, "{:?}", report.counts);
+    assert_passes(&run(SimConfig::new(763, 5, Scenario::Random, 60_000), Trace::default()));
 }
 
 /// Found by the 1,000-seed sweep of the full workload: n0 is paused from 5 s to 60 s while an INCR it

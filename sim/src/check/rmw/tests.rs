@@ -184,3 +184,16 @@ fn a_fork_made_by_a_node_fresh_out_of_a_pause_is_no_excuse() {
     f.disturbed_but_pauses = vec![(90, 130)];
     assert_eq!(kinds(&rmw(&ops, &last, &f)), [Kind::RmwLwwConcurrent]);
 }
+
+#[test]
+fn clocks_beyond_the_grace_excuse_a_lost_update_only_on_a_key_with_markers() {
+    let ops = vec![incr(0, 1, (100, 110), 1), incr(0, 1, (200, 210), 2)];
+    let last = value(COUNTER, "1", vector(&[(1, 5)]));
+    let mut f = facts();
+    f.clock_spread_ms = 2 * f.tombstone_grace_ms;
+    // No DEL, no eviction: nothing a clock can age out, still a violation.
+    assert_eq!(kinds(&rmw(&ops, &last, &f)), [Kind::LostIncrement]);
+    // An eviction long before (it explains nothing by itself) whose marker a far clock aged out: allowed.
+    f.saw_eviction(COUNTER, 50, &vector(&[(3, 1)]));
+    assert_eq!(kinds(&rmw(&ops, &last, &f)), [Kind::DivergedBeyondGrace]);
+}
