@@ -187,3 +187,16 @@ fn regression_full_seed_745_reread_answers_from_before_a_pause_ran_an_incr() {
     assert_passes(&report);
     assert_eq!(count(&report, shoal_sim::check::Kind::LostIncrement), 0);
 }
+
+/// A checker finding of the third 1,000-seed sweep of the full workload, not a product bug: n3, isolated and
+/// alone in its ring with its clock 25 minutes ahead, acknowledges SET k31=1540 at QUORUM; another node had
+/// evicted a version of k31 concurrent with it whose HLC (a clock 35 minutes ahead) is later, and after the heal
+/// that eviction marker wins last-writer-wins: k31 ends absent. The absence checker weighed tombstones and
+/// expiring versions as removals, not eviction markers; it now does, and the run is the allowed `LwwConcurrent`.
+/// Replay: cargo run -p shoal-sim --release -- --seed 69 --scenario random
+#[test]
+fn regression_full_seed_69_write_lost_to_a_concurrent_eviction_marker() {
+    let report = run(SimConfig::new(69, 5, Scenario::Random, 60_000), Trace::default());
+    assert_passes(&report);
+    assert!(count(&report, shoal_sim::check::Kind::LwwConcurrent) > 0, "{:?}", report.counts);
+}

@@ -403,11 +403,14 @@ fn vectors_of<'a>(w: &Op, facts: &'a Facts) -> Vec<&'a VersionVector> {
     }
 }
 
-/// The versions that may have removed a key: every tombstone seen on it, and every version of a value with an
-/// expiry on it (an expired value leaves a tombstone with its own vector).
+/// The versions that may have removed a key: every tombstone seen on it, every version of a value with an
+/// expiry on it (an expired value leaves a tombstone with its own vector), and every eviction marker's.
 fn removal_vectors(key: u8, facts: &Facts) -> Vec<&VersionVector> {
     let tombstones = facts.tombstones.get(&key).into_iter().flatten().map(|(_, v)| v);
-    tombstones.chain(facts.expiring.get(&key).into_iter().flatten()).collect()
+    // An eviction marker removes the key too: a write concurrent with the evicted version can lose to the marker
+    // by last-writer-wins (it carries the evicted version's vector).
+    let evicted = facts.evictions.get(&key).into_iter().flatten().map(|(_, v)| v);
+    tombstones.chain(facts.expiring.get(&key).into_iter().flatten()).chain(evicted).collect()
 }
 
 /// `w` lost to the final entry `last` (written by `u` when known; `restamped`: maybe re-written by an EXPIRE

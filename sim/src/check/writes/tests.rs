@@ -290,3 +290,21 @@ fn an_expiring_write_whose_only_tombstone_died_in_a_crash_may_lose() {
     f.crash_lost_tombstone_vectors.insert(1, vec![vector(&[(2, 25)])]);
     assert_eq!(lost_writes(&ops, &last, &f), vec![]);
 }
+
+#[test]
+fn a_write_that_lost_to_a_concurrent_eviction_marker_is_last_writer_wins_and_a_lone_loss_is_not() {
+    // Seed 69 of the full workload: an isolated node acknowledges SET 1 while another evicted the key's version
+    // [2:9], concurrent with it and later by (HLC, node); the marker won and the key ends absent.
+    let ops = vec![set(0, 1, 10, 20)];
+    let mut f = facts();
+    f.saw_value(1, &vector(&[(1, 5)]));
+    assert_eq!(kinds(&lost_writes(&ops, &finals(None), &f)), [Kind::LostWrite]);
+    // The eviction came before the write (no eviction after it excuses the absence), but its marker beat it.
+    f.saw_eviction(1, 5, &vector(&[(2, 9)]));
+    assert_eq!(kinds(&lost_writes(&ops, &finals(None), &f)), [Kind::LwwConcurrent]);
+    // A marker the write's version dominates explains nothing.
+    let mut f = facts();
+    f.saw_value(1, &vector(&[(1, 5), (2, 9)]));
+    f.saw_eviction(1, 5, &vector(&[(2, 9)]));
+    assert_eq!(kinds(&lost_writes(&ops, &finals(None), &f)), [Kind::LostWrite]);
+}
