@@ -67,6 +67,32 @@ pub enum Kind {
     LockStaleWriteAccepted,
     /// A majority grant carried a token not above an earlier majority grant of the same lock.
     LockTokenNotGrowing,
+    /// A counter's converged value is below an acknowledged INCRBY's result, and nothing allowed explains it
+    /// (`check::rmw`).
+    LostIncrement,
+    /// An INCRBY acknowledged after another one finished answered a result not above it, unexplained.
+    IncrWentBack,
+    /// A counter's converged value exceeds the sum of every increment that may have run: one ran twice.
+    IncrOvercount,
+    /// An acknowledged APPEND's token is missing from the converged value, unexplained.
+    LostAppend,
+    /// An append log holds a token twice, or two tokens against the order their APPENDs ran in real time.
+    AppendCorrupt,
+    /// A version that a node evicted (or an older one) came back and replaced a newer acknowledged write.
+    EvictedCameBackOlder,
+    /// A version that a node evicted came back, and no newer acknowledged write was lost: counted apart, not a
+    /// failure.
+    EvictedCameBack,
+    /// Acknowledged writes of a key that ended absent, explained by an eviction after them (cache semantics):
+    /// counted once a key, not a failure.
+    EvictedAbsent,
+    /// A counter or append log lost acknowledged updates to an eviction after them (it restarted from empty):
+    /// counted once a key, not a failure.
+    EvictedReset,
+    /// A counter or append log lost acknowledged updates to two concurrent versions settled by last-writer-wins,
+    /// both made while a fault was in force or settling (an AP store merges, it does not add): counted once a key,
+    /// not a failure.
+    RmwLwwConcurrent,
 }
 
 impl From<crate::locks::LockKind> for Kind {
@@ -115,7 +141,14 @@ impl Kind {
     pub fn is_anomaly(self) -> bool {
         matches!(
             self,
-            Kind::LwwConcurrent | Kind::DivergedBeyondGrace | Kind::BeyondClockDrift | Kind::LockDoubleHolderUnderFault
+            Kind::LwwConcurrent
+                | Kind::DivergedBeyondGrace
+                | Kind::BeyondClockDrift
+                | Kind::LockDoubleHolderUnderFault
+                | Kind::EvictedCameBack
+                | Kind::EvictedAbsent
+                | Kind::EvictedReset
+                | Kind::RmwLwwConcurrent
         )
     }
 
@@ -129,6 +162,12 @@ impl Kind {
                 | Kind::Resurrected
                 | Kind::CausalityLost
                 | Kind::ReadYourWrites
+                | Kind::LostIncrement
+                | Kind::IncrWentBack
+                | Kind::IncrOvercount
+                | Kind::LostAppend
+                | Kind::AppendCorrupt
+                | Kind::EvictedCameBackOlder
         )
     }
 }
@@ -136,6 +175,16 @@ impl Kind {
 impl fmt::Display for Kind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Debug::fmt(self, f)
+    }
+}
+
+/// A reply for a violation's detail, with a large value cut to its head and length.
+pub fn brief(reply: &Reply) -> String {
+    match reply {
+        Reply::Bulk(b) if b.len() > 48 => {
+            format!("Bulk({:?}... ({} bytes))", String::from_utf8_lossy(&b[..32]), b.len())
+        }
+        other => format!("{other:?}"),
     }
 }
 
@@ -271,17 +320,48 @@ fn seen(cell: Option<&Cell>, op: &Op) -> Seen {
 
 /// The single-node read-your-writes check over a whole history (calls in execution order).
 pub fn history(ops: &[Op]) -> Vec<Violation> {
+    history_with(ops, false)
+}
+
+/// `history`, for a node that may evict (`evictable`: it runs with a memory limit): a key may then be gone
+/// (a read of nil, a DEL or EXPIRE answering 0 are accepted, and the model forgets the key), and a SET may be
+/// refused with an error (the model keeps what it had); a wrong value is still a violation. Counters and append
+/// logs are left to `rmw`.
+pub fn history_with(ops: &[Op], evictable: bool) -> Vec<Violation> {
     let mut models: BTreeMap<(usize, u64), BTreeMap<u8, Cell>> = BTreeMap::new();
     let mut found = Vec::new();
     for op in ops {
         let Outcome::Replied(reply) = &op.outcome else { continue };
+        if matches!(op.kind, OpKind::Incr { .. } | OpKind::Append { .. }) {
+            continue;
+        }
+        if evictable && !matches!(op.kind, OpKind::Set { .. }) {
+            let model = models.entry((op.node, op.generation)).or_default();
+            let absent = matches!(reply, Reply::Nil | Reply::Int(0));
+            if absent && !matches!(seen(model.get(&op.kind.key()), op), Seen::Absent) {
+                // Evicted (or expired, as the model says otherwise): the key is gone.
+                model.remove(&op.kind.key());
+                if matches!(op.kind, OpKind::Get { .. }) {
+                    continue;
+                }
+            }
+        }
+        if evictable && matches!(op.kind, OpKind::Set { .. }) && matches!(reply, Reply::Error(_)) {
+            continue;
+        }
         let model = models.entry((op.node, op.generation)).or_default();
         let key = op.kind.key();
         let state = seen(model.get(&key), op);
         let bad = |kind, expected: &str| Violation {
             kind,
             at: op.executed_at,
-            detail: format!("n{} gen {} {:?}: got {reply:?}, expected {expected}", op.node, op.generation, op.kind),
+            detail: format!(
+                "n{} gen {} {:?}: got {}, expected {expected}",
+                op.node,
+                op.generation,
+                op.kind,
+                brief(reply)
+            ),
         };
         match (&op.kind, state) {
             (OpKind::Set { value, ttl_ms, .. }, _) => {
@@ -303,7 +383,7 @@ pub fn history(ops: &[Op]) -> Vec<Violation> {
                     found.push(bad(Kind::WrongReply, &format!("{v} or nil")));
                 }
             }
-            (OpKind::Get { .. }, _) => {}
+            (OpKind::Get { .. }, _) | (OpKind::Incr { .. } | OpKind::Append { .. }, _) => {}
             (OpKind::Del { .. }, state) => {
                 let expected = match state {
                     Seen::Absent => Some(0),
@@ -344,6 +424,7 @@ fn check_int(found: &mut Vec<Violation>, reply: &Reply, expected: Option<i64>, b
 }
 
 pub mod replicas;
+pub mod rmw;
 pub mod writes;
 
 #[cfg(test)]

@@ -10,6 +10,12 @@
 //! matched to its call by (connection, request). Clients stop calling at the heal, so the liveness phase can
 //! reach quiescence: no call waiting, no peer message in flight, membership and every key's replicas agreed.
 //!
+//! Under the full workload (`workload::Mix::Full`) every node runs with a `maxmemory` drawn from the seed (its own
+//! stream, drawn after the others, so the classic workload's streams are unchanged), two mass-expiry bursts fire
+//! at drawn times, and after every input whose node's eviction count rose the engine notes which workload keys it
+//! evicted (their eviction markers' versions) for the checkers; markers, counters' and logs' versions travelling
+//! in `Put`s are noted too.
+//!
 //! Lock clients (`locks::LockWorkload`, from a stream of their own) run beside the data clients under the same
 //! faults: one wake-up event is kept at the workload's next action, their calls reach nodes as client input and
 //! their replies are told apart by connection id. At the heal they release and stop; at the end the lock
@@ -37,7 +43,8 @@ use crate::net::Net;
 use crate::scenario::{Scenario, SEED_NODES};
 use crate::timeline::Timeline;
 use crate::trace::Trace;
-use crate::workload::{Outcome, Workload, WorkloadConfig};
+use crate::workload::{Mix, Outcome, Role, Workload, WorkloadConfig};
+use shoal::core::store::EvictionPolicy;
 
 mod data;
 mod host;
@@ -75,6 +82,42 @@ pub struct SimConfig {
     /// clock spread (the spread plus the default bound), so that the skews and jumps of the fault model stay
     /// within it and nothing is refused; a lower bound makes nodes refuse each other (a test of the bound).
     pub clock_drift_max_ms: Option<Ms>,
+    /// The clients' calls: the full mix (default) or the classic one the recorded regression seeds replay.
+    pub workload: Mix,
+    /// Every node's memory limit and eviction policy.
+    pub memory: MemoryPlan,
+}
+
+/// Where the nodes' memory limit comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MemoryPlan {
+    /// None under the classic mix; under the full mix one drawn from the seed (`draw_memory`), below the working
+    /// set of the big keys so the nodes evict.
+    #[default]
+    Default,
+    /// No limit.
+    Off,
+    /// This limit.
+    Limit(Memory),
+}
+
+/// A node's `maxmemory` and what it evicts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Memory {
+    pub maxmemory_bytes: usize,
+    pub eviction: EvictionPolicy,
+}
+
+/// The full mix's memory limit: 3.5 to 5 MiB (every large value fits alone; the big keys' working set, about
+/// 8 MB over 5 nodes holding 3 copies each, does not), evicting by `allkeys-lru` or `allkeys-random`.
+///
+/// `noeviction` and `volatile-lru` (`--maxmemory-policy`) are not drawn: under them a replica refuses a newer copy
+/// it has no room for (`PutRefused`, counted) and keeps the older one for good, so the owners never converge and
+/// the convergence checker reports `ReplicasDiverged`, by design of those policies rather than by a bug.
+pub fn draw_memory(rng: &mut StdRng) -> Memory {
+    let maxmemory_bytes = rng.random_range(3_584 * 1024..5_120 * 1024);
+    let eviction = if rng.random_range(0..2) == 0 { EvictionPolicy::AllKeysLru } else { EvictionPolicy::AllKeysRandom };
+    Memory { maxmemory_bytes, eviction }
 }
 
 impl SimConfig {
@@ -98,7 +141,15 @@ impl SimConfig {
             locks,
             faults: None,
             clock_drift_max_ms: None,
+            workload: Mix::Full,
+            memory: MemoryPlan::Default,
         }
+    }
+
+    /// The same run with the classic workload, as the recorded regression seeds were found.
+    pub fn classic(mut self) -> SimConfig {
+        self.workload = Mix::Classic;
+        self
     }
 }
 
@@ -133,6 +184,45 @@ pub struct Report {
     pub locks: LockSummary,
     /// Everything the lock clients did.
     pub lock_history: Vec<LockEvent>,
+    /// The nodes' memory limit, if any.
+    pub memory: Option<Memory>,
+    /// Keys the nodes evicted, over every incarnation.
+    pub evictions: u64,
+    /// Copies from peers refused for lack of memory, summed over the nodes running at the end.
+    pub puts_refused: u64,
+    /// What the full mix's calls were.
+    pub mix: MixCounts,
+}
+
+/// How many calls of each full-mix kind a run made.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MixCounts {
+    /// SETs of large values.
+    pub big_sets: usize,
+    /// INCRBY calls.
+    pub incrs: usize,
+    /// APPEND calls.
+    pub appends: usize,
+    /// SETs of mass-expiry bursts.
+    pub burst_sets: usize,
+}
+
+impl MixCounts {
+    /// Counts the calls of `history` (`burst`: whether a client is a burst client).
+    pub fn of(history: &[crate::workload::Op], burst: impl Fn(u32) -> bool) -> MixCounts {
+        use crate::workload::OpKind;
+        let mut c = MixCounts::default();
+        for op in history {
+            match op.kind {
+                OpKind::Set { size, .. } if size > 0 => c.big_sets += 1,
+                OpKind::Set { .. } if burst(op.client) => c.burst_sets += 1,
+                OpKind::Incr { .. } => c.incrs += 1,
+                OpKind::Append { .. } => c.appends += 1,
+                _ => {}
+            }
+        }
+        c
+    }
 }
 
 struct Host {
@@ -144,6 +234,8 @@ struct Host {
     clock_max: Millis,
     gone_for_good: bool,
     incarnation_max: u64,
+    /// The node's eviction count after its last input (a rise: look for the keys it evicted).
+    evicted_seen: u64,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -185,6 +277,10 @@ pub struct Engine {
     lock_faults: Vec<(Ms, Ms)>,
     /// Node `i`'s name (`n{i}`), shared by every peer message it sends instead of formatted per message.
     names: Vec<std::sync::Arc<str>>,
+    /// Every node's memory limit, if any.
+    memory: Option<Memory>,
+    /// Keys evicted so far, over every incarnation.
+    evictions: u64,
 }
 
 /// Gossip address of node `i`.
@@ -304,9 +400,9 @@ fn spans_in_force(plan: &FaultPlan, heal_ms: Ms, instant: impl Fn(&Fault) -> boo
 impl Engine {
     pub fn new(config: SimConfig, trace: Trace) -> Engine {
         let mut root = StdRng::seed_from_u64(config.seed);
-        // Streams: faults, network, data workload, nodes, start times, lock workload (appended last, so the
-        // streams before it are the same as before it existed).
-        let mut streams = [0u64; 6];
+        // Streams: faults, network, data workload, nodes, start times, lock workload, memory limit (each appended
+        // last, so the streams before it are the same as before it existed).
+        let mut streams = [0u64; 7];
         for s in streams.iter_mut() {
             *s = root.random();
         }
@@ -318,7 +414,12 @@ impl Engine {
         let locks = LockWorkload::new(config.locks.clone(), n, streams[5]);
         let lock_faults = lock_fault_spans(&plan, config.safety_ms, config.locks.settle_ms());
         let net = Net::new(n, plan.net.clone(), streams[1]);
-        let workload = Workload::new(WorkloadConfig::for_nodes(n), streams[2]);
+        let workload = Workload::new(WorkloadConfig::with_mix(n, config.workload), streams[2]);
+        let memory = match (config.memory, config.workload) {
+            (MemoryPlan::Limit(memory), _) => Some(memory),
+            (MemoryPlan::Off, _) | (MemoryPlan::Default, Mix::Classic) => None,
+            (MemoryPlan::Default, Mix::Full) => Some(draw_memory(&mut StdRng::seed_from_u64(streams[6]))),
+        };
         let mut fault_times: Vec<Ms> = plan.events.iter().map(|(at, _)| *at).collect();
         fault_times.push(0);
         fault_times.sort_unstable();
@@ -329,9 +430,28 @@ impl Engine {
             end_ms: config.safety_ms + config.liveness_bound_ms,
             fault_times,
             disturbed: disturbed_spans(&plan, config.safety_ms, config.safety_ms + config.liveness_bound_ms),
+            disturbed_but_pauses: {
+                let mut others = plan.clone();
+                others.events.retain(|(_, f)| !matches!(f, Fault::Pause { .. } | Fault::Resume { .. }));
+                disturbed_spans(&others, config.safety_ms, config.safety_ms + config.liveness_bound_ms)
+            },
+            stall_window_ms: 2 * NodeConfig::default().anti_entropy_period_ms,
+            fault_times_but_pauses: std::iter::once(0)
+                .chain(
+                    plan.events
+                        .iter()
+                        .filter(|(_, f)| !matches!(f, Fault::Pause { .. } | Fault::Resume { .. }))
+                        .map(|(at, _)| *at),
+                )
+                .collect(),
             lossy: plan.net.loss_ppm > 0,
             replicas: config.replicas,
             settle_ms: 10_000,
+            roles: (0..workload.config.keys)
+                .map(|k| (k, workload.config.role(k)))
+                .filter(|(_, r)| *r != Role::Register)
+                .collect(),
+            memory_pressure: memory.is_some(),
             ..Facts::default()
         };
         let hosts = (0..n)
@@ -344,6 +464,7 @@ impl Engine {
                 clock_max: 0,
                 gone_for_good: false,
                 incarnation_max: 0,
+                evicted_seen: 0,
             })
             .collect();
         Engine {
@@ -373,6 +494,8 @@ impl Engine {
             locks,
             lock_wakes: BTreeSet::new(),
             lock_faults,
+            memory,
+            evictions: 0,
         }
     }
 
@@ -390,6 +513,10 @@ impl Engine {
         for client in 0..self.workload.config.clients {
             let at = self.workload.think_ms();
             self.queue.push(at, Event::Workload { client });
+        }
+        let warm_up = crate::scenario::warm_up_ms(self.config.safety_ms);
+        for (at, ttl_ms) in self.workload.burst_plan(warm_up, self.config.safety_ms.saturating_sub(5_000)) {
+            self.queue.push(at, Event::Burst { ttl_ms });
         }
         self.queue.push(self.probe_ms(), Event::Probe);
         self.schedule_lock_wake();
@@ -421,7 +548,14 @@ impl Engine {
         let locks = self.check_locks();
         self.trace.flush();
         let clock_drift_rejected = self.clock_drift_rejected();
+        let nodes = self.hosts.iter().filter_map(|h| h.node.as_ref());
+        let puts_refused = nodes.filter_map(|n| n.replication_stats()).map(|r| r.merges_refused).sum();
+        let mix = MixCounts::of(&self.workload.history, |c| self.workload.is_burst_client(c));
         Report {
+            memory: self.memory,
+            evictions: self.evictions,
+            puts_refused,
+            mix,
             counts: self.counts.into_iter().collect(),
             violations: self.violations,
             anomalies: self.anomalies,
@@ -473,6 +607,17 @@ impl Engine {
                 self.queue.push(self.now, Event::Client { node, op });
                 self.queue.push(self.now + self.workload.config.timeout_ms, Event::ClientTimeout { op });
             }
+            Event::Burst { ttl_ms } => {
+                if self.phase != Phase::Safety {
+                    return;
+                }
+                self.trace.record(self.now, usize::MAX, 12, &ttl_ms.to_le_bytes(), || format!("burst ttl {ttl_ms}"));
+                for op in self.workload.burst(self.now, self.config.nodes, ttl_ms) {
+                    let node = self.workload.history[op].node;
+                    self.queue.push(self.now, Event::Client { node, op });
+                    self.queue.push(self.now + self.workload.config.timeout_ms, Event::ClientTimeout { op });
+                }
+            }
             Event::ClientTimeout { op } => self.finish(op, Outcome::Unknown),
             Event::PeerDeliver { to, generation, from, msg, digest } => {
                 self.deliver_peer(to, generation, from, msg, digest)
@@ -523,7 +668,7 @@ impl Engine {
             .expect("the LAN profile is a valid config");
         let seeds: Vec<SocketAddr> = (0..SEED_NODES.min(self.config.nodes)).map(addr_of).collect();
         let vnodes = if self.config.nodes > 20 { 64 } else { 128 };
-        let config = NodeConfig {
+        let mut config = NodeConfig {
             name,
             replicas: self.config.replicas,
             vnodes,
@@ -531,7 +676,15 @@ impl Engine {
             clock_drift_max_ms,
             ..NodeConfig::default()
         };
-        host.node = Some(Node::clustered(config, self.node_rng.random(), membership, seeds));
+        if let Some(memory) = self.memory {
+            config.maxmemory_bytes = memory.maxmemory_bytes;
+            config.eviction = memory.eviction;
+        }
+        host.evicted_seen = 0;
+        let node = Node::clustered(config, self.node_rng.random(), membership, seeds);
+        self.facts.node_ids.insert(node.id().0, i);
+        let host = &mut self.hosts[i];
+        host.node = Some(node);
         let generation = host.generation;
         self.trace.record(self.now, i, 2, &now.to_le_bytes(), || format!("start gen {generation} clock {now}"));
         self.handle(i, Input::Start);
@@ -585,7 +738,8 @@ impl Engine {
 
     /// Ends call `op` (if its client still waits for it) and lets the client think about its next call.
     fn finish(&mut self, op: usize, outcome: Outcome) {
-        if let Some(client) = self.workload.finish(op, self.now, outcome) {
+        if let Some(client) = self.workload.finish(op, self.now, outcome).filter(|&c| !self.workload.is_burst_client(c))
+        {
             let at = self.now + self.workload.think_ms();
             self.queue.push(at, Event::Workload { client });
         }
@@ -651,10 +805,11 @@ impl Engine {
         if self.config.nodes == 1 {
             let mut executed: Vec<_> = ops.iter().filter(|op| op.executed).cloned().collect();
             executed.sort_by_key(|op| op.executed_at);
-            found.extend(check::history(&executed));
+            found.extend(check::history_with(&executed, self.memory.is_some()));
         }
         if let Some(finals) = &self.finals {
             found.extend(check::writes::lost_writes(ops, finals, &self.facts));
+            found.extend(check::rmw::rmw(ops, finals, &self.facts));
         }
         found.extend(check::writes::read_your_writes(ops, &self.facts));
         self.flag_all(found);

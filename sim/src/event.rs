@@ -44,6 +44,8 @@ pub enum Event {
     Heal,
     /// The checker looks at the cluster.
     Probe,
+    /// A mass-expiry burst: every burst key gets a SET with this TTL at once (full workload only).
+    Burst { ttl_ms: u64 },
 }
 
 /// The queue, ordered by (time, sequence).

@@ -56,6 +56,10 @@ pub fn run(config: SimConfig, trace: Trace) -> Report {
                 timeline: None,
                 locks: locks::LockSummary::default(),
                 lock_history: Vec::new(),
+                memory: None,
+                evictions: 0,
+                puts_refused: 0,
+                mix: Default::default(),
             }
         }
     }
@@ -76,8 +80,26 @@ impl Report {
         };
         let clients =
             if c.locks.clients == c.nodes { String::new() } else { format!(" --lock-clients {}", c.locks.clients) };
+        let workload = match c.workload {
+            workload::Mix::Full => String::new(),
+            workload::Mix::Classic => " --workload classic".to_string(),
+        };
+        let memory = match c.memory {
+            engine::MemoryPlan::Default => String::new(),
+            engine::MemoryPlan::Off => " --maxmemory 0".to_string(),
+            engine::MemoryPlan::Limit(m) => {
+                let policy = match m.eviction {
+                    shoal::core::store::EvictionPolicy::AllKeysLru => "allkeys-lru",
+                    shoal::core::store::EvictionPolicy::AllKeysRandom => "allkeys-random",
+                    shoal::core::store::EvictionPolicy::VolatileLru => "volatile-lru",
+                    shoal::core::store::EvictionPolicy::NoEviction => "noeviction",
+                };
+                format!(" --maxmemory {} --maxmemory-policy {policy}", m.maxmemory_bytes)
+            }
+        };
         format!(
-            "cargo run -p shoal-sim --release -- --seed {} --nodes {} --duration {} --scenario {}{mode}{clients}",
+            "cargo run -p shoal-sim --release -- --seed {} --nodes {} --duration {} --scenario {}{mode}{clients}\
+             {workload}{memory}",
             c.seed,
             c.nodes,
             c.safety_ms / 1_000,

@@ -9,9 +9,12 @@ use std::time::Instant;
 use anyhow::Context;
 use clap::Parser;
 use shoal::core::locks::LockMode;
+use shoal::core::store::EvictionPolicy;
 use shoal_sim::check::Kind;
+use shoal_sim::engine::{Memory, MemoryPlan};
 use shoal_sim::locks::{markdown_table, LockSummary};
 use shoal_sim::trace::Trace;
+use shoal_sim::workload::Mix;
 use shoal_sim::{run, Report, Scenario, SimConfig};
 
 /// Deterministic simulation of a Shoal cluster under faults.
@@ -56,6 +59,27 @@ struct Args {
     /// After a sweep, also print its lock counts as a markdown row (the table format of `docs/locks.md`).
     #[arg(long)]
     lock_table: bool,
+    /// The data clients' calls: `full` (large values, INCRBY counters, APPEND logs, mass-expiry bursts, nodes
+    /// under a drawn `maxmemory`) or `classic` (small SET/GET/DEL/EXPIRE, no memory limit: the workload the
+    /// recorded regression seeds were found with, replayed byte for byte).
+    #[arg(long, default_value = "full")]
+    workload: Mix,
+    /// Every node's memory limit in bytes (0: none), instead of the one the full workload draws from the seed.
+    #[arg(long)]
+    maxmemory: Option<usize>,
+    /// Eviction policy with `--maxmemory` (allkeys-lru, allkeys-random, volatile-lru, noeviction).
+    #[arg(long, default_value = "allkeys-lru", value_parser = parse_policy)]
+    maxmemory_policy: EvictionPolicy,
+}
+
+fn parse_policy(s: &str) -> Result<EvictionPolicy, String> {
+    match s {
+        "allkeys-lru" => Ok(EvictionPolicy::AllKeysLru),
+        "allkeys-random" => Ok(EvictionPolicy::AllKeysRandom),
+        "volatile-lru" => Ok(EvictionPolicy::VolatileLru),
+        "noeviction" => Ok(EvictionPolicy::NoEviction),
+        other => Err(format!("unknown policy `{other}`")),
+    }
 }
 
 fn parse_lock_mode(s: &str) -> Result<LockMode, String> {
@@ -101,6 +125,12 @@ fn config(args: &Args, seed: u64) -> SimConfig {
     if let Some(clients) = args.lock_clients {
         config.locks.clients = clients;
     }
+    config.workload = args.workload;
+    config.memory = match args.maxmemory {
+        None => MemoryPlan::Default,
+        Some(0) => MemoryPlan::Off,
+        Some(maxmemory_bytes) => MemoryPlan::Limit(Memory { maxmemory_bytes, eviction: args.maxmemory_policy }),
+    };
     config
 }
 
@@ -124,7 +154,14 @@ fn replay(args: &Args, seed: u64) -> anyhow::Result<()> {
     let started = Instant::now();
     let report = run(config(args, seed), trace);
     let wall_s = started.elapsed().as_secs_f64();
-    println!("seed {seed}, scenario {}, {} nodes, lock mode {}", args.scenario, args.nodes, mode_name(args.lock_mode));
+    println!(
+        "seed {seed}, scenario {}, {} nodes, lock mode {}, workload {}, {}",
+        args.scenario,
+        args.nodes,
+        mode_name(args.lock_mode),
+        args.workload.name(),
+        memory_line(&report)
+    );
     for (at, fault) in &report.faults {
         println!("  fault at {at:>7} ms: {}", fault.label());
     }
@@ -169,6 +206,20 @@ fn replay(args: &Args, seed: u64) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The run's memory limit and what the nodes evicted.
+fn memory_line(report: &Report) -> String {
+    match report.memory {
+        None => "no maxmemory".to_string(),
+        Some(m) => format!(
+            "maxmemory {} KiB {:?}: {} keys evicted, {} copies refused",
+            m.maxmemory_bytes / 1024,
+            m.eviction,
+            report.evictions,
+            report.puts_refused
+        ),
+    }
+}
+
 fn per_node_s(report: &Report) -> f64 {
     report.datagrams as f64 / report.config.nodes as f64 / (report.virtual_ms.max(1) as f64 / 1_000.0)
 }
@@ -185,6 +236,8 @@ fn sweep(args: &Args, count: u64) -> anyhow::Result<()> {
     let mut rates: Vec<f64> = Vec::new();
     let mut peer_rates: Vec<f64> = Vec::new();
     let (mut peer_bytes, mut ops, mut unknown) = (0u64, 0usize, 0usize);
+    let (mut evictions, mut refused, mut limited) = (0u64, 0u64, 0usize);
+    let (mut big, mut incrs, mut appends, mut bursts) = (0usize, 0usize, 0usize, 0usize);
     let mut failing: Vec<Report> = Vec::new();
     let mut locks = LockSummary {
         scenario: format!("{} ({} nodes, {})", args.scenario, args.nodes, mode_name(args.lock_mode)),
@@ -203,6 +256,13 @@ fn sweep(args: &Args, count: u64) -> anyhow::Result<()> {
         peer_bytes += report.peer_bytes;
         ops += report.ops;
         unknown += report.unknown_ops;
+        evictions += report.evictions;
+        refused += report.puts_refused;
+        limited += usize::from(report.memory.is_some());
+        big += report.mix.big_sets;
+        incrs += report.mix.incrs;
+        appends += report.mix.appends;
+        bursts += report.mix.burst_sets;
         locks.absorb(&report.locks);
         for (kind, n) in &report.counts {
             *by_kind.entry(*kind).or_default() += n;
@@ -217,12 +277,13 @@ fn sweep(args: &Args, count: u64) -> anyhow::Result<()> {
     converged.sort_unstable();
     let pct = |p: usize| converged.get((converged.len() * p / 100).min(converged.len().saturating_sub(1)));
     println!(
-        "== shoal-sim sweep: {} nodes, {} s safety + {} s bound, scenario {}, lock mode {}",
+        "== shoal-sim sweep: {} nodes, {} s safety + {} s bound, scenario {}, lock mode {}, workload {}",
         args.nodes,
         args.duration,
         args.bound,
         args.scenario,
-        mode_name(args.lock_mode)
+        mode_name(args.lock_mode),
+        args.workload.name()
     );
     println!("seeds run            {count} ({}..={})", args.first, args.first + count - 1);
     println!("seeds failing        {}", failing.len());
@@ -239,6 +300,12 @@ fn sweep(args: &Args, count: u64) -> anyhow::Result<()> {
     let mean_peer = peer_rates.iter().sum::<f64>() / peer_rates.len().max(1) as f64;
     println!("peer msgs/node/s     mean {mean_peer:.1}  ({:.1} MB in all)", peer_bytes as f64 / 1e6);
     println!("client calls         {ops} ({unknown} with unknown outcome)");
+    println!(
+        "workload             {} ({} of {count} seeds under maxmemory; {evictions} keys evicted, {refused} copies \
+         refused, {big} large values, {incrs} INCRBY, {appends} APPEND, {bursts} burst SETs)",
+        args.workload.name(),
+        limited
+    );
     println!("locks                {}", lock_line(&locks));
     let failures: Vec<_> = by_kind.iter().filter(|(k, _)| !k.is_anomaly()).collect();
     println!("violations by kind   {}", if failures.is_empty() { "none" } else { "" });

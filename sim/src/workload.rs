@@ -1,8 +1,13 @@
-//! The workload: clients that send SET/GET/DEL/EXPIRE to random nodes at random consistency levels, and the
-//! history of every call.
+//! The workload: clients that send SET/GET/DEL/EXPIRE (and, in the full mix, INCRBY and APPEND) to random nodes
+//! at random consistency levels, and the history of every call.
 //!
 //! Keys come from a small keyspace so operations collide; every SET writes a value unique in the run, so a read
-//! or a replica's copy names the write it came from. Each client is sequential: it waits for the answer to its
+//! or a replica's copy names the write it came from. Two mixes (`Mix`): `Classic`, the workload the recorded
+//! regression seeds were found with (its random draws are kept exactly, so they replay byte for byte), and
+//! `Full` (the sweep's default), which adds, on keys of their own: large values (`BIG_VALUE_BYTES_MIN` to
+//! `BIG_VALUE_BYTES_MAX`) on the big register keys, counters (INCRBY) and append logs (APPEND of a unique token)
+//! for the read-modify-write checkers, and bursts of SETs of many keys with one short TTL (mass expiry). The
+//! engine runs the full mix's nodes under a `maxmemory` its big values exceed, so they evict. Each client is sequential: it waits for the answer to its
 //! call (or gives up after a timeout) before it thinks and calls again, so the real-time order of one client's
 //! calls is known. A call is recorded when issued; its node's incarnation and clock are filled in when the node
 //! takes it, its outcome when the answer arrives (possibly during a later input: replies are asynchronous).
@@ -17,13 +22,135 @@ use shoal::core::Millis;
 
 use crate::event::Ms;
 
+/// Smallest large value of the full mix's big register keys.
+pub const BIG_VALUE_BYTES_MIN: u32 = 32 * 1024;
+/// Largest value of the full mix (3 MB: under every `maxmemory` the engine draws, so each fits alone).
+pub const BIG_VALUE_BYTES_MAX: u32 = 3_000_000;
+
+/// Which workload the clients run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Mix {
+    /// SET/GET/DEL/EXPIRE of small values on 32 keys, no memory limit: the workload the recorded seeds found
+    /// their bugs with (a seed replays its run byte for byte).
+    Classic,
+    /// The classic calls plus large values, INCRBY counters, APPEND logs and mass-expiry bursts, on nodes with a
+    /// `maxmemory` the working set exceeds.
+    #[default]
+    Full,
+}
+
+impl Mix {
+    /// The flag's name of the mix.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mix::Classic => "classic",
+            Mix::Full => "full",
+        }
+    }
+}
+
+impl std::str::FromStr for Mix {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Mix, String> {
+        match s {
+            "classic" => Ok(Mix::Classic),
+            "full" => Ok(Mix::Full),
+            other => Err(format!("unknown workload `{other}` (classic or full)")),
+        }
+    }
+}
+
+/// What a key is for in the full mix (every key is a register in the classic one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// SET/GET/DEL/EXPIRE of unique values (large ones on the big keys).
+    Register,
+    /// INCRBY, GET and a rare DEL.
+    Counter,
+    /// APPEND of unique tokens, GET and a rare DEL.
+    Append,
+    /// SETs with one shared short TTL, in bursts.
+    Burst,
+}
+
+/// The full mix's keyspace: registers `0..REGISTERS` (the last `BIG_KEYS` of them big), then counters, append
+/// logs and burst keys.
+pub mod keys {
+    /// Register keys (the classic mix has these alone).
+    pub const REGISTERS: u8 = 40;
+    /// The last register keys, whose SETs are mostly large values.
+    pub const BIG_KEYS: u8 = 16;
+    /// Counter keys.
+    pub const COUNTERS: u8 = 8;
+    /// Append-log keys.
+    pub const APPENDS: u8 = 8;
+    /// Keys of a mass-expiry burst (one SET each, all with the same TTL).
+    pub const BURST: u8 = 160;
+    /// All keys of the full mix.
+    pub const ALL: u8 = REGISTERS + COUNTERS + APPENDS + BURST;
+}
+
 /// What a client asked, in the checker's terms.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OpKind {
-    Set { key: u8, value: u64, ttl_ms: Option<u64> },
-    Get { key: u8 },
-    Del { key: u8 },
-    Expire { key: u8, ttl_ms: u64 },
+    /// SET of a value unique in the run; `size` 0 sends it as its decimal number, else as `big_value` bytes.
+    Set {
+        key: u8,
+        value: u64,
+        ttl_ms: Option<u64>,
+        size: u32,
+    },
+    Get {
+        key: u8,
+    },
+    Del {
+        key: u8,
+    },
+    Expire {
+        key: u8,
+        ttl_ms: u64,
+    },
+    /// INCRBY key delta (delta >= 1).
+    Incr {
+        key: u8,
+        delta: i64,
+    },
+    /// APPEND key "token," (the token is unique in the run).
+    Append {
+        key: u8,
+        token: u64,
+    },
+}
+
+/// The bytes of a large value: `"{value}~{size}~"` then filler up to `size` bytes, so a copy names its write and
+/// a truncated or spliced one is caught (`value_number` refuses it).
+pub fn big_value(value: u64, size: u32) -> Bytes {
+    let head = format!("{value}~{size}~");
+    let mut bytes = Vec::with_capacity((size as usize).max(head.len()));
+    bytes.extend_from_slice(head.as_bytes());
+    bytes.resize((size as usize).max(head.len()), filler(value));
+    Bytes::from(bytes)
+}
+
+fn filler(value: u64) -> u8 {
+    b'a' + (value % 26) as u8
+}
+
+/// The SET value a copy carries: a decimal number, or a well-formed `big_value`; `None` for anything else.
+pub fn value_number(bytes: &[u8]) -> Option<u64> {
+    if !bytes.contains(&b'~') {
+        return std::str::from_utf8(bytes).ok()?.parse().ok();
+    }
+    let mut fields = bytes.splitn(3, |&b| b == b'~');
+    let value: u64 = std::str::from_utf8(fields.next()?).ok()?.parse().ok()?;
+    let size: usize = std::str::from_utf8(fields.next()?).ok()?.parse().ok()?;
+    let rest = fields.next()?;
+    // The length says whether it was truncated or extended; the filler's two ends (4 KiB each: the whole of it is
+    // megabytes, read on every copy the simulator sniffs) whether another value's bytes were spliced in.
+    let ends = rest.iter().take(4096).chain(rest.iter().rev().take(4096));
+    let intact = bytes.len() == size.max(bytes.len() - rest.len()) && ends.into_iter().all(|&b| b == filler(value));
+    intact.then_some(value)
 }
 
 impl OpKind {
@@ -32,9 +159,15 @@ impl OpKind {
         !matches!(self, OpKind::Get { .. })
     }
 
+    /// The key the call is about (workload numbering).
     pub fn key(&self) -> u8 {
         match self {
-            OpKind::Set { key, .. } | OpKind::Get { key } | OpKind::Del { key } | OpKind::Expire { key, .. } => *key,
+            OpKind::Set { key, .. }
+            | OpKind::Get { key }
+            | OpKind::Del { key }
+            | OpKind::Expire { key, .. }
+            | OpKind::Incr { key, .. }
+            | OpKind::Append { key, .. } => *key,
         }
     }
 
@@ -42,9 +175,9 @@ impl OpKind {
     pub fn command(&self) -> Command {
         let key = Bytes::from(format!("k{}", self.key()));
         match self {
-            OpKind::Set { value, ttl_ms, .. } => Command::Set {
+            OpKind::Set { value, ttl_ms, size, .. } => Command::Set {
                 key,
-                value: Bytes::from(value.to_string()),
+                value: if *size == 0 { Bytes::from(value.to_string()) } else { big_value(*value, *size) },
                 cond: SetCond::Always,
                 ttl: ttl_ms.map_or(SetTtl::Clear, |ms| SetTtl::At(ExpireAt::InMs(ms as i64))),
                 get: false,
@@ -55,6 +188,8 @@ impl OpKind {
             OpKind::Expire { ttl_ms, .. } => {
                 Command::Expire { key, at: ExpireAt::InMs(*ttl_ms as i64), cond: ExpireCond::Always }
             }
+            OpKind::Incr { delta, .. } => Command::IncrBy { key, delta: *delta },
+            OpKind::Append { token, .. } => Command::Append { key, value: Bytes::from(format!("{token},")) },
         }
     }
 }
@@ -125,7 +260,11 @@ impl Op {
 /// Workload settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WorkloadConfig {
+    /// Which calls the clients make.
+    pub mix: Mix,
+    /// Sequential clients (the full mix also has one burst client per burst key, numbered after them).
     pub clients: u32,
+    /// Keys `0..keys`.
     pub keys: u8,
     /// Calls per second over all clients (each client waits for its answer, then thinks).
     pub ops_per_s: u64,
@@ -134,8 +273,48 @@ pub struct WorkloadConfig {
 }
 
 impl WorkloadConfig {
+    /// The classic mix for `n` nodes.
     pub fn for_nodes(n: usize) -> WorkloadConfig {
-        WorkloadConfig { clients: 8, keys: 32, ops_per_s: (20 * n as u64).min(400), timeout_ms: 3_000 }
+        WorkloadConfig {
+            mix: Mix::Classic,
+            clients: 8,
+            keys: 32,
+            ops_per_s: (20 * n as u64).min(400),
+            timeout_ms: 3_000,
+        }
+    }
+
+    /// `mix` for `n` nodes.
+    pub fn with_mix(n: usize, mix: Mix) -> WorkloadConfig {
+        match mix {
+            Mix::Classic => WorkloadConfig::for_nodes(n),
+            Mix::Full => WorkloadConfig { mix, keys: keys::ALL, ..WorkloadConfig::for_nodes(n) },
+        }
+    }
+
+    /// What key `k` is for.
+    pub fn role(&self, k: u8) -> Role {
+        role(self.mix, k)
+    }
+
+    /// The burst clients (one per burst key, none in the classic mix).
+    pub fn burst_clients(&self) -> std::ops::Range<u32> {
+        match self.mix {
+            Mix::Classic => self.clients..self.clients,
+            Mix::Full => self.clients..self.clients + u32::from(keys::BURST),
+        }
+    }
+}
+
+/// What key `k` is for under `mix`.
+pub fn role(mix: Mix, k: u8) -> Role {
+    use keys::*;
+    match (mix, k) {
+        (Mix::Classic, _) => Role::Register,
+        (Mix::Full, k) if k < REGISTERS => Role::Register,
+        (Mix::Full, k) if k < REGISTERS + COUNTERS => Role::Counter,
+        (Mix::Full, k) if k < REGISTERS + COUNTERS + APPENDS => Role::Append,
+        (Mix::Full, _) => Role::Burst,
     }
 }
 
@@ -165,7 +344,9 @@ impl Workload {
             config,
             rng: StdRng::seed_from_u64(seed),
             next_value: 0,
-            clients: (0..config.clients).map(|c| ClientState { waiting: None, conn: u64::from(c) << 32 }).collect(),
+            clients: (0..config.burst_clients().end)
+                .map(|c| ClientState { waiting: None, conn: u64::from(c) << 32 })
+                .collect(),
             history: Vec::new(),
         }
     }
@@ -178,8 +359,19 @@ impl Workload {
 
     /// Draws the next call of `client` to one of `n` nodes; returns its call number.
     pub fn issue(&mut self, client: u32, now: Ms, n: usize) -> usize {
-        let key = self.rng.random_range(0..self.config.keys);
-        let kind = match self.rng.random_range(0..100) {
+        let kind = match self.config.mix {
+            Mix::Classic => {
+                let key = self.rng.random_range(0..self.config.keys);
+                self.register_call(key, false)
+            }
+            Mix::Full => self.full_call(),
+        };
+        self.record(client, now, n, kind)
+    }
+
+    /// A classic call on register `key` (`big`: its SETs are mostly large values).
+    fn register_call(&mut self, key: u8, big: bool) -> OpKind {
+        match self.rng.random_range(0..100) {
             0..40 => {
                 self.next_value += 1;
                 let ttl_ms = match self.rng.random_range(0..8) {
@@ -187,12 +379,91 @@ impl Workload {
                     1 => Some(self.rng.random_range(1_000..10_000)),
                     _ => None,
                 };
-                OpKind::Set { key, value: self.next_value, ttl_ms }
+                let size = if big && self.rng.random_range(0..5) > 0 { self.big_size() } else { 0 };
+                OpKind::Set { key, value: self.next_value, ttl_ms, size }
             }
             40..80 => OpKind::Get { key },
             80..92 => OpKind::Del { key },
             _ => OpKind::Expire { key, ttl_ms: self.rng.random_range(50..5_000) },
-        };
+        }
+    }
+
+    /// A large value's size, log-uniform between the bounds.
+    fn big_size(&mut self) -> u32 {
+        let (lo, hi) = (f64::from(BIG_VALUE_BYTES_MIN).ln(), f64::from(BIG_VALUE_BYTES_MAX).ln());
+        let size = self.rng.random_range(lo..hi).exp() as u32;
+        size.clamp(BIG_VALUE_BYTES_MIN, BIG_VALUE_BYTES_MAX)
+    }
+
+    /// A call of the full mix: small registers 55%, big registers 6%, counters 24%, append logs 15%.
+    fn full_call(&mut self) -> OpKind {
+        use keys::*;
+        let small = REGISTERS - BIG_KEYS;
+        match self.rng.random_range(0..100) {
+            0..55 => {
+                let key = self.rng.random_range(0..small);
+                self.register_call(key, false)
+            }
+            55..61 => {
+                let key = self.rng.random_range(small..REGISTERS);
+                self.register_call(key, true)
+            }
+            61..85 => {
+                let key = REGISTERS + self.rng.random_range(0..COUNTERS);
+                match self.rng.random_range(0..100) {
+                    0..60 => {
+                        let delta = if self.rng.random_range(0..2) == 0 { 1 } else { self.rng.random_range(2..=10) };
+                        OpKind::Incr { key, delta }
+                    }
+                    60..97 => OpKind::Get { key },
+                    _ => OpKind::Del { key },
+                }
+            }
+            _ => {
+                let key = REGISTERS + COUNTERS + self.rng.random_range(0..APPENDS);
+                match self.rng.random_range(0..100) {
+                    0..60 => {
+                        self.next_value += 1;
+                        OpKind::Append { key, token: self.next_value }
+                    }
+                    60..97 => OpKind::Get { key },
+                    _ => OpKind::Del { key },
+                }
+            }
+        }
+    }
+
+    /// A mass-expiry burst: every burst key not still waiting gets a SET with the same `ttl_ms`, at once, each from
+    /// its own burst client; returns the call numbers.
+    pub fn burst(&mut self, now: Ms, n: usize, ttl_ms: u64) -> Vec<usize> {
+        let first = keys::REGISTERS + keys::COUNTERS + keys::APPENDS;
+        let mut ops = Vec::new();
+        for (i, client) in self.config.burst_clients().enumerate() {
+            if self.clients[client as usize].waiting.is_some() {
+                continue;
+            }
+            self.next_value += 1;
+            let kind = OpKind::Set { key: first + i as u8, value: self.next_value, ttl_ms: Some(ttl_ms), size: 0 };
+            ops.push(self.record(client, now, n, kind));
+        }
+        ops
+    }
+
+    /// Whether `client` is a burst client (it calls only in bursts, it does not think and call again).
+    pub fn is_burst_client(&self, client: u32) -> bool {
+        self.config.burst_clients().contains(&client)
+    }
+
+    /// Draws the burst times and TTL of the run: two bursts between `from` and `to`.
+    pub fn burst_plan(&mut self, from: Ms, to: Ms) -> Vec<(Ms, u64)> {
+        if self.config.burst_clients().is_empty() || to <= from {
+            return Vec::new();
+        }
+        (0..2).map(|_| (self.rng.random_range(from..to), self.rng.random_range(200..3_000))).collect()
+    }
+
+    /// Draws the levels and node of a call of `kind` by `client`, and records it.
+    fn record(&mut self, client: u32, now: Ms, n: usize, kind: OpKind) -> usize {
         let read = LEVELS[self.rng.random_range(0..3)];
         let write = LEVELS[self.rng.random_range(0..3)];
         let node = self.rng.random_range(0..n);
@@ -241,5 +512,48 @@ impl Workload {
         let op = usize::try_from(req).ok()?;
         let call = self.history.get(op)?;
         (call.conn == conn && self.clients[call.client as usize].waiting == Some(op)).then_some(op)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_large_value_names_its_write_and_a_damaged_one_names_none() {
+        let v = big_value(1234, 100_000);
+        assert_eq!(v.len(), 100_000);
+        assert_eq!(value_number(&v), Some(1234));
+        assert_eq!(value_number(b"77"), Some(77));
+        assert_eq!(value_number(&v[..99_999]), None, "truncated");
+        let mut spliced = v.to_vec();
+        spliced[99_000] = b'#';
+        assert_eq!(value_number(&spliced), None, "another value's bytes at its end");
+        let mut longer = v.to_vec();
+        longer.push(filler(1234));
+        assert_eq!(value_number(&longer), None, "extended");
+    }
+
+    #[test]
+    fn the_classic_mix_draws_as_it_always_did_and_the_full_mix_uses_every_role() {
+        let mut classic = Workload::new(WorkloadConfig::for_nodes(5), 9);
+        for _ in 0..500 {
+            let op = classic.issue(0, 0, 5);
+            let kind = &classic.history[op].kind;
+            assert!(kind.key() < 32 && !matches!(kind, OpKind::Incr { .. } | OpKind::Append { .. }));
+            assert!(!matches!(kind, OpKind::Set { size, .. } if *size > 0));
+        }
+        assert!(classic.burst_plan(0, 10_000).is_empty());
+        let config = WorkloadConfig::with_mix(5, Mix::Full);
+        let mut full = Workload::new(config, 9);
+        let mut roles = std::collections::BTreeSet::new();
+        for _ in 0..2_000 {
+            let op = full.issue(0, 0, 5);
+            roles.insert(format!("{:?}", config.role(full.history[op].kind.key())));
+        }
+        let ops = full.burst(0, 5, 500);
+        assert_eq!(ops.len(), usize::from(keys::BURST));
+        assert!(ops.iter().all(|&op| config.role(full.history[op].kind.key()) == Role::Burst));
+        assert_eq!(roles.len(), 3, "registers, counters and append logs: {roles:?}");
     }
 }

@@ -11,7 +11,7 @@ use shoal_sim::trace::Trace;
 use shoal_sim::{run, Report, Scenario, SimConfig};
 
 fn config(seed: u64, scenario: Scenario, clock_drift_max_ms: Option<u64>) -> SimConfig {
-    let mut config = SimConfig::new(seed, 3, scenario, 10_000);
+    let mut config = SimConfig::new(seed, 3, scenario, 10_000).classic();
     config.liveness_bound_ms = 20_000;
     config.clock_drift_max_ms = clock_drift_max_ms;
     // Strict locks: a grant the replicas refuse for its token's lead has no majority, so it is refused too. (In

@@ -45,7 +45,7 @@ impl Case {
     /// The engine's configuration for `seed`: a calm network, this case's faults.
     fn config(&self, seed: u64) -> SimConfig {
         let safety_ms = shoal_sim::scenario::warm_up_ms(60_000) + self.duration_ms;
-        let mut config = SimConfig::new(seed, self.nodes, Scenario::Calm, safety_ms);
+        let mut config = SimConfig::new(seed, self.nodes, Scenario::Calm, safety_ms).classic();
         config.liveness_bound_ms = 20_000;
         config.lock_mode = self.mode;
         let start = config.locks.start_ms;

@@ -5,7 +5,7 @@ use shoal_sim::trace::Trace;
 use shoal_sim::{run, Scenario, SimConfig};
 
 fn config(seed: u64, nodes: usize, scenario: Scenario, safety_s: u64) -> SimConfig {
-    let mut config = SimConfig::new(seed, nodes, scenario, safety_s * 1_000);
+    let mut config = SimConfig::new(seed, nodes, scenario, safety_s * 1_000).classic();
     config.liveness_bound_ms = 20_000;
     config
 }
@@ -37,7 +37,7 @@ fn assert_passes(report: &shoal_sim::Report) {
 /// A regression seed's full run as it was found, before lock clients joined the engine (they change every
 /// interleaving): without them it replays byte for byte (`--lock-clients 0`).
 fn full(seed: u64, scenario: Scenario) -> shoal_sim::Report {
-    let mut config = SimConfig::new(seed, 5, scenario, 60_000);
+    let mut config = SimConfig::new(seed, 5, scenario, 60_000).classic();
     config.locks.clients = 0;
     run(config, Trace::default())
 }
@@ -122,7 +122,7 @@ fn regression_seed_95_restarted_node_reused_its_vector_entry() {
 /// Replay: cargo run -p shoal-sim --release -- --seed 16 --scenario random --lock-mode strict
 #[test]
 fn regression_strict_seed_16_expired_write_lost_with_its_only_replica() {
-    let mut config = SimConfig::new(16, 5, Scenario::Random, 60_000);
+    let mut config = SimConfig::new(16, 5, Scenario::Random, 60_000).classic();
     config.lock_mode = shoal::core::locks::LockMode::Strict;
     assert_passes(&run(config, Trace::default()));
 }
@@ -139,8 +139,64 @@ fn regression_strict_seed_16_expired_write_lost_with_its_only_replica() {
 /// Replay: cargo run -p shoal-sim --release -- --seed 177 --scenario skew --trace /tmp/t.txt
 #[test]
 fn regression_skew_tombstone_dropped_by_a_clock_beyond_grace() {
-    let report = run(SimConfig::new(177, 5, Scenario::Skew, 60_000), Trace::default());
+    let report = run(SimConfig::new(177, 5, Scenario::Skew, 60_000).classic(), Trace::default());
     assert_passes(&report);
     let beyond = report.counts.iter().find(|(k, _)| *k == shoal_sim::check::Kind::DivergedBeyondGrace);
     assert!(beyond.is_some_and(|(_, n)| *n > 0), "counted as the allowed anomaly: {:?}", report.counts);
+}
+
+fn count(report: &shoal_sim::Report, kind: shoal_sim::check::Kind) -> usize {
+    report.counts.iter().find(|(k, _)| *k == kind).map_or(0, |(_, n)| *n)
+}
+
+/// A checker finding of the first 1,000-seed sweep of the full workload, not a product bug: during a split of
+/// {n0, n4}, an INCRBY at ONE via n4 on its stale copy of counter k45 answered 10, while the majority side had
+/// deleted the counter; after the heal the DEL's tombstone won last-writer-wins and the counter ends absent. The
+/// fork was a value against a tombstone, and the counter checker looked for concurrent values only; it now counts
+/// tombstones of counters and logs as versions, and the run is the allowed `RmwLwwConcurrent`.
+/// Replay: cargo run -p shoal-sim --release -- --seed 720 --scenario random
+#[test]
+fn regression_full_seed_720_delete_concurrent_with_an_increment_is_an_allowed_fork() {
+    let report = run(SimConfig::new(720, 5, Scenario::Random, 60_000), Trace::default());
+    assert_passes(&report);
+    assert!(count(&report, shoal_sim::check::Kind::RmwLwwConcurrent) > 0, "{:?}", report.counts);
+}
+
+/// A checker finding of the same sweep: clocks jump an hour apart (n3 +59 min, n2 -39 min, beyond the 300 s
+/// grace). n2 evicts k36 = 1365 (acknowledged at ONE) and spreads the eviction marker, whose grace its clock far
+/// behind has already ended on the owners' clocks; they drop it on arrival, and n3's older copy 1055 comes back.
+/// That is the documented clocks-beyond-grace limit (as for tombstones), counted as `DivergedBeyondGrace`. The
+/// fix of seed 745 (a stall voids a pending re-read) changed this run, which no longer meets the case; the rule
+/// is also held by the planted tests of `check::rmw` and `check::writes`.
+/// Replay: cargo run -p shoal-sim --release -- --seed 763 --scenario random
+#[test]
+fn regression_full_seed_763_eviction_marker_aged_out_beyond_grace() {
+    assert_passes(&run(SimConfig::new(763, 5, Scenario::Random, 60_000), Trace::default()));
+}
+
+/// Found by the 1,000-seed sweep of the full workload: n0 is paused from 5 s to 60 s while an INCR it
+/// coordinates as first owner waits for the other owners' copies (its re-read). The others go on without it
+/// and take counter k41 to 46, acknowledged. At the resume the answers n0 had been sent 55 s before arrive
+/// first, the INCR runs on that old copy (30 -> 31) with a fresh clock, and its version wins last-writer-wins
+/// over the 15 acknowledged increments. Fix: a re-read that a stall interrupted is void, the write does not run
+/// (`Pending::Read::started_at` against the stall time).
+/// Replay: cargo run -p shoal-sim --release -- --seed 745 --scenario random --trace /tmp/t.txt
+#[test]
+fn regression_full_seed_745_reread_answers_from_before_a_pause_ran_an_incr() {
+    let report = run(SimConfig::new(745, 5, Scenario::Random, 60_000), Trace::default());
+    assert_passes(&report);
+    assert_eq!(count(&report, shoal_sim::check::Kind::LostIncrement), 0);
+}
+
+/// A checker finding of the third 1,000-seed sweep of the full workload, not a product bug: n3, isolated and
+/// alone in its ring with its clock 25 minutes ahead, acknowledges SET k31=1540 at QUORUM; another node had
+/// evicted a version of k31 concurrent with it whose HLC (a clock 35 minutes ahead) is later, and after the heal
+/// that eviction marker wins last-writer-wins: k31 ends absent. The absence checker weighed tombstones and
+/// expiring versions as removals, not eviction markers; it now does, and the run is the allowed `LwwConcurrent`.
+/// Replay: cargo run -p shoal-sim --release -- --seed 69 --scenario random
+#[test]
+fn regression_full_seed_69_write_lost_to_a_concurrent_eviction_marker() {
+    let report = run(SimConfig::new(69, 5, Scenario::Random, 60_000), Trace::default());
+    assert_passes(&report);
+    assert!(count(&report, shoal_sim::check::Kind::LwwConcurrent) > 0, "{:?}", report.counts);
 }

@@ -3,13 +3,14 @@
 //! Runs are short (5 nodes, 20 virtual seconds of faults) so the suite stays fast in debug builds; the long
 //! sweeps are `cargo run -p shoal-sim --release -- --seeds N`. Seeds that found replication bugs are kept in
 //! `tests/replication.rs`. Every run has lock clients beside the data clients, except the regression seeds found
-//! before they existed, which replay as found (`as_found`).
+//! before they existed, which replay as found (`as_found`). Every seed here and in the other suites runs the
+//! classic workload it was recorded with (`SimConfig::classic`); the full workload has its own test below.
 
 use shoal_sim::trace::Trace;
 use shoal_sim::{run, Report, Scenario, SimConfig};
 
 fn config(seed: u64, scenario: Scenario, safety_s: u64) -> SimConfig {
-    let mut config = SimConfig::new(seed, 5, scenario, safety_s * 1_000);
+    let mut config = SimConfig::new(seed, 5, scenario, safety_s * 1_000).classic();
     // Short runs converge well within 20 s of the heal; a run that does not is failing anyway.
     config.liveness_bound_ms = config.liveness_bound_ms.min(20_000);
     config
@@ -112,4 +113,31 @@ fn regression_seeds_stuck_suspects_under_flapping_partitions() {
     for seed in [6, 17, 63, 76, 81, 128, 193] {
         assert_membership_passes(&as_found(seed, Scenario::Random, 60));
     }
+}
+
+/// The full workload (large values, INCRBY counters, APPEND logs, mass-expiry bursts, nodes under a `maxmemory`
+/// the big keys exceed) over a few seeds of the scenarios that stress it most: it replays byte for byte, it
+/// evicts, it makes every kind of call, and every checker (the read-modify-write ones included) passes.
+#[test]
+fn the_full_workload_evicts_and_passes() {
+    let full = |seed, scenario| {
+        let mut config = SimConfig::new(seed, 5, scenario, 20_000);
+        config.liveness_bound_ms = 20_000;
+        run(config, Trace::default())
+    };
+    let (mut evicted, mut mix) = (0, shoal_sim::engine::MixCounts::default());
+    for (seed, scenario) in [(1, Scenario::Random), (2, Scenario::CrashRestart), (3, Scenario::PartitionHeal)] {
+        let report = full(seed, scenario);
+        assert_passes(&report);
+        assert!(report.memory.is_some(), "the full workload runs under maxmemory");
+        evicted += report.evictions;
+        mix.big_sets += report.mix.big_sets;
+        mix.incrs += report.mix.incrs;
+        mix.appends += report.mix.appends;
+        mix.burst_sets += report.mix.burst_sets;
+    }
+    assert!(evicted > 0, "the working set exceeds maxmemory");
+    assert!(mix.big_sets > 0 && mix.incrs > 0 && mix.appends > 0 && mix.burst_sets > 0, "{mix:?}");
+    let (a, b) = (full(4, Scenario::Random), full(4, Scenario::Random));
+    assert_eq!((a.trace_hash, a.events, a.ops), (b.trace_hash, b.events, b.ops));
 }

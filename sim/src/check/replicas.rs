@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 
-use shoal::core::replication::WireEntry;
+use shoal::core::replication::{EntryKind, WireEntry};
 use shoal::core::vversion::Relation;
 use shoal::core::Millis;
 
@@ -42,10 +42,13 @@ pub struct KeyCopies {
 /// The agreed state of every key (absent or expired: `None`).
 pub type Finals = BTreeMap<u8, Option<WireEntry>>;
 
-/// The entry read as absent once its expiry (a value's TTL, a marker's grace) has passed at `now`.
+/// The entry read as absent once its expiry (a value's TTL, a marker's grace) has passed at `now`; an eviction
+/// marker reads as absent too (replicas agree on it as on absence: it adds nothing to their digests, so
+/// anti-entropy never sends it to a replica without it, and it only stops the evicted version coming back).
 pub fn normalized(entry: &Option<WireEntry>, now: Millis) -> Option<WireEntry> {
     match entry {
         Some(e) if e.expire_at_ms != 0 && e.expire_at_ms <= now => None,
+        Some(e) if e.kind == EntryKind::Evicted => None,
         other => other.clone(),
     }
 }
@@ -57,8 +60,12 @@ pub fn describe(entry: &Option<WireEntry>) -> String {
         Some(e) => {
             let vector: Vec<String> =
                 e.vector.entries().iter().map(|(n, t)| format!("{:04x}:{}", n.0 >> 48, t.0)).collect();
-            let value = String::from_utf8_lossy(&e.value);
-            format!("{:?} {value:?} [{}] expire {}", e.kind, vector.join(" "), e.expire_at_ms)
+            let value = if e.value.len() > 48 {
+                format!("{:?}... ({} bytes)", String::from_utf8_lossy(&e.value[..32]), e.value.len())
+            } else {
+                format!("{:?}", String::from_utf8_lossy(&e.value))
+            };
+            format!("{:?} {value} [{}] expire {}", e.kind, vector.join(" "), e.expire_at_ms)
         }
     }
 }
@@ -135,7 +142,6 @@ mod tests {
     use super::*;
     use bytes::Bytes;
     use shoal::core::clock::Timestamp;
-    use shoal::core::replication::EntryKind;
     use shoal::core::version::NodeId;
     use shoal::core::vversion::VersionVector;
 

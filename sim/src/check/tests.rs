@@ -119,7 +119,7 @@ fn bulk(v: u64) -> Reply {
 #[test]
 fn a_lost_write_is_flagged() {
     let ops = vec![
-        op(0, 1, 10, OpKind::Set { key: 1, value: 7, ttl_ms: None }, Reply::Ok),
+        op(0, 1, 10, OpKind::Set { key: 1, value: 7, ttl_ms: None, size: 0 }, Reply::Ok),
         op(0, 1, 20, OpKind::Get { key: 1 }, Reply::Nil),
     ];
     assert_eq!(kinds(&history(&ops)), [Kind::LostWrite]);
@@ -128,8 +128,8 @@ fn a_lost_write_is_flagged() {
 #[test]
 fn a_stale_read_is_flagged() {
     let ops = vec![
-        op(0, 1, 10, OpKind::Set { key: 1, value: 7, ttl_ms: None }, Reply::Ok),
-        op(0, 1, 11, OpKind::Set { key: 1, value: 8, ttl_ms: None }, Reply::Ok),
+        op(0, 1, 10, OpKind::Set { key: 1, value: 7, ttl_ms: None, size: 0 }, Reply::Ok),
+        op(0, 1, 11, OpKind::Set { key: 1, value: 8, ttl_ms: None, size: 0 }, Reply::Ok),
         op(0, 1, 20, OpKind::Get { key: 1 }, bulk(7)),
     ];
     assert_eq!(kinds(&history(&ops)), [Kind::WrongReply]);
@@ -138,15 +138,15 @@ fn a_stale_read_is_flagged() {
 #[test]
 fn crashes_deletes_and_expiry_excuse_a_missing_value() {
     let ops = vec![
-        op(0, 1, 10, OpKind::Set { key: 1, value: 7, ttl_ms: None }, Reply::Ok),
+        op(0, 1, 10, OpKind::Set { key: 1, value: 7, ttl_ms: None, size: 0 }, Reply::Ok),
         op(0, 2, 20, OpKind::Get { key: 1 }, Reply::Nil),
-        op(1, 1, 10, OpKind::Set { key: 1, value: 8, ttl_ms: Some(100) }, Reply::Ok),
+        op(1, 1, 10, OpKind::Set { key: 1, value: 8, ttl_ms: Some(100), size: 0 }, Reply::Ok),
         op(1, 1, 50, OpKind::Get { key: 1 }, bulk(8)),
         op(1, 1, 110, OpKind::Get { key: 1 }, Reply::Nil),
-        op(1, 1, 120, OpKind::Set { key: 2, value: 9, ttl_ms: None }, Reply::Ok),
+        op(1, 1, 120, OpKind::Set { key: 2, value: 9, ttl_ms: None, size: 0 }, Reply::Ok),
         op(1, 1, 121, OpKind::Del { key: 2 }, Reply::Int(1)),
         op(1, 1, 122, OpKind::Get { key: 2 }, Reply::Nil),
-        op(1, 1, 123, OpKind::Set { key: 3, value: 10, ttl_ms: None }, Reply::Ok),
+        op(1, 1, 123, OpKind::Set { key: 3, value: 10, ttl_ms: None, size: 0 }, Reply::Ok),
         op(1, 1, 124, OpKind::Expire { key: 3, ttl_ms: 5 }, Reply::Int(1)),
         op(1, 1, 130, OpKind::Get { key: 3 }, Reply::Nil),
     ];
@@ -156,7 +156,7 @@ fn crashes_deletes_and_expiry_excuse_a_missing_value() {
 #[test]
 fn a_value_that_outlives_its_ttl_is_flagged_unless_the_clock_went_back() {
     let mut ops = vec![
-        op(0, 1, 10, OpKind::Set { key: 1, value: 7, ttl_ms: Some(100) }, Reply::Ok),
+        op(0, 1, 10, OpKind::Set { key: 1, value: 7, ttl_ms: Some(100), size: 0 }, Reply::Ok),
         op(0, 1, 200, OpKind::Get { key: 1 }, bulk(7)),
     ];
     assert_eq!(kinds(&history(&ops)), [Kind::WrongReply]);

@@ -28,7 +28,16 @@
 //!   replica counts intersect (R + W > N, e.g. QUORUM/QUORUM), returns that write or one that does not precede it,
 //!   provided no fault happened or was in force (a node down or paused, a link cut) from `settle_ms` before the
 //!   write to the read's answer, and the network never lost datagrams.
-//! - A value no client wrote is a `PhantomValue` wherever it shows.
+//! - A value no client wrote is a `PhantomValue` wherever it shows (a large value must also be intact: its
+//!   length and filler, `workload::value_number`).
+//! - Memory pressure (full workload): a key that ends absent while an acknowledged SET is unexplained is excused
+//!   when some node evicted the key after that SET was invoked (counted once a key as the allowed
+//!   `EvictedAbsent`), and a read of nil after one's own write likewise. An eviction never excuses an older value:
+//!   a final value whose version some node evicted (its eviction marker's vector covers the final one) that lost
+//!   a newer acknowledged write is `EvictedCameBackOlder`, a violation; with no write lost it is counted as the
+//!   allowed `EvictedCameBack` (an eviction undone, but nothing older than the newest acknowledged write). A read
+//!   of an older write after an eviction of the key is `EvictedCameBackOlder` too.
+//! - Counters and append logs (full workload) are left to `check::rmw`.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -39,7 +48,7 @@ use shoal::core::vversion::{Relation, VersionVector};
 use super::replicas::{describe, Finals};
 use super::{Kind, Violation};
 use crate::event::Ms;
-use crate::workload::{Op, OpKind, Outcome};
+use crate::workload::{Op, OpKind, Outcome, Role};
 
 /// What the simulator saw besides the history: write versions, copies lost in crashes, faults.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -73,9 +82,89 @@ pub struct Facts {
     pub clock_spread_ms: Ms,
     /// The end of the run (virtual time).
     pub end_ms: Ms,
+    /// What the keys that are not plain registers are for (full mix): the register checks skip counters and
+    /// append logs, which `check::rmw` judges.
+    pub roles: BTreeMap<u8, Role>,
+    /// The nodes ran with a memory limit: any key may have been evicted.
+    pub memory_pressure: bool,
+    /// Per key, the evictions seen: when, and the version evicted (the eviction marker's vector).
+    pub evictions: BTreeMap<u8, Vec<(Ms, VersionVector)>>,
+    /// Times at which a node evicted keys the simulator could not name (their markers were already gone):
+    /// every key counts as maybe evicted then.
+    pub evictions_unnamed: Vec<Ms>,
+    /// Per read-modify-write key, every version of a value or tombstone seen, with the time it was first seen.
+    pub rmw_versions: BTreeMap<u8, Vec<(Ms, VersionVector)>>,
+    /// Spans during which a fault other than a pause is in force (a node down, a link cut).
+    pub disturbed_but_pauses: Vec<(Ms, Ms)>,
+    /// Times of faults other than pauses and resumes (the cluster's start counts as one).
+    pub fault_times_but_pauses: Vec<Ms>,
+    /// When each paused node resumed (node index, time).
+    pub resumes: Vec<(usize, Ms)>,
+    /// How long after a stall a node re-reads the other owners before a read-modify-write (two anti-entropy
+    /// periods, `replication::stall`).
+    pub stall_window_ms: Ms,
+    /// Which node (index) each vector writer id belongs to (one id per process life).
+    pub node_ids: BTreeMap<u64, usize>,
+    /// Per read-modify-write key, the times at which a crash took the last copy of one of its versions (no live
+    /// node's copy and no message in flight carried that version or a later one).
+    pub rmw_crash_lost: BTreeMap<u8, Vec<Ms>>,
 }
 
 impl Facts {
+    /// Whether key `k` is a counter or an append log (not judged by the register checks).
+    pub fn is_rmw(&self, k: u8) -> bool {
+        matches!(self.roles.get(&k), Some(Role::Counter | Role::Append))
+    }
+
+    /// Records an eviction of `key` seen at `at`, evicting the version `vector`.
+    pub fn saw_eviction(&mut self, key: u8, at: Ms, vector: &VersionVector) -> bool {
+        let seen = self.evictions.entry(key).or_default();
+        let new = !seen.iter().any(|(_, v)| v == vector);
+        if new {
+            seen.push((at, vector.clone()));
+        }
+        new
+    }
+
+    /// Whether `key` may have been evicted between `from` and `to`.
+    pub fn evicted_within(&self, key: u8, from: Ms, to: Ms) -> bool {
+        let named = self.evictions.get(&key).into_iter().flatten().any(|&(t, _)| t >= from && t <= to);
+        named || self.evictions_unnamed.iter().any(|&t| t >= from && t <= to)
+    }
+
+    /// Whether a version at least as new as `vector` was evicted from `key`: a value with `vector` then came back.
+    pub fn evicted_covers(&self, key: u8, vector: &VersionVector) -> bool {
+        let seen = self.evictions.get(&key).into_iter().flatten();
+        seen.into_iter().any(|(_, v)| matches!(v.compare(vector), Relation::After | Relation::Equal))
+    }
+
+    /// Records a version of read-modify-write key `key` seen at `at`.
+    pub fn saw_rmw_version(&mut self, key: u8, at: Ms, vector: &VersionVector) {
+        let seen = self.rmw_versions.entry(key).or_default();
+        if !seen.iter().any(|(_, v)| v == vector) {
+            seen.push((at, vector.clone()));
+        }
+    }
+
+    /// Whether a version written by `writer` (a vector id) at `at` comes from a node that had just resumed from a
+    /// pause, within its stall window, with no other fault (a node down, a link cut, a clock jump) in force or
+    /// settling then: such a node must re-read the other owners before a read-modify-write, so a version it
+    /// makes concurrent with theirs is no allowed anomaly.
+    pub fn stall_made(&self, writer: u64, at: Ms) -> bool {
+        let Some(&node) = self.node_ids.get(&writer) else { return false };
+        let resumed = self.resumes.iter().any(|&(n, r)| n == node && r <= at && at <= r + self.stall_window_ms);
+        let near = |start: Ms, end: Ms| start <= at && at <= end + self.settle_ms;
+        let other = self.fault_times_but_pauses.iter().any(|&t| near(t, t))
+            || self.disturbed_but_pauses.iter().any(|&(s, e)| near(s, e));
+        resumed && !other
+    }
+
+    /// Whether a fault was in force or settling at `at` (network loss aside).
+    pub fn disturbed_at(&self, at: Ms) -> bool {
+        let near = |start: Ms, end: Ms| start <= at && at <= end + self.settle_ms;
+        self.fault_times.iter().any(|&t| near(t, t)) || self.disturbed.iter().any(|&(s, e)| near(s, e))
+    }
+
     /// Records a vector seen with SET value `value`, keeping the least.
     pub fn saw_value(&mut self, value: u64, vector: &VersionVector) {
         match self.vectors.get(&value) {
@@ -108,9 +197,9 @@ impl Facts {
     }
 }
 
-/// The SET value a copy carries (a workload value is a decimal number).
+/// The SET value a copy carries (a decimal number, or a large value naming its write: `workload::big_value`).
 pub fn value_of(bytes: &[u8]) -> Option<u64> {
-    std::str::from_utf8(bytes).ok()?.parse().ok()
+    crate::workload::value_number(bytes)
 }
 
 fn set_value(op: &Op) -> Option<u64> {
@@ -178,9 +267,10 @@ fn show(op: &Op) -> String {
 pub fn lost_writes(ops: &[Op], finals: &Finals, facts: &Facts) -> Vec<Violation> {
     let index = Index::new(ops);
     let mut found = Vec::new();
-    for (&key, entry) in finals {
+    for (&key, entry) in finals.iter().filter(|(k, _)| !facts.is_rmw(**k)) {
         match entry {
             Some(e) if e.kind == EntryKind::Value => {
+                let first = found.len();
                 let Some(u) = value_of(&e.value).and_then(|v| index.by_value.get(&v)).map(|&i| &ops[i]) else {
                     let detail = format!("k{key} final state {} was never written", describe(entry));
                     found.push(Violation { kind: Kind::PhantomValue, at: 0, detail });
@@ -201,11 +291,47 @@ pub fn lost_writes(ops: &[Op], finals: &Finals, facts: &Facts) -> Vec<Violation>
                         found.extend(v);
                     }
                 }
+                // With clocks further apart than the grace, an eviction marker made on a clock far behind has aged
+                // out on arrival at a replica far ahead: the evicted version's marker is gone there and an older
+                // copy can come back (the documented clocks-beyond-grace limit, as for tombstones).
+                if facts.clock_spread_ms >= facts.tombstone_grace_ms && facts.evictions.contains_key(&key) {
+                    let note = format!(
+                        " [clocks {} s apart, beyond the grace of the key's eviction markers]",
+                        facts.clock_spread_ms / 1_000
+                    );
+                    for v in &mut found[first..] {
+                        v.kind = Kind::DivergedBeyondGrace;
+                        v.detail.push_str(&note);
+                    }
+                }
+                // An evicted version (or a later one) came back: "eviction never undone" failed. Over a newer
+                // acknowledged write that is a violation of its own kind; alone it is counted.
+                if facts.evicted_covers(key, &e.vector) && facts.clock_spread_ms < facts.tombstone_grace_ms {
+                    let note = " [an eviction of this version or a later one was undone]";
+                    for v in &mut found[first..] {
+                        v.kind = Kind::EvictedCameBackOlder;
+                        v.detail.push_str(note);
+                    }
+                    if found.len() == first {
+                        let detail = format!("k{key} final {} was evicted and came back", describe(entry));
+                        found.push(Violation { kind: Kind::EvictedCameBack, at: 0, detail });
+                    }
+                }
             }
             _ => {
+                let mut evicted_noted = false;
                 for w in index.on_key(key).filter(|w| w.acked()) {
                     let OpKind::Set { ttl_ms: None, .. } = w.kind else { continue };
                     if index.removal_after(w) || lost_with_crash(&index, w, facts) {
+                        continue;
+                    }
+                    // Under memory pressure a key may be evicted: absence is then no loss (counted once a key).
+                    if facts.evicted_within(key, w.invoked_at, Ms::MAX) {
+                        if !evicted_noted {
+                            let detail = format!("k{key} is absent, evicted after {}", show(w));
+                            found.push(violation(Kind::EvictedAbsent, w, detail));
+                            evicted_noted = true;
+                        }
                         continue;
                     }
                     let deleted_before = index.on_key(key).find(|x| {
@@ -250,7 +376,7 @@ fn crash_lost(w: &Op, facts: &Facts) -> bool {
     match w.kind {
         // A SET with a TTL whose value expired leaves a tombstone with its vector: if the last copy of that
         // tombstone died in a crash, the write's every trace did.
-        OpKind::Set { value, key, ttl_ms } => {
+        OpKind::Set { value, key, ttl_ms, .. } => {
             facts.crash_lost_values.contains(&value)
                 || (ttl_ms.is_some()
                     && facts.vectors.get(&value).is_some_and(|v| {
@@ -277,11 +403,14 @@ fn vectors_of<'a>(w: &Op, facts: &'a Facts) -> Vec<&'a VersionVector> {
     }
 }
 
-/// The versions that may have removed a key: every tombstone seen on it, and every version of a value with an
-/// expiry on it (an expired value leaves a tombstone with its own vector).
+/// The versions that may have removed a key: every tombstone seen on it, every version of a value with an
+/// expiry on it (an expired value leaves a tombstone with its own vector), and every eviction marker's.
 fn removal_vectors(key: u8, facts: &Facts) -> Vec<&VersionVector> {
     let tombstones = facts.tombstones.get(&key).into_iter().flatten().map(|(_, v)| v);
-    tombstones.chain(facts.expiring.get(&key).into_iter().flatten()).collect()
+    // An eviction marker removes the key too: a write concurrent with the evicted version can lose to the marker
+    // by last-writer-wins (it carries the evicted version's vector).
+    let evicted = facts.evictions.get(&key).into_iter().flatten().map(|(_, v)| v);
+    tombstones.chain(facts.expiring.get(&key).into_iter().flatten()).chain(evicted).collect()
 }
 
 /// `w` lost to the final entry `last` (written by `u` when known; `restamped`: maybe re-written by an EXPIRE
@@ -360,7 +489,7 @@ pub fn read_your_writes(ops: &[Op], facts: &Facts) -> Vec<Violation> {
     let index = Index::new(ops);
     let mut found = Vec::new();
     let mut last: BTreeMap<(u32, u8), &Op> = BTreeMap::new();
-    for op in ops {
+    for op in ops.iter().filter(|op| !facts.is_rmw(op.kind.key())) {
         let key = op.kind.key();
         match (&op.kind, &op.outcome) {
             (OpKind::Set { .. } | OpKind::Del { .. }, _) if op.acked() => {
@@ -374,7 +503,7 @@ pub fn read_your_writes(ops: &[Op], facts: &Facts) -> Vec<Violation> {
                 if !intersect || !facts.quiet(w.invoked_at, end) {
                     continue;
                 }
-                if let Some(mut v) = read_violation(&index, w, op, reply) {
+                if let Some(mut v) = read_violation(&index, w, op, reply, facts) {
                     // A removal's tombstone ends its grace on the writer's clock: a replica whose clock is further
                     // ahead than the grace drops it on arrival, and an older copy can come back (documented).
                     let removal = matches!(w.kind, OpKind::Del { .. } | OpKind::Set { ttl_ms: Some(_), .. });
@@ -394,9 +523,11 @@ pub fn read_your_writes(ops: &[Op], facts: &Facts) -> Vec<Violation> {
     found
 }
 
-fn read_violation(index: &Index, w: &Op, r: &Op, reply: &Reply) -> Option<Violation> {
-    let bad =
-        |kind, why: &str| Some(violation(kind, r, format!("{} read {reply:?} after {}: {why}", show(r), show(w))));
+fn read_violation(index: &Index, w: &Op, r: &Op, reply: &Reply, facts: &Facts) -> Option<Violation> {
+    let bad = |kind, why: &str| {
+        Some(violation(kind, r, format!("{} read {} after {}: {why}", show(r), super::brief(reply), show(w))))
+    };
+    let evicted = facts.evicted_within(w.kind.key(), w.invoked_at, r.completed_at.unwrap_or(Ms::MAX));
     match reply {
         Reply::Bulk(bytes) => {
             let Some(&i) = value_of(bytes).and_then(|v| index.by_value.get(&v)) else {
@@ -405,6 +536,8 @@ fn read_violation(index: &Index, w: &Op, r: &Op, reply: &Reply) -> Option<Violat
             let x = &index.ops[i];
             if std::ptr::eq(x, w) || !x.precedes(w) {
                 None
+            } else if evicted {
+                bad(Kind::EvictedCameBackOlder, "an older write, after an eviction of the key")
             } else {
                 bad(Kind::ReadYourWrites, "an older write")
             }
@@ -412,7 +545,7 @@ fn read_violation(index: &Index, w: &Op, r: &Op, reply: &Reply) -> Option<Violat
         Reply::Nil => {
             let explained = match w.kind {
                 OpKind::Del { .. } | OpKind::Set { ttl_ms: Some(_), .. } => true,
-                _ => index.removal_after(w),
+                _ => index.removal_after(w) || evicted,
             };
             if explained {
                 None

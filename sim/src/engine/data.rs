@@ -7,6 +7,7 @@
 use super::*;
 use bytes::Bytes;
 use shoal::core::replication::{EntryKind, PeerMsg, WireEntry};
+use shoal::core::vversion::Relation;
 
 use crate::check::replicas::{self, Copy, KeyCopies};
 
@@ -74,6 +75,22 @@ impl Engine {
         Ok(())
     }
 
+    /// Node `i` just evicted `count` keys: note each evicted workload key with the version its marker carries; an
+    /// eviction whose marker is already gone cannot be named, and then every key counts as maybe evicted.
+    pub(super) fn note_evictions(&mut self, i: usize, count: u64) {
+        self.evictions += count;
+        let mut named = 0;
+        for k in 0..self.workload.config.keys {
+            let Some(entry) = self.entry_of(i, &key_name(k)) else { continue };
+            if entry.kind == EntryKind::Evicted && self.facts.saw_eviction(k, self.now, &entry.vector) {
+                named += 1;
+            }
+        }
+        if named < count {
+            self.facts.evictions_unnamed.push(self.now);
+        }
+    }
+
     /// Before node `i` crashes: the values and tombstones whose last copy it holds die with it.
     pub(super) fn note_crash_losses(&mut self, i: usize) {
         if self.hosts[i].node.is_none() {
@@ -83,6 +100,19 @@ impl Engine {
         for k in 0..self.workload.config.keys {
             let key = key_name(k);
             let Some(mine) = self.entry_of(i, &key) else { continue };
+            if self.facts.is_rmw(k) {
+                // A counter's or append log's version survives in any copy that has seen it.
+                let covers =
+                    |e: &WireEntry| matches!(e.vector.compare(&mine.vector), Relation::After | Relation::Equal);
+                let elsewhere = (0..self.config.nodes)
+                    .filter(|&j| j != i)
+                    .any(|j| self.entry_of(j, &key).is_some_and(|e| covers(&e)))
+                    || in_flight.iter().any(|(kk, e)| *kk == k && covers(e));
+                if !elsewhere {
+                    self.facts.rmw_crash_lost.entry(k).or_default().push(self.now);
+                }
+                continue;
+            }
             let survives = |e: &WireEntry| match mine.kind {
                 EntryKind::Value => e.kind == EntryKind::Value && e.value == mine.value,
                 _ => e.kind == EntryKind::Tombstone,

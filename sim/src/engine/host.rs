@@ -25,7 +25,13 @@ impl Engine {
         if let Some(m) = node.membership() {
             host.incarnation_max = host.incarnation_max.max(m.identity().incarnation);
         }
+        let evicted = node.store().stats().evicted_keys;
+        let evictions = evicted.saturating_sub(host.evicted_seen);
+        host.evicted_seen = evicted;
         let generation = host.generation;
+        if evictions > 0 {
+            self.note_evictions(i, evictions);
+        }
         let mut outbox = std::mem::take(&mut self.outbox);
         for output in outbox.drain() {
             match output {
@@ -108,6 +114,9 @@ impl Engine {
 
     fn resume(&mut self, node: usize) {
         let host = &mut self.hosts[node];
+        if host.paused && host.node.is_some() {
+            self.facts.resumes.push((node, self.now));
+        }
         host.paused = false;
         for event in std::mem::take(&mut host.held) {
             self.queue.push(self.now, event);

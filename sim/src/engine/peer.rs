@@ -11,10 +11,24 @@ use crate::workload::OpKind;
 use bytes::BytesMut;
 use shoal::core::replication::{EntryKind, Frame, PeerMsg};
 
-/// FNV-1a of a peer message's encoding, folded into the trace.
+/// FNV-1a of a peer message's encoding, folded into the trace; of a message over `DIGEST_WHOLE_MAX` bytes (large
+/// values), of its length, head and tail only, which is enough to tell runs apart and keeps megabytes of filler
+/// out of the hash.
 fn fnv(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3))
+    let hash =
+        |h: u64, part: &[u8]| part.iter().fold(h, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3));
+    let basis = 0xcbf2_9ce4_8422_2325;
+    if bytes.len() <= DIGEST_WHOLE_MAX {
+        return hash(basis, bytes);
+    }
+    let ends = hash(hash(basis, &bytes[..DIGEST_END]), &bytes[bytes.len() - DIGEST_END..]);
+    hash(ends, &(bytes.len() as u64).to_le_bytes())
 }
+
+/// Messages up to this size are hashed whole (every message of the classic workload is far smaller).
+const DIGEST_WHOLE_MAX: usize = 1 << 20;
+/// Bytes hashed at each end of a larger message.
+const DIGEST_END: usize = 64 << 10;
 
 impl Engine {
     /// Node `from` sends `msg` to the node at `to`.
@@ -76,6 +90,12 @@ impl Engine {
         }
         let key = kind.key();
         let Some(entry) = self.entry_of(i, &data::key_name(key)) else { return };
+        if self.facts.is_rmw(key) {
+            if entry.kind != EntryKind::Evicted {
+                self.facts.saw_rmw_version(key, self.now, &entry.vector);
+            }
+            return;
+        }
         match (kind, entry.kind) {
             (OpKind::Set { value, .. }, EntryKind::Value) if check::writes::value_of(&entry.value) == Some(value) => {
                 self.facts.saw_value(value, &entry.vector);
@@ -96,6 +116,15 @@ impl Engine {
         let PeerMsg::Put { entries, .. } = msg else { return };
         for (key, entry) in entries {
             let Some(key) = data::key_number(key) else { continue };
+            if entry.kind == EntryKind::Evicted {
+                self.facts.saw_eviction(key, self.now, &entry.vector);
+                continue;
+            }
+            if self.facts.is_rmw(key) {
+                // Values and tombstones: a DEL concurrent with an INCR is a fork too.
+                self.facts.saw_rmw_version(key, self.now, &entry.vector);
+                continue;
+            }
             match entry.kind {
                 EntryKind::Value => {
                     if let Some(value) = check::writes::value_of(&entry.value) {

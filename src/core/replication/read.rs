@@ -48,6 +48,7 @@ impl Node {
             asked,
             level: level.as_str(),
             then_write: None,
+            started_at: now,
         };
         self.repl_mut().pending.insert(id, pending);
         out.push(Output::Schedule { after_ms: self.config.request_timeout_ms, timer: TimerId::Request(id) });
@@ -92,9 +93,15 @@ impl Node {
 
     /// Answer the read once enough replicas did; finish (read repair) once all did, failed, or time ran out.
     pub(super) fn read_progress(&mut self, now: Millis, id: u64, timed_out: bool, out: &mut Outbox) {
-        let Some(Pending::Read { origin, needed, asked, level, then_write, .. }) = self.repl().pending.get(&id) else {
+        let Some(Pending::Read { origin, needed, asked, level, then_write, started_at, .. }) =
+            self.repl().pending.get(&id)
+        else {
             return;
         };
+        // The node stalled while this write waited for its re-read: the answers it holds (or gets now, delivered
+        // late) may be as old as the stall is long, and running the command on them with a fresh clock would
+        // undo the writes acknowledged meanwhile.
+        let stalled_since = self.repl().stalled_at.is_some_and(|at| at > *started_at);
         let answered = asked.iter().filter(|a| a.answer.is_some()).count();
         let settled = asked.iter().all(|a| a.answer.is_some() || a.failed);
         if then_write.is_some() {
@@ -106,6 +113,15 @@ impl Node {
             else {
                 return;
             };
+            if stalled_since {
+                self.repl_mut().stats.timeouts += 1;
+                let text = format!(
+                    "TIMEOUT write at {}: this node stalled while it waited for the key's other owners (the command \
+                     did not run)",
+                    level.as_str()
+                );
+                return self.respond(origin, Reply::error(text), out);
+            }
             if answered == 0 && cmd.depends_on_value() && self.recently_stalled(now) {
                 // A node that just stalled holds copies that may miss acknowledged writes: without a single
                 // other owner's copy, running the command here could undo them.

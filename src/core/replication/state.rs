@@ -78,6 +78,8 @@ pub(crate) enum Pending {
         asked: Vec<Asked>,
         level: &'static str,
         then_write: Option<(super::levels::Consistency, Vec<Arc<str>>)>,
+        /// When the read went out: a stall since then voids a read that would write (its answers may predate it).
+        started_at: Millis,
     },
     /// A write waiting for acknowledgements; `origin` is `None` once answered (the rest is hinting).
     Write {

@@ -52,8 +52,16 @@ impl Node {
         ask_for(&asked, id, &key, out);
         let needed = asked.len();
         let then_write = Some((level, owners));
-        let pending =
-            Pending::Read { origin: Some(origin), cmd, key, needed, asked, level: level.as_str(), then_write };
+        let pending = Pending::Read {
+            origin: Some(origin),
+            cmd,
+            key,
+            needed,
+            asked,
+            level: level.as_str(),
+            then_write,
+            started_at: now,
+        };
         self.repl_mut().pending.insert(id, pending);
         out.push(Output::Schedule { after_ms: self.config.request_timeout_ms, timer: TimerId::Request(id) });
     }

@@ -28,7 +28,7 @@ fn op(client: u32, kind: OpKind, levels: Levels, span: (Ms, Option<Ms>), outcome
 }
 
 fn set(client: u32, value: u64, from: Ms, to: Ms) -> Op {
-    op(client, OpKind::Set { key: 1, value, ttl_ms: None }, Q, (from, Some(to)), Outcome::Replied(Reply::Ok))
+    op(client, OpKind::Set { key: 1, value, ttl_ms: None, size: 0 }, Q, (from, Some(to)), Outcome::Replied(Reply::Ok))
 }
 
 fn del(client: u32, from: Ms, to: Ms) -> Op {
@@ -157,7 +157,7 @@ fn a_vanished_value_needs_a_later_removal() {
     assert_eq!(lost_writes(&ops, &finals(None), &facts()), vec![]);
     // A TTL explains it.
     let mut with_ttl = set(0, 1, 0, 10);
-    with_ttl.kind = OpKind::Set { key: 1, value: 1, ttl_ms: Some(100) };
+    with_ttl.kind = OpKind::Set { key: 1, value: 1, ttl_ms: Some(100), size: 0 };
     assert_eq!(lost_writes(&[with_ttl], &finals(None), &facts()), vec![]);
     // The client's own older delete beating its later write is a causality violation.
     let ops = vec![del(0, 0, 5), set(0, 1, 10, 20)];
@@ -258,7 +258,7 @@ fn a_concurrent_later_delete_beating_a_write_is_an_anomaly_whether_its_tombstone
 #[test]
 fn a_later_ttl_whose_expiry_tombstone_may_have_aged_out_explains_an_older_value_back() {
     let mut ttl = set(2, 3, 40, 50);
-    ttl.kind = OpKind::Set { key: 1, value: 3, ttl_ms: Some(100) };
+    ttl.kind = OpKind::Set { key: 1, value: 3, ttl_ms: Some(100), size: 0 };
     let ops = vec![set(0, 1, 0, 10), set(1, 2, 20, 30), ttl];
     let last = finals(entry(EntryKind::Value, "1", vector(&[(1, 5)])));
     // Grace 1000 + TTL 100: a spread of 700 with 460 ms left in the run reaches it; 500 does not.
@@ -275,7 +275,7 @@ fn a_later_ttl_whose_expiry_tombstone_may_have_aged_out_explains_an_older_value_
 #[test]
 fn an_expiring_write_whose_only_tombstone_died_in_a_crash_may_lose() {
     let mut expiring = set(0, 2, 20, 30);
-    expiring.kind = OpKind::Set { key: 1, value: 2, ttl_ms: Some(100) };
+    expiring.kind = OpKind::Set { key: 1, value: 2, ttl_ms: Some(100), size: 0 };
     let ops = vec![set(0, 1, 0, 10), expiring];
     let last = finals(entry(EntryKind::Value, "1", vector(&[(1, 5)])));
     let mut f = facts();
@@ -289,4 +289,22 @@ fn an_expiring_write_whose_only_tombstone_died_in_a_crash_may_lose() {
     f.crash_lost_tombstones.insert(1, vec![200]);
     f.crash_lost_tombstone_vectors.insert(1, vec![vector(&[(2, 25)])]);
     assert_eq!(lost_writes(&ops, &last, &f), vec![]);
+}
+
+#[test]
+fn a_write_that_lost_to_a_concurrent_eviction_marker_is_last_writer_wins_and_a_lone_loss_is_not() {
+    // Seed 69 of the full workload: an isolated node acknowledges SET 1 while another evicted the key's version
+    // [2:9], concurrent with it and later by (HLC, node); the marker won and the key ends absent.
+    let ops = vec![set(0, 1, 10, 20)];
+    let mut f = facts();
+    f.saw_value(1, &vector(&[(1, 5)]));
+    assert_eq!(kinds(&lost_writes(&ops, &finals(None), &f)), [Kind::LostWrite]);
+    // The eviction came before the write (no eviction after it excuses the absence), but its marker beat it.
+    f.saw_eviction(1, 5, &vector(&[(2, 9)]));
+    assert_eq!(kinds(&lost_writes(&ops, &finals(None), &f)), [Kind::LwwConcurrent]);
+    // A marker the write's version dominates explains nothing.
+    let mut f = facts();
+    f.saw_value(1, &vector(&[(1, 5), (2, 9)]));
+    f.saw_eviction(1, 5, &vector(&[(2, 9)]));
+    assert_eq!(kinds(&lost_writes(&ops, &finals(None), &f)), [Kind::LostWrite]);
 }
