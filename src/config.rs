@@ -175,6 +175,11 @@ pub struct Options {
     /// under packet loss where no netem is available. Never set it in production.
     #[arg(long, env = "SHOAL_GOSSIP_LOSS_PERCENT", hide = true)]
     pub gossip_loss_percent: Option<u8>,
+    /// Test-only: add this many ms (may be negative) to every wall-clock reading of the process, to skew one
+    /// node's clock in chaos tests. Accepted only with `--enable-debug-command yes|local`. Never set it in
+    /// production.
+    #[arg(long, env = "SHOAL_DEBUG_CLOCK_OFFSET_MS", hide = true, allow_hyphen_values = true)]
+    pub debug_clock_offset_ms: Option<i64>,
 }
 
 impl Options {
@@ -215,6 +220,7 @@ impl Options {
             max_clock_drift_ms: self.max_clock_drift_ms.or(file.max_clock_drift_ms),
             enable_debug_command: self.enable_debug_command.or(file.enable_debug_command),
             gossip_loss_percent: self.gossip_loss_percent.or(file.gossip_loss_percent),
+            debug_clock_offset_ms: self.debug_clock_offset_ms.or(file.debug_clock_offset_ms),
             replicas: self.replicas.or(file.replicas),
             read_consistency: self.read_consistency.or(file.read_consistency),
             write_consistency: self.write_consistency.or(file.write_consistency),
@@ -289,6 +295,11 @@ impl Options {
             None => d.client_output_buffer_bytes_max as u64,
             Some(text) => parse_bytes(text).context("--client-output-buffer-limit")?,
         };
+        let enable_debug_command = parse_debug_command(self.enable_debug_command.as_deref())?;
+        let clock_offset_ms = self.debug_clock_offset_ms.unwrap_or(0);
+        if clock_offset_ms != 0 && enable_debug_command == crate::runtime::DebugCommand::No {
+            bail!("--debug-clock-offset-ms is test-only: it needs --enable-debug-command yes or local");
+        }
         Ok(ServerConfig {
             listen,
             tls,
@@ -302,7 +313,8 @@ impl Options {
             seed,
             cluster: self.cluster_config()?,
             metrics: self.metrics,
-            enable_debug_command: parse_debug_command(self.enable_debug_command.as_deref())?,
+            enable_debug_command,
+            clock_offset_ms,
             ..d
         })
     }
@@ -600,6 +612,19 @@ mod tests {
             let err = cfg(bad).expect_err("refused").to_string();
             assert!(err.contains("at most 86400000"), "{err}");
         }
+    }
+
+    #[test]
+    fn a_clock_offset_needs_the_debug_command() {
+        let cfg = |debug: Option<&str>| Options {
+            enable_debug_command: debug.map(String::from),
+            debug_clock_offset_ms: Some(-1_500),
+            ..Options::default()
+        };
+        let refused = cfg(None).server_config(1).unwrap_err().to_string();
+        assert!(refused.contains("test-only"), "{refused}");
+        assert_eq!(cfg(Some("local")).server_config(1).unwrap().clock_offset_ms, -1_500);
+        assert_eq!(Options::default().server_config(1).unwrap().clock_offset_ms, 0);
     }
 
     #[test]

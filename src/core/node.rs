@@ -300,6 +300,11 @@ impl Node {
         node
     }
 
+    /// Whether the node was given seeds to join through (the first node of a new cluster is not).
+    pub(crate) fn has_seeds(&self) -> bool {
+        !self.seeds.is_empty()
+    }
+
     /// The node's membership, when it is part of a cluster.
     pub fn membership(&self) -> Option<&Membership> {
         self.membership.as_ref()

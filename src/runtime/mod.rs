@@ -74,6 +74,9 @@ pub struct ServerConfig {
     pub metrics: Option<SocketAddr>,
     /// Who may use the DEBUG command (Redis's `enable-debug-command`).
     pub enable_debug_command: DebugCommand,
+    /// Test-only skew added to every wall-clock reading, in ms (`--debug-clock-offset-ms`); process-wide, set
+    /// when the server starts if not 0.
+    pub clock_offset_ms: i64,
 }
 
 /// Who may use the DEBUG command, as Redis's `enable-debug-command`.
@@ -201,6 +204,7 @@ impl Default for ServerConfig {
             cluster: None,
             metrics: None,
             enable_debug_command: DebugCommand::No,
+            clock_offset_ms: 0,
         }
     }
 }
@@ -271,6 +275,7 @@ impl ServerHandle {
 
 /// Bind and start a server on the current tokio runtime; returns once it accepts connections.
 pub async fn start(config: ServerConfig) -> anyhow::Result<ServerHandle> {
+    node_task::set_clock_offset(config.clock_offset_ms);
     let sockets = Sockets::bind(&config).await?;
     let addr = sockets.client_addr()?;
     let tls_addr = sockets.tls.as_ref().map(|(l, _)| l.local_addr()).transpose()?;
@@ -283,6 +288,7 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<ServerHandle> {
 
 /// Run a server until `shutdown` becomes true.
 pub async fn serve(config: ServerConfig, shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
+    node_task::set_clock_offset(config.clock_offset_ms);
     let sockets = Sockets::bind(&config).await?;
     run(sockets, config, shutdown, Arc::default()).await
 }

@@ -11,6 +11,7 @@ pub mod handshake;
 mod hints;
 pub mod levels;
 mod pressure;
+pub mod readiness;
 pub(crate) mod roster;
 mod sharing;
 mod stall;
@@ -20,6 +21,7 @@ pub mod wire;
 pub use codec::{DecodeError, EncodeError, Frame, FrameCodec};
 pub use handshake::{Acceptor, Connector, Greeting, HandshakeError, SessionKey};
 pub use levels::{Consistency, Levels, UnknownLevel};
+pub use readiness::ReadyState;
 pub use state::ReplicationStats;
 pub use wire::{AeKey, EntryKind, PeerMsg, WireEntry};
 

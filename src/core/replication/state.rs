@@ -236,6 +236,8 @@ pub(crate) struct Replication {
     pub share_cache: Vec<(u64, String, std::sync::Arc<super::sharing::Sharing>)>,
     /// Arc ends and owners of one ring (by ring digest), shared by the sharing computations of every peer.
     pub arc_table: Option<(u64, std::sync::Arc<super::sharing::ArcTable>)>,
+    /// Whether this node holds its share of the data again since it started (`readiness`).
+    pub readiness: super::readiness::Readiness,
 }
 
 impl Replication {
@@ -262,6 +264,7 @@ impl Replication {
             sweep_cursor: 0,
             share_cache: Vec::new(),
             arc_table: None,
+            readiness: super::readiness::Readiness::default(),
         }
     }
 
