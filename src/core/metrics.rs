@@ -91,6 +91,9 @@ pub fn render(node: &Node, now: Millis) -> String {
         let digest = format!("digest=\"{:016x}\"", node.ring_digest());
         metric(o, "shoal_ring_info", "gauge", "Digest of this node's ring.", &[(&digest, 1.0)]);
         gauge(o, "shoal_ring_members", "Members on this node's ring.", node.ring_members() as f64);
+        let ready = node.ready_state() == crate::core::replication::ReadyState::Ready;
+        let ready_help = "1 once this node joined and synced every range it owns with another owner (SHOAL.READY).";
+        gauge(o, "shoal_ready", ready_help, f64::from(u8::from(ready)));
         gauge(o, "shoal_requests_pending", "Replication requests in flight.", node.requests_pending() as f64);
         gauge(o, "shoal_hints_pending", "Hints waiting for their replica.", node.hints_pending() as f64);
         counter(o, "shoal_forwards_total", "Commands forwarded to a key's owner.", r.forwards);

@@ -413,6 +413,10 @@ fn start_peers(
     let mut peer_config = PeerConfig { tls, ..PeerConfig::new(advertise, config.node.name.clone(), secret) };
     // Every value the client protocol accepts replicates: a key and a value at the bulk limit, and the rest.
     peer_config.message_bytes_max = config.node.value_bytes_max.saturating_mul(2).saturating_add(1 << 20);
+    // A link whose data the peer has not acknowledged for two request timeouts (at least 1 s) fails, and what
+    // it held is dropped, before a forward sent on it times out (2.5 request timeouts) and fails over: a
+    // partition that heals never delivers a forward that already ran elsewhere (found by tests/chaos.rs).
+    peer_config.user_timeout_ms = config.node.request_timeout_ms.saturating_mul(2).max(1_000);
     let transport = PeerTransport::new(peer_config, to_node, stats);
     let listening = transport.listen(listener, shutdown);
     tracing::info!(peer = %advertise, over, "accepting peer connections");
