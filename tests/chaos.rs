@@ -681,6 +681,40 @@ fn kill_restart(lab: &Lab, down: Duration) -> Outcome {
     }
 }
 
+/// A node paused with SIGSTOP under load for `pause` (its peers declare it down and write around it), then
+/// SIGCONT: what it had queued or half done must not win over what was acknowledged meanwhile. QUORUM.
+fn pause(lab: &Lab, pause: Duration) -> Outcome {
+    let started = Instant::now();
+    let cluster = Cluster::start(lab, vec![]);
+    let all: Vec<usize> = (0..NODES).collect();
+    let writers: Vec<Writer> = (0..4).map(|w| Writer::new(&format!("p{w}"), 150, addrs(lab, &all), "QUORUM")).collect();
+    let keys: Vec<String> = writers.iter().flat_map(|w| w.keys.clone()).collect();
+    let load = Load::start(writers, pause + Duration::from_secs(60));
+    std::thread::sleep(Duration::from_secs(2));
+    let fault = Instant::now();
+    netns::signal(cluster.pid(2), "STOP");
+    std::thread::sleep(pause);
+    netns::signal(cluster.pid(2), "CONT");
+    let resumed = Instant::now();
+    std::thread::sleep(Duration::from_secs(3));
+    let rec = load.stop();
+    let (converge, lost, why) = judge(lab, 0, &keys, &rec);
+    Outcome {
+        name: "SIGSTOP c under load, SIGCONT",
+        secs: started.elapsed().as_secs_f64(),
+        acked: rec.acked,
+        errors_total: rec.errors.len(),
+        errors_fault: errors_between(&rec, fault, resumed),
+        lost: lost.len(),
+        first_lost: lost.first().cloned(),
+        lost_allowed: false,
+        converge,
+        locks: "-".into(),
+        memory: cluster.memory(),
+        notes: format!("paused {} s, writes go on 3 s after SIGCONT{why}", pause.as_secs()),
+    }
+}
+
 /// A one-way partition: `a` receives nothing from its peers for `cut` (it still sends), writes at QUORUM.
 fn one_way(lab: &Lab, cut: Duration) -> Outcome {
     let started = Instant::now();
@@ -912,6 +946,7 @@ fn chaos_full() {
         ("kill", Box::new(|| kill_restart(&lab, Duration::from_secs(8)))),
         ("rolling-ready", Box::new(|| rolling_restart(&lab, true, "rolling restart, waits for SHOAL.READY"))),
         ("rolling-nowait", Box::new(|| rolling_restart(&lab, false, "rolling restart, no wait"))),
+        ("pause", Box::new(|| pause(&lab, Duration::from_secs(6)))),
         ("one-way", Box::new(|| one_way(&lab, Duration::from_secs(15)))),
         ("bridge-skew", Box::new(|| bridge_skew(&lab, Duration::from_secs(15)))),
         ("lock", Box::new(|| paused_lock_holder(&lab))),
