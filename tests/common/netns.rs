@@ -75,9 +75,19 @@ pub fn unavailable() -> Option<String> {
     if let Err(e) = run("ip", &["netns", "add", &probe]) {
         return Some(format!("cannot create a network namespace: {e}"));
     }
-    let nft = run("ip", &["netns", "exec", &probe, "nft", "list", "ruleset"]);
+    let inside = |args: &[&str]| {
+        let mut full = vec!["netns", "exec", probe.as_str()];
+        full.extend_from_slice(args);
+        run("ip", &full)
+    };
+    let links = inside(&["ip", "link", "add", "br0", "type", "bridge"])
+        .and_then(|_| inside(&["ip", "link", "add", "v0", "type", "veth", "peer", "name", "v1"]))
+        .map_err(|e| format!("cannot create a bridge and a veth pair in a namespace: {e}"));
+    let nft = links.and_then(|_| {
+        inside(&["nft", "list", "ruleset"]).map_err(|e| format!("nft does not work inside a namespace: {e}"))
+    });
     let _ = run("ip", &["netns", "delete", &probe]);
-    nft.err().map(|e| format!("nft does not work inside a namespace: {e}"))
+    nft.err()
 }
 
 /// Remove what labs of dead test processes left behind.
