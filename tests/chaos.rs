@@ -571,10 +571,21 @@ fn split_2_3(lab: &Lab, level: &'static str, split: Duration, name: &'static str
     }
 }
 
-/// Restart every node in turn under load (SIGTERM, start empty); with `wait_ready` the next node goes only once
-/// the restarted one answers `SHOAL.READY` with 1, without it as soon as it answers PING. Cold keys written once
-/// before show what a restart that does not wait loses.
-fn rolling_restart(lab: &Lab, wait_ready: bool, name: &'static str) -> Outcome {
+/// What a rolling restart waits for before it restarts the next node.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Wait {
+    /// `SHOAL.READY` answers 1.
+    Ready,
+    /// The restarted node sees every node alive (it joined).
+    Joined,
+    /// The restarted node answers PING (the process is up).
+    Ping,
+}
+
+/// Restart every node in turn under load (SIGTERM, start empty), the next one once the restarted one reached
+/// `wait`. Cold keys written once before show what a restart that does not wait for readiness loses.
+fn rolling_restart(lab: &Lab, wait: Wait, name: &'static str) -> Outcome {
+    let wait_ready = wait == Wait::Ready;
     let started = Instant::now();
     let mut cluster = Cluster::start(lab, vec![]);
     let all: Vec<usize> = (0..NODES).collect();
@@ -603,6 +614,10 @@ fn rolling_restart(lab: &Lab, wait_ready: bool, name: &'static str) -> Outcome {
             waits.push(format!("{:.1}", waited.as_secs_f64()));
         } else {
             cluster.wait_listening(i);
+            if wait == Wait::Joined {
+                let joined = cluster.wait_alive(&[i], NODES);
+                assert!(joined, "{name} sees every node alive after its restart");
+            }
         }
     }
     let restarted = Instant::now();
@@ -628,10 +643,17 @@ fn rolling_restart(lab: &Lab, wait_ready: bool, name: &'static str) -> Outcome {
         converge,
         locks: "-".into(),
         memory: cluster.memory(),
-        notes: if wait_ready {
-            format!("waited for ready: {} s; lost {} of {} cold keys", waits.join("/"), cold_lost.len(), cold.len())
-        } else {
-            format!("no wait (PING only); lost {} of {} cold keys, {} hot", cold_lost.len(), cold.len(), hot_lost.len())
+        notes: match wait {
+            Wait::Ready => {
+                format!("waited for ready: {} s; lost {} of {} cold keys", waits.join("/"), cold_lost.len(), cold.len())
+            }
+            Wait::Joined | Wait::Ping => format!(
+                "waited for {}; lost {} of {} cold keys, {} hot",
+                if wait == Wait::Joined { "the join (all 5 alive)" } else { "PING only" },
+                cold_lost.len(),
+                cold.len(),
+                hot_lost.len()
+            ),
         },
     }
 }
@@ -919,7 +941,7 @@ fn chaos_short() {
     let Some(lab) = lab_or_skip() else { return };
     let outcomes = vec![
         split_2_3(&lab, "ONE", Duration::from_secs(8), "2/3 split, writes at ONE"),
-        rolling_restart(&lab, true, "rolling restart, waits for SHOAL.READY"),
+        rolling_restart(&lab, Wait::Ready, "rolling restart, waits for SHOAL.READY"),
     ];
     report(&outcomes);
     for o in &outcomes {
@@ -944,8 +966,12 @@ fn chaos_full() {
             Box::new(|| split_2_3(&lab, "QUORUM", Duration::from_secs(30), "2/3 split 30 s, writes at QUORUM")),
         ),
         ("kill", Box::new(|| kill_restart(&lab, Duration::from_secs(8)))),
-        ("rolling-ready", Box::new(|| rolling_restart(&lab, true, "rolling restart, waits for SHOAL.READY"))),
-        ("rolling-nowait", Box::new(|| rolling_restart(&lab, false, "rolling restart, no wait"))),
+        ("rolling-ready", Box::new(|| rolling_restart(&lab, Wait::Ready, "rolling restart, waits for SHOAL.READY"))),
+        (
+            "rolling-joined",
+            Box::new(|| rolling_restart(&lab, Wait::Joined, "rolling restart, waits for the join only")),
+        ),
+        ("rolling-nowait", Box::new(|| rolling_restart(&lab, Wait::Ping, "rolling restart, no wait"))),
         ("pause", Box::new(|| pause(&lab, Duration::from_secs(6)))),
         ("one-way", Box::new(|| one_way(&lab, Duration::from_secs(15)))),
         ("bridge-skew", Box::new(|| bridge_skew(&lab, Duration::from_secs(15)))),
