@@ -158,7 +158,16 @@ impl Lab {
         let pid = std::process::id();
         let tag = format!("{PREFIX}{pid}x{}", COUNTER.fetch_add(1, Ordering::SeqCst));
         let n = COUNTER.load(Ordering::SeqCst);
-        let net = [10, 200 + ((pid / 250) % 50) as u8, ((pid + n * 7) % 250) as u8];
+        // A /24 in 10.200.0.0-10.249.255.0 that no route of this host covers but the default one (the lab's
+        // address on the host would otherwise take that traffic over while the test runs).
+        let net = (0..250u32)
+            .map(|k| [10, 200 + ((pid / 250 + k) % 50) as u8, ((pid + n * 7 + k * 13) % 250) as u8])
+            .find(|net| {
+                let probe = format!("{}.{}.{}.1", net[0], net[1], net[2]);
+                run("ip", &["-4", "route", "show", "to", "match", &probe])
+                    .is_ok_and(|routes| routes.lines().all(|r| r.trim().is_empty() || r.starts_with("default")))
+            })
+            .ok_or("no free 10.x.y.0/24 for the lab")?;
         let dir = std::env::temp_dir().join(&tag);
         fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
         let lab = Lab {
