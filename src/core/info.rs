@@ -193,7 +193,7 @@ fn cluster(out: &mut String, node: &Node, now: Millis) -> std::fmt::Result {
          merges_refused:{}\r\n\
          replica_refusals:{}\r\nevicted_markers_dropped:{}\r\nflushed_drops:{}\r\n\
          clock_drift_max_ms:{}\r\n\
-         clock_drift_rejected:{}\r\npeer_msgs_invalid:{}\r\nforwards_unknown:{}\r\nstalls:{}\r\n\
+         clock_drift_rejected:{}\r\npeer_msgs_invalid:{}\r\nforwards_unknown:{}\r\nforwards_refused:{}\r\nstalls:{}\r\n\
          ready:{}\r\nready_reason:{}\r\nready_after_ms:{}\r\n",
         node.ring_digest(),
         node.ring_members(),
@@ -227,6 +227,7 @@ fn cluster(out: &mut String, node: &Node, now: Millis) -> std::fmt::Result {
         r.clock_drift_rejected,
         r.peer_msgs_invalid,
         r.forwards_unknown,
+        r.forwards_refused,
         r.stalls,
         u8::from(node.ready_state() == crate::core::replication::ReadyState::Ready),
         node.ready_state().reason(),

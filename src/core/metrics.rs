@@ -100,6 +100,8 @@ pub fn render(node: &Node, now: Millis) -> String {
         counter(o, "shoal_forward_failovers_total", "Forwards retried on the next owner.", r.forward_failovers);
         let unknown = "Forwards answered 'may or may not have run': their link failed after sending.";
         counter(o, "shoal_forwards_unknown_total", unknown, r.forwards_unknown);
+        let refused = "Forwards refused right after a pause longer than a forward's timeout (maybe given up on).";
+        counter(o, "shoal_forwards_refused_total", refused, r.forwards_refused);
         counter(o, "shoal_stalls_total", "Stalls noticed (a gap in the clock, or declared down).", r.stalls);
         counter(o, "shoal_replica_failures_total", "Replicas that did not answer in time.", r.replica_failures);
         counter(o, "shoal_request_timeouts_total", "Commands answered with a TIMEOUT error.", r.timeouts);

@@ -497,6 +497,10 @@ impl Node {
             return;
         }
         match msg {
+            PeerMsg::Forward { id, .. } if self.refuses_forwards(now) => {
+                let reply = self.forward_refused();
+                self.respond(Origin::Peer { peer: from, id }, reply, out);
+            }
             PeerMsg::Forward { id, cmd, levels } => self.route(now, Origin::Peer { peer: from, id }, cmd, levels, out),
             PeerMsg::ForwardReply { id, reply } => self.forward_replied(from, id, reply, out),
             PeerMsg::Put { id, entries, hint_for } => self.put_received(now, from, id, entries, hint_for, out),

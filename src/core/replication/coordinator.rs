@@ -874,7 +874,7 @@ impl Node {
     }
 
     /// The timeout of a forward: long enough for the owner's own write rounds (two replica timeouts).
-    fn forward_timeout_ms(&self) -> Millis {
+    pub(crate) fn forward_timeout_ms(&self) -> Millis {
         let t = self.config.request_timeout_ms;
         t.saturating_mul(2).saturating_add(t / 2)
     }

@@ -195,6 +195,8 @@ pub struct ReplicationStats {
     /// Forwarded commands answered "may or may not have run" because their link failed after sending, instead
     /// of failing over and maybe running them twice.
     pub forwards_unknown: u64,
+    /// Forwards refused because this node had just resumed from a pause longer than a forward's timeout.
+    pub forwards_refused: u64,
 }
 
 /// The replication state of a clustered node.
@@ -211,6 +213,8 @@ pub(crate) struct Replication {
     pub last_input_ms: Millis,
     /// When this node last stalled or learned it had been declared down.
     pub stalled_at: Option<Millis>,
+    /// When this node's inputs last resumed after a gap longer than a forward's timeout (`stall`).
+    pub resumed_at: Option<Millis>,
     /// Live members (this node included) by name.
     pub addrs: BTreeMap<String, SocketAddr>,
     /// Request ids.
@@ -252,6 +256,7 @@ impl Replication {
             ring_changed_at: 0,
             last_input_ms: 0,
             stalled_at: None,
+            resumed_at: None,
             addrs,
             next_id: 1,
             pending: PendingMap::default(),
