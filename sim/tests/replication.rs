@@ -194,9 +194,12 @@ fn regression_full_seed_745_reread_answers_from_before_a_pause_ran_an_incr() {
 /// that eviction marker wins last-writer-wins: k31 ends absent. The absence checker weighed tombstones and
 /// expiring versions as removals, not eviction markers; it now does, and the run is the allowed `LwwConcurrent`.
 /// Replay: cargo run -p shoal-sim --release -- --seed 69 --scenario random
+///
+/// The core changes merged with the chaos harness (the forward-refusal window after a pause) changed this run: the eviction
+/// race no longer happens in it, so the seed asserts a clean run, and the checker rule it taught is held by the
+/// planted test `a_write_that_lost_to_a_concurrent_eviction_marker_is_last_writer_wins_and_a_lone_loss_is_not`.
 #[test]
 fn regression_full_seed_69_write_lost_to_a_concurrent_eviction_marker() {
     let report = run(SimConfig::new(69, 5, Scenario::Random, 60_000), Trace::default());
     assert_passes(&report);
-    assert!(count(&report, shoal_sim::check::Kind::LwwConcurrent) > 0, "{:?}", report.counts);
 }

@@ -76,6 +76,11 @@ impl Options {
             None => d.client_output_buffer_bytes_max as u64,
             Some(text) => parse_bytes(text).map_err(|e| e.context("--client-output-buffer-limit"))?,
         };
+        let enable_debug_command = parse_debug_command(self.enable_debug_command.as_deref())?;
+        let clock_offset_ms = self.debug_clock_offset_ms.unwrap_or(0);
+        if clock_offset_ms != 0 && enable_debug_command == crate::runtime::DebugCommand::No {
+            bail!("--debug-clock-offset-ms is test-only: it needs --enable-debug-command yes or local");
+        }
         Ok(ServerConfig {
             listen,
             tls,
@@ -89,7 +94,8 @@ impl Options {
             seed,
             cluster: self.cluster_config()?,
             metrics: self.metrics,
-            enable_debug_command: parse_debug_command(self.enable_debug_command.as_deref())?,
+            enable_debug_command,
+            clock_offset_ms,
             ..d
         })
     }

@@ -206,6 +206,11 @@ pub struct Options {
     /// under packet loss where no netem is available. Never set it in production.
     #[arg(long, env = "SHOAL_GOSSIP_LOSS_PERCENT", hide = true)]
     pub gossip_loss_percent: Option<u8>,
+    /// Test-only: add this many ms (may be negative) to every wall-clock reading of the process, to skew one
+    /// node's clock in chaos tests. Accepted only with `--enable-debug-command yes|local`. Never set it in
+    /// production.
+    #[arg(long, env = "SHOAL_DEBUG_CLOCK_OFFSET_MS", hide = true, allow_hyphen_values = true)]
+    pub debug_clock_offset_ms: Option<i64>,
 }
 
 impl Options {
@@ -246,6 +251,7 @@ impl Options {
             max_clock_drift_ms: self.max_clock_drift_ms.or(file.max_clock_drift_ms),
             enable_debug_command: self.enable_debug_command.or(file.enable_debug_command),
             gossip_loss_percent: self.gossip_loss_percent.or(file.gossip_loss_percent),
+            debug_clock_offset_ms: self.debug_clock_offset_ms.or(file.debug_clock_offset_ms),
             replicas: self.replicas.or(file.replicas),
             read_consistency: self.read_consistency.or(file.read_consistency),
             write_consistency: self.write_consistency.or(file.write_consistency),

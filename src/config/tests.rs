@@ -31,6 +31,19 @@ fn clock_drift_and_timer_flags_are_bounded() {
 }
 
 #[test]
+fn a_clock_offset_needs_the_debug_command() {
+    let cfg = |debug: Option<&str>| Options {
+        enable_debug_command: debug.map(String::from),
+        debug_clock_offset_ms: Some(-1_500),
+        ..Options::default()
+    };
+    let refused = cfg(None).server_config(1).unwrap_err().to_string();
+    assert!(refused.contains("test-only"), "{refused}");
+    assert_eq!(cfg(Some("local")).server_config(1).unwrap().clock_offset_ms, -1_500);
+    assert_eq!(Options::default().server_config(1).unwrap().clock_offset_ms, 0);
+}
+
+#[test]
 fn the_debug_command_is_off_unless_enabled() {
     use crate::runtime::DebugCommand;
     let cfg = |v: Option<&str>| Options { enable_debug_command: v.map(String::from), ..Options::default() };

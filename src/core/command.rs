@@ -148,6 +148,8 @@ pub enum Command {
     Owners { key: Bytes },
     /// SHOAL.LOCALGET key: this node's own copy of the key with its version, without coordination.
     LocalGet { key: Bytes },
+    /// SHOAL.READY: whether this node joined and synced every range it owns once since it started.
+    Ready,
     /// LOCK.ACQUIRE / LOCK.RENEW / LOCK.RELEASE / LOCK.INFO (an acquire's token is chosen by the coordinator).
     Lock(crate::core::locks::LockOp),
     /// INFO [section ...], with the facts only the runtime knows.

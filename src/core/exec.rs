@@ -144,6 +144,7 @@ impl Node {
             Command::Members => self.members_reply(),
             Command::Owners { key } => self.owners_reply(&key),
             Command::LocalGet { key } => self.local_get_reply(&key, now),
+            Command::Ready => self.ready_reply(),
             // The node hands lock commands to the lock coordinator before execution; one reaching here is a bug.
             Command::Lock(_) => Reply::err("ERR lock commands are coordinated, not executed"),
             Command::Info { sections, server } => Reply::Verbatim(super::info::render(self, now, &sections, &server)),

@@ -206,7 +206,8 @@ fn cluster_replication(out: &mut String, node: &Node, now: Millis) -> std::fmt::
          merges_refused:{}\r\n\
          replica_refusals:{}\r\nevicted_markers_dropped:{}\r\nflushed_drops:{}\r\n\
          clock_drift_max_ms:{}\r\n\
-         clock_drift_rejected:{}\r\npeer_msgs_invalid:{}\r\nforwards_unknown:{}\r\nstalls:{}\r\nrequests_refused:{}\r\n",
+         clock_drift_rejected:{}\r\npeer_msgs_invalid:{}\r\nforwards_unknown:{}\r\nforwards_refused:{}\r\nstalls:{}\r\n\
+         requests_refused:{}\r\nready:{}\r\nready_reason:{}\r\nready_after_ms:{}\r\n",
         node.ring_digest(),
         node.ring_members(),
         u8::from(node.repl.is_some() && node.ring_settled(now)),
@@ -239,7 +240,11 @@ fn cluster_replication(out: &mut String, node: &Node, now: Millis) -> std::fmt::
         r.clock_drift_rejected,
         r.peer_msgs_invalid,
         r.forwards_unknown,
+        r.forwards_refused,
         r.stalls,
         r.requests_refused,
+        u8::from(node.ready_state() == crate::core::replication::ReadyState::Ready),
+        node.ready_state().reason(),
+        node.ready_after_ms().map_or(-1, |ms| ms as i64),
     )
 }

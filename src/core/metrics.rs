@@ -91,12 +91,17 @@ pub fn render(node: &Node, now: Millis) -> String {
         let digest = format!("digest=\"{:016x}\"", node.ring_digest());
         metric(o, "shoal_ring_info", "gauge", "Digest of this node's ring.", &[(&digest, 1.0)]);
         gauge(o, "shoal_ring_members", "Members on this node's ring.", node.ring_members() as f64);
+        let ready = node.ready_state() == crate::core::replication::ReadyState::Ready;
+        let ready_help = "1 once this node joined and synced every range it owns with another owner (SHOAL.READY).";
+        gauge(o, "shoal_ready", ready_help, f64::from(u8::from(ready)));
         gauge(o, "shoal_requests_pending", "Replication requests in flight.", node.requests_pending() as f64);
         gauge(o, "shoal_hints_pending", "Hints waiting for their replica.", node.hints_pending() as f64);
         counter(o, "shoal_forwards_total", "Commands forwarded to a key's owner.", r.forwards);
         counter(o, "shoal_forward_failovers_total", "Forwards retried on the next owner.", r.forward_failovers);
         let unknown = "Forwards answered 'may or may not have run': their link failed after sending.";
         counter(o, "shoal_forwards_unknown_total", unknown, r.forwards_unknown);
+        let refused = "Forwards refused right after a pause longer than a forward's timeout (maybe given up on).";
+        counter(o, "shoal_forwards_refused_total", refused, r.forwards_refused);
         counter(o, "shoal_stalls_total", "Stalls noticed (a gap in the clock, or declared down).", r.stalls);
         let refused = "Commands refused with TRYAGAIN: too many requests in flight.";
         counter(o, "shoal_requests_refused_total", refused, r.requests_refused);

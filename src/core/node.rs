@@ -107,6 +107,11 @@ impl Node {
         node
     }
 
+    /// Whether the node was given seeds to join through (the first node of a new cluster is not).
+    pub(crate) fn has_seeds(&self) -> bool {
+        !self.seeds.is_empty()
+    }
+
     /// The node's membership, when it is part of a cluster.
     pub fn membership(&self) -> Option<&Membership> {
         self.membership.as_ref()
@@ -299,6 +304,10 @@ impl Node {
             return;
         }
         match msg {
+            PeerMsg::Forward { id, .. } if self.refuses_forwards(now) => {
+                let reply = self.forward_refused();
+                self.respond(Origin::Peer { peer: from, id }, reply, out);
+            }
             PeerMsg::Forward { id, cmd, levels } => self.route(now, Origin::Peer { peer: from, id }, cmd, levels, out),
             PeerMsg::ForwardReply { id, reply } => self.forward_replied(from, id, reply, out),
             PeerMsg::Put { id, entries, hint_for } => self.put_received(now, from, id, entries, hint_for, out),

@@ -272,6 +272,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd("shoal.localget", 2, READONLY | FAST, (1, 1, 1), Srv, "0.1.0", "O(1)", "Returns this node's own copy of a key (value or marker) with its version vector, without asking other replicas.", keyspace::localget),
     cmd("shoal.members", 1, READONLY | LOADING | STALE, (0, 0, 0), Srv, "0.1.0", "O(N) where N is the number of known members", "Lists the cluster members this node knows: name, addresses, state, incarnation.", keyspace::members),
     cmd("shoal.owners", 2, READONLY | FAST, (1, 1, 1), Srv, "0.1.0", "O(log N)", "Returns the key's replicas (its preference list) as this node's ring sees it.", keyspace::owners),
+    cmd("shoal.ready", 1, READONLY | LOADING | STALE | FAST, (0, 0, 0), Srv, "0.1.0", "O(1)", "Returns whether this node is ready: joined, and every range it owns synced once with another owner since it started.", keyspace::ready),
     cmd("strlen", 2, READONLY | FAST, (1, 1, 1), Str, "2.2.0", "O(1)", "Returns the length of a string value.", strings::strlen),
     cmd("time", 1, LOADING | STALE | FAST, (0, 0, 0), Srv, "2.6.0", "O(1)", "Returns the server time.", conn::time),
     cmd("touch", -2, READONLY | FAST, (1, -1, 1), Gen, "3.2.1", "O(N) where N is the number of keys that will be touched.", "Returns the number of existing keys out of those specified after updating the time they were last accessed.", keyspace::touch),

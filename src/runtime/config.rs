@@ -44,6 +44,9 @@ pub struct ServerConfig {
     pub metrics: Option<SocketAddr>,
     /// Who may use the DEBUG command (Redis's `enable-debug-command`).
     pub enable_debug_command: DebugCommand,
+    /// Test-only skew added to every wall-clock reading, in ms (`--debug-clock-offset-ms`); process-wide, set
+    /// when the server starts if not 0.
+    pub clock_offset_ms: i64,
 }
 
 /// Who may use the DEBUG command, as Redis's `enable-debug-command`.
@@ -171,6 +174,7 @@ impl Default for ServerConfig {
             cluster: None,
             metrics: None,
             enable_debug_command: DebugCommand::No,
+            clock_offset_ms: 0,
         }
     }
 }

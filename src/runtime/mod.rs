@@ -107,6 +107,7 @@ impl ServerHandle {
 
 /// Bind and start a server on the current tokio runtime; returns once it accepts connections.
 pub async fn start(config: ServerConfig) -> Result<ServerHandle, ServeError> {
+    node_task::set_clock_offset(config.clock_offset_ms);
     let sockets = Sockets::bind(&config).await?;
     let addr = sockets.client_addr()?;
     let tls_addr = sockets.tls.as_ref().map(|(l, _)| l.local_addr()).transpose()?;
@@ -119,6 +120,7 @@ pub async fn start(config: ServerConfig) -> Result<ServerHandle, ServeError> {
 
 /// Run a server until `shutdown` becomes true.
 pub async fn serve(config: ServerConfig, shutdown: watch::Receiver<bool>) -> Result<(), ServeError> {
+    node_task::set_clock_offset(config.clock_offset_ms);
     let sockets = Sockets::bind(&config).await?;
     run(sockets, config, shutdown, Arc::default()).await
 }
@@ -257,6 +259,10 @@ fn start_peers(
     let mut peer_config = PeerConfig { tls, ..PeerConfig::new(advertise, config.node.name.clone(), secret) };
     // Every value the client protocol accepts replicates: a key and a value at the bulk limit, and the rest.
     peer_config.message_bytes_max = config.node.value_bytes_max.saturating_mul(2).saturating_add(1 << 20);
+    // A link whose data the peer has not acknowledged for two request timeouts (at least 1 s) fails, and what
+    // it held is dropped, before a forward sent on it times out (2.5 request timeouts) and fails over: a
+    // partition that heals never delivers a forward that already ran elsewhere (found by tests/chaos.rs).
+    peer_config.user_timeout_ms = config.node.request_timeout_ms.saturating_mul(2).max(1_000);
     let transport = PeerTransport::new(peer_config, to_node, stats);
     let listening = transport.listen(listener, shutdown);
     tracing::info!(peer = %advertise, over, "accepting peer connections");

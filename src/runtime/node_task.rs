@@ -75,9 +75,20 @@ const GOSSIP_BATCH_MAX: usize = 256;
 /// bound a turn. The rest of the batch waits for the next turn.
 const TURN_INPUTS_MAX: usize = 4096;
 
-/// The current wall-clock time in Unix milliseconds.
+/// Test-only skew of every wall-clock reading of the process, in ms (`--debug-clock-offset-ms`).
+static CLOCK_OFFSET_MS: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+
+/// Set the test-only clock skew (0 leaves an offset set earlier in the process as it is).
+pub fn set_clock_offset(offset_ms: i64) {
+    if offset_ms != 0 {
+        CLOCK_OFFSET_MS.store(offset_ms, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// The current wall-clock time in Unix milliseconds (plus the test-only skew, if any).
 pub fn wall_ms() -> Millis {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as Millis)
+    let real = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as Millis);
+    real.saturating_add_signed(CLOCK_OFFSET_MS.load(std::sync::atomic::Ordering::Relaxed))
 }
 
 /// Most distinct delays that get a queue of their own; timers with other delays go to the heap.

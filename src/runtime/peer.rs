@@ -101,6 +101,12 @@ pub struct PeerConfig {
     pub connect_timeout_ms: u64,
     /// How long one batched write may take before the peer counts as lost.
     pub write_timeout_ms: u64,
+    /// Longest time data written on a link may stay unacknowledged by the peer's TCP before the kernel aborts the
+    /// connection (`TCP_USER_TIMEOUT`, Linux; 0: the system default, about 15 minutes). Frames written into a
+    /// link that a partition cut stay in the kernel's send buffer and would be delivered when it heals: a
+    /// `Forward` its sender already failed over would then run again, late, with a fresh timestamp, over newer
+    /// acknowledged writes. Below the forward timeout, the connection fails first and what it held is dropped.
+    pub user_timeout_ms: u64,
     /// Wait before the first reconnect after a failure; doubles per consecutive failure.
     pub backoff_ms_min: u64,
     /// Longest wait before a reconnect.
@@ -129,6 +135,7 @@ impl PeerConfig {
             batch_bytes_max: 1 << 20,
             connect_timeout_ms: 1_000,
             write_timeout_ms: 5_000,
+            user_timeout_ms: 0,
             backoff_ms_min: 100,
             backoff_ms_max: 2_000,
             handshake_timeout_ms: 3_000,

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod members;
+pub mod netns;
 pub mod pki;
 pub mod procs;
 

@@ -61,6 +61,7 @@ impl Node {
     /// Anti-entropy timer: start a round with the next peer (or with the one that differed last time).
     pub(crate) fn anti_entropy_round(&mut self, now: Millis, out: &mut Outbox) {
         self.refresh_ring(now);
+        self.update_readiness(now);
         // The peers are the live members but this node, in name order (counted and picked without copying them).
         let me = self.config.name.clone();
         let addrs = &self.repl().addrs;
@@ -125,6 +126,16 @@ impl Node {
         let Some(peer) = self.name_of(from) else { return };
         let sharing = self.sharing_with(&peer);
         let mine = self.group_hashes(&sharing);
+        if !self.repl().readiness.is_ready() {
+            // The groups that match are in sync with the peer (readiness).
+            let equal = (0..GROUPS).filter(|&g| mine[g] == hashes[g]);
+            let synced = equal.flat_map(|g| g * BUCKETS_PER_GROUP..(g + 1) * BUCKETS_PER_GROUP);
+            let synced: Vec<usize> = synced.filter(|&b| sharing.buckets[b] != Share::None).collect();
+            if !synced.is_empty() {
+                self.repl_mut().readiness.mark(&peer, synced);
+                self.update_readiness(now);
+            }
+        }
         let mut buckets = Vec::new();
         for g in (0..GROUPS).filter(|&g| mine[g] != hashes[g]) {
             for b in g * BUCKETS_PER_GROUP..(g + 1) * BUCKETS_PER_GROUP {
@@ -146,15 +157,24 @@ impl Node {
         let Some(peer) = self.name_of(from) else { return };
         let sharing = self.sharing_with(&peer);
         let mut buckets = Vec::new();
+        let mut equal = Vec::new();
         for (b, digest) in theirs {
             let b = b as usize;
-            if b >= BUCKETS || sharing.buckets[b] == Share::None || self.pair_digest(&sharing, b) == digest {
+            if b >= BUCKETS || sharing.buckets[b] == Share::None {
+                continue;
+            }
+            if self.pair_digest(&sharing, b) == digest {
+                equal.push(b);
                 continue;
             }
             if buckets.len() >= BUCKETS_PER_ROUND {
                 break;
             }
             buckets.push((b as u32, self.sub_digests(&sharing, b).to_vec()));
+        }
+        if !equal.is_empty() && !self.repl().readiness.is_ready() {
+            self.repl_mut().readiness.mark(&peer, equal);
+            self.update_readiness(now);
         }
         if buckets.is_empty() {
             return;
@@ -380,7 +400,7 @@ impl Node {
 
     /// Every arc's end and owners (member indices) on the current ring, computed once per ring and shared by the
     /// sharing of every peer.
-    fn arc_table(&mut self, digest: u64) -> Arc<ArcTable> {
+    pub(crate) fn arc_table(&mut self, digest: u64) -> Arc<ArcTable> {
         if let Some((d, table)) = &self.repl().arc_table {
             if *d == digest {
                 return table.clone();

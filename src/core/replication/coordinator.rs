@@ -102,7 +102,11 @@ impl Node {
                 self.respond(origin, reply, out)
             }
             other => {
-                // Keyless commands (DBSIZE, KEYS, SCAN, RANDOMKEY, INFO, SHOAL.MEMBERS) answer for this node.
+                // Keyless commands (DBSIZE, KEYS, SCAN, RANDOMKEY, INFO, SHOAL.MEMBERS, SHOAL.READY) answer for
+                // this node; readiness is brought up to date first.
+                if matches!(other, Command::Ready | Command::Info { .. }) {
+                    self.update_readiness(now);
+                }
                 let reply = self.execute(now, other);
                 self.respond(origin, reply, out)
             }

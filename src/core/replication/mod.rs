@@ -15,6 +15,7 @@ mod hints;
 pub mod levels;
 mod pressure;
 mod read;
+pub mod readiness;
 pub(crate) mod roster;
 mod sharing;
 mod stall;
@@ -25,6 +26,7 @@ mod write;
 pub use codec::{DecodeError, EncodeError, Frame, FrameCodec};
 pub use handshake::{Acceptor, Connector, Greeting, HandshakeError, SessionKey};
 pub use levels::{Consistency, Levels, UnknownLevel};
+pub use readiness::ReadyState;
 pub use state::ReplicationStats;
 pub use wire::{AeKey, EntryKind, PeerMsg, WireEntry};
 

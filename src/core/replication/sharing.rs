@@ -51,6 +51,21 @@ impl ArcTable {
         }
         ArcTable { ring: ring.clone(), stride, me, mine, rows }
     }
+
+    /// The ring the table describes.
+    pub(crate) fn ring(&self) -> &Ring {
+        &self.ring
+    }
+
+    /// This node's member index on the ring (`None`: not on it).
+    pub(crate) fn me(&self) -> Option<u32> {
+        self.me
+    }
+
+    /// The arcs this node owns, each with its first owners (member indices, `u32::MAX` pads).
+    pub(crate) fn owned_arcs(&self) -> impl Iterator<Item = (usize, &[u32])> {
+        self.mine.iter().enumerate().map(|(k, &arc)| (arc, &self.rows[k * self.stride..(k + 1) * self.stride]))
+    }
 }
 
 /// Which arcs of a ring two nodes share, and what that means per bucket.

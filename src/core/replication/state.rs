@@ -200,6 +200,8 @@ pub struct ReplicationStats {
     /// Client or forwarded commands refused with `TRYAGAIN` because `requests_in_flight_max` requests were in
     /// flight.
     pub requests_refused: u64,
+    /// Forwards refused because this node had just resumed from a pause longer than a forward's timeout.
+    pub forwards_refused: u64,
 }
 
 /// The replication state of a clustered node.
@@ -216,6 +218,8 @@ pub(crate) struct Replication {
     pub last_input_ms: Millis,
     /// When this node last stalled or learned it had been declared down.
     pub stalled_at: Option<Millis>,
+    /// When this node's inputs last resumed after a gap longer than a forward's timeout (`stall`).
+    pub resumed_at: Option<Millis>,
     /// Live members (this node included) by name.
     pub addrs: BTreeMap<String, SocketAddr>,
     /// Request ids.
@@ -241,6 +245,8 @@ pub(crate) struct Replication {
     pub share_cache: Vec<(u64, String, std::sync::Arc<super::sharing::Sharing>)>,
     /// Arc ends and owners of one ring (by ring digest), shared by the sharing computations of every peer.
     pub arc_table: Option<(u64, std::sync::Arc<super::sharing::ArcTable>)>,
+    /// Whether this node holds its share of the data again since it started (`readiness`).
+    pub readiness: super::readiness::Readiness,
 }
 
 impl Replication {
@@ -255,6 +261,7 @@ impl Replication {
             ring_changed_at: 0,
             last_input_ms: 0,
             stalled_at: None,
+            resumed_at: None,
             addrs,
             next_id: 1,
             pending: PendingMap::default(),
@@ -267,6 +274,7 @@ impl Replication {
             sweep_cursor: 0,
             share_cache: Vec::new(),
             arc_table: None,
+            readiness: super::readiness::Readiness::default(),
         }
     }
 

@@ -146,6 +146,11 @@ pub(crate) fn localget(mut args: Vec<Bytes>) -> Result<Parsed, Reply> {
     data(Command::LocalGet { key: take(&mut args, 1) })
 }
 
+/// SHOAL.READY.
+pub(crate) fn ready(_args: Vec<Bytes>) -> Result<Parsed, Reply> {
+    data(Command::Ready)
+}
+
 /// RANDOMKEY.
 pub(crate) fn randomkey(_args: Vec<Bytes>) -> Result<Parsed, Reply> {
     data(Command::RandomKey)

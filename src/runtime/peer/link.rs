@@ -240,6 +240,9 @@ impl Link {
             .await
             .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out"))??;
         tcp.set_nodelay(true)?;
+        if config.user_timeout_ms > 0 {
+            set_user_timeout(&tcp, Duration::from_millis(config.user_timeout_ms))?;
+        }
         let stats = &self.shared.stats;
         let mut stream: Box<dyn PeerStream> = match &config.tls {
             None => Box::new(tcp),
@@ -400,4 +403,16 @@ impl Backoff {
             tokio::time::sleep_until(at).await;
         }
     }
+}
+
+/// `TCP_USER_TIMEOUT` on `tcp` (`PeerConfig::user_timeout_ms`).
+#[cfg(target_os = "linux")]
+fn set_user_timeout(tcp: &TcpStream, timeout: Duration) -> std::io::Result<()> {
+    socket2::SockRef::from(tcp).set_tcp_user_timeout(Some(timeout))
+}
+
+/// Other systems keep their default (the option is Linux's).
+#[cfg(not(target_os = "linux"))]
+fn set_user_timeout(_tcp: &TcpStream, _timeout: Duration) -> std::io::Result<()> {
+    Ok(())
 }

@@ -122,3 +122,27 @@ fn requests_in_flight_are_bounded_and_the_excess_is_refused_with_tryagain() {
     c.run_for(100);
     assert_eq!(c.call(0, set("k5", "v"), all), Reply::Ok);
 }
+
+#[test]
+fn a_forward_held_while_its_owner_was_paused_does_not_run_over_newer_writes() {
+    // Found by tests/chaos.rs (SIGSTOP under load): the paused owner's kernel took the forward, its sender timed
+    // out and failed over, the client wrote again; on SIGCONT the owner ran the old command as a fresh write.
+    let mut c = Cluster::new(3, config());
+    c.run_for(3 * config().anti_entropy_period_ms);
+    let key = key_first_owned_by(&c, 0);
+    assert_eq!(c.call(1, crate::core::testkit::set(&key, "v1"), QUORUM), Reply::Ok);
+    c.pause(0);
+    let stale = c.submit(1, crate::core::testkit::set(&key, "stale"), QUORUM);
+    c.run_until(|c| c.replies.contains_key(&stale), 10_000);
+    c.run_for(8_000);
+    assert!(c.owners(1, &key).iter().all(|&o| o != 0), "n1 dropped n0 from its ring");
+    assert_eq!(c.call(1, crate::core::testkit::set(&key, "v2"), QUORUM), Reply::Ok);
+    c.resume(0);
+    c.run_until(|c| (0..3).all(|i| c.node(i).ring_members() == 3), 30_000);
+    assert!(
+        c.run_until(|c| everywhere(c, &key, "v2"), 30_000),
+        "the acknowledged v2 stays: {:?}",
+        c.holders(&key, "stale")
+    );
+    assert!(c.node(0).replication_stats().unwrap().forwards_refused > 0, "n0 refused the held forward");
+}

@@ -323,6 +323,8 @@ fn a_write_after_the_first_owner_fails_over_dominates_the_acknowledged_one_whate
     let (p, second, third) = (owners[0], owners[1], owners[2]);
     // The first owner's clock runs a minute ahead: last-writer-wins alone would keep its write.
     c.skew[p] = 60_000;
+    // A clock jump looks like a pause to the node (`stall`): it refuses forwards for one forward timeout.
+    c.run_for(3_000);
     // u is acknowledged at QUORUM by the first and third owners (the second is cut off for that write).
     c.side[second] = 1;
     assert_eq!(c.call(third, set("k", "u"), QUORUM), Reply::Ok);
