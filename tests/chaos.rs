@@ -482,6 +482,33 @@ struct Outcome {
 }
 
 impl Outcome {
+    /// The outcome of a write scenario: the writers' record `rec` judged after the fault that lasted from `fault.0`
+    /// to `fault.1` (`judged`: convergence time and lost writes); no lost write is allowed.
+    fn of_writes(
+        name: &'static str,
+        started: Instant,
+        rec: &Record,
+        fault: (Instant, Instant),
+        (converge, lost): (Option<Duration>, Vec<Lost>),
+        memory: String,
+        notes: String,
+    ) -> Outcome {
+        Outcome {
+            name,
+            secs: started.elapsed().as_secs_f64(),
+            acked: rec.acked,
+            errors_total: rec.errors.len(),
+            errors_fault: errors_between(rec, fault.0, fault.1),
+            lost: lost.len(),
+            first_lost: lost.first().cloned(),
+            lost_allowed: false,
+            converge,
+            locks: "-".into(),
+            memory,
+            notes,
+        }
+    }
+
     fn header() -> &'static str {
         "| scenario | s | writes acked | client errors (during fault) | acked writes lost | converged after heal | lock double-holding | memory per node, MB (a/b/c/d/e) | notes |\n|---|---|---|---|---|---|---|---|---|"
     }
@@ -555,20 +582,8 @@ fn split_2_3(lab: &Lab, level: &'static str, split: Duration, name: &'static str
     let heal_ms = wall_ms();
     let (converge, lost, why) = judge(lab, 2, &keys, &rec);
     let why = if why.is_empty() { why } else { format!("{why}; split at {fault_ms} ms, healed at {heal_ms} ms") };
-    Outcome {
-        name,
-        secs: started.elapsed().as_secs_f64(),
-        acked: rec.acked,
-        errors_total: rec.errors.len(),
-        errors_fault: errors_between(&rec, fault, healed),
-        lost: lost.len(),
-        first_lost: lost.first().cloned(),
-        lost_allowed: false,
-        converge,
-        locks: "-".into(),
-        memory: cluster.memory(),
-        notes: format!("split {} s, seen by both sides after {:.1} s{why}", split.as_secs(), detected.as_secs_f64()),
-    }
+    let notes = format!("split {} s, seen by both sides after {:.1} s{why}", split.as_secs(), detected.as_secs_f64());
+    Outcome::of_writes(name, started, &rec, (fault, healed), (converge, lost), cluster.memory(), notes)
 }
 
 /// What a rolling restart waits for before it restarts the next node.
@@ -722,20 +737,16 @@ fn pause(lab: &Lab, pause: Duration) -> Outcome {
     netns::signal(cluster.pid(2), "CONT");
     let resumed = Instant::now();
     let (converge, lost, why) = judge(lab, 0, &keys, &rec);
-    Outcome {
-        name: "SIGSTOP c under load, SIGCONT",
-        secs: started.elapsed().as_secs_f64(),
-        acked: rec.acked,
-        errors_total: rec.errors.len(),
-        errors_fault: errors_between(&rec, fault, resumed),
-        lost: lost.len(),
-        first_lost: lost.first().cloned(),
-        lost_allowed: false,
-        converge,
-        locks: "-".into(),
-        memory: cluster.memory(),
-        notes: format!("paused {} s, writers stopped before SIGCONT{why}", pause.as_secs()),
-    }
+    let notes = format!("paused {} s, writers stopped before SIGCONT{why}", pause.as_secs());
+    Outcome::of_writes(
+        "SIGSTOP c under load, SIGCONT",
+        started,
+        &rec,
+        (fault, resumed),
+        (converge, lost),
+        cluster.memory(),
+        notes,
+    )
 }
 
 /// A one-way partition: `a` receives nothing from its peers for `cut` (it still sends), writes at QUORUM.
@@ -754,20 +765,16 @@ fn one_way(lab: &Lab, cut: Duration) -> Outcome {
     lab.heal().expect("heal");
     let healed = Instant::now();
     let (converge, lost, why) = judge(lab, 1, &keys, &rec);
-    Outcome {
-        name: "one-way: a hears nobody",
-        secs: started.elapsed().as_secs_f64(),
-        acked: rec.acked,
-        errors_total: rec.errors.len(),
-        errors_fault: errors_between(&rec, fault, healed),
-        lost: lost.len(),
-        first_lost: lost.first().cloned(),
-        lost_allowed: false,
-        converge,
-        locks: "-".into(),
-        memory: cluster.memory(),
-        notes: format!("cut {} s{why}", cut.as_secs()),
-    }
+    let notes = format!("cut {} s{why}", cut.as_secs());
+    Outcome::of_writes(
+        "one-way: a hears nobody",
+        started,
+        &rec,
+        (fault, healed),
+        (converge, lost),
+        cluster.memory(),
+        notes,
+    )
 }
 
 /// A bridge partition (`{a,b}` and `{d,e}` cut from each other, `c` reaches both) with `e`'s clock 1.5 s
@@ -789,20 +796,16 @@ fn bridge_skew(lab: &Lab, cut: Duration) -> Outcome {
     lab.heal().expect("heal");
     let healed = Instant::now();
     let (converge, lost, why) = judge(lab, 2, &keys, &rec);
-    Outcome {
-        name: "bridge {a,b} / {d,e} via c, e's clock +1.5 s",
-        secs: started.elapsed().as_secs_f64(),
-        acked: rec.acked,
-        errors_total: rec.errors.len(),
-        errors_fault: errors_between(&rec, fault, healed),
-        lost: lost.len(),
-        first_lost: lost.first().cloned(),
-        lost_allowed: false,
-        converge,
-        locks: "-".into(),
-        memory: cluster.memory(),
-        notes: format!("cut {} s{why}", cut.as_secs()),
-    }
+    let notes = format!("cut {} s{why}", cut.as_secs());
+    Outcome::of_writes(
+        "bridge {a,b} / {d,e} via c, e's clock +1.5 s",
+        started,
+        &rec,
+        (fault, healed),
+        (converge, lost),
+        cluster.memory(),
+        notes,
+    )
 }
 
 /// Grants one lock client believed it held: (from, until), by its own clock (`docs/locks.md`: from the send
