@@ -46,184 +46,21 @@ use crate::trace::Trace;
 use crate::workload::{Mix, Outcome, Role, Workload, WorkloadConfig};
 use shoal::core::store::EvictionPolicy;
 
+mod config;
 mod data;
 mod host;
+mod locks;
 mod peer;
+mod spans;
+pub use config::{draw_memory, Memory, MemoryPlan, MixCounts, Report, SimConfig};
 use host::timer_tag;
+use spans::{clock_spread_ms, disturbed_spans, lock_fault_spans};
 
 /// Virtual Unix time (ms) at which every run starts.
 pub const EPOCH_MS: Millis = 1_700_000_000_000;
 
 /// At most this many violations of one kind are kept with their details (all are counted).
 const VIOLATION_DETAILS_MAX: usize = 5;
-
-/// What to run.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SimConfig {
-    pub seed: u64,
-    pub nodes: usize,
-    pub scenario: Scenario,
-    /// Length of the safety phase (faults on).
-    pub safety_ms: Ms,
-    /// The liveness bound: the cluster must converge this long after the heal.
-    pub liveness_bound_ms: Ms,
-    /// Record each node's view for the timeline.
-    pub timeline: bool,
-    /// Replicas per key (N).
-    pub replicas: usize,
-    /// What an acquire does without a majority of the lock's replicas.
-    pub lock_mode: LockMode,
-    /// The lock clients: by default one per node on one lock, starting after the warm-up, pausing as the
-    /// scenario says (`Scenario::lock_pause_percent`).
-    pub locks: LockConfig,
-    /// A fault plan to run instead of the scenario's (tests that build their own faults).
-    pub faults: Option<FaultPlan>,
-    /// The nodes' bound on a peer timestamp's lead (`NodeConfig::clock_drift_max_ms`). `None`: above the plan's
-    /// clock spread (the spread plus the default bound), so that the skews and jumps of the fault model stay
-    /// within it and nothing is refused; a lower bound makes nodes refuse each other (a test of the bound).
-    pub clock_drift_max_ms: Option<Ms>,
-    /// The clients' calls: the full mix (default) or the classic one the recorded regression seeds replay.
-    pub workload: Mix,
-    /// Every node's memory limit and eviction policy.
-    pub memory: MemoryPlan,
-}
-
-/// Where the nodes' memory limit comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum MemoryPlan {
-    /// None under the classic mix; under the full mix one drawn from the seed (`draw_memory`), below the working
-    /// set of the big keys so the nodes evict.
-    #[default]
-    Default,
-    /// No limit.
-    Off,
-    /// This limit.
-    Limit(Memory),
-}
-
-/// A node's `maxmemory` and what it evicts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Memory {
-    pub maxmemory_bytes: usize,
-    pub eviction: EvictionPolicy,
-}
-
-/// The full mix's memory limit: 3.5 to 5 MiB (every large value fits alone; the big keys' working set, about
-/// 8 MB over 5 nodes holding 3 copies each, does not), evicting by `allkeys-lru` or `allkeys-random`.
-///
-/// `noeviction` and `volatile-lru` (`--maxmemory-policy`) are not drawn: under them a replica refuses a newer copy
-/// it has no room for (`PutRefused`, counted) and keeps the older one for good, so the owners never converge and
-/// the convergence checker reports `ReplicasDiverged`, by design of those policies rather than by a bug.
-pub fn draw_memory(rng: &mut StdRng) -> Memory {
-    let maxmemory_bytes = rng.random_range(3_584 * 1024..5_120 * 1024);
-    let eviction = if rng.random_range(0..2) == 0 { EvictionPolicy::AllKeysLru } else { EvictionPolicy::AllKeysRandom };
-    Memory { maxmemory_bytes, eviction }
-}
-
-impl SimConfig {
-    /// `nodes` nodes under `scenario` for a safety phase of `safety_ms`, with the default lock clients.
-    pub fn new(seed: u64, nodes: usize, scenario: Scenario, safety_ms: Ms) -> SimConfig {
-        let locks = LockConfig {
-            clients: nodes,
-            start_ms: crate::scenario::warm_up_ms(safety_ms),
-            pause_percent: scenario.lock_pause_percent(),
-            ..LockConfig::default()
-        };
-        SimConfig {
-            seed,
-            nodes,
-            scenario,
-            safety_ms,
-            liveness_bound_ms: 60_000,
-            timeline: false,
-            replicas: 3,
-            lock_mode: LockMode::Available,
-            locks,
-            faults: None,
-            clock_drift_max_ms: None,
-            workload: Mix::Full,
-            memory: MemoryPlan::Default,
-        }
-    }
-
-    /// The same run with the classic workload, as the recorded regression seeds were found.
-    pub fn classic(mut self) -> SimConfig {
-        self.workload = Mix::Classic;
-        self
-    }
-}
-
-/// What a run found.
-#[derive(Debug)]
-pub struct Report {
-    pub config: SimConfig,
-    pub violations: Vec<Violation>,
-    /// A few anomalies the design allows (`Kind::is_anomaly`), with their details.
-    pub anomalies: Vec<Violation>,
-    /// Violations by kind, counted (the list above keeps a few of each).
-    pub counts: Vec<(Kind, usize)>,
-    /// How long after the heal the cluster converged.
-    pub converged_after_ms: Option<Ms>,
-    pub virtual_ms: Ms,
-    pub datagrams: u64,
-    /// Peer (data) messages sent, and their encoded bytes.
-    pub peer_messages: u64,
-    pub peer_bytes: u64,
-    /// Peer connection failures reported to senders (`Input::PeerLost`).
-    pub peer_lost: u64,
-    /// Calls whose outcome the client never learned.
-    pub unknown_ops: usize,
-    /// Peer timestamps the nodes running at the end refused for being too far ahead of their clocks.
-    pub clock_drift_rejected: u64,
-    pub trace_hash: u64,
-    pub events: u64,
-    pub ops: usize,
-    pub faults: Vec<(Ms, Fault)>,
-    pub timeline: Option<Timeline>,
-    /// What the lock clients got and what the lock checkers found.
-    pub locks: LockSummary,
-    /// Everything the lock clients did.
-    pub lock_history: Vec<LockEvent>,
-    /// The nodes' memory limit, if any.
-    pub memory: Option<Memory>,
-    /// Keys the nodes evicted, over every incarnation.
-    pub evictions: u64,
-    /// Copies from peers refused for lack of memory, summed over the nodes running at the end.
-    pub puts_refused: u64,
-    /// What the full mix's calls were.
-    pub mix: MixCounts,
-}
-
-/// How many calls of each full-mix kind a run made.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct MixCounts {
-    /// SETs of large values.
-    pub big_sets: usize,
-    /// INCRBY calls.
-    pub incrs: usize,
-    /// APPEND calls.
-    pub appends: usize,
-    /// SETs of mass-expiry bursts.
-    pub burst_sets: usize,
-}
-
-impl MixCounts {
-    /// Counts the calls of `history` (`burst`: whether a client is a burst client).
-    pub fn of(history: &[crate::workload::Op], burst: impl Fn(u32) -> bool) -> MixCounts {
-        use crate::workload::OpKind;
-        let mut c = MixCounts::default();
-        for op in history {
-            match op.kind {
-                OpKind::Set { size, .. } if size > 0 => c.big_sets += 1,
-                OpKind::Set { .. } if burst(op.client) => c.burst_sets += 1,
-                OpKind::Incr { .. } => c.incrs += 1,
-                OpKind::Append { .. } => c.appends += 1,
-                _ => {}
-            }
-        }
-        c
-    }
-}
 
 struct Host {
     node: Option<Node>,
@@ -325,76 +162,6 @@ fn index_of(addr: SocketAddr, n: usize) -> Option<usize> {
     let IpAddr::V4(ip) = addr.ip() else { return None };
     let i = u32::from(ip).checked_sub(0x0a00_0001)? as usize;
     (i < n && addr.port() == 7946).then_some(i)
-}
-
-/// The greatest difference between two node clock offsets over the run: initial skews and every jump.
-fn clock_spread_ms(plan: &FaultPlan) -> Ms {
-    let mut offsets = plan.skew_ms.clone();
-    let (mut lo, mut hi) = (offsets.iter().copied().min().unwrap_or(0), offsets.iter().copied().max().unwrap_or(0));
-    for (_, fault) in plan.sorted() {
-        if let Fault::ClockJump { node, delta_ms } = fault {
-            offsets[node] += delta_ms;
-            lo = lo.min(offsets[node]);
-            hi = hi.max(offsets[node]);
-        }
-    }
-    hi.saturating_sub(lo).unsigned_abs()
-}
-
-/// The spans during which some fault of the plan is in force: a node crashed or paused, a link cut. The heal at
-/// `heal_ms` ends them all, except crashes for good, which last to `end_ms`.
-fn disturbed_spans(plan: &FaultPlan, heal_ms: Ms, end_ms: Ms) -> Vec<(Ms, Ms)> {
-    let mut spans = spans_in_force(plan, heal_ms, |_| false);
-    let forever = plan.events.iter().any(|(_, f)| matches!(f, Fault::Crash { permanent: true, .. }));
-    if forever {
-        spans.push((heal_ms, end_ms));
-    }
-    spans
-}
-
-/// The spans during which a fault bears on who holds a lock, each extended by `settle_ms`: a node crashed (a crash
-/// for good counts at its instant: the lock's other replicas go on without it) or paused, a link cut, and the
-/// instant of every clock jump (a lease granted before it runs short or long on that replica). Constant clock
-/// offsets do not count: each lease is measured on one replica's clock.
-fn lock_fault_spans(plan: &FaultPlan, heal_ms: Ms, settle_ms: Ms) -> Vec<(Ms, Ms)> {
-    let instant = |f: &Fault| matches!(f, Fault::Crash { permanent: true, .. } | Fault::ClockJump { .. });
-    spans_in_force(plan, heal_ms, instant).into_iter().map(|(from, to)| (from, to + settle_ms)).collect()
-}
-
-/// The spans while some node is crashed or paused or a link is cut (the heal at `heal_ms` ends them all), plus a
-/// zero-length span at each fault for which `instant` holds (such a fault is not tracked otherwise).
-fn spans_in_force(plan: &FaultPlan, heal_ms: Ms, instant: impl Fn(&Fault) -> bool) -> Vec<(Ms, Ms)> {
-    let mut spans = Vec::new();
-    let (mut down, mut paused, mut cut) = (Vec::new(), Vec::new(), false);
-    let mut since: Option<Ms> = None;
-    for (at, fault) in plan.sorted() {
-        if instant(&fault) {
-            spans.push((at, at));
-            continue;
-        }
-        match fault {
-            Fault::Crash { node, .. } => down.push(node),
-            Fault::Restart { node } => down.retain(|&n| n != node),
-            Fault::Pause { node } => paused.push(node),
-            Fault::Resume { node } => paused.retain(|&n| n != node),
-            Fault::Partition(_) => cut = true,
-            Fault::HealNet => cut = false,
-            Fault::ClockJump { .. } => {}
-        }
-        let now_disturbed = !down.is_empty() || !paused.is_empty() || cut;
-        match (since, now_disturbed) {
-            (None, true) => since = Some(at),
-            (Some(start), false) => {
-                spans.push((start, at));
-                since = None;
-            }
-            _ => {}
-        }
-    }
-    if let Some(start) = since {
-        spans.push((start, heal_ms));
-    }
-    spans
 }
 
 impl Engine {
@@ -743,58 +510,6 @@ impl Engine {
             let at = self.now + self.workload.think_ms();
             self.queue.push(at, Event::Workload { client });
         }
-    }
-
-    /// Takes every lock call the workload has ready now into the queue (delivered as events, so a paused node
-    /// holds them), and keeps a wake-up at its next action.
-    fn lock_calls(&mut self) {
-        while let Some(call) = self.locks.next_call(self.now) {
-            self.queue.push(self.now, Event::LockCall(call));
-        }
-        self.schedule_lock_wake();
-    }
-
-    /// Schedules a wake-up at the lock workload's next action, unless one is pending at or before it.
-    fn schedule_lock_wake(&mut self) {
-        let Some(wake) = self.locks.next_wake() else { return };
-        // Everything due now was just done; a wake-up at `now` again would only spin.
-        let wake = wake.max(self.now + 1);
-        if self.lock_wakes.first().is_none_or(|&pending| wake < pending) {
-            self.lock_wakes.insert(wake);
-            self.queue.push(wake, Event::LockWake);
-        }
-    }
-
-    /// A lock client's call reaches its node (refused if the node is down).
-    fn lock_call(&mut self, call: LockCall) {
-        let node = call.node;
-        if self.hold(node, || Event::LockCall(call.clone())) {
-            return;
-        }
-        self.trace
-            .record(self.now, node, 11, &call.req.to_le_bytes(), || format!("lock call {}: {:?}", call.req, call.cmd));
-        if self.hosts[node].node.is_none() {
-            self.locks.on_refused(call.client, call.req, self.now);
-            self.lock_calls();
-            return;
-        }
-        let (conn, req) = (call.conn(), call.req);
-        self.handle(node, Input::Client { conn, req, cmd: call.cmd, levels: Levels::default() });
-    }
-
-    /// A reply on a lock client's connection reached it.
-    pub(super) fn lock_reply(&mut self, client: usize, req: u64, reply: &shoal::core::reply::Reply) {
-        self.locks.on_reply(client, req, self.now, reply);
-        self.lock_calls();
-    }
-
-    /// Runs the lock checkers over the lock clients' history; returns their summary.
-    fn check_locks(&mut self) -> LockSummary {
-        let name = self.config.scenario.name();
-        let (summary, found) = judge(name, self.locks.history(), self.now, &self.lock_faults);
-        let found = found.into_iter().map(|v| Violation { kind: v.kind.into(), at: v.at, detail: v.detail }).collect();
-        self.flag_all(found);
-        summary
     }
 
     /// Runs the history checkers: the single-node model when there is one node (every key lives there alone),
