@@ -228,53 +228,83 @@ fn peer_per_node_s(report: &Report) -> f64 {
     report.peer_messages as f64 / report.config.nodes as f64 / (report.virtual_ms.max(1) as f64 / 1_000.0)
 }
 
+/// What a sweep adds up over its seeds.
+#[derive(Default)]
+struct Totals {
+    by_kind: BTreeMap<Kind, usize>,
+    converged: Vec<u64>,
+    unconverged: usize,
+    rates: Vec<f64>,
+    peer_rates: Vec<f64>,
+    peer_bytes: u64,
+    ops: usize,
+    unknown: usize,
+    evictions: u64,
+    refused: u64,
+    limited: usize,
+    big: usize,
+    incrs: usize,
+    appends: usize,
+    bursts: usize,
+    failing: Vec<Report>,
+    locks: LockSummary,
+}
+
+impl Totals {
+    /// Add one seed's report.
+    fn absorb(&mut self, report: Report) {
+        match report.converged_after_ms {
+            Some(ms) => self.converged.push(ms),
+            None => self.unconverged += 1,
+        }
+        self.rates.push(per_node_s(&report));
+        self.peer_rates.push(peer_per_node_s(&report));
+        self.peer_bytes += report.peer_bytes;
+        self.ops += report.ops;
+        self.unknown += report.unknown_ops;
+        self.evictions += report.evictions;
+        self.refused += report.puts_refused;
+        self.limited += usize::from(report.memory.is_some());
+        self.big += report.mix.big_sets;
+        self.incrs += report.mix.incrs;
+        self.appends += report.mix.appends;
+        self.bursts += report.mix.burst_sets;
+        self.locks.absorb(&report.locks);
+        for (kind, n) in &report.counts {
+            *self.by_kind.entry(*kind).or_default() += n;
+        }
+        if !report.passed() {
+            self.failing.push(report);
+        }
+    }
+}
+
 fn sweep(args: &Args, count: u64) -> anyhow::Result<()> {
     let started = Instant::now();
-    let mut by_kind: BTreeMap<Kind, usize> = BTreeMap::new();
-    let mut converged: Vec<u64> = Vec::new();
-    let mut unconverged = 0;
-    let mut rates: Vec<f64> = Vec::new();
-    let mut peer_rates: Vec<f64> = Vec::new();
-    let (mut peer_bytes, mut ops, mut unknown) = (0u64, 0usize, 0usize);
-    let (mut evictions, mut refused, mut limited) = (0u64, 0u64, 0usize);
-    let (mut big, mut incrs, mut appends, mut bursts) = (0usize, 0usize, 0usize, 0usize);
-    let mut failing: Vec<Report> = Vec::new();
-    let mut locks = LockSummary {
-        scenario: format!("{} ({} nodes, {})", args.scenario, args.nodes, mode_name(args.lock_mode)),
-        runs: 0,
-        ..LockSummary::default()
+    let mut t = Totals {
+        locks: LockSummary {
+            scenario: format!("{} ({} nodes, {})", args.scenario, args.nodes, mode_name(args.lock_mode)),
+            runs: 0,
+            ..LockSummary::default()
+        },
+        ..Totals::default()
     };
     let mut stderr = std::io::stderr();
     for (k, seed) in (args.first..args.first + count).enumerate() {
-        let report = run(config(args, seed), Trace::default());
-        match report.converged_after_ms {
-            Some(ms) => converged.push(ms),
-            None => unconverged += 1,
-        }
-        rates.push(per_node_s(&report));
-        peer_rates.push(peer_per_node_s(&report));
-        peer_bytes += report.peer_bytes;
-        ops += report.ops;
-        unknown += report.unknown_ops;
-        evictions += report.evictions;
-        refused += report.puts_refused;
-        limited += usize::from(report.memory.is_some());
-        big += report.mix.big_sets;
-        incrs += report.mix.incrs;
-        appends += report.mix.appends;
-        bursts += report.mix.burst_sets;
-        locks.absorb(&report.locks);
-        for (kind, n) in &report.counts {
-            *by_kind.entry(*kind).or_default() += n;
-        }
-        if !report.passed() {
-            failing.push(report);
-        }
-        let _ = write!(stderr, "\rseed {}/{count}  failing {}  ", k + 1, failing.len());
+        t.absorb(run(config(args, seed), Trace::default()));
+        let _ = write!(stderr, "\rseed {}/{count}  failing {}  ", k + 1, t.failing.len());
     }
     let _ = writeln!(stderr);
-    let wall_s = started.elapsed().as_secs_f64();
-    converged.sort_unstable();
+    print_sweep(args, count, started.elapsed().as_secs_f64(), &mut t);
+    anyhow::ensure!(t.failing.is_empty(), "{} seeds failed", t.failing.len());
+    Ok(())
+}
+
+/// Print a sweep's summary: what ran, how it converged, the traffic and workload, the checkers' findings, and a
+/// replay command for every failing seed.
+fn print_sweep(args: &Args, count: u64, wall_s: f64, t: &mut Totals) {
+    t.converged.sort_unstable();
+    let converged = &t.converged;
     let pct = |p: usize| converged.get((converged.len() * p / 100).min(converged.len().saturating_sub(1)));
     println!(
         "== shoal-sim sweep: {} nodes, {} s safety + {} s bound, scenario {}, lock mode {}, workload {}",
@@ -286,42 +316,47 @@ fn sweep(args: &Args, count: u64) -> anyhow::Result<()> {
         args.workload.name()
     );
     println!("seeds run            {count} ({}..={})", args.first, args.first + count - 1);
-    println!("seeds failing        {}", failing.len());
+    println!("seeds failing        {}", t.failing.len());
     println!("wall time            {wall_s:.1} s ({:.0} seeds/min)", count as f64 * 60.0 / wall_s.max(1e-9));
     let show = |v: Option<&u64>| v.map_or("-".to_string(), |ms| format!("{ms} ms"));
     println!(
-        "convergence          p50 {}  p99 {}  max {}  (not converged: {unconverged})",
+        "convergence          p50 {}  p99 {}  max {}  (not converged: {})",
         show(pct(50)),
         show(pct(99)),
-        show(converged.last())
+        show(converged.last()),
+        t.unconverged
     );
-    let mean_rate = rates.iter().sum::<f64>() / rates.len().max(1) as f64;
+    let mean_rate = t.rates.iter().sum::<f64>() / t.rates.len().max(1) as f64;
     println!("datagrams/node/s     mean {mean_rate:.1}");
-    let mean_peer = peer_rates.iter().sum::<f64>() / peer_rates.len().max(1) as f64;
-    println!("peer msgs/node/s     mean {mean_peer:.1}  ({:.1} MB in all)", peer_bytes as f64 / 1e6);
-    println!("client calls         {ops} ({unknown} with unknown outcome)");
+    let mean_peer = t.peer_rates.iter().sum::<f64>() / t.peer_rates.len().max(1) as f64;
+    println!("peer msgs/node/s     mean {mean_peer:.1}  ({:.1} MB in all)", t.peer_bytes as f64 / 1e6);
+    println!("client calls         {} ({} with unknown outcome)", t.ops, t.unknown);
     println!(
-        "workload             {} ({} of {count} seeds under maxmemory; {evictions} keys evicted, {refused} copies \
-         refused, {big} large values, {incrs} INCRBY, {appends} APPEND, {bursts} burst SETs)",
+        "workload             {} ({} of {count} seeds under maxmemory; {} keys evicted, {} copies refused, {} large \
+         values, {} INCRBY, {} APPEND, {} burst SETs)",
         args.workload.name(),
-        limited
+        t.limited,
+        t.evictions,
+        t.refused,
+        t.big,
+        t.incrs,
+        t.appends,
+        t.bursts
     );
-    println!("locks                {}", lock_line(&locks));
-    let failures: Vec<_> = by_kind.iter().filter(|(k, _)| !k.is_anomaly()).collect();
+    println!("locks                {}", lock_line(&t.locks));
+    let failures: Vec<_> = t.by_kind.iter().filter(|(k, _)| !k.is_anomaly()).collect();
     println!("violations by kind   {}", if failures.is_empty() { "none" } else { "" });
     for (kind, n) in failures {
         println!("  {kind:<20} {n}");
     }
-    for (kind, n) in by_kind.iter().filter(|(k, _)| k.is_anomaly()) {
+    for (kind, n) in t.by_kind.iter().filter(|(k, _)| k.is_anomaly()) {
         println!("anomaly (allowed)    {kind} {n}");
     }
     if args.lock_table {
-        print!("{}", markdown_table(&[locks]));
+        print!("{}", markdown_table(std::slice::from_ref(&t.locks)));
     }
-    for report in &failing {
+    for report in &t.failing {
         let first = report.violations.first().map(|v| v.to_string()).unwrap_or_default();
         println!("FAILED seed {}: {first}\n  replay: {}", report.config.seed, report.replay_command());
     }
-    anyhow::ensure!(failing.is_empty(), "{} seeds failed", failing.len());
-    Ok(())
 }
