@@ -54,7 +54,7 @@ mod peer;
 mod spans;
 pub use config::{draw_memory, Memory, MemoryPlan, MixCounts, Report, SimConfig};
 use host::timer_tag;
-use spans::{clock_spread_ms, disturbed_spans, lock_fault_spans};
+use spans::{checker_facts, lock_fault_spans};
 
 /// Virtual Unix time (ms) at which every run starts.
 pub const EPOCH_MS: Millis = 1_700_000_000_000;
@@ -164,6 +164,23 @@ fn index_of(addr: SocketAddr, n: usize) -> Option<usize> {
     (i < n && addr.port() == 7946).then_some(i)
 }
 
+impl Host {
+    /// A host whose node has not started yet, with its clock `skew_ms` off the virtual time.
+    fn new(skew_ms: i64) -> Host {
+        Host {
+            node: None,
+            generation: 0,
+            paused: false,
+            held: Vec::new(),
+            skew_ms,
+            clock_max: 0,
+            gone_for_good: false,
+            incarnation_max: 0,
+            evicted_seen: 0,
+        }
+    }
+}
+
 impl Engine {
     pub fn new(config: SimConfig, trace: Trace) -> Engine {
         let mut root = StdRng::seed_from_u64(config.seed);
@@ -187,53 +204,8 @@ impl Engine {
             (MemoryPlan::Off, _) | (MemoryPlan::Default, Mix::Classic) => None,
             (MemoryPlan::Default, Mix::Full) => Some(draw_memory(&mut StdRng::seed_from_u64(streams[6]))),
         };
-        let mut fault_times: Vec<Ms> = plan.events.iter().map(|(at, _)| *at).collect();
-        fault_times.push(0);
-        fault_times.sort_unstable();
-        let grace = NodeConfig::default().tombstone_grace_ms;
-        let facts = Facts {
-            tombstone_grace_ms: grace,
-            clock_spread_ms: clock_spread_ms(&plan),
-            end_ms: config.safety_ms + config.liveness_bound_ms,
-            fault_times,
-            disturbed: disturbed_spans(&plan, config.safety_ms, config.safety_ms + config.liveness_bound_ms),
-            disturbed_but_pauses: {
-                let mut others = plan.clone();
-                others.events.retain(|(_, f)| !matches!(f, Fault::Pause { .. } | Fault::Resume { .. }));
-                disturbed_spans(&others, config.safety_ms, config.safety_ms + config.liveness_bound_ms)
-            },
-            stall_window_ms: 2 * NodeConfig::default().anti_entropy_period_ms,
-            fault_times_but_pauses: std::iter::once(0)
-                .chain(
-                    plan.events
-                        .iter()
-                        .filter(|(_, f)| !matches!(f, Fault::Pause { .. } | Fault::Resume { .. }))
-                        .map(|(at, _)| *at),
-                )
-                .collect(),
-            lossy: plan.net.loss_ppm > 0,
-            replicas: config.replicas,
-            settle_ms: 10_000,
-            roles: (0..workload.config.keys)
-                .map(|k| (k, workload.config.role(k)))
-                .filter(|(_, r)| *r != Role::Register)
-                .collect(),
-            memory_pressure: memory.is_some(),
-            ..Facts::default()
-        };
-        let hosts = (0..n)
-            .map(|i| Host {
-                node: None,
-                generation: 0,
-                paused: false,
-                held: Vec::new(),
-                skew_ms: plan.skew_ms[i],
-                clock_max: 0,
-                gone_for_good: false,
-                incarnation_max: 0,
-                evicted_seen: 0,
-            })
-            .collect();
+        let facts = checker_facts(&config, &plan, &workload, memory.is_some());
+        let hosts = (0..n).map(|i| Host::new(plan.skew_ms[i])).collect();
         Engine {
             names: (0..n).map(|i| format!("n{i}").into()).collect(),
             timeline: config.timeline.then(|| Timeline::new(n)),

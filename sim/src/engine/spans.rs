@@ -1,5 +1,5 @@
-//! Time spans of a fault plan: when faults are in force (and settling), which the checkers use to tell allowed
-//! anomalies from violations, and the clock spread of a plan.
+//! What the checkers are told of a run's fault plan: when faults are in force (and settling), which they use to
+//! tell allowed anomalies from violations, and the clock spread of a plan (`checker_facts` gathers it).
 
 use super::*;
 
@@ -71,4 +71,43 @@ pub(super) fn spans_in_force(plan: &FaultPlan, heal_ms: Ms, instant: impl Fn(&Fa
         spans.push((start, heal_ms));
     }
     spans
+}
+
+/// What the checkers are told of the run: the fault plan's times and spans, the clocks' spread, the grace and
+/// the keys' roles.
+pub(super) fn checker_facts(config: &SimConfig, plan: &FaultPlan, workload: &Workload, memory_pressure: bool) -> Facts {
+    let mut fault_times: Vec<Ms> = plan.events.iter().map(|(at, _)| *at).collect();
+    fault_times.push(0);
+    fault_times.sort_unstable();
+    let grace = NodeConfig::default().tombstone_grace_ms;
+    Facts {
+        tombstone_grace_ms: grace,
+        clock_spread_ms: clock_spread_ms(plan),
+        end_ms: config.safety_ms + config.liveness_bound_ms,
+        fault_times,
+        disturbed: disturbed_spans(plan, config.safety_ms, config.safety_ms + config.liveness_bound_ms),
+        disturbed_but_pauses: {
+            let mut others = plan.clone();
+            others.events.retain(|(_, f)| !matches!(f, Fault::Pause { .. } | Fault::Resume { .. }));
+            disturbed_spans(&others, config.safety_ms, config.safety_ms + config.liveness_bound_ms)
+        },
+        stall_window_ms: 2 * NodeConfig::default().anti_entropy_period_ms,
+        fault_times_but_pauses: std::iter::once(0)
+            .chain(
+                plan.events
+                    .iter()
+                    .filter(|(_, f)| !matches!(f, Fault::Pause { .. } | Fault::Resume { .. }))
+                    .map(|(at, _)| *at),
+            )
+            .collect(),
+        lossy: plan.net.loss_ppm > 0,
+        replicas: config.replicas,
+        settle_ms: 10_000,
+        roles: (0..workload.config.keys)
+            .map(|k| (k, workload.config.role(k)))
+            .filter(|(_, r)| *r != Role::Register)
+            .collect(),
+        memory_pressure,
+        ..Facts::default()
+    }
 }
