@@ -19,11 +19,10 @@ use std::collections::BTreeMap;
 
 use bytes::Bytes;
 
-use super::sharing::ArcTable;
+use super::sharing::{arc_buckets, ArcTable};
 use crate::core::node::Node;
 use crate::core::reply::Reply;
-use crate::core::ring::Ring;
-use crate::core::store::{BUCKETS, BUCKET_BITS};
+use crate::core::store::BUCKETS;
 use crate::core::Millis;
 
 /// Bits per word of a bucket set.
@@ -205,33 +204,13 @@ impl Node {
     }
 }
 
-/// The bucket holding ring position `position`.
-fn bucket_at(position: u64) -> usize {
-    (position >> (64 - BUCKET_BITS)) as usize
-}
-
-/// Exactly the buckets holding a position of arc `arc`: arc `i` is `(end(i-1), end(i)]`, and the first arc also
-/// takes the wrap past the last token.
-fn arc_buckets(ring: &Ring, arc: usize) -> impl Iterator<Item = usize> {
-    let count = ring.arc_count();
-    let end = bucket_at(ring.arc_end(arc));
-    let (first, wrapped) = match arc {
-        0 => {
-            let last_end = ring.arc_end(count - 1);
-            let wrap = (count == 1 || last_end < u64::MAX).then(|| bucket_at(last_end.wrapping_add(1))..=BUCKETS - 1);
-            (0, wrap)
-        }
-        _ => (bucket_at(ring.arc_end(arc - 1) + 1), None),
-    };
-    (first..=end).chain(wrapped.into_iter().flatten())
-}
-
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::core::replication::sharing::{member_index, Share, Sharing};
+    use crate::core::replication::sharing::{bucket_at, member_index, Share, Sharing};
+    use crate::core::ring::Ring;
 
     fn names(n: usize) -> Vec<String> {
         (0..n).map(|i| format!("n{i}")).collect()

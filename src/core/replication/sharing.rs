@@ -148,7 +148,7 @@ pub(crate) fn member_index(ring: &Ring, name: &str) -> Option<u32> {
 }
 
 /// The bucket holding ring position `position`.
-fn bucket_at(position: u64) -> usize {
+pub(super) fn bucket_at(position: u64) -> usize {
     (position >> (64 - BUCKET_BITS)) as usize
 }
 
@@ -168,6 +168,23 @@ fn touched_buckets(ring: &Ring, arc: usize) -> impl Iterator<Item = usize> {
     let (first, wrapped) = match arc {
         0 => (0, Some(bucket_at(ring.arc_end(ring.arc_count() - 1))..=BUCKETS - 1)),
         _ => (bucket_at(ring.arc_end(arc - 1)), None),
+    };
+    (first..=end).chain(wrapped.into_iter().flatten())
+}
+
+/// Exactly the buckets holding a position of arc `arc` (readiness asks whether each was found in sync; unlike
+/// `touched_buckets`, no neighbour bucket): arc `i` is `(end(i-1), end(i)]`, and the first arc also
+/// takes the wrap past the last token.
+pub(super) fn arc_buckets(ring: &Ring, arc: usize) -> impl Iterator<Item = usize> {
+    let count = ring.arc_count();
+    let end = bucket_at(ring.arc_end(arc));
+    let (first, wrapped) = match arc {
+        0 => {
+            let last_end = ring.arc_end(count - 1);
+            let wrap = (count == 1 || last_end < u64::MAX).then(|| bucket_at(last_end.wrapping_add(1))..=BUCKETS - 1);
+            (0, wrap)
+        }
+        _ => (bucket_at(ring.arc_end(arc - 1) + 1), None),
     };
     (first..=end).chain(wrapped.into_iter().flatten())
 }
