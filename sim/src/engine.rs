@@ -31,6 +31,7 @@ use shoal::core::locks::LockMode;
 use shoal::core::membership::{GossipConfig, Identity, Membership};
 use shoal::core::node::CLOCK_DRIFT_MAX_MS_DEFAULT;
 use shoal::core::replication::Levels;
+use shoal::core::timers::TimerQueue;
 use shoal::core::{Input, Millis, Node, NodeConfig, Outbox, Output, TimerId};
 
 use crate::check::replicas::Finals;
@@ -53,7 +54,6 @@ mod locks;
 mod peer;
 mod spans;
 pub use config::{draw_memory, Memory, MemoryPlan, MixCounts, Report, SimConfig};
-use host::timer_tag;
 use spans::{checker_facts, lock_fault_spans};
 
 /// Virtual Unix time (ms) at which every run starts.
@@ -65,6 +65,8 @@ const VIOLATION_DETAILS_MAX: usize = 5;
 struct Host {
     node: Option<Node>,
     generation: u64,
+    /// Timers of every incarnation, each as (timer, generation); those of a dead incarnation are skipped when due.
+    timers: TimerQueue<(TimerId, u64)>,
     paused: bool,
     held: Vec<Event>,
     skew_ms: i64,
@@ -170,6 +172,7 @@ impl Host {
         Host {
             node: None,
             generation: 0,
+            timers: TimerQueue::new(),
             paused: false,
             held: Vec::new(),
             skew_ms,
@@ -335,7 +338,8 @@ impl Engine {
                 self.trace.record(self.now, to, 1, &packet, || format!("recv {} bytes from n{from}", packet.len()));
                 self.handle(to, Input::Gossip { from: addr_of(from), packet });
             }
-            Event::Timer { node, generation, timer } => self.timers(node, generation, timer),
+            Event::Timer { node, key } => self.timers(node, key),
+            Event::HeldTimer { .. } => unreachable!("held timers are never queued"),
             Event::Client { node, op } => self.client(node, op),
             Event::Workload { client } => {
                 if self.phase != Phase::Safety {
@@ -427,26 +431,6 @@ impl Engine {
         let generation = host.generation;
         self.trace.record(self.now, i, 2, &now.to_le_bytes(), || format!("start gen {generation} clock {now}"));
         self.handle(i, Input::Start);
-    }
-
-    fn timers(&mut self, node: usize, generation: u64, timer: TimerId) {
-        if self.hold(node, || Event::Timer { node, generation, timer: timer.clone() }) {
-            return;
-        }
-        let mut due = vec![(generation, timer)];
-        due.extend(self.queue.take_timers_at(self.now, node));
-        due.sort_by(|a, b| a.1.cmp(&b.1));
-        for (generation, timer) in due {
-            if generation != self.hosts[node].generation || self.hosts[node].node.is_none() {
-                continue;
-            }
-            if self.trace.is_writing() {
-                self.trace.record(self.now, node, 3, &[], || format!("timer {timer:?}"));
-            } else {
-                self.trace.record(self.now, node, 3, &[timer_tag(&timer)], String::new);
-            }
-            self.handle(node, Input::Timer(timer));
-        }
     }
 
     fn client(&mut self, node: usize, op: usize) {

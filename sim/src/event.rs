@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 use bytes::Bytes;
 use shoal::core::replication::PeerMsg;
+use shoal::core::timers::TimerKey;
 use shoal::core::TimerId;
 
 use crate::faults::Fault;
@@ -22,8 +23,12 @@ pub enum Event {
     Start { node: usize },
     /// A gossip datagram from node `from` arrives at node `to`.
     Deliver { to: usize, from: usize, packet: Bytes },
-    /// A timer of node `node`, scheduled by its incarnation `generation`.
-    Timer { node: usize, generation: u64, timer: TimerId },
+    /// The timer `key` in node `node`'s timer queue is due: unless an earlier timer of the node due at the same
+    /// instant took it along, it and every other timer of the node due now go to the node together, sorted.
+    Timer { node: usize, key: TimerKey },
+    /// A due timer of a paused node, scheduled by its incarnation `generation` and taken out of its timer queue;
+    /// held (never queued) until the node resumes, when it is scheduled again for that instant.
+    HeldTimer { node: usize, generation: u64, timer: TimerId },
     /// Client operation `op` (an index into the workload's history) reaches its node.
     Client { node: usize, op: usize },
     /// Client `client` issues its next operation.
@@ -70,23 +75,6 @@ impl Queue {
     /// Removes and returns the earliest event.
     pub fn pop(&mut self) -> Option<(Ms, Event)> {
         self.events.pop_first().map(|((at, _), event)| (at, event))
-    }
-
-    /// Removes every other timer of `node` due at `at` (the driver contract: same-instant timers go together,
-    /// sorted by `TimerId`), returning them in scheduling order.
-    pub fn take_timers_at(&mut self, at: Ms, node: usize) -> Vec<(u64, TimerId)> {
-        let keys: Vec<(Ms, u64)> = self
-            .events
-            .range((at, 0)..=(at, u64::MAX))
-            .filter(|(_, e)| matches!(e, Event::Timer { node: n, .. } if *n == node))
-            .map(|(k, _)| *k)
-            .collect();
-        keys.into_iter()
-            .filter_map(|k| match self.events.remove(&k) {
-                Some(Event::Timer { generation, timer, .. }) => Some((generation, timer)),
-                _ => None,
-            })
-            .collect()
     }
 
     /// Every pending event, in queue order.

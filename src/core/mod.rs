@@ -22,6 +22,7 @@ pub mod ring;
 pub mod store;
 #[cfg(test)]
 pub(crate) mod testkit;
+pub mod timers;
 pub mod version;
 pub mod vversion;
 

@@ -14,6 +14,7 @@ use crate::core::membership::{GossipConfig, Identity, Membership};
 use crate::core::replication::batch::entry_bytes;
 use crate::core::replication::{Frame, FrameCodec, Levels, PeerMsg};
 use crate::core::reply::Reply;
+use crate::core::timers::{TimerKey, TimerQueue};
 use crate::core::{Input, Millis, Node, NodeConfig, Outbox, Output, TimerId};
 
 pub const T0: Millis = 1_700_000_000_000;
@@ -23,10 +24,16 @@ pub fn addr(i: usize) -> SocketAddr {
 }
 
 enum Event {
+    /// A gossip datagram from node `from` arrives at node `to`.
     Gossip { to: usize, from: usize, packet: Bytes },
+    /// A peer message from node `from` arrives at node `to`.
     Peer { to: usize, from: usize, msg: PeerMsg },
+    /// Node `to` learns that its link to `peer` is lost.
     Lost { to: usize, peer: usize },
-    Timer { node: usize, generation: u64, timer: TimerId },
+    /// Timer `key` of `node`'s timer queue is due (with every other timer of the node due then, unless taken).
+    Timer { node: usize, key: TimerKey },
+    /// A due timer of a paused node, out of its queue until the node resumes (never queued).
+    HeldTimer { node: usize, generation: u64, timer: TimerId },
 }
 
 pub struct Cluster {
@@ -34,6 +41,8 @@ pub struct Cluster {
     pub nodes: Vec<Option<Node>>,
     pub config: NodeConfig,
     generation: Vec<u64>,
+    /// Each node's timers, as (timer, generation); those of a dead generation are skipped when due.
+    timers: Vec<TimerQueue<(TimerId, u64)>>,
     queue: BTreeMap<(Millis, u64), Event>,
     seq: u64,
     /// Group of each node; traffic between different groups is dropped.
@@ -66,6 +75,7 @@ impl Cluster {
             nodes: (0..n).map(|_| None).collect(),
             config,
             generation: vec![0; n],
+            timers: (0..n).map(|_| TimerQueue::new()).collect(),
             queue: BTreeMap::new(),
             seq: 0,
             side: vec![0; n],
@@ -117,13 +127,40 @@ impl Cluster {
         let (mine, others): (Vec<Event>, Vec<Event>) = self.held.drain(..).partition(|e| target(e) == i);
         self.held = others;
         for event in mine {
-            self.push(self.now, event);
+            match event {
+                Event::HeldTimer { node, generation, timer } => self.schedule_timer(node, self.now, generation, timer),
+                event => self.push(self.now, event),
+            }
         }
     }
 
     fn push(&mut self, at: Millis, event: Event) {
         self.seq += 1;
         self.queue.insert((at, self.seq), event);
+    }
+
+    /// Put `timer` of node `i`'s generation `generation` in its timer queue for `at`, with the event that fires it.
+    fn schedule_timer(&mut self, i: usize, at: Millis, generation: u64, timer: TimerId) {
+        let key = self.timers[i].schedule(at, (timer, generation));
+        self.push(at, Event::Timer { node: i, key });
+    }
+
+    /// Timer `key` of `node` is due: a paused node holds it; otherwise every timer of the node due now goes to it
+    /// together, sorted (the driver contract). A key already gone went with an earlier timer of the same instant.
+    fn timers_due(&mut self, node: usize, key: TimerKey) {
+        if !self.timers[node].is_pending(key) {
+            return;
+        }
+        if self.paused[node] {
+            let (timer, generation) = self.timers[node].cancel(key).expect("pending");
+            self.held.push(Event::HeldTimer { node, generation, timer });
+            return;
+        }
+        for (timer, generation) in self.timers[node].pop_due(self.now) {
+            if generation == self.generation[node] {
+                self.input(node, Input::Timer(timer));
+            }
+        }
     }
 
     /// Hand `input` to node `i` now, as its driver would, and route what it outputs.
@@ -144,9 +181,7 @@ impl Cluster {
                 Output::Reply { conn, req, reply } => {
                     self.replies.insert((conn, req), reply);
                 }
-                Output::Schedule { after_ms, timer } => {
-                    self.push(now + after_ms, Event::Timer { node: i, generation, timer })
-                }
+                Output::Schedule { after_ms, timer } => self.schedule_timer(i, now + after_ms, generation, timer),
                 Output::SendGossip { to, packet } => {
                     if let Some(to) = index(to) {
                         self.push(now + 1, Event::Gossip { to, from: i, packet });
@@ -189,6 +224,10 @@ impl Cluster {
     pub fn step(&mut self) -> bool {
         let Some(((at, _), event)) = self.queue.pop_first() else { return false };
         self.now = at;
+        if let Event::Timer { node, key } = event {
+            self.timers_due(node, key);
+            return true;
+        }
         if self.paused[target(&event)] {
             self.held.push(event);
             return true;
@@ -210,27 +249,7 @@ impl Cluster {
                 self.input(to, Input::Peer { from: addr(from), name: format!("n{from}").into(), msg });
             }
             Event::Lost { to, peer } => self.input(to, Input::PeerLost { peer: addr(peer) }),
-            Event::Timer { node, generation, timer } => {
-                // Timers of one node due at the same instant go together, sorted (the driver contract).
-                let same: Vec<(Millis, u64)> = self
-                    .queue
-                    .range((at, 0)..=(at, u64::MAX))
-                    .filter(|(_, e)| matches!(e, Event::Timer { node: n, .. } if *n == node))
-                    .map(|(k, _)| *k)
-                    .collect();
-                let mut due = vec![(generation, timer)];
-                for k in same {
-                    if let Some(Event::Timer { generation, timer, .. }) = self.queue.remove(&k) {
-                        due.push((generation, timer));
-                    }
-                }
-                due.sort_by(|a, b| a.1.cmp(&b.1));
-                for (generation, timer) in due {
-                    if generation == self.generation[node] {
-                        self.input(node, Input::Timer(timer));
-                    }
-                }
-            }
+            Event::Timer { .. } | Event::HeldTimer { .. } => unreachable!("timers are handled above"),
         }
         true
     }
@@ -317,7 +336,7 @@ fn kind_of(msg: &PeerMsg) -> &'static str {
 fn target(event: &Event) -> usize {
     match event {
         Event::Gossip { to, .. } | Event::Peer { to, .. } | Event::Lost { to, .. } => *to,
-        Event::Timer { node, .. } => *node,
+        Event::Timer { node, .. } | Event::HeldTimer { node, .. } => *node,
     }
 }
 

@@ -7,8 +7,7 @@
 //! their own, taken first on every turn (and first when the loop waits), so a probe or an ack waits at most one
 //! turn (`TURN_INPUTS_MAX` inputs) however many client batches are queued: a busy node is not suspected.
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -26,6 +25,7 @@ use crate::core::command::Command;
 use crate::core::membership::MemberEvent;
 use crate::core::replication::{Levels, PeerMsg};
 use crate::core::reply::Reply;
+use crate::core::timers::TimerQueue;
 use crate::core::{ConnId, Input, Millis, Node, Outbox, Output, ReqId, TimerId};
 
 /// Replies for one connection, in the order the node produced them.
@@ -91,23 +91,9 @@ pub fn wall_ms() -> Millis {
     real.saturating_add_signed(CLOCK_OFFSET_MS.load(std::sync::atomic::Ordering::Relaxed))
 }
 
-/// Most distinct delays that get a queue of their own; timers with other delays go to the heap.
-const TIMER_QUEUES_MAX: usize = 8;
-
-/// Timers the node asked for, by deadline, then by the order they were scheduled.
-///
-/// Request deadlines are the bulk (one per write, read or forward, most never needed) and share a few fixed
-/// delays: each such delay gets a FIFO queue, whose deadlines are in order because the clock never goes back,
-/// so scheduling and firing them is O(1). Other timers (gossip, periodic rounds) go to a heap.
-#[derive(Default)]
-struct Timers {
-    heap: BinaryHeap<Reverse<Scheduled>>,
-    queues: Vec<(Millis, VecDeque<Scheduled>)>,
-    seq: u64,
-}
-
-/// One scheduled timer: its deadline, its scheduling sequence number and the timer.
-type Scheduled = (Instant, u64, TimerId);
+/// Timers the node asked for, on the monotonic clock (`core::timers::TimerQueue`, which hands due timers over
+/// sorted as the driver contract requires).
+type Timers = TimerQueue<TimerId, Instant>;
 
 /// Longest delay a timer is scheduled with; longer ones wait this long (they would never fire anyway).
 const TIMER_DELAY_MS_MAX: Millis = 100 * 365 * 86_400_000;
@@ -118,44 +104,16 @@ fn deadline(now: Instant, after_ms: Millis) -> Instant {
     now.checked_add(capped).unwrap_or(now)
 }
 
-impl Timers {
-    fn schedule(&mut self, now: Instant, after_ms: Millis, timer: TimerId) {
-        self.seq += 1;
-        let request = matches!(timer, TimerId::Request(_));
-        let item = (deadline(now, after_ms), self.seq, timer);
-        if request {
-            if let Some((_, queue)) = self.queues.iter_mut().find(|(ms, _)| *ms == after_ms) {
-                return queue.push_back(item);
-            }
-            if self.queues.len() < TIMER_QUEUES_MAX {
-                return self.queues.push((after_ms, VecDeque::from([item])));
-            }
-        }
-        self.heap.push(Reverse(item));
-    }
-
-    fn next_deadline(&self) -> Option<Instant> {
-        let queued = self.queues.iter().filter_map(|(_, q)| q.front().map(|(at, _, _)| *at));
-        self.heap.peek().map(|Reverse((at, _, _))| *at).into_iter().chain(queued).min()
-    }
-
-    /// Pop every timer due at `now`. They are handed over sorted by `TimerId`, equal timers by deadline, then in
-    /// scheduling order:
-    /// foca requires timers that are due together to arrive in that order.
-    fn pop_due(&mut self, now: Instant) -> Vec<TimerId> {
-        let mut due = Vec::new();
-        while self.heap.peek().is_some_and(|Reverse((at, _, _))| *at <= now) {
-            let Reverse((at, seq, t)) = self.heap.pop().expect("peeked");
-            due.push((t, at, seq));
-        }
-        for (_, queue) in &mut self.queues {
-            while queue.front().is_some_and(|(at, _, _)| *at <= now) {
-                let (at, seq, t) = queue.pop_front().expect("fronted");
-                due.push((t, at, seq));
-            }
-        }
-        due.sort();
-        due.into_iter().map(|(t, _, _)| t).collect()
+/// Schedule `timer` `after_ms` from `now`. Request deadlines are the bulk (one per write, read or forward, most
+/// never needed) and share a few fixed delays: they go on the FIFO lane of their delay, whose deadlines are in
+/// order because the clock never goes back, so scheduling and firing them is O(1). Other timers (gossip,
+/// periodic rounds) go to the queue's ordered map.
+fn schedule(timers: &mut Timers, now: Instant, after_ms: Millis, timer: TimerId) {
+    let at = deadline(now, after_ms);
+    if matches!(timer, TimerId::Request(_)) {
+        timers.schedule_fifo(after_ms, at, timer);
+    } else {
+        timers.schedule(at, timer);
     }
 }
 
@@ -423,7 +381,7 @@ async fn sleep_until(deadline: Option<Instant>) {
     }
 }
 
-/// Carry out the node's outputs: replies grouped per connection (consecutive runs), timers onto the heap,
+/// Carry out the node's outputs: replies grouped per connection (consecutive runs), timers onto the queue,
 /// datagrams onto the gossip socket, peer messages onto their links' queues (never waiting).
 fn route(out: &mut Outbox, io: &mut Io) {
     let conns = &io.conns;
@@ -442,7 +400,7 @@ fn route(out: &mut Outbox, io: &mut Io) {
                 }
             },
             Output::Schedule { after_ms, timer } => {
-                io.timers.schedule(*now.get_or_insert_with(Instant::now), after_ms, timer)
+                schedule(&mut io.timers, *now.get_or_insert_with(Instant::now), after_ms, timer)
             }
             Output::SendGossip { to, packet } => {
                 if let Some(gossip) = &mut io.gossip {
@@ -491,9 +449,9 @@ mod tests {
     fn a_timer_delay_too_large_for_the_clock_is_capped_not_a_panic() {
         let now = Instant::now();
         let mut timers = Timers::default();
-        timers.schedule(now, u64::MAX, TimerId::Hints);
-        timers.schedule(now, u64::MAX, TimerId::Request(RequestId(1)));
-        timers.schedule(now, 5, TimerId::Sweep);
+        schedule(&mut timers, now, u64::MAX, TimerId::Hints);
+        schedule(&mut timers, now, u64::MAX, TimerId::Request(RequestId(1)));
+        schedule(&mut timers, now, 5, TimerId::Sweep);
         let next = timers.next_deadline().expect("scheduled");
         assert_eq!(next, now + Duration::from_millis(5));
         assert_eq!(timers.pop_due(now + Duration::from_millis(5)), vec![TimerId::Sweep]);

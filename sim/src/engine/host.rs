@@ -2,9 +2,10 @@
 //! the checker's probe.
 
 use super::*;
+use shoal::core::timers::TimerKey;
 
 /// A stable one-byte tag of a timer for the trace hash (its full debug form is written only to trace files).
-pub(super) fn timer_tag(timer: &TimerId) -> u8 {
+fn timer_tag(timer: &TimerId) -> u8 {
     match timer {
         TimerId::ActiveExpire => 0,
         TimerId::Gossip(_) => 1,
@@ -45,9 +46,7 @@ impl Engine {
                         self.finish(op, Outcome::Replied(reply));
                     }
                 }
-                Output::Schedule { after_ms, timer } => {
-                    self.queue.push(self.now + after_ms, Event::Timer { node: i, generation, timer })
-                }
+                Output::Schedule { after_ms, timer } => self.schedule_timer(i, self.now + after_ms, generation, timer),
                 Output::SendGossip { to, packet } => {
                     let Some(to) = index_of(to, self.config.nodes) else { continue };
                     for delay in self.net.route(i, to).into_iter().flatten() {
@@ -119,7 +118,43 @@ impl Engine {
         }
         host.paused = false;
         for event in std::mem::take(&mut host.held) {
-            self.queue.push(self.now, event);
+            match event {
+                Event::HeldTimer { node, generation, timer } => self.schedule_timer(node, self.now, generation, timer),
+                event => self.queue.push(self.now, event),
+            }
+        }
+    }
+
+    /// Puts `timer` of node `node`'s incarnation `generation` in the node's timer queue for `at`, with the event
+    /// that fires it.
+    fn schedule_timer(&mut self, node: usize, at: Ms, generation: u64, timer: TimerId) {
+        let key = self.hosts[node].timers.schedule(at, (timer, generation));
+        self.queue.push(at, Event::Timer { node, key });
+    }
+
+    /// Timer `key` of `node` is due: a paused node holds it; otherwise every timer of the node due now goes to
+    /// it, sorted (the driver contract), those of a dead incarnation skipped. A key already gone went along with
+    /// an earlier timer due at the same instant.
+    pub(super) fn timers(&mut self, node: usize, key: TimerKey) {
+        let host = &mut self.hosts[node];
+        if !host.timers.is_pending(key) {
+            return;
+        }
+        if host.paused && host.node.is_some() {
+            let (timer, generation) = host.timers.cancel(key).expect("pending");
+            host.held.push(Event::HeldTimer { node, generation, timer });
+            return;
+        }
+        for (timer, generation) in host.timers.pop_due(self.now) {
+            if generation != self.hosts[node].generation || self.hosts[node].node.is_none() {
+                continue;
+            }
+            if self.trace.is_writing() {
+                self.trace.record(self.now, node, 3, &[], || format!("timer {timer:?}"));
+            } else {
+                self.trace.record(self.now, node, 3, &[timer_tag(&timer)], String::new);
+            }
+            self.handle(node, Input::Timer(timer));
         }
     }
 

@@ -1,9 +1,10 @@
 //! A tiny discrete-event network for `Membership`: one queue ordered by (virtual ms, sequence), one seeded RNG.
 //!
 //! `Send` effects become deliveries after a random delay (or are lost with probability `loss_ppm` per million,
-//! or dropped on an isolated node's links); `Schedule` effects become timer events. Timers of one node due at the
-//! same instant are delivered together in `GossipTimer` order, as the driver contract requires. A crash drops
-//! the node's state and all its pending timers (by bumping its generation). This is the seed of `sim/`.
+//! or dropped on an isolated node's links); `Schedule` effects go to the node's `TimerQueue`, with an event that
+//! fires them: timers of one node due at the same instant are delivered together in `GossipTimer` order, as the
+//! driver contract requires. A crash drops the node's state and all its pending timers (by bumping its
+//! generation). This is the seed of `sim/`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -15,6 +16,7 @@ use rand::{RngExt, SeedableRng};
 use crate::core::membership::{
     ClusterSecret, GossipConfig, GossipEffect, GossipTimer, Identity, MemberEvent, MemberInfo, Membership,
 };
+use crate::core::timers::{TimerKey, TimerQueue};
 use crate::core::Millis;
 
 /// Virtual time at which every simulation starts (a plausible Unix time in ms, so incarnations look real).
@@ -35,11 +37,15 @@ pub struct SimNode {
     pub secret: Option<ClusterSecret>,
     pub membership: Option<Membership>,
     generation: u64,
+    /// Pending timers, as (timer, generation); those of a dead generation are skipped when due.
+    timers: TimerQueue<(GossipTimer, u64)>,
 }
 
 enum Event {
+    /// A datagram from `from` arrives at node `to`.
     Deliver { to: usize, from: SocketAddr, packet: Bytes },
-    Timer { node: usize, generation: u64, timer: GossipTimer },
+    /// Timer `key` of `node`'s timer queue is due (with every other timer of the node due then, unless taken).
+    Timer { node: usize, key: TimerKey },
 }
 
 pub struct Sim {
@@ -98,6 +104,7 @@ impl Sim {
                     secret: secret.cloned(),
                     membership: None,
                     generation: 0,
+                    timers: TimerQueue::new(),
                 });
                 self.start(i);
                 i
@@ -201,21 +208,12 @@ impl Sim {
                 let now = self.now;
                 self.with_node(to, |m, out| m.handle_packet(now, from, &packet, out));
             }
-            Event::Timer { node, generation, timer } => {
-                let mut due = vec![(generation, timer)];
-                let same: Vec<(Millis, u64)> = self
-                    .queue
-                    .range((at, 0)..=(at, u64::MAX))
-                    .filter(|(_, e)| matches!(e, Event::Timer { node: n, .. } if *n == node))
-                    .map(|(k, _)| *k)
-                    .collect();
-                for key in same {
-                    if let Some(Event::Timer { generation, timer, .. }) = self.queue.remove(&key) {
-                        due.push((generation, timer));
-                    }
+            Event::Timer { node, key } => {
+                // A key already gone went with an earlier timer of the node due at the same instant.
+                if !self.nodes[node].timers.is_pending(key) {
+                    return true;
                 }
-                due.sort_by(|a, b| a.1.cmp(&b.1));
-                for (generation, timer) in due {
+                for (timer, generation) in self.nodes[node].timers.pop_due(self.now) {
                     if generation == self.nodes[node].generation {
                         let now = self.now;
                         self.with_node(node, |m, out| m.handle_timer(now, timer, out));
@@ -254,8 +252,9 @@ impl Sim {
                 self.push(self.now + delay, Event::Deliver { to: target, from, packet });
             }
             GossipEffect::Schedule { after_ms, timer } => {
-                let generation = self.nodes[i].generation;
-                self.push(self.now + after_ms, Event::Timer { node: i, generation, timer });
+                let node = &mut self.nodes[i];
+                let key = node.timers.schedule(self.now + after_ms, (timer, node.generation));
+                self.push(key.deadline(), Event::Timer { node: i, key });
             }
             GossipEffect::Changed(event) => self.log.push(Logged { at: self.now, node: i, event }),
         }
