@@ -148,6 +148,12 @@ impl Node {
             // The node hands lock commands to the lock coordinator before execution; one reaching here is a bug.
             Command::Lock(_) => Reply::err("ERR lock commands are coordinated, not executed"),
             Command::Info { sections, server } => Reply::Verbatim(super::info::render(self, now, &sections, &server)),
+            Command::CountKeysInSlot { slot } => {
+                Reply::Int(super::slots::slot_keys(&self.store, slot, now).count() as i64)
+            }
+            Command::GetKeysInSlot { slot, count } => {
+                Reply::Array(super::slots::slot_keys(&self.store, slot, now).take(count).map(Reply::bulk).collect())
+            }
         }
     }
 
