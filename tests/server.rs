@@ -121,7 +121,7 @@ fn lazy_and_active_expiry() {
 #[test]
 fn maxmemory_evicts_and_reports_in_info() {
     let mut cfg = ServerConfig::default();
-    cfg.node.maxmemory_bytes = 200_000;
+    cfg.node.maxmemory_bytes = Some(200_000);
     let srv = TestServer::start(cfg);
     let mut c = srv.client();
     let value = "x".repeat(1_000);

@@ -416,7 +416,7 @@ impl Engine {
             ..NodeConfig::default()
         };
         if let Some(memory) = self.memory {
-            config.maxmemory_bytes = memory.maxmemory_bytes;
+            config.maxmemory_bytes = Some(memory.maxmemory_bytes);
             config.eviction = memory.eviction;
         }
         host.evicted_seen = 0;

@@ -53,7 +53,7 @@ impl Options {
                 .name
                 .clone()
                 .unwrap_or_else(|| default_name(&gethostname::gethostname().to_string_lossy(), client_port)),
-            maxmemory_bytes: maxmemory.map_or(0, |m| m as usize),
+            maxmemory_bytes: maxmemory.filter(|&m| m > 0).map(|m| m as usize),
             eviction: eviction.unwrap_or_default(),
             value_bytes_max: limits.bulk_len_max,
             ..NodeConfig::default()

@@ -72,7 +72,7 @@ fn flags_win_over_file_and_defaults_fill_the_rest() {
     let cfg = cli.or(file).server_config(1).unwrap();
     assert_eq!(cfg.listen.unwrap().port(), 7000);
     assert_eq!(cfg.node.name, "cli");
-    assert_eq!(cfg.node.maxmemory_bytes, 1 << 20);
+    assert_eq!(cfg.node.maxmemory_bytes, Some(1 << 20));
     assert_eq!(cfg.maxclients, 10_000);
 }
 

@@ -9,7 +9,7 @@ use rand::RngExt;
 
 use super::command::{Command, ExpireAt, ExpireCond, GetExTtl, SetCond, SetTtl, TimeUnit};
 use super::glob;
-use super::node::Node;
+use super::node::Local;
 use super::number::{format_f64, parse_f64, parse_i64};
 use super::replication::EntryKind;
 use super::reply::{Reply, ERR_NAN_OR_INF, ERR_NOT_FLOAT, ERR_NOT_INTEGER, ERR_OVERFLOW, ERR_STRING_TOO_LONG};
@@ -26,7 +26,7 @@ pub fn resolve_expiry(at: ExpireAt, now: Millis) -> Millis {
     abs.max(1) as Millis
 }
 
-impl Node {
+impl Local {
     /// Apply one command to the store (limits already checked by `execute`).
     pub(crate) fn apply(&mut self, now: Millis, cmd: Command) -> Reply {
         match cmd {
@@ -141,43 +141,21 @@ impl Node {
                 let rng = &mut self.rng;
                 self.store.random_key(now, |n| rng.random_range(0..n)).map_or(Reply::Nil, Reply::Bulk)
             }
-            Command::Members => self.members_reply(),
-            Command::Owners { key } => self.owners_reply(&key),
-            Command::LocalGet { key } => self.local_get_reply(&key, now),
-            Command::Ready => self.ready_reply(),
             // The node hands lock commands to the lock coordinator before execution; one reaching here is a bug.
             Command::Lock(_) => Reply::err("ERR lock commands are coordinated, not executed"),
-            Command::Info { sections, server } => Reply::Verbatim(super::info::render(self, now, &sections, &server)),
             Command::CountKeysInSlot { slot } => {
                 Reply::Int(super::slots::slot_keys(&self.store, slot, now).count() as i64)
             }
             Command::GetKeysInSlot { slot, count } => {
                 Reply::Array(super::slots::slot_keys(&self.store, slot, now).take(count).map(Reply::bulk).collect())
             }
+            // The node answers the commands that describe it (`Node::execute`); one reaching here is a bug.
+            Command::Members
+            | Command::Owners { .. }
+            | Command::LocalGet { .. }
+            | Command::Ready
+            | Command::Info { .. } => Reply::err("ERR this command describes the node and is answered by it"),
         }
-    }
-
-    /// SHOAL.MEMBERS: one map per known member (this node alone when it runs without a cluster).
-    fn members_reply(&self) -> Reply {
-        let Some(m) = &self.membership else {
-            return Reply::Array(vec![]);
-        };
-        let text = |s: String| Reply::Bulk(Bytes::from(s));
-        let field = |k: &'static str, v: Reply| (Reply::simple(k), v);
-        Reply::Array(
-            m.members()
-                .into_iter()
-                .map(|info| {
-                    Reply::Map(vec![
-                        field("name", text(info.name.clone())),
-                        field("cluster_addr", text(info.gossip_addr.to_string())),
-                        field("client_addr", text(info.client_addr.to_string())),
-                        field("state", Reply::Bulk(Bytes::from_static(info.state.as_str().as_bytes()))),
-                        field("incarnation", Reply::Int(info.incarnation as i64)),
-                    ])
-                })
-                .collect(),
-        )
     }
 
     /// The live value of `key`, counting a hit or a miss.
@@ -204,13 +182,6 @@ impl Node {
         vector
     }
 
-    /// Remember that `key` changed, so the coordinator replicates it (only when the node is clustered).
-    fn touched(&mut self, key: &[u8]) {
-        if self.membership.is_some() {
-            self.dirty.push(Bytes::copy_from_slice(key));
-        }
-    }
-
     /// Store `value` under `key` with a fresh version; `expire_at_ms` 0 means no expiry.
     fn write(&mut self, now: Millis, key: &[u8], value: Bytes, expire_at_ms: Millis) {
         if expire_at_ms != 0 && expire_at_ms <= now {
@@ -227,7 +198,7 @@ impl Node {
     /// Delete `key`: a clustered node writes a tombstone (kept for the grace period, so a replica that missed
     /// the delete cannot bring the key back); a lone node just removes it. Returns true.
     fn delete(&mut self, now: Millis, key: &[u8]) -> bool {
-        if self.membership.is_none() {
+        if !self.is_replicated() {
             self.store.remove(key);
             return true;
         }

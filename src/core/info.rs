@@ -67,8 +67,8 @@ fn section(out: &mut String, name: &str, node: &Node, now: Millis, f: &ServerFac
                 human(used as u64),
                 f.used_memory_rss,
                 human(f.used_memory_rss),
-                cfg.maxmemory_bytes,
-                human(cfg.maxmemory_bytes as u64),
+                cfg.maxmemory_bytes.unwrap_or(0),
+                human(cfg.maxmemory_bytes.unwrap_or(0) as u64),
                 policy_name(cfg.eviction),
                 store.evicted_keys
             )
@@ -231,7 +231,7 @@ fn cluster_replication(out: &mut String, node: &Node, now: Millis) -> std::fmt::
          requests_refused:{}\r\nready:{}\r\nready_reason:{}\r\nready_after_ms:{}\r\n",
         node.ring_digest(),
         node.ring_members(),
-        u8::from(node.repl.is_some() && node.ring_settled(now)),
+        u8::from(node.ring_settled(now)),
         node.config().replicas,
         node.config().levels.read,
         node.config().levels.write,

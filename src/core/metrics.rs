@@ -37,7 +37,7 @@ pub fn render(node: &Node, now: Millis) -> String {
     gauge(o, "shoal_keys", "Values stored on this node (its replicas' share).", store.values_len() as f64);
     gauge(o, "shoal_markers", "Tombstones and eviction markers stored.", store.markers_len() as f64);
     gauge(o, "shoal_used_memory_bytes", "Bytes charged for stored entries.", store.used_bytes() as f64);
-    gauge(o, "shoal_maxmemory_bytes", "The memory limit (0: none).", node.config().maxmemory_bytes as f64);
+    gauge(o, "shoal_maxmemory_bytes", "The memory limit (0: none).", node.config().maxmemory_bytes.unwrap_or(0) as f64);
     counter(o, "shoal_expired_keys_total", "Keys removed because their TTL passed.", store.stats().expired_keys);
     counter(o, "shoal_evicted_keys_total", "Keys evicted under maxmemory.", store.stats().evicted_keys);
     counter(

@@ -11,8 +11,8 @@ use super::Millis;
 pub struct NodeConfig {
     /// The node's name, unique in its cluster.
     pub name: String,
-    /// Memory limit for stored data in bytes; 0 means no limit.
-    pub maxmemory_bytes: usize,
+    /// Memory limit for stored data in bytes (`None`: no limit).
+    pub maxmemory_bytes: Option<usize>,
     /// What to evict when over the limit.
     pub eviction: EvictionPolicy,
     /// Largest value a write may produce (Redis's proto-max-bulk-len).
@@ -60,7 +60,7 @@ impl Default for NodeConfig {
     fn default() -> Self {
         NodeConfig {
             name: "shoal".to_string(),
-            maxmemory_bytes: 0,
+            maxmemory_bytes: None,
             eviction: EvictionPolicy::AllKeysLru,
             value_bytes_max: 512 * 1024 * 1024,
             active_expire_period_ms: 100,

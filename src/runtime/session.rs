@@ -282,7 +282,7 @@ impl Session {
         let params: Vec<(&str, String)> = vec![
             ("bind", c.listen.or(c.tls.as_ref().map(|t| t.listen)).map_or(String::new(), |a| a.ip().to_string())),
             ("port", c.listen.map_or(0, |a| a.port()).to_string()),
-            ("maxmemory", c.node.maxmemory_bytes.to_string()),
+            ("maxmemory", c.node.maxmemory_bytes.unwrap_or(0).to_string()),
             ("maxmemory-policy", policy_name(c.node.eviction).to_string()),
             ("maxclients", c.maxclients.to_string()),
             ("proto-max-bulk-len", c.limits.bulk_len_max.to_string()),

@@ -16,8 +16,8 @@ use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::core::clock::Timestamp;
-use crate::core::node::{Node, Outbox, Output, TimerId};
+use crate::core::clock::{Hlc, Timestamp};
+use crate::core::node::{Clustered, Outbox, Output, TimerId};
 use crate::core::replication::state::{Origin, Pending};
 use crate::core::replication::PeerMsg;
 use crate::core::reply::Reply;
@@ -49,7 +49,7 @@ pub struct LockStats {
 
 impl LockStats {
     /// Count the reply to `op`.
-    fn count(&mut self, op: &LockOp, reply: &Reply) {
+    pub(crate) fn count(&mut self, op: &LockOp, reply: &Reply) {
         if !matches!(op, LockOp::Acquire { .. } | LockOp::Renew { .. }) {
             return;
         }
@@ -78,35 +78,19 @@ fn no_majority(needed: usize, replicas: usize, granted: usize) -> Reply {
     Reply::error(format!("NOMAJORITY the lock needs {needed} of {replicas} replicas, {granted} granted"))
 }
 
-impl Node {
-    /// Counters of the lock grants this node coordinated.
-    pub fn lock_stats(&self) -> LockStats {
-        self.lock_stats
-    }
-
+impl Clustered<'_> {
     /// A lock command from a client (or a forwarded one).
     pub(crate) fn lock_command(&mut self, now: Millis, origin: Origin, op: LockOp, out: &mut Outbox) {
-        let op = self.with_fresh_token(now, op, 0);
-        let Some(repl) = self.repl.as_ref() else {
-            // A lone node is the lock's only replica.
-            let answer = self.locks.apply(&op, now);
-            let reply = lock_reply(&op, &[answer], 1, self.config.lock_mode);
-            self.lock_stats.count(&op, &reply);
-            if let Some(output) = origin_reply(origin, reply) {
-                out.push(output);
-            }
-            return;
-        };
-        let _ = repl;
+        let op = with_fresh_token(&mut self.local.hlc, self.locks, now, op, 0);
         self.refresh_ring(now);
         // A lock's replicas come from the ring of every known member, down ones included, and a majority is of
         // those: a node cut off from the others, or a side of a partition whose live ring reshuffled, must not
         // count a majority among replicas that are not the lock's. Down replicas count as not answering.
-        let me = self.config.name.clone();
+        let me = self.local.config.name.clone();
         let owners: Vec<String> = self
             .repl()
             .all_ring
-            .preference_list(op.name().as_bytes(), self.config.replicas)
+            .preference_list(op.name().as_bytes(), self.local.config.replicas)
             .into_iter()
             .map(String::from)
             .collect();
@@ -114,24 +98,24 @@ impl Node {
         for o in &owners {
             if *o == me {
                 answers.push((None, None, false));
-            } else if let Some(addr) = self.repl().addr_of(o) {
+            } else if let Some(addr) = self.repl.addr_of(o) {
                 answers.push((Some(addr), None, false));
             }
         }
         // The majority is of the configured replica count, not of the members this node happens to know: a node
         // restarted empty knows only itself until it rejoins, and must not count its own grant as a majority.
         // Replicas it does not know count as not answering (a cluster smaller than N needs all but N/2 of N).
-        let replicas = self.config.replicas.max(owners.len()).max(1);
-        let id = self.repl_mut().id();
+        let replicas = self.local.config.replicas.max(owners.len()).max(1);
+        let id = self.repl.id();
         let request = LockRequest { origin, op, replicas, answers, retried: false };
-        self.repl_mut().pending.insert(id, Pending::Lock(Box::new(request)));
+        self.repl.pending.insert(id, Pending::Lock(Box::new(request)));
         self.lock_send(now, id, out);
-        out.push(Output::Schedule { after_ms: self.config.request_timeout_ms, timer: TimerId::Request(id) });
+        out.push(Output::Schedule { after_ms: self.local.config.request_timeout_ms, timer: TimerId::Request(id) });
     }
 
     /// Send the request's operation to every replica that has not answered (applying it here if this node is one).
     fn lock_send(&mut self, now: Millis, id: u64, out: &mut Outbox) {
-        let Some(Pending::Lock(req)) = self.repl().pending.get(&id) else { return };
+        let Some(Pending::Lock(req)) = self.repl.pending.get(&id) else { return };
         let op = req.op.clone();
         let targets: Vec<Option<SocketAddr>> =
             req.answers.iter().filter(|(_, a, failed)| a.is_none() && !failed).map(|(addr, _, _)| *addr).collect();
@@ -160,8 +144,8 @@ impl Node {
         if from.is_some() && !self.peer_time_ok(now, Timestamp(answer.max_token)) {
             return;
         }
-        self.hlc.observe(Timestamp(answer.max_token));
-        let Some(Pending::Lock(req)) = self.repl_mut().pending.get_mut(&id) else { return };
+        self.local.hlc.observe(Timestamp(answer.max_token));
+        let Some(Pending::Lock(req)) = self.repl.pending.get_mut(&id) else { return };
         let Some(slot) = req.answers.iter_mut().find(|(addr, a, _)| *addr == from && a.is_none()) else { return };
         slot.1 = Some(answer);
         self.lock_progress(now, id, false, out);
@@ -169,7 +153,7 @@ impl Node {
 
     /// The connection to a replica failed: count it as not answering.
     pub(crate) fn lock_peer_lost(&mut self, now: Millis, id: u64, peer: SocketAddr, out: &mut Outbox) {
-        let Some(Pending::Lock(req)) = self.repl_mut().pending.get_mut(&id) else { return };
+        let Some(Pending::Lock(req)) = self.repl.pending.get_mut(&id) else { return };
         if let Some(slot) = req.answers.iter_mut().find(|(addr, a, _)| *addr == Some(peer) && a.is_none()) {
             slot.2 = true;
             self.lock_progress(now, id, false, out);
@@ -178,7 +162,7 @@ impl Node {
 
     /// Decide once every replica answered or failed, or the time is up.
     pub(crate) fn lock_progress(&mut self, now: Millis, id: u64, timed_out: bool, out: &mut Outbox) {
-        let Some(Pending::Lock(req)) = self.repl().pending.get(&id) else { return };
+        let Some(Pending::Lock(req)) = self.repl.pending.get(&id) else { return };
         let settled = req.answers.iter().all(|(_, a, failed)| a.is_some() || *failed);
         if !settled && !timed_out {
             return;
@@ -193,9 +177,9 @@ impl Node {
             });
         if stale {
             let floor = req.answers.iter().filter_map(|(_, a, _)| a.as_ref().map(|a| a.max_token)).max().unwrap_or(0);
-            let Some(Pending::Lock(req)) = self.repl_mut().pending.remove(&id) else { return };
+            let Some(Pending::Lock(req)) = self.repl.pending.remove(&id) else { return };
             let mut req = *req;
-            req.op = self.with_fresh_token(now, req.op, floor);
+            req.op = with_fresh_token(&mut self.local.hlc, self.locks, now, req.op, floor);
             req.retried = true;
             // Ask every replica again, those that granted the stale token too (a re-grant to the same owner), so
             // all of them hold the same token.
@@ -204,12 +188,12 @@ impl Node {
                     slot.1 = None;
                 }
             }
-            self.repl_mut().pending.insert(id, Pending::Lock(Box::new(req)));
+            self.repl.pending.insert(id, Pending::Lock(Box::new(req)));
             return self.lock_send(now, id, out);
         }
-        let Some(Pending::Lock(req)) = self.repl_mut().pending.remove(&id) else { return };
+        let Some(Pending::Lock(req)) = self.repl.pending.remove(&id) else { return };
         let answers: Vec<LockAnswer> = req.answers.iter().filter_map(|(_, a, _)| a.clone()).collect();
-        let reply = lock_reply(&req.op, &answers, req.replicas, self.config.lock_mode);
+        let reply = lock_reply(&req.op, &answers, req.replicas, self.local.config.lock_mode);
         self.lock_stats.count(&req.op, &reply);
         // A refused or contended acquire frees what it was granted, so it blocks nobody until its lease ends.
         if let LockOp::Acquire { name, owner, token, .. } = &req.op {
@@ -230,18 +214,18 @@ impl Node {
         }
         self.respond(req.origin, reply, out);
     }
+}
 
-    /// The operation with a token for a new grant: from the HLC, above `floor` and above this node's own table.
-    fn with_fresh_token(&mut self, now: Millis, op: LockOp, floor: u64) -> LockOp {
-        match op {
-            LockOp::Acquire { name, owner, ttl_ms, .. } => {
-                let floor = floor.max(self.locks.max_token(&name));
-                self.hlc.observe(Timestamp(floor));
-                let token = self.hlc.now(now).0;
-                LockOp::Acquire { name, owner, token, ttl_ms }
-            }
-            other => other,
+/// The operation with a token for a new grant: from the HLC, above `floor` and above this node's own table.
+pub(crate) fn with_fresh_token(hlc: &mut Hlc, table: &LockTable, now: Millis, op: LockOp, floor: u64) -> LockOp {
+    match op {
+        LockOp::Acquire { name, owner, ttl_ms, .. } => {
+            let floor = floor.max(table.max_token(&name));
+            hlc.observe(Timestamp(floor));
+            let token = hlc.now(now).0;
+            LockOp::Acquire { name, owner, token, ttl_ms }
         }
+        other => other,
     }
 }
 
@@ -252,18 +236,7 @@ fn owner_of(op: &LockOp) -> Option<&str> {
     }
 }
 
-/// The reply of a lone node (no replication state, so no fan-out): to its client, or to a forwarding peer.
-fn origin_reply(origin: Origin, reply: Reply) -> Option<Output> {
-    match origin {
-        Origin::Client { conn, req } => Some(Output::Reply { conn, req, reply }),
-        Origin::Peer { peer, id } => Some(Output::SendPeer { to: peer, msg: PeerMsg::ForwardReply { id, reply } }),
-        // Parts exist only on clustered nodes, and lock commands are never split into parts.
-        Origin::Part { .. } => None,
-    }
-}
-
-/// The client's reply from the replicas' answers.
-fn lock_reply(op: &LockOp, answers: &[LockAnswer], replicas: usize, mode: LockMode) -> Reply {
+pub(crate) fn lock_reply(op: &LockOp, answers: &[LockAnswer], replicas: usize, mode: LockMode) -> Reply {
     let needed = replicas / 2 + 1;
     let applied = answers.iter().filter(|a| a.applied).count();
     let grant = |token: u64, majority: bool| {

@@ -236,7 +236,7 @@ fn keys_and_scan_match() {
 
 #[test]
 fn maxmemory_evicts_instead_of_growing_and_noeviction_refuses() {
-    let cfg = NodeConfig { maxmemory_bytes: 100_000, ..NodeConfig::default() };
+    let cfg = NodeConfig { maxmemory_bytes: Some(100_000), ..NodeConfig::default() };
     let mut n = Node::new(cfg, 1);
     for i in 0..5_000 {
         assert_eq!(n.execute(T0 + i, set(&format!("k{i}"), &"x".repeat(100))), Reply::Ok);
@@ -246,7 +246,7 @@ fn maxmemory_evicts_instead_of_growing_and_noeviction_refuses() {
     assert_eq!(n.execute(T0 + 5_000, get("k4999")), Reply::Bulk(b(&"x".repeat(100))), "recent keys survive");
 
     let cfg = NodeConfig {
-        maxmemory_bytes: 10_000,
+        maxmemory_bytes: Some(10_000),
         eviction: crate::core::store::EvictionPolicy::NoEviction,
         ..NodeConfig::default()
     };
@@ -285,7 +285,7 @@ fn versions_increase_even_when_the_clock_goes_back() {
 #[test]
 fn same_seed_same_inputs_same_state() {
     let run = || {
-        let cfg = NodeConfig { maxmemory_bytes: 20_000, ..NodeConfig::default() };
+        let cfg = NodeConfig { maxmemory_bytes: Some(20_000), ..NodeConfig::default() };
         let mut n = Node::new(cfg, 9);
         for i in 0..1_000 {
             n.execute(T0 + i, set(&format!("k{}", i % 300), "0123456789"));

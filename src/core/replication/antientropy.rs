@@ -24,7 +24,7 @@ use super::batch::{entry_bytes, split_by_bytes, Budget, PUT_BYTES_MAX, STEP_BYTE
 pub use super::sharing::Share;
 use super::sharing::{member_index, ArcTable, Sharing};
 use super::wire::{AeKey, PeerMsg, WireEntry};
-use crate::core::node::{Node, Outbox, Output, TimerId};
+use crate::core::node::{Clustered, Outbox, Output, TimerId};
 use crate::core::ring::{key_scatter, mix64};
 use crate::core::store::{digest_hash, entry_hash, BUCKETS};
 use crate::core::version::Version;
@@ -58,53 +58,53 @@ const AE_KEYS_BYTES_MAX: usize = 4 << 20;
 /// Estimated bytes of one key description beside the key: hash and latest write.
 const AE_KEY_OVERHEAD_BYTES: usize = 24;
 
-impl Node {
+impl Clustered<'_> {
     /// Anti-entropy timer: start a round with the next peer (or with the one that differed last time).
     pub(crate) fn anti_entropy_round(&mut self, now: Millis, out: &mut Outbox) {
         self.refresh_ring(now);
         self.update_readiness(now);
         // The peers are the live members but this node, in name order (counted and picked without copying them).
-        let me = self.config.name.clone();
-        let addrs = &self.repl().addrs;
+        let me = self.local.config.name.clone();
+        let addrs = &self.repl.addrs;
         let peer_count = addrs.len() - usize::from(addrs.contains_key(&me));
         // Settle a slice of expiries first, so both sides describe expired values the same way (as their
         // tombstones); a larger backlog is active expiry's, and differences it causes meanwhile are repaired.
-        self.store.expire_due(now, EXPIRE_KEYS_PER_ROUND);
-        let chase = self.repl_mut().ae_chase.take();
-        let chase = if chase.is_some() && self.repl().ae_chase_rounds < CHASE_ROUNDS_MAX {
-            self.repl_mut().ae_chase_rounds += 1;
+        self.local.store.expire_due(now, EXPIRE_KEYS_PER_ROUND);
+        let chase = self.repl.ae_chase.take();
+        let chase = if chase.is_some() && self.repl.ae_chase_rounds < CHASE_ROUNDS_MAX {
+            self.repl.ae_chase_rounds += 1;
             chase
         } else {
-            self.repl_mut().ae_chase_rounds = 0;
+            self.repl.ae_chase_rounds = 0;
             None
         };
-        let after = if chase.is_some() { CHASE_MS } else { self.config.anti_entropy_period_ms };
+        let after = if chase.is_some() { CHASE_MS } else { self.local.config.anti_entropy_period_ms };
         out.push(Output::Schedule { after_ms: after, timer: TimerId::AntiEntropy });
         if peer_count == 0 {
             return;
         }
-        let peer = match chase.filter(|c| *c != me && self.repl().addrs.contains_key(c)) {
+        let peer = match chase.filter(|c| *c != me && self.repl.addrs.contains_key(c)) {
             Some(p) => p,
             None => {
-                let turn = self.repl().ae_turn % peer_count;
-                self.repl_mut().ae_turn = turn + 1;
-                let mut peers = self.repl().addrs.keys().filter(|n| **n != me);
+                let turn = self.repl.ae_turn % peer_count;
+                self.repl.ae_turn = turn + 1;
+                let mut peers = self.repl.addrs.keys().filter(|n| **n != me);
                 let Some(p) = peers.nth(turn).cloned() else { return };
                 p
             }
         };
-        let Some(addr) = self.repl().addr_of(&peer) else { return };
+        let Some(addr) = self.repl.addr_of(&peer) else { return };
         self.send_flush_epoch(addr, out);
         let sharing = self.sharing_with(&peer);
         if sharing.buckets.iter().all(|s| *s == Share::None) {
             return;
         }
         let hashes = self.group_hashes(&sharing);
-        let ring = self.repl().ring.digest();
-        let stats = &mut self.repl_mut().stats;
+        let ring = self.repl.ring.digest();
+        let stats = &mut self.repl.stats;
         stats.ae_rounds += 1;
         stats.ae_bytes_sent += 8 * hashes.len() as u64;
-        let hlc = self.hlc.now(now).0;
+        let hlc = self.local.hlc.now(now).0;
         out.push(Output::SendPeer { to: addr, msg: PeerMsg::AeGroups { id: 0, ring, hashes, hlc } });
     }
 
@@ -119,21 +119,21 @@ impl Node {
         out: &mut Outbox,
     ) {
         self.observe_peer_clock(now, hlc);
-        self.store.expire_due(now, EXPIRE_KEYS_PER_ROUND);
+        self.local.store.expire_due(now, EXPIRE_KEYS_PER_ROUND);
         self.refresh_ring(now);
-        if ring != self.repl().ring.digest() || hashes.len() != GROUPS {
+        if ring != self.repl.ring.digest() || hashes.len() != GROUPS {
             return;
         }
         let Some(peer) = self.name_of(from) else { return };
         let sharing = self.sharing_with(&peer);
         let mine = self.group_hashes(&sharing);
-        if !self.repl().readiness.is_ready() {
+        if !self.repl.readiness.is_ready() {
             // The groups that match are in sync with the peer (readiness).
             let equal = (0..GROUPS).filter(|&g| mine[g] == hashes[g]);
             let synced = equal.flat_map(|g| g * BUCKETS_PER_GROUP..(g + 1) * BUCKETS_PER_GROUP);
             let synced: Vec<usize> = synced.filter(|&b| sharing.buckets[b] != Share::None).collect();
             if !synced.is_empty() {
-                self.repl_mut().readiness.mark(&peer, synced);
+                self.repl.readiness.mark(&peer, synced);
                 self.update_readiness(now);
             }
         }
@@ -148,13 +148,13 @@ impl Node {
         if buckets.is_empty() {
             return;
         }
-        self.repl_mut().stats.ae_bytes_sent += 12 * buckets.len() as u64;
+        self.repl.stats.ae_bytes_sent += 12 * buckets.len() as u64;
         out.push(Output::SendPeer { to: from, msg: PeerMsg::AeBuckets { id: 0, buckets } });
     }
 
     /// Step 3 (at the initiator): the sub-bucket digests of the buckets that differ.
     pub(crate) fn ae_buckets(&mut self, now: Millis, from: SocketAddr, theirs: Vec<(u32, u64)>, out: &mut Outbox) {
-        self.store.expire_due(now, EXPIRE_KEYS_PER_ROUND);
+        self.local.store.expire_due(now, EXPIRE_KEYS_PER_ROUND);
         let Some(peer) = self.name_of(from) else { return };
         let sharing = self.sharing_with(&peer);
         let mut buckets = Vec::new();
@@ -173,21 +173,21 @@ impl Node {
             }
             buckets.push((b as u32, self.sub_digests(&sharing, b).to_vec()));
         }
-        if !equal.is_empty() && !self.repl().readiness.is_ready() {
-            self.repl_mut().readiness.mark(&peer, equal);
+        if !equal.is_empty() && !self.repl.readiness.is_ready() {
+            self.repl.readiness.mark(&peer, equal);
             self.update_readiness(now);
         }
         if buckets.is_empty() {
             return;
         }
-        self.repl_mut().ae_chase = Some(peer);
-        self.repl_mut().stats.ae_bytes_sent += (buckets.len() * (4 + 8 * SUBS)) as u64;
+        self.repl.ae_chase = Some(peer);
+        self.repl.stats.ae_bytes_sent += (buckets.len() * (4 + 8 * SUBS)) as u64;
         out.push(Output::SendPeer { to: from, msg: PeerMsg::AeSubs { id: 0, buckets } });
     }
 
     /// Step 4 (at the peer): describe the shared keys of the sub-buckets that differ.
     pub(crate) fn ae_subs(&mut self, now: Millis, from: SocketAddr, theirs: Vec<(u32, Vec<u64>)>, out: &mut Outbox) {
-        self.store.expire_due(now, EXPIRE_KEYS_PER_ROUND);
+        self.local.store.expire_due(now, EXPIRE_KEYS_PER_ROUND);
         let Some(peer) = self.name_of(from) else { return };
         let sharing = self.sharing_with(&peer);
         let mut buckets = Vec::new();
@@ -210,7 +210,7 @@ impl Node {
             buckets.push((b as u32, mask));
             for (key, hash) in self.shared_keys(&sharing, b) {
                 if mask & (1 << sub_of(&key)) != 0 {
-                    let latest = self.store.raw(&key, now).and_then(|e| e.vector.latest());
+                    let latest = self.local.store.raw(&key, now).and_then(|e| e.vector.latest());
                     described_bytes += key.len() + AE_KEY_OVERHEAD_BYTES;
                     keys.push(AeKey { key, hash, latest });
                 }
@@ -220,7 +220,7 @@ impl Node {
             return;
         }
         let bytes: usize = keys.iter().map(|k| k.key.len() + 24).sum();
-        self.repl_mut().stats.ae_bytes_sent += (bytes + 6 * buckets.len()) as u64;
+        self.repl.stats.ae_bytes_sent += (bytes + 6 * buckets.len()) as u64;
         out.push(Output::SendPeer { to: from, msg: PeerMsg::AeKeys { id: 0, buckets, keys } });
     }
 
@@ -234,7 +234,7 @@ impl Node {
         keys: Vec<AeKey>,
         out: &mut Outbox,
     ) {
-        self.store.expire_due(now, EXPIRE_KEYS_PER_ROUND);
+        self.local.store.expire_due(now, EXPIRE_KEYS_PER_ROUND);
         let Some(peer) = self.name_of(from) else { return };
         let sharing = self.sharing_with(&peer);
         let theirs: BTreeMap<Bytes, (u64, Option<Version>)> =
@@ -250,7 +250,7 @@ impl Node {
             }
             for (key, _) in self.shared_keys(&sharing, b) {
                 if mask & (1 << sub_of(&key)) != 0 && !theirs.contains_key(&key) {
-                    if let Some(e) = self.store.raw(&key, now) {
+                    if let Some(e) = self.local.store.raw(&key, now) {
                         let wire = e.to_wire();
                         if budget.take(entry_bytes(&key, &wire)) {
                             push.push((key, wire));
@@ -260,7 +260,7 @@ impl Node {
             }
         }
         for (key, (hash, latest)) in theirs {
-            let Some(mine) = self.store.raw(&key, now) else {
+            let Some(mine) = self.local.store.raw(&key, now) else {
                 pull.push(key);
                 continue;
             };
@@ -279,12 +279,12 @@ impl Node {
             }
         }
         if budget.exhausted() {
-            self.repl_mut().ae_chase = Some(peer);
+            self.repl.ae_chase = Some(peer);
         }
         self.ae_send_entries(from, push, out);
         if !pull.is_empty() {
             let bytes: usize = pull.iter().map(|k| k.len()).sum();
-            self.repl_mut().stats.ae_bytes_sent += bytes as u64;
+            self.repl.stats.ae_bytes_sent += bytes as u64;
             out.push(Output::SendPeer { to: from, msg: PeerMsg::AePull { keys: pull } });
         }
     }
@@ -293,7 +293,7 @@ impl Node {
     fn sub_digests(&self, sharing: &Sharing, b: usize) -> [u64; SUBS] {
         let share = sharing.buckets[b];
         let mut subs = [0u64; SUBS];
-        for (k, e) in self.store.bucket_entries(b) {
+        for (k, e) in self.local.store.bucket_entries(b) {
             if share == Share::All || (share == Share::Mixed && sharing.key_shared(k)) {
                 subs[sub_of(k)] ^= digest_hash(k, e);
             }
@@ -307,7 +307,7 @@ impl Node {
         let mut budget = Budget::new(STEP_BYTES_MAX);
         let entries: Vec<(Bytes, WireEntry)> = keys
             .into_iter()
-            .filter_map(|k| self.store.raw(&k, now).map(|e| (k.clone(), e.to_wire())))
+            .filter_map(|k| self.local.store.raw(&k, now).map(|e| (k.clone(), e.to_wire())))
             .take_while(|(k, e)| budget.take(entry_bytes(k, e)))
             .collect();
         self.ae_send_entries(from, entries, out);
@@ -317,7 +317,7 @@ impl Node {
         if entries.is_empty() {
             return;
         }
-        let stats = &mut self.repl_mut().stats;
+        let stats = &mut self.repl.stats;
         stats.ae_entries_sent += entries.len() as u64;
         stats.ae_bytes_sent += entries.iter().map(|(k, e)| entry_bytes(k, e) as u64).sum::<u64>();
         for entries in split_by_bytes(entries, PUT_BYTES_MAX) {
@@ -345,8 +345,9 @@ impl Node {
     fn pair_digest(&self, sharing: &Sharing, b: usize) -> u64 {
         match sharing.buckets[b] {
             Share::None => 0,
-            Share::All => self.store.bucket_digest(b),
+            Share::All => self.local.store.bucket_digest(b),
             Share::Mixed => self
+                .local
                 .store
                 .bucket_entries(b)
                 .filter(|(k, _)| sharing.key_shared(k))
@@ -361,7 +362,8 @@ impl Node {
         if share == Share::None {
             return Vec::new();
         }
-        self.store
+        self.local
+            .store
             .bucket_entries(b)
             .filter(|(k, _)| share == Share::All || sharing.key_shared(k))
             .map(|(k, e)| (Bytes::copy_from_slice(k), entry_hash(k, e)))
@@ -370,17 +372,17 @@ impl Node {
 
     /// The sharing of every bucket with `peer` on the current ring (cached per ring and peer).
     pub(crate) fn sharing_with(&mut self, peer: &str) -> Arc<Sharing> {
-        let digest = self.repl().ring.digest();
-        let cached = self.repl().share_cache.iter().find(|(d, p, _)| *d == digest && p == peer);
+        let digest = self.repl.ring.digest();
+        let cached = self.repl.share_cache.iter().find(|(d, p, _)| *d == digest && p == peer);
         if let Some((_, _, sharing)) = cached {
             return sharing.clone();
         }
         let table = self.arc_table(digest);
-        let peer_index = member_index(&self.repl().ring, peer);
+        let peer_index = member_index(&self.repl.ring, peer);
         let sharing = Arc::new(Sharing::new(table, peer_index));
         // The oldest entry goes, except this node's own (the hand-off sweep asks for it every second).
-        let me = self.config.name.clone();
-        let cache = &mut self.repl_mut().share_cache;
+        let me = self.local.config.name.clone();
+        let cache = &mut self.repl.share_cache;
         if cache.len() >= SHARE_CACHE_MAX {
             if let Some(i) = cache.iter().position(|(_, p, _)| *p != me) {
                 cache.remove(i);
@@ -395,25 +397,25 @@ impl Node {
     fn observe_peer_clock(&mut self, now: Millis, hlc: u64) {
         let seen = crate::core::clock::Timestamp(hlc);
         if self.peer_time_ok(now, seen) {
-            self.hlc.observe(seen);
+            self.local.hlc.observe(seen);
         }
     }
 
     /// Every arc's end and owners (member indices) on the current ring, computed once per ring and shared by the
     /// sharing of every peer.
     pub(crate) fn arc_table(&mut self, digest: u64) -> Arc<ArcTable> {
-        if let Some((d, table)) = &self.repl().arc_table {
+        if let Some((d, table)) = &self.repl.arc_table {
             if *d == digest {
                 return table.clone();
             }
         }
-        let table = Arc::new(ArcTable::new(&self.repl().ring, self.config.replicas, &self.config.name));
-        self.repl_mut().arc_table = Some((digest, table.clone()));
+        let table = Arc::new(ArcTable::new(&self.repl.ring, self.local.config.replicas, &self.local.config.name));
+        self.repl.arc_table = Some((digest, table.clone()));
         table
     }
 
     /// The live member with cluster address `addr`.
     pub(crate) fn name_of(&self, addr: SocketAddr) -> Option<String> {
-        self.repl().addrs.iter().find(|(_, a)| **a == addr).map(|(n, _)| n.clone())
+        self.repl.addrs.iter().find(|(_, a)| **a == addr).map(|(n, _)| n.clone())
     }
 }

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use bytes::Bytes;
 
 use super::wire::{PeerMsg, WireEntry};
-use crate::core::node::{Node, Outbox, Output};
+use crate::core::node::{Clustered, Outbox, Output};
 use crate::core::store::Entry;
 use crate::core::Millis;
 
@@ -20,7 +20,7 @@ pub(crate) enum Refusal {
     ClockAhead,
 }
 
-impl Node {
+impl Clustered<'_> {
     /// Entries from a peer (`Put`): merge each; keep a hint when the copy is meant for another replica. An entry
     /// refused for lack of memory is named in a `PutRefused`; one refused for a clock too far ahead leaves the
     /// whole `Put` unanswered, so the sender counts the replica as failed and keeps its copy to retry.
@@ -50,7 +50,7 @@ impl Node {
                 }
             }
             if let Some(target) = &hint_for {
-                if *target != self.config.name {
+                if *target != self.local.config.name {
                     self.add_hint(now, target.clone(), key);
                 }
             }
@@ -70,22 +70,22 @@ impl Node {
         if !self.peer_time_ok(now, time) {
             return Err(Refusal::ClockAhead);
         }
-        self.hlc.observe(time);
+        self.local.hlc.observe(time);
         if self.flushed(&entry) {
             // Written before a FLUSHALL this node applied: the flush wins, and nothing is left to store.
-            self.repl_mut().stats.flushed_drops += 1;
+            self.repl.stats.flushed_drops += 1;
             return Ok(());
         }
         if !self.admit(now, key, &entry) {
-            self.repl_mut().stats.merges_refused += 1;
+            self.repl.stats.merges_refused += 1;
             return Err(Refusal::NoRoom);
         }
-        let outcome = self.store.merge(key, entry, now);
-        if outcome.changed && self.config.maxmemory_bytes != 0 {
+        let outcome = self.local.store.merge(key, entry, now);
+        if outcome.changed && self.local.config.maxmemory_bytes.is_some() {
             // Replicated data obeys the memory limit too (what this evicts leaves a marker that spreads).
-            self.make_room(now);
+            self.local.make_room(now);
         }
-        let stats = &mut self.repl_mut().stats;
+        let stats = &mut self.repl.stats;
         stats.merged_changes += u64::from(outcome.changed);
         stats.lww_conflicts += u64::from(outcome.lww_conflict);
         Ok(())

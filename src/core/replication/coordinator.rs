@@ -24,26 +24,41 @@ use super::levels::{Consistency, Levels};
 use super::state::{FanKind, Origin, Pending};
 use super::wire::PeerMsg;
 use crate::core::command::{Command, SetCond, SetTtl};
-use crate::core::node::{Node, Outbox, Output, TimerId};
+use crate::core::node::{Clustered, Outbox, Output, TimerId};
 use crate::core::reply::{err_wrong_arity, Reply};
 use crate::core::Millis;
 
 /// Redis Cluster's text for a multi-key command whose keys live on different nodes.
 pub const ERR_CROSSSLOT: &str = "CROSSSLOT Keys in request don't hash to the same slot";
 
-impl Node {
-    /// A client command (or a part of one, or one forwarded by a peer) enters the cluster path.
-    pub(crate) fn route(&mut self, now: Millis, origin: Origin, cmd: Command, levels: Levels, out: &mut Outbox) {
+impl Clustered<'_> {
+    /// Admit a request: the ring brought up to date, and a new request refused (answered here, false) past the
+    /// limit of requests in flight.
+    pub(crate) fn admit_request(&mut self, now: Millis, origin: &Origin, out: &mut Outbox) -> bool {
         self.refresh_ring(now);
-        let max = self.config.requests_in_flight_max;
-        if !matches!(origin, Origin::Part { .. }) && self.repl().pending.len() >= max {
+        let max = self.local.config.requests_in_flight_max;
+        if !matches!(origin, Origin::Part { .. }) && self.repl.pending.len() >= max {
             // Every request in flight holds its command (and a write its entries) until it ends: past the limit
             // a new one is refused at once, with the error cluster clients retry, instead of growing without
             // bound. The parts of a multi-key command already admitted are not refused halfway.
-            self.repl_mut().stats.requests_refused += 1;
+            self.repl.stats.requests_refused += 1;
             let text = format!("TRYAGAIN too many requests in flight on this node ({max}); retry later");
-            return self.respond(origin, Reply::error(text), out);
+            self.respond(origin.clone(), Reply::error(text), out);
+            return false;
         }
+        true
+    }
+
+    /// A part of a multi-key command enters the cluster path.
+    pub(crate) fn route(&mut self, now: Millis, origin: Origin, cmd: Command, levels: Levels, out: &mut Outbox) {
+        if self.admit_request(now, &origin, out) {
+            self.dispatch(now, origin, cmd, levels, out);
+        }
+    }
+
+    /// An admitted command: a single-key one goes to its key's owners, a multi-key one is split per key, a
+    /// keyless one answers for this node.
+    pub(crate) fn dispatch(&mut self, now: Millis, origin: Origin, cmd: Command, levels: Levels, out: &mut Outbox) {
         if let Some(key) = cmd.single_key().cloned() {
             return self.route_single(now, origin, key, cmd, levels, out);
         }
@@ -74,7 +89,7 @@ impl Node {
                 }
                 // A client cannot send MSETNX without pairs (arity), but a peer's `Forward` can.
                 let Some(key) = pairs.first().map(|(k, _)| k.clone()) else {
-                    self.repl_mut().stats.peer_msgs_invalid += 1;
+                    self.repl.stats.peer_msgs_invalid += 1;
                     return self.respond(origin, err_wrong_arity("msetnx"), out);
                 };
                 self.route_single(now, origin, key, Command::MSet { pairs, if_none_exist: true }, levels, out)
@@ -92,21 +107,10 @@ impl Node {
                 self.fan_out(now, origin, FanKind::Sum, parts, levels, out)
             }
             Command::FlushAll => self.flush_all(now, origin, out),
-            Command::Owners { key } => {
-                let reply = self.owners_reply(&key);
-                self.respond(origin, reply, out)
-            }
             Command::Lock(op) => self.lock_command(now, origin, op, out),
-            Command::LocalGet { key } => {
-                let reply = self.local_get_reply(&key, now);
-                self.respond(origin, reply, out)
-            }
             other => {
-                // Keyless commands (DBSIZE, KEYS, SCAN, RANDOMKEY, INFO, SHOAL.MEMBERS, SHOAL.READY) answer for
-                // this node; readiness is brought up to date first.
-                if matches!(other, Command::Ready | Command::Info { .. }) {
-                    self.update_readiness(now);
-                }
+                // Keyless commands (DBSIZE, KEYS, SCAN, RANDOMKEY) answer for this node; the node itself answers
+                // the ones that describe it (INFO, SHOAL.MEMBERS, SHOAL.READY, ...) before they come here.
                 let reply = self.execute(now, other);
                 self.respond(origin, reply, out)
             }
@@ -124,15 +128,15 @@ impl Node {
     ) {
         // Fast path: a read at ONE on one of the key's owners is answered from the local copy.
         if levels.read == Consistency::One && cmd.is_read() {
-            let me = self.config.name.as_str();
-            let owned = self.repl().ring.preference_list(&key, self.config.replicas).contains(&me);
+            let me = self.local.config.name.as_str();
+            let owned = self.repl.ring.preference_list(&key, self.local.config.replicas).contains(&me);
             if owned {
                 let reply = self.execute(now, cmd);
                 return self.respond(origin, reply, out);
             }
         }
         let owners = self.owner_names(&key);
-        let me = self.config.name.as_str();
+        let me = self.local.config.name.as_str();
         let from_peer = matches!(origin, Origin::Peer { .. });
         if cmd.is_read() {
             if from_peer || owners.iter().any(|o| **o == *me) {
@@ -149,13 +153,13 @@ impl Node {
 
     /// Request `id`'s timer fired.
     pub(crate) fn request_timer(&mut self, now: Millis, id: u64, out: &mut Outbox) {
-        match self.repl().pending.get(&id) {
+        match self.repl.pending.get(&id) {
             Some(Pending::Forward { .. }) => {
                 // No answer in time: the owner may have run the command. Running it again on the next owner could
                 // apply it twice (a second version of the same write), so the client gets an error instead and
                 // decides; only a failed connection (`PeerLost`) fails over.
-                let Some(Pending::Forward { origin, to, .. }) = self.repl_mut().pending.remove(&id) else { return };
-                self.repl_mut().stats.timeouts += 1;
+                let Some(Pending::Forward { origin, to, .. }) = self.repl.pending.remove(&id) else { return };
+                self.repl.stats.timeouts += 1;
                 let name = self.name_of(to).unwrap_or_else(|| to.to_string());
                 let text = format!(
                     "TIMEOUT no answer from the key's owner {name} within {} ms (the command may or may not have run)",
@@ -171,11 +175,11 @@ impl Node {
                     for which in 0..count {
                         self.write_replica_failed(now, id, which, out);
                     }
-                    if let Some(Pending::Write { round, .. }) = self.repl_mut().pending.get_mut(&id) {
+                    if let Some(Pending::Write { round, .. }) = self.repl.pending.get_mut(&id) {
                         *round = 1;
                     }
                     out.push(Output::Schedule {
-                        after_ms: self.config.request_timeout_ms,
+                        after_ms: self.local.config.request_timeout_ms,
                         timer: TimerId::Request(id),
                     });
                 } else {
@@ -183,7 +187,7 @@ impl Node {
                 }
             }
             Some(Pending::Handoff { .. }) | Some(Pending::HintDelivery { .. }) => {
-                self.repl_mut().pending.remove(&id);
+                self.repl.pending.remove(&id);
             }
             Some(Pending::Flush { .. }) => self.flush_done(id, None, out),
             Some(Pending::Lock(_)) => self.lock_progress(now, id, true, out),
@@ -193,13 +197,13 @@ impl Node {
 
     /// The connection to `peer` failed: fail over everything waiting on it now instead of at its timeout.
     pub(crate) fn peer_lost(&mut self, now: Millis, peer: SocketAddr, out: &mut Outbox) {
-        let ids: Vec<u64> = self.repl().pending.keys().copied().collect();
+        let ids: Vec<u64> = self.repl.pending.keys().copied().collect();
         let peer_name = self.name_of(peer);
         for id in ids {
-            match self.repl_mut().pending.get_mut(&id) {
+            match self.repl.pending.get_mut(&id) {
                 Some(Pending::Forward { to, cmd, .. }) if *to == peer => {
                     if cmd.is_read() || !cmd.depends_on_value() {
-                        self.repl_mut().stats.forward_failovers += 1;
+                        self.repl.stats.forward_failovers += 1;
                         self.forward_next(now, id, out);
                     } else {
                         self.forward_unknown(id, out);
@@ -221,12 +225,11 @@ impl Node {
                         .collect();
                     for which in hit {
                         let fallback_failed = matches!(
-                            self.repl().pending.get(&id),
+                            self.repl.pending.get(&id),
                             Some(Pending::Write { targets, .. }) if targets[which].fallback == Some(peer)
                         );
                         if fallback_failed {
-                            let Some(Pending::Write { targets, entries, .. }) = self.repl_mut().pending.get_mut(&id)
-                            else {
+                            let Some(Pending::Write { targets, entries, .. }) = self.repl.pending.get_mut(&id) else {
                                 continue;
                             };
                             targets[which].hinted_here = true;
@@ -241,11 +244,11 @@ impl Node {
                     }
                 }
                 Some(Pending::Handoff { waiting, .. }) if waiting.contains(&peer) => {
-                    self.repl_mut().pending.remove(&id);
+                    self.repl.pending.remove(&id);
                 }
                 Some(Pending::Flush { .. }) => self.flush_done(id, Some(peer), out),
                 Some(Pending::HintDelivery { target, .. }) if peer_name.as_ref() == Some(target) => {
-                    self.repl_mut().pending.remove(&id);
+                    self.repl.pending.remove(&id);
                 }
                 Some(Pending::Lock(_)) => self.lock_peer_lost(now, id, peer, out),
                 _ => {}
@@ -261,7 +264,7 @@ impl Node {
                 out.push(Output::SendPeer { to: peer, msg: PeerMsg::ForwardReply { id, reply } })
             }
             Origin::Part { parent, index } => {
-                let Some(Pending::Fanout { parts, remaining, .. }) = self.repl_mut().pending.get_mut(&parent) else {
+                let Some(Pending::Fanout { parts, remaining, .. }) = self.repl.pending.get_mut(&parent) else {
                     return;
                 };
                 if parts[index].is_none() {
@@ -271,7 +274,7 @@ impl Node {
                 if *remaining > 0 {
                     return;
                 }
-                let Some(Pending::Fanout { origin, kind, parts, .. }) = self.repl_mut().pending.remove(&parent) else {
+                let Some(Pending::Fanout { origin, kind, parts, .. }) = self.repl.pending.remove(&parent) else {
                     return;
                 };
                 let parts: Vec<Reply> = parts.into_iter().map(|p| p.unwrap_or(Reply::Nil)).collect();
@@ -281,57 +284,12 @@ impl Node {
         }
     }
 
-    /// The key's preference list (names), as this node's ring sees it.
-    pub fn owners(&self, key: &[u8]) -> Vec<String> {
-        self.owner_names(key).iter().map(|n| n.to_string()).collect()
-    }
-
-    /// `owners` as shared names, for the request path (no string copies).
+    /// The key's owners (shared names), as this node's ring sees it, for the request path (no string copies).
     pub(crate) fn owner_names(&self, key: &[u8]) -> Vec<Arc<str>> {
-        match &self.repl {
-            Some(r) => r.ring.preference_names(key, self.config.replicas),
-            None => vec![Arc::from(self.config.name.as_str())],
-        }
+        self.repl.ring.preference_names(key, self.local.config.replicas)
     }
 
     fn primary_of(&self, key: &[u8]) -> Option<String> {
-        self.repl.as_ref().and_then(|r| r.ring.primary(key)).map(String::from)
-    }
-
-    pub(crate) fn owners_reply(&self, key: &[u8]) -> Reply {
-        let members = self.membership.as_ref().map(|m| m.live_members()).unwrap_or_default();
-        let text = |s: String| Reply::Bulk(Bytes::from(s));
-        Reply::Array(
-            self.owners(key)
-                .into_iter()
-                .map(|name| {
-                    let info = members.iter().find(|m| m.name == name);
-                    let addr = |f: fn(&crate::core::membership::MemberInfo) -> SocketAddr| {
-                        info.map_or(Reply::Nil, |m| text(f(m).to_string()))
-                    };
-                    Reply::Map(vec![
-                        (Reply::simple("name"), text(name.clone())),
-                        (Reply::simple("cluster_addr"), addr(|m| m.gossip_addr)),
-                        (Reply::simple("client_addr"), addr(|m| m.client_addr)),
-                    ])
-                })
-                .collect(),
-        )
-    }
-
-    pub(crate) fn local_get_reply(&self, key: &[u8], now: Millis) -> Reply {
-        let Some(e) = self.store.view(key, now) else { return Reply::Nil };
-        let kind = match e.kind {
-            super::EntryKind::Value => "value",
-            super::EntryKind::Tombstone => "tombstone",
-            super::EntryKind::Evicted => "evicted",
-        };
-        let version: Vec<String> = e.vector.entries().iter().map(|(n, t)| format!("{:016x}:{}", n.0, t.0)).collect();
-        Reply::Map(vec![
-            (Reply::simple("kind"), Reply::simple(kind)),
-            (Reply::simple("value"), if e.is_value() { Reply::Bulk(e.value.clone()) } else { Reply::Nil }),
-            (Reply::simple("version"), Reply::Bulk(Bytes::from(version.join(",")))),
-            (Reply::simple("expire_at_ms"), Reply::Int(e.expire_at_ms as i64)),
-        ])
+        self.repl.ring.primary(key).map(String::from)
     }
 }

@@ -4,11 +4,11 @@
 use super::levels::Levels;
 use super::state::{FanKind, Origin, Pending};
 use crate::core::command::Command;
-use crate::core::node::{Node, Outbox};
+use crate::core::node::{Clustered, Outbox};
 use crate::core::reply::Reply;
 use crate::core::Millis;
 
-impl Node {
+impl Clustered<'_> {
     /// Split a multi-key command into single-key parts and combine their replies.
     pub(super) fn fan_out(
         &mut self,
@@ -23,12 +23,12 @@ impl Node {
         if count == 0 {
             // No part would ever answer: a client cannot send a multi-key command without keys (arity), but a
             // peer's `Forward` can. Answer at once as the empty command would be (an empty array, OK, 0).
-            self.repl_mut().stats.peer_msgs_invalid += 1;
+            self.repl.stats.peer_msgs_invalid += 1;
             return self.respond(origin, combine(kind, Vec::new()), out);
         }
-        let id = self.repl_mut().id();
+        let id = self.repl.id();
         let pending = Pending::Fanout { origin, kind, parts: vec![None; count], remaining: count };
-        self.repl_mut().pending.insert(id, pending);
+        self.repl.pending.insert(id, pending);
         for (index, cmd) in parts.into_iter().enumerate() {
             self.route(now, Origin::Part { parent: id, index }, cmd, levels, out);
         }

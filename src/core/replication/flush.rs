@@ -14,35 +14,35 @@ use std::net::SocketAddr;
 use super::state::{Origin, Pending};
 use super::wire::PeerMsg;
 use crate::core::clock::Timestamp;
-use crate::core::node::{Node, Outbox, Output, TimerId};
+use crate::core::node::{Clustered, Outbox, Output, TimerId};
 use crate::core::reply::Reply;
 use crate::core::store::Entry;
 use crate::core::Millis;
 
-impl Node {
+impl Clustered<'_> {
     /// FLUSHALL coordinated here: flush at this node's HLC time now and tell every live peer.
     pub(crate) fn flush_all(&mut self, now: Millis, origin: Origin, out: &mut Outbox) {
-        let before = self.hlc.now(now);
-        self.hlc.observe(before);
+        let before = self.local.hlc.now(now);
+        self.local.hlc.observe(before);
         self.apply_flush(before);
-        let me = self.config.name.clone();
+        let me = self.local.config.name.clone();
         let waiting: BTreeSet<SocketAddr> =
-            self.repl().addrs.iter().filter(|(n, _)| **n != me).map(|(_, a)| *a).collect();
+            self.repl.addrs.iter().filter(|(n, _)| **n != me).map(|(_, a)| *a).collect();
         if waiting.is_empty() {
             return self.respond(origin, Reply::Ok, out);
         }
-        let id = self.repl_mut().id();
+        let id = self.repl.id();
         for to in &waiting {
             out.push(Output::SendPeer { to: *to, msg: PeerMsg::Flushed { id, before: before.0 } });
         }
-        out.push(Output::Schedule { after_ms: self.config.request_timeout_ms, timer: TimerId::Request(id) });
-        self.repl_mut().pending.insert(id, Pending::Flush { origin, waiting });
+        out.push(Output::Schedule { after_ms: self.local.config.request_timeout_ms, timer: TimerId::Request(id) });
+        self.repl.pending.insert(id, Pending::Flush { origin, waiting });
     }
 
     /// A peer applied flush `id` (`Some(peer)`, also when its link failed: it learns by anti-entropy) or time ran
     /// out (`None`): answer once nobody is left to wait for. Peers that missed it learn it by anti-entropy.
     pub(crate) fn flush_done(&mut self, id: u64, peer: Option<SocketAddr>, out: &mut Outbox) {
-        let Some(Pending::Flush { waiting, .. }) = self.repl_mut().pending.get_mut(&id) else { return };
+        let Some(Pending::Flush { waiting, .. }) = self.repl.pending.get_mut(&id) else { return };
         match peer {
             Some(p) => {
                 waiting.remove(&p);
@@ -52,7 +52,7 @@ impl Node {
         if !waiting.is_empty() {
             return;
         }
-        if let Some(Pending::Flush { origin, .. }) = self.repl_mut().pending.remove(&id) {
+        if let Some(Pending::Flush { origin, .. }) = self.repl.pending.remove(&id) {
             self.respond(origin, Reply::Ok, out);
         }
     }
@@ -62,7 +62,7 @@ impl Node {
     /// ahead of this node's wall clock (beyond `clock_drift_max_ms`) is ignored and counted: it would flush every
     /// write to come.
     pub(crate) fn flush_received(&mut self, now: Millis, from: SocketAddr, id: u64, before: u64, out: &mut Outbox) {
-        let mine = self.repl().flushed_before;
+        let mine = self.repl.flushed_before;
         if !self.peer_time_ok(now, Timestamp(before)) {
             return;
         }
@@ -70,7 +70,7 @@ impl Node {
             out.push(Output::SendPeer { to: from, msg: PeerMsg::PutAck { id } });
         }
         if before > mine.0 {
-            self.hlc.observe(Timestamp(before));
+            self.local.hlc.observe(Timestamp(before));
             self.apply_flush(Timestamp(before));
         } else if before < mine.0 {
             out.push(Output::SendPeer { to: from, msg: PeerMsg::Flushed { id: 0, before: mine.0 } });
@@ -79,22 +79,22 @@ impl Node {
 
     /// Drop every entry written at or before `before`, and remember it.
     fn apply_flush(&mut self, before: Timestamp) {
-        if before <= self.repl().flushed_before {
+        if before <= self.repl.flushed_before {
             return;
         }
-        self.repl_mut().flushed_before = before;
-        self.store.remove_written_up_to(before);
+        self.repl.flushed_before = before;
+        self.local.store.remove_written_up_to(before);
     }
 
     /// Whether a flush this node knows supersedes `entry` (its latest write is at or before the flush).
     pub(crate) fn flushed(&self, entry: &Entry) -> bool {
-        let before = self.repl().flushed_before;
+        let before = self.repl.flushed_before;
         before.0 != 0 && entry.vector.max_time() <= before
     }
 
     /// An anti-entropy round with `to` starts with this node's flush epoch, once there is one.
     pub(crate) fn send_flush_epoch(&self, to: SocketAddr, out: &mut Outbox) {
-        let before = self.repl().flushed_before;
+        let before = self.repl.flushed_before;
         if before.0 != 0 {
             out.push(Output::SendPeer { to, msg: PeerMsg::Flushed { id: 0, before: before.0 } });
         }

@@ -10,11 +10,11 @@ use super::levels::Levels;
 use super::state::{Origin, Pending};
 use super::wire::PeerMsg;
 use crate::core::command::Command;
-use crate::core::node::{Node, Outbox, Output, TimerId};
+use crate::core::node::{Clustered, Outbox, Output, TimerId};
 use crate::core::reply::Reply;
 use crate::core::Millis;
 
-impl Node {
+impl Clustered<'_> {
     /// Send the command to the first owner that answers, in preference order.
     pub(super) fn forward(
         &mut self,
@@ -25,11 +25,11 @@ impl Node {
         candidates: Vec<Arc<str>>,
         out: &mut Outbox,
     ) {
-        let id = self.repl_mut().id();
-        self.repl_mut().stats.forwards += 1;
+        let id = self.repl.id();
+        self.repl.stats.forwards += 1;
         let placeholder = SocketAddr::from(([0, 0, 0, 0], 0));
         let pending = Pending::Forward { origin, cmd, levels, candidates, next: 0, to: placeholder };
-        self.repl_mut().pending.insert(id, pending);
+        self.repl.pending.insert(id, pending);
         self.forward_next(now, id, out);
     }
 
@@ -37,21 +37,20 @@ impl Node {
     pub(super) fn forward_next(&mut self, now: Millis, id: u64, out: &mut Outbox) {
         let timeout = self.forward_timeout_ms();
         loop {
-            let Some(Pending::Forward { candidates, next, .. }) = self.repl().pending.get(&id) else { return };
+            let Some(Pending::Forward { candidates, next, .. }) = self.repl.pending.get(&id) else { return };
             let Some(name) = candidates.get(*next).cloned() else {
-                let Some(Pending::Forward { origin, candidates, .. }) = self.repl_mut().pending.remove(&id) else {
+                let Some(Pending::Forward { origin, candidates, .. }) = self.repl.pending.remove(&id) else {
                     return;
                 };
-                self.repl_mut().stats.timeouts += 1;
+                self.repl.stats.timeouts += 1;
                 let text = format!("TIMEOUT no owner of the key answered ({} tried)", candidates.len());
                 return self.respond(origin, Reply::error(text), out);
             };
-            if let Some(Pending::Forward { next, .. }) = self.repl_mut().pending.get_mut(&id) {
+            if let Some(Pending::Forward { next, .. }) = self.repl.pending.get_mut(&id) {
                 *next += 1;
             }
-            if *name == *self.config.name {
-                let Some(Pending::Forward { origin, cmd, levels, candidates, .. }) =
-                    self.repl_mut().pending.remove(&id)
+            if *name == *self.local.config.name {
+                let Some(Pending::Forward { origin, cmd, levels, candidates, .. }) = self.repl.pending.remove(&id)
                 else {
                     return;
                 };
@@ -61,8 +60,8 @@ impl Node {
                 }
                 return self.coordinate_write(now, origin, cmd, levels.write, candidates, out);
             }
-            let Some(addr) = self.repl().addr_of(&name) else { continue };
-            let Some(Pending::Forward { cmd, levels, to, .. }) = self.repl_mut().pending.get_mut(&id) else {
+            let Some(addr) = self.repl.addr_of(&name) else { continue };
+            let Some(Pending::Forward { cmd, levels, to, .. }) = self.repl.pending.get_mut(&id) else {
                 return;
             };
             *to = addr;
@@ -75,11 +74,11 @@ impl Node {
 
     /// A forwarded command was answered.
     pub(crate) fn forward_replied(&mut self, from: SocketAddr, id: u64, reply: Reply, out: &mut Outbox) {
-        match self.repl().pending.get(&id) {
+        match self.repl.pending.get(&id) {
             Some(Pending::Forward { to, .. }) if *to == from => {}
             _ => return,
         }
-        if let Some(Pending::Forward { origin, .. }) = self.repl_mut().pending.remove(&id) {
+        if let Some(Pending::Forward { origin, .. }) = self.repl.pending.remove(&id) {
             self.respond(origin, reply, out);
         }
     }
@@ -88,8 +87,8 @@ impl Node {
     /// running a command whose effect depends on the value (INCR, APPEND, DEL, ...) on the next owner could run
     /// it twice, so the client hears that the outcome is unknown (as at a timeout) and decides.
     pub(super) fn forward_unknown(&mut self, id: u64, out: &mut Outbox) {
-        let Some(Pending::Forward { origin, to, .. }) = self.repl_mut().pending.remove(&id) else { return };
-        self.repl_mut().stats.forwards_unknown += 1;
+        let Some(Pending::Forward { origin, to, .. }) = self.repl.pending.remove(&id) else { return };
+        self.repl.stats.forwards_unknown += 1;
         let name = self.name_of(to).unwrap_or_else(|| to.to_string());
         let text = format!(
             "TIMEOUT the connection to the key's owner {name} failed before it answered (the command may or may \
@@ -100,7 +99,7 @@ impl Node {
 
     /// The timeout of a forward: long enough for the owner's own write rounds (two replica timeouts).
     pub(super) fn forward_timeout_ms(&self) -> Millis {
-        let t = self.config.request_timeout_ms;
+        let t = self.local.config.request_timeout_ms;
         t.saturating_mul(2).saturating_add(t / 2)
     }
 }

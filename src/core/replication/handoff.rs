@@ -17,7 +17,7 @@ use super::state::Pending;
 use std::net::SocketAddr;
 
 use super::wire::{AeKey, PeerMsg, WireEntry};
-use crate::core::node::{Node, Outbox, Output, TimerId};
+use crate::core::node::{Clustered, Outbox, Output, TimerId};
 use crate::core::store::{entry_hash, BUCKETS};
 use crate::core::Millis;
 
@@ -63,10 +63,10 @@ impl SweepBatch {
     }
 }
 
-impl Node {
+impl Clustered<'_> {
     /// Record that `target` should get this node's copy of `key` when it is reachable again.
     pub(crate) fn add_hint(&mut self, now: Millis, target: String, key: Bytes) {
-        let max = self.config.hints_max;
+        let max = self.local.config.hints_max;
         let repl = self.repl_mut();
         repl.stats.hints_stored += 1;
         repl.hints.insert(target, key, now);
@@ -79,7 +79,7 @@ impl Node {
     /// Hint timer: drop expired hints, then send each live replica up to a round's worth of its hints.
     pub(crate) fn hint_round(&mut self, now: Millis, out: &mut Outbox) {
         out.push(Output::Schedule { after_ms: HINT_PERIOD_MS, timer: TimerId::Hints });
-        let age_max = self.config.hint_age_max_ms;
+        let age_max = self.local.config.hint_age_max_ms;
         let repl = self.repl_mut();
         let dropped = repl.hints.drop_recorded_before(now.saturating_sub(age_max));
         repl.stats.hints_dropped += dropped as u64;
@@ -106,14 +106,14 @@ impl Node {
             }
         }
         for (target, keys) in batches {
-            let Some(addr) = self.repl().addr_of(&target) else { continue };
+            let Some(addr) = self.repl.addr_of(&target) else { continue };
             // A round sends at most a step's bytes to one replica, in `Put`s of at most `PUT_BYTES_MAX`, each its
             // own delivery; hints past the budget stay for the next round.
             let mut budget = Budget::new(STEP_BYTES_MAX);
             let mut moot = Vec::new();
             let mut entries = Vec::new();
             for k in keys {
-                match self.store.raw(&k, now) {
+                match self.local.store.raw(&k, now) {
                     None => moot.push(k),
                     Some(e) => {
                         let wire = e.to_wire();
@@ -131,17 +131,20 @@ impl Node {
             }
             for entries in split_by_bytes(entries, PUT_BYTES_MAX) {
                 let keys = entries.iter().map(|(k, _)| k.clone()).collect();
-                let id = self.repl_mut().id();
+                let id = self.repl.id();
                 out.push(Output::SendPeer { to: addr, msg: PeerMsg::Put { id, entries, hint_for: None } });
-                out.push(Output::Schedule { after_ms: self.config.request_timeout_ms, timer: TimerId::Request(id) });
-                self.repl_mut().pending.insert(id, Pending::HintDelivery { target: target.clone(), keys });
+                out.push(Output::Schedule {
+                    after_ms: self.local.config.request_timeout_ms,
+                    timer: TimerId::Request(id),
+                });
+                self.repl.pending.insert(id, Pending::HintDelivery { target: target.clone(), keys });
             }
         }
     }
 
     /// A hint delivery was acknowledged: those hints are done.
     pub(crate) fn hints_delivered(&mut self, id: u64) {
-        let Some(Pending::HintDelivery { target, keys }) = self.repl_mut().pending.remove(&id) else { return };
+        let Some(Pending::HintDelivery { target, keys }) = self.repl.pending.remove(&id) else { return };
         let repl = self.repl_mut();
         for k in keys {
             if repl.hints.remove(&(target.clone(), k)) {
@@ -164,25 +167,25 @@ impl Node {
     /// Whether a sweep round runs: the ring has settled, there is something to hand off, and the previous
     /// round's hand-offs are all answered.
     fn sweep_may_run(&self, now: Millis) -> bool {
-        if !self.ring_settled(now) || self.store.is_empty() {
+        if !self.ring_settled(now) || self.local.store.is_empty() {
             return false;
         }
-        !self.repl().pending.values().any(|p| matches!(p, Pending::Handoff { .. }))
+        !self.repl.pending.values().any(|p| matches!(p, Pending::Handoff { .. }))
     }
 
     /// Collect this round's keys that this node no longer owns, grouped by owner set: one pass over the
     /// occupied buckets at most, in ring order from where the last round stopped, within `SWEEP_KEYS_MAX` keys
     /// and `STEP_BYTES_MAX` bytes. Moves the sweep cursor to where the next round starts.
     fn sweep_collect(&mut self, now: Millis) -> Vec<OwnerGroup> {
-        let me = self.config.name.clone();
-        let mut cursor = self.repl().sweep_cursor;
+        let me = self.local.config.name.clone();
+        let mut cursor = self.repl.sweep_cursor;
         // This node's own share of each bucket: wholly owned buckets are skipped without looking at their keys.
         let own = self.sharing_with(&me);
         let mut batch = SweepBatch::new();
         let start = cursor;
         let mut passed = 0;
         loop {
-            let found = self.store.next_occupied(cursor).or_else(|| self.store.next_occupied(0));
+            let found = self.local.store.next_occupied(cursor).or_else(|| self.local.store.next_occupied(0));
             let Some(b) = found else { break };
             let distance = (b + BUCKETS - start) % BUCKETS;
             if distance < passed {
@@ -198,15 +201,15 @@ impl Node {
                 break;
             }
         }
-        self.repl_mut().sweep_cursor = cursor;
+        self.repl.sweep_cursor = cursor;
         batch.groups
     }
 
     /// Add to `batch` the live keys of bucket `b` that `me` does not own, until the byte budget runs out.
     fn sweep_bucket(&self, now: Millis, b: usize, own: &Sharing, me: &str, batch: &mut SweepBatch) {
-        let n = self.config.replicas;
+        let n = self.local.config.replicas;
         let share = own.buckets[b];
-        let entries = self.store.bucket_entries(b).filter(|_| share != Share::All);
+        let entries = self.local.store.bucket_entries(b).filter(|_| share != Share::All);
         for (key, entry) in entries {
             if batch.budget.exhausted() {
                 break;
@@ -214,7 +217,7 @@ impl Node {
             if entry.is_expired(now) || (share == Share::Mixed && own.key_shared(key)) {
                 continue;
             }
-            let owners = self.repl().ring.preference_list(key, n);
+            let owners = self.repl.ring.preference_list(key, n);
             if owners.contains(&me) {
                 continue;
             }
@@ -234,17 +237,17 @@ impl Node {
         // Offer (key, hash, latest write) first: owners ask only for what they lack or hold older, so keys they
         // already have cost a description, not their values.
         for (owners, items, _) in groups {
-            let waiting: BTreeSet<_> = owners.iter().filter_map(|o| self.repl().addr_of(o)).collect();
+            let waiting: BTreeSet<_> = owners.iter().filter_map(|o| self.repl.addr_of(o)).collect();
             if waiting.is_empty() {
                 continue;
             }
-            let id = self.repl_mut().id();
+            let id = self.repl.id();
             let keys = items.iter().map(|k| (k.key.clone(), k.hash)).collect();
             for to in &waiting {
                 out.push(Output::SendPeer { to: *to, msg: PeerMsg::Offer { id, keys: items.clone() } });
             }
-            out.push(Output::Schedule { after_ms: self.config.request_timeout_ms, timer: TimerId::Request(id) });
-            self.repl_mut().pending.insert(id, Pending::Handoff { keys, waiting });
+            out.push(Output::Schedule { after_ms: self.local.config.request_timeout_ms, timer: TimerId::Request(id) });
+            self.repl.pending.insert(id, Pending::Handoff { keys, waiting });
         }
     }
 
@@ -254,7 +257,7 @@ impl Node {
             .into_iter()
             // Any other version is wanted, an older one too: the offerer drops its copy afterwards, so a concurrent
             // write must be merged here (its vector entry kept) even when this copy wins last-writer-wins.
-            .filter(|k| self.store.raw(&k.key, now).is_none_or(|mine| entry_hash(&k.key, mine) != k.hash))
+            .filter(|k| self.local.store.raw(&k.key, now).is_none_or(|mine| entry_hash(&k.key, mine) != k.hash))
             .map(|k| k.key)
             .collect();
         out.push(Output::SendPeer { to: from, msg: PeerMsg::Want { id, keys: want } });
@@ -263,7 +266,7 @@ impl Node {
     /// An owner answered an offer: nothing wanted counts as its acknowledgement; otherwise send what it wants
     /// (its `PutAck` acknowledges).
     pub(crate) fn wanted(&mut self, now: Millis, from: SocketAddr, id: u64, keys: Vec<Bytes>, out: &mut Outbox) {
-        let Some(Pending::Handoff { waiting, .. }) = self.repl_mut().pending.get_mut(&id) else { return };
+        let Some(Pending::Handoff { waiting, .. }) = self.repl.pending.get_mut(&id) else { return };
         if !waiting.contains(&from) {
             return;
         }
@@ -275,22 +278,22 @@ impl Node {
             return;
         }
         let entries: Vec<(Bytes, WireEntry)> =
-            keys.into_iter().filter_map(|k| self.store.raw(&k, now).map(|e| (k.clone(), e.to_wire()))).collect();
+            keys.into_iter().filter_map(|k| self.local.store.raw(&k, now).map(|e| (k.clone(), e.to_wire()))).collect();
         out.push(Output::SendPeer { to: from, msg: PeerMsg::Put { id, entries, hint_for: None } });
     }
 
     /// Every owner acknowledged a hand-off: drop the keys here, unless they changed meanwhile or this node
     /// owns them again.
     pub(crate) fn handoff_done(&mut self, now: Millis, id: u64) {
-        let Some(Pending::Handoff { keys, .. }) = self.repl_mut().pending.remove(&id) else { return };
-        let me = self.config.name.clone();
-        let n = self.config.replicas;
+        let Some(Pending::Handoff { keys, .. }) = self.repl.pending.remove(&id) else { return };
+        let me = self.local.config.name.clone();
+        let n = self.local.config.replicas;
         for (key, hash) in keys {
-            let unchanged = self.store.raw(&key, now).is_some_and(|e| entry_hash(&key, e) == hash);
-            let owned = self.repl().ring.preference_list(&key, n).contains(&me.as_str());
+            let unchanged = self.local.store.raw(&key, now).is_some_and(|e| entry_hash(&key, e) == hash);
+            let owned = self.repl.ring.preference_list(&key, n).contains(&me.as_str());
             if unchanged && !owned {
-                self.store.remove(&key);
-                self.repl_mut().stats.handoff_dropped += 1;
+                self.local.store.remove(&key);
+                self.repl.stats.handoff_dropped += 1;
             }
         }
     }

@@ -20,7 +20,7 @@ use bytes::Bytes;
 
 use super::state::Pending;
 use super::wire::{PeerMsg, WireEntry};
-use crate::core::node::{Node, Outbox, Output};
+use crate::core::node::{Clustered, Outbox, Output};
 use crate::core::reply::Reply;
 use crate::core::store::Entry;
 use crate::core::Millis;
@@ -28,14 +28,14 @@ use crate::core::Millis;
 /// Most eviction markers in one `Put`.
 const MARKERS_PER_PUT: usize = 1_000;
 
-impl Node {
+impl Clustered<'_> {
     /// Send the markers of the keys evicted during this input to the keys' other live owners.
     pub(crate) fn spread_evictions(&mut self, out: &mut Outbox) {
-        let keys = self.store.take_evicted();
+        let keys = self.local.store.take_evicted();
         if keys.is_empty() {
             return;
         }
-        let me = self.config.name.clone();
+        let me = self.local.config.name.clone();
         let mut by_owner: BTreeMap<SocketAddr, Vec<(Bytes, WireEntry)>> = BTreeMap::new();
         for (key, marker) in keys {
             // Sent even when the local marker is already gone again (one input that evicts many keys can push the
@@ -46,7 +46,7 @@ impl Node {
                 if *owner == *me {
                     continue;
                 }
-                if let Some(addr) = self.repl().addr_of(&owner) {
+                if let Some(addr) = self.repl.addr_of(&owner) {
                     by_owner.entry(addr).or_default().push((key.clone(), marker.clone()));
                 }
             }
@@ -63,23 +63,23 @@ impl Node {
     /// Whether `entry` from a peer may be merged into the local copy of `key` under `--maxmemory`, evicting by
     /// policy to make room for the bytes it adds.
     pub(crate) fn admit(&mut self, now: Millis, key: &[u8], entry: &Entry) -> bool {
-        let limit = self.config.maxmemory_bytes;
-        if limit == 0 || !entry.is_value() || entry.is_expired(now) {
+        let Some(limit) = self.local.config.maxmemory_bytes else { return true };
+        if !entry.is_value() || entry.is_expired(now) {
             return true;
         }
-        let growth = self.store.merge_growth(key, entry, now);
-        if growth == 0 || self.store.used_bytes() + growth <= limit {
+        let growth = self.local.store.merge_growth(key, entry, now);
+        if growth == 0 || self.local.store.used_bytes() + growth <= limit {
             return true;
         }
         // A value larger than the whole limit is refused without emptying the store for it first.
-        growth <= limit && self.make_room_below(now, limit - growth)
+        growth <= limit && self.local.make_room_below(now, limit - growth)
     }
 
     /// A peer stored a `Put` but for `keys` (lack of memory): those count as not acknowledged.
     pub(crate) fn put_refused(&mut self, now: Millis, from: SocketAddr, id: u64, keys: Vec<Bytes>, out: &mut Outbox) {
         let refused: BTreeSet<Bytes> = keys.into_iter().collect();
         let from_name = self.name_of(from);
-        match self.repl_mut().pending.get_mut(&id) {
+        match self.repl.pending.get_mut(&id) {
             Some(Pending::HintDelivery { target, keys }) if from_name.as_ref() == Some(target) => {
                 // The refused hints stay for a later round; the rest are delivered.
                 keys.retain(|k| !refused.contains(k));
@@ -103,8 +103,7 @@ impl Node {
     /// A fallback that refused to hold the hint is a failed fallback instead: the hint is kept here, as the
     /// replica itself may have room.
     fn write_refused(&mut self, now: Millis, from: SocketAddr, id: u64, out: &mut Outbox) {
-        let Some(Pending::Write { origin, acks, needed, targets, level, entries, .. }) =
-            self.repl_mut().pending.get_mut(&id)
+        let Some(Pending::Write { origin, acks, needed, targets, level, entries, .. }) = self.repl.pending.get_mut(&id)
         else {
             return;
         };
@@ -133,9 +132,9 @@ impl Node {
             "OOM write at {level}: {acks} of {needed} required replicas acknowledged, {refused} refused for lack of memory"
         );
         if done {
-            self.repl_mut().pending.remove(&id);
+            self.repl.pending.remove(&id);
         }
-        let stats = &mut self.repl_mut().stats;
+        let stats = &mut self.repl.stats;
         stats.replica_refusals += 1;
         if let Some(origin) = failed {
             self.respond(origin, Reply::error(text), out);

@@ -11,12 +11,12 @@ use super::levels::Consistency;
 use super::state::{Asked, Origin, Pending};
 use super::wire::{PeerMsg, WireEntry};
 use crate::core::command::Command;
-use crate::core::node::{Node, Outbox, Output, TimerId};
+use crate::core::node::{Clustered, Outbox, Output, TimerId};
 use crate::core::reply::Reply;
 use crate::core::store::{entry_hash, Entry};
 use crate::core::Millis;
 
-impl Node {
+impl Clustered<'_> {
     /// Read at `level`: from the local copy at ONE, else after merging the other owners' copies into it.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn coordinate_read(
@@ -29,7 +29,7 @@ impl Node {
         owners: Vec<Arc<str>>,
         out: &mut Outbox,
     ) {
-        let me = self.config.name.as_str();
+        let me = self.local.config.name.as_str();
         let n = owners.len().max(1);
         let needed = level.required(n);
         let local = usize::from(owners.iter().any(|o| **o == *me));
@@ -38,7 +38,7 @@ impl Node {
             return self.respond(origin, reply, out);
         }
         let asked = self.other_owners(&owners);
-        let id = self.repl_mut().id();
+        let id = self.repl.id();
         ask_for(&asked, id, &key, out);
         let pending = Pending::Read {
             origin: Some(origin),
@@ -50,8 +50,8 @@ impl Node {
             then_write: None,
             started_at: now,
         };
-        self.repl_mut().pending.insert(id, pending);
-        out.push(Output::Schedule { after_ms: self.config.request_timeout_ms, timer: TimerId::Request(id) });
+        self.repl.pending.insert(id, pending);
+        out.push(Output::Schedule { after_ms: self.local.config.request_timeout_ms, timer: TimerId::Request(id) });
         self.read_progress(now, id, false, out);
     }
 
@@ -64,7 +64,7 @@ impl Node {
         entries: Vec<Option<WireEntry>>,
         out: &mut Outbox,
     ) {
-        let key = match self.repl().pending.get(&id) {
+        let key = match self.repl.pending.get(&id) {
             Some(Pending::Read { key, asked, .. }) if asked.iter().any(|a| a.addr == from && a.answer.is_none()) => {
                 key.clone()
             }
@@ -80,7 +80,7 @@ impl Node {
             }
             None => Some(0),
         };
-        if let Some(Pending::Read { asked, .. }) = self.repl_mut().pending.get_mut(&id) {
+        if let Some(Pending::Read { asked, .. }) = self.repl.pending.get_mut(&id) {
             if let Some(a) = asked.iter_mut().find(|a| a.addr == from) {
                 match hash {
                     Some(hash) => a.answer = Some(hash),
@@ -94,14 +94,14 @@ impl Node {
     /// Answer the read once enough replicas did; finish (read repair) once all did, failed, or time ran out.
     pub(super) fn read_progress(&mut self, now: Millis, id: u64, timed_out: bool, out: &mut Outbox) {
         let Some(Pending::Read { origin, needed, asked, level, then_write, started_at, .. }) =
-            self.repl().pending.get(&id)
+            self.repl.pending.get(&id)
         else {
             return;
         };
         // The node stalled while this write waited for its re-read: the answers it holds (or gets now, delivered
         // late) may be as old as the stall is long, and running the command on them with a fresh clock would
         // undo the writes acknowledged meanwhile.
-        let stalled_since = self.repl().stalled_at.is_some_and(|at| at > *started_at);
+        let stalled_since = self.repl.stalled_at.is_some_and(|at| at > *started_at);
         let answered = asked.iter().filter(|a| a.answer.is_some()).count();
         let settled = asked.iter().all(|a| a.answer.is_some() || a.failed);
         if then_write.is_some() {
@@ -109,12 +109,12 @@ impl Node {
                 return;
             }
             let Some(Pending::Read { origin: Some(origin), cmd, then_write: Some((level, owners)), .. }) =
-                self.repl_mut().pending.remove(&id)
+                self.repl.pending.remove(&id)
             else {
                 return;
             };
             if stalled_since {
-                self.repl_mut().stats.timeouts += 1;
+                self.repl.stats.timeouts += 1;
                 let text = format!(
                     "TIMEOUT write at {}: this node stalled while it waited for the key's other owners (the command \
                      did not run)",
@@ -125,7 +125,7 @@ impl Node {
             if answered == 0 && cmd.depends_on_value() && self.recently_stalled(now) {
                 // A node that just stalled holds copies that may miss acknowledged writes: without a single
                 // other owner's copy, running the command here could undo them.
-                self.repl_mut().stats.timeouts += 1;
+                self.repl.stats.timeouts += 1;
                 let text = format!(
                     "TIMEOUT write at {}: this node was stalled and none of the key's other owners answered its \
                      re-read (the command did not run)",
@@ -139,13 +139,13 @@ impl Node {
         let fail_now = origin.is_some() && !answer_now && (timed_out || settled);
         let (needed, level) = (*needed, *level);
         if answer_now || fail_now {
-            let Some(Pending::Read { origin, cmd, .. }) = self.repl_mut().pending.get_mut(&id) else { return };
+            let Some(Pending::Read { origin, cmd, .. }) = self.repl.pending.get_mut(&id) else { return };
             let origin = origin.take().expect("checked above");
             let cmd = cmd.clone();
             let reply = if answer_now {
                 self.execute(now, cmd)
             } else {
-                self.repl_mut().stats.timeouts += 1;
+                self.repl.stats.timeouts += 1;
                 Reply::error(format!(
                     "TIMEOUT read at {level}: {} of {} required replicas answered",
                     answered + 1,
@@ -155,19 +155,19 @@ impl Node {
             self.respond(origin, reply, out);
         }
         if settled || timed_out {
-            let Some(Pending::Read { key, asked, .. }) = self.repl_mut().pending.remove(&id) else { return };
+            let Some(Pending::Read { key, asked, .. }) = self.repl.pending.remove(&id) else { return };
             self.read_repair(now, &key, &asked, out);
         }
     }
 
     /// Write the merged local copy back to every replica that answered with something else.
     pub(super) fn read_repair(&mut self, now: Millis, key: &Bytes, asked: &[Asked], out: &mut Outbox) {
-        let Some(local) = self.store.raw(key, now) else { return };
+        let Some(local) = self.local.store.raw(key, now) else { return };
         let hash = entry_hash(key, local);
         let wire = local.to_wire();
         for a in asked {
             if a.answer.is_some_and(|h| h != hash) {
-                self.repl_mut().stats.read_repairs += 1;
+                self.repl.stats.read_repairs += 1;
                 let msg = PeerMsg::Put { id: 0, entries: vec![(key.clone(), wire.clone())], hint_for: None };
                 out.push(Output::SendPeer { to: a.addr, msg });
             }

@@ -17,11 +17,8 @@
 
 use std::collections::BTreeMap;
 
-use bytes::Bytes;
-
 use super::sharing::{arc_buckets, ArcTable};
-use crate::core::node::Node;
-use crate::core::reply::Reply;
+use crate::core::node::Clustered;
 use crate::core::store::BUCKETS;
 use crate::core::Millis;
 
@@ -167,40 +164,19 @@ impl Readiness {
     }
 }
 
-impl Node {
+impl Clustered<'_> {
     /// Re-evaluate this node's readiness on the current ring (nothing once it is ready, or without a cluster).
     pub(crate) fn update_readiness(&mut self, now: Millis) {
-        let Some(r) = self.repl.as_mut() else { return };
+        let r = &mut *self.repl;
         r.readiness.observe(now);
         if r.readiness.is_ready() {
             return;
         }
         self.refresh_ring(now);
-        let joined = self.repl().addrs.len() > 1 || !self.has_seeds();
-        let digest = self.repl().ring.digest();
+        let joined = self.repl.addrs.len() > 1 || !self.has_seeds();
+        let digest = self.repl.ring.digest();
         let table = self.arc_table(digest);
-        self.repl_mut().readiness.evaluate(now, joined, &table);
-    }
-
-    /// This node's readiness as last evaluated (a node without a cluster is always ready).
-    pub fn ready_state(&self) -> ReadyState {
-        self.repl.as_ref().map_or(ReadyState::Ready, |r| r.readiness.state())
-    }
-
-    /// How long after its start this node became ready (`None`: not yet, or no cluster).
-    pub fn ready_after_ms(&self) -> Option<Millis> {
-        self.repl.as_ref().and_then(|r| r.readiness.ready_after_ms())
-    }
-
-    /// SHOAL.READY: `ready` (1 or 0), `reason` and `ready_after_ms` (-1 until ready).
-    pub(crate) fn ready_reply(&self) -> Reply {
-        let state = self.ready_state();
-        let after = self.ready_after_ms().map_or(-1, |ms| ms as i64);
-        Reply::Map(vec![
-            (Reply::simple("ready"), Reply::Int(i64::from(state == ReadyState::Ready))),
-            (Reply::simple("reason"), Reply::Bulk(Bytes::from(state.reason()))),
-            (Reply::simple("ready_after_ms"), Reply::Int(after)),
-        ])
+        self.repl.readiness.evaluate(now, joined, &table);
     }
 }
 

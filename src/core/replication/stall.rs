@@ -18,14 +18,14 @@
 //! leftover; a sender still waiting hears "did not run" and its client decides), counted as `forwards_refused`.
 //! A wall clock that jumps forward by as much looks the same and costs the same window of refused forwards.
 
-use crate::core::node::Node;
+use crate::core::node::Clustered;
 use crate::core::Millis;
 
-impl Node {
+impl Clustered<'_> {
     /// The longest gap between two inputs that is not a stall.
     fn stall_gap_ms(&self) -> Millis {
-        let detection = self.membership.as_ref().map_or(Millis::MAX, |m| m.config().suspect_to_down_after_ms);
-        (detection / 2).max(2 * self.config.active_expire_period_ms)
+        let detection = self.membership.config().suspect_to_down_after_ms;
+        (detection / 2).max(2 * self.local.config.active_expire_period_ms)
     }
 
     /// Note the clock reading of an input; a gap since the previous one longer than `stall_gap_ms` is a stall,
@@ -33,7 +33,7 @@ impl Node {
     pub(crate) fn observe_input_clock(&mut self, now: Millis) {
         let gap_max = self.stall_gap_ms();
         let forward_timeout = self.forward_timeout_ms();
-        let Some(r) = self.repl.as_mut() else { return };
+        let r = &mut *self.repl;
         let last = r.last_input_ms;
         r.last_input_ms = last.max(now);
         let gap = if last == 0 { 0 } else { now.saturating_sub(last) };
@@ -48,24 +48,22 @@ impl Node {
     /// Whether a forward handled now may be one its sender gave up on while this node was stopped.
     pub(crate) fn refuses_forwards(&self, now: Millis) -> bool {
         let window = self.forward_timeout_ms();
-        self.repl.as_ref().and_then(|r| r.resumed_at).is_some_and(|at| now.saturating_sub(at) < window)
+        self.repl.resumed_at.is_some_and(|at| now.saturating_sub(at) < window)
     }
 
     /// The reply to a forward refused after a pause (`refuses_forwards`).
     pub(crate) fn forward_refused(&mut self) -> crate::core::reply::Reply {
-        if let Some(r) = self.repl.as_mut() {
-            r.stats.forwards_refused += 1;
-        }
+        self.repl.stats.forwards_refused += 1;
         crate::core::reply::Reply::error(format!(
             "TIMEOUT {} was paused for longer than a forward's timeout and has just resumed: the forward may be one \
              its sender already gave up on (the command did not run)",
-            self.config.name
+            self.local.config.name
         ))
     }
 
     /// This node stalled or was declared down: its copies may miss writes its peers made meanwhile.
     pub(crate) fn stalled(&mut self, now: Millis) {
-        let Some(r) = self.repl.as_mut() else { return };
+        let r = &mut *self.repl;
         r.ring_changed_at = now;
         r.stalled_at = Some(now);
         r.stats.stalls += 1;
@@ -73,7 +71,7 @@ impl Node {
 
     /// Whether the node stalled recently enough that its copies may still miss writes made meanwhile.
     pub(crate) fn recently_stalled(&self, now: Millis) -> bool {
-        let window = 2 * self.config.anti_entropy_period_ms;
-        self.repl.as_ref().and_then(|r| r.stalled_at).is_some_and(|at| now.saturating_sub(at) < window)
+        let window = 2 * self.local.config.anti_entropy_period_ms;
+        self.repl.stalled_at.is_some_and(|at| now.saturating_sub(at) < window)
     }
 }

@@ -285,6 +285,11 @@ impl Replication {
         id
     }
 
+    /// Whether the ring has not changed for two anti-entropy periods (views have had time to agree).
+    pub fn ring_settled(&self, now: Millis, anti_entropy_period_ms: Millis) -> bool {
+        now.saturating_sub(self.ring_changed_at) >= 2 * anti_entropy_period_ms
+    }
+
     /// The address of a live member.
     pub fn addr_of(&self, name: &str) -> Option<SocketAddr> {
         self.addrs.get(name).copied()

@@ -89,7 +89,7 @@ fn forwarded_multi_key_commands_without_keys_are_answered_at_once() {
 #[test]
 fn a_put_from_far_in_the_future_is_not_stored_nor_acknowledged() {
     let mut c = cluster();
-    let before = c.node(0).hlc.last();
+    let before = c.node(0).hlc().last();
     for time in [Timestamp(u64::MAX), Timestamp::from_millis(c.now + 60_001)] {
         let entries = vec![(b("k"), entry_at("future", time))];
         let outputs = from_peer(&mut c, 0, 1, PeerMsg::Put { id: 9, entries, hint_for: None });
@@ -102,7 +102,7 @@ fn a_put_from_far_in_the_future_is_not_stored_nor_acknowledged() {
     let metrics = crate::core::metrics::render(c.node(0), c.now);
     assert!(metrics.contains("shoal_clock_drift_rejected_total 2"), "{metrics}");
     assert!(c.node(0).local_entry(b"k", c.now).is_none(), "nothing stored");
-    assert_eq!(c.node(0).hlc.last(), before, "the clock did not move");
+    assert_eq!(c.node(0).hlc().last(), before, "the clock did not move");
     // Within the bound the same message is stored and acknowledged.
     let entries = vec![(b("k"), entry_at("soon", Timestamp::from_millis(c.now + 60_000)))];
     let outputs = from_peer(&mut c, 0, 1, PeerMsg::Put { id: 10, entries, hint_for: None });
@@ -142,14 +142,14 @@ fn a_read_reply_from_far_in_the_future_does_not_count_as_an_answer() {
 #[test]
 fn an_anti_entropy_clock_from_far_in_the_future_is_not_followed() {
     let mut c = cluster();
-    let before = c.node(0).hlc.last();
+    let before = c.node(0).hlc().last();
     let ring = c.node(0).ring_digest();
     from_peer(&mut c, 0, 1, PeerMsg::AeGroups { id: 0, ring, hashes: Vec::new(), hlc: u64::MAX });
-    assert_eq!(c.node(0).hlc.last(), before);
+    assert_eq!(c.node(0).hlc().last(), before);
     assert_eq!(stats(&c, 0).clock_drift_rejected, 1);
     let near = Timestamp::from_millis(c.now + 1_000).0;
     from_peer(&mut c, 0, 1, PeerMsg::AeGroups { id: 0, ring, hashes: Vec::new(), hlc: near });
-    assert_eq!(c.node(0).hlc.last(), Timestamp(near), "a clock within the bound is followed");
+    assert_eq!(c.node(0).hlc().last(), Timestamp(near), "a clock within the bound is followed");
 }
 
 #[test]
@@ -170,10 +170,10 @@ fn a_lock_grant_with_a_token_from_far_in_the_future_is_dropped() {
 #[test]
 fn a_lock_answer_with_a_token_from_far_in_the_future_is_ignored() {
     let mut c = cluster();
-    let before = c.node(0).hlc.last();
+    let before = c.node(0).hlc().last();
     let answer = LockAnswer { applied: true, holder: None, max_token: u64::MAX };
     from_peer(&mut c, 0, 1, PeerMsg::LockReply { id: 1, answer });
-    assert_eq!(c.node(0).hlc.last(), before);
+    assert_eq!(c.node(0).hlc().last(), before);
     assert_eq!(stats(&c, 0).clock_drift_rejected, 1);
 }
 

@@ -19,7 +19,7 @@ fn a_delete_is_not_undone_when_memory_pressure_follows_it() {
     // Every node has a memory limit. n2 holds a value, is cut off, and misses its delete; n0 and n1 then fill
     // their memory. Their tombstones must survive that pressure, or n2 brings the deleted key back on heal.
     let limit = 200_000;
-    let mut c = Cluster::new(3, NodeConfig { maxmemory_bytes: limit, ..config() });
+    let mut c = Cluster::new(3, NodeConfig { maxmemory_bytes: Some(limit), ..config() });
     assert_eq!(c.call(0, set("victim", "old"), ALL), Reply::Ok);
     c.side = vec![0, 0, 1];
     c.run_for(6_000);
@@ -42,7 +42,7 @@ fn a_small_evicted_value_is_not_pushed_back_by_anti_entropy() {
     // Values far smaller than an eviction marker used to leave none, so anti-entropy pushed them straight back.
     let mut c = Cluster::new(3, config());
     let limit = 100_000;
-    c.nodes[0].as_mut().unwrap().config.maxmemory_bytes = limit;
+    c.nodes[0].as_mut().unwrap().config_mut().maxmemory_bytes = Some(limit);
     for i in 0..3_000 {
         assert_eq!(c.call(1, set(&format!("s{i}"), "v"), ONE), Reply::Ok);
     }
@@ -70,7 +70,7 @@ fn evictions_on_every_node_are_not_undone_whatever_the_value_size() {
     // All three nodes under a limit, a working set several times it, values from 1 byte to 40 KB written at ONE
     // through every node in turn: no node evicts a key twice, so none came back.
     let limit = 400_000;
-    let mut c = Cluster::new(3, NodeConfig { maxmemory_bytes: limit, ..config() });
+    let mut c = Cluster::new(3, NodeConfig { maxmemory_bytes: Some(limit), ..config() });
     let sizes = [1usize, 30, 300, 3_000, 40_000];
     let keys = 1_500;
     for i in 0..keys {
@@ -165,8 +165,8 @@ fn a_full_noeviction_replica_refuses_and_the_coordinator_does_not_count_it() {
     let mut c = Cluster::new(3, config());
     let limit = 100_000;
     let n2 = c.nodes[2].as_mut().unwrap();
-    n2.config.maxmemory_bytes = limit;
-    n2.config.eviction = crate::core::store::EvictionPolicy::NoEviction;
+    n2.config_mut().maxmemory_bytes = Some(limit);
+    n2.config_mut().eviction = crate::core::store::EvictionPolicy::NoEviction;
     fill_until_refused(&mut c, 2, "fill");
     assert!(c.node(2).store().used_bytes() <= limit, "replication does not push n2 over its limit");
     assert_eq!(c.node(2).store().stats().evicted_keys, 0);
@@ -198,8 +198,11 @@ fn a_full_noeviction_replica_refuses_and_the_coordinator_does_not_count_it() {
 #[test]
 fn deletes_work_on_nodes_that_are_all_full_under_noeviction() {
     let limit = 60_000;
-    let config =
-        NodeConfig { maxmemory_bytes: limit, eviction: crate::core::store::EvictionPolicy::NoEviction, ..config() };
+    let config = NodeConfig {
+        maxmemory_bytes: Some(limit),
+        eviction: crate::core::store::EvictionPolicy::NoEviction,
+        ..config()
+    };
     let mut c = Cluster::new(3, config);
     let value = "w".repeat(500);
     let mut written = Vec::new();
@@ -246,7 +249,7 @@ struct AeTraffic {
 /// writes, and over a minute once they stop.
 fn twice_the_limit(value_bytes: usize) -> AeTraffic {
     let limit = 400_000;
-    let mut c = Cluster::new(3, NodeConfig { maxmemory_bytes: limit, ..config() });
+    let mut c = Cluster::new(3, NodeConfig { maxmemory_bytes: Some(limit), ..config() });
     c.measure_bytes = true;
     let value = "a".repeat(value_bytes);
     let keys = 2 * limit / (value_bytes + 120);
@@ -305,7 +308,7 @@ fn hints_a_full_replica_refuses_stay_for_a_later_round() {
     c.run_for(5_000);
     // n2 comes back with room for about half of what it missed, and no eviction.
     let limit = 120_000;
-    c.config.maxmemory_bytes = limit;
+    c.config.maxmemory_bytes = Some(limit);
     c.config.eviction = crate::core::store::EvictionPolicy::NoEviction;
     c.start(2);
     c.run_for(20_000);
@@ -347,8 +350,8 @@ fn a_full_fallback_that_refuses_a_hint_leaves_the_hint_with_the_coordinator() {
     let owners = c.owners(0, &key);
     let fallback = (0..4).find(|i| !owners.contains(i)).unwrap();
     let n = c.nodes[fallback].as_mut().unwrap();
-    n.config.maxmemory_bytes = 1;
-    n.config.eviction = crate::core::store::EvictionPolicy::NoEviction;
+    n.config_mut().maxmemory_bytes = Some(1);
+    n.config_mut().eviction = crate::core::store::EvictionPolicy::NoEviction;
     c.crash(owners[2]);
     assert_eq!(c.call(0, set(&key, "v"), QUORUM), Reply::Ok);
     c.run_for(100);

@@ -296,7 +296,7 @@ fn an_eviction_is_not_undone_by_anti_entropy() {
     // the eviction marker makes the other replicas drop the same version too.
     let mut c = Cluster::new(3, config());
     let limit = 60_000;
-    c.nodes[0].as_mut().unwrap().config.maxmemory_bytes = limit;
+    c.nodes[0].as_mut().unwrap().config_mut().maxmemory_bytes = Some(limit);
     let value = "x".repeat(400);
     for i in 0..400 {
         assert_eq!(c.call(1, set(&format!("e{i}"), &value), ONE), Reply::Ok);
@@ -437,12 +437,16 @@ fn hint_insert_cost_at_the_limit() {
         let mut c = Cluster::new(1, NodeConfig { hints_max: max, ..config() });
         let node = c.nodes[0].as_mut().unwrap();
         for i in 0..max {
-            node.add_hint(crate::core::testkit::T0 + i as u64, "n9".into(), b(&format!("k{i}")));
+            node.view().unwrap().add_hint(crate::core::testkit::T0 + i as u64, "n9".into(), b(&format!("k{i}")));
         }
         let extra = 5_000;
         let start = std::time::Instant::now();
         for i in 0..extra {
-            node.add_hint(crate::core::testkit::T0 + (max + i) as u64, "n9".into(), b(&format!("x{i}")));
+            node.view().unwrap().add_hint(
+                crate::core::testkit::T0 + (max + i) as u64,
+                "n9".into(),
+                b(&format!("x{i}")),
+            );
         }
         let per = start.elapsed().as_nanos() as f64 / extra as f64;
         println!("hints_max {max}: {per:.0} ns per insert into a full table");
