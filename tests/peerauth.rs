@@ -28,6 +28,7 @@ use shoal::core::replication::{
 use shoal::core::version::NodeId;
 use shoal::core::vversion::VersionVector;
 use shoal::core::NodeConfig;
+use shoal::core::RequestId;
 use shoal::runtime::{ClusterConfig, ServerConfig};
 
 const SECRET: &[u8] = b"peer-auth-test-secret-0123456789";
@@ -92,10 +93,10 @@ fn attacks() -> Vec<PeerMsg> {
     };
     vec![
         PeerMsg::FlushAll,
-        PeerMsg::Put { id: 1, entries: vec![(Bytes::from_static(b"k"), entry)], hint_for: None },
-        PeerMsg::Forward { id: 2, cmd: set, levels: Levels::default() },
-        PeerMsg::Forward { id: 3, cmd: Command::FlushAll, levels: Levels::default() },
-        PeerMsg::Get { id: 4, keys: vec![Bytes::from_static(b"k")] },
+        PeerMsg::Put { id: Some(RequestId(1)), entries: vec![(Bytes::from_static(b"k"), entry)], hint_for: None },
+        PeerMsg::Forward { id: RequestId(2), cmd: set, levels: Levels::default() },
+        PeerMsg::Forward { id: RequestId(3), cmd: Command::FlushAll, levels: Levels::default() },
+        PeerMsg::Get { id: RequestId(4), keys: vec![Bytes::from_static(b"k")] },
     ]
 }
 

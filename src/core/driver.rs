@@ -5,6 +5,7 @@
 use std::net::SocketAddr;
 
 use bytes::Bytes;
+use serde::{Deserialize, Serialize};
 
 use super::command::Command;
 use super::membership::{GossipTimer, MemberEvent};
@@ -17,6 +18,47 @@ pub type ConnId = u64;
 /// A request on one connection, numbered by the connection in the order it arrived.
 pub type ReqId = u64;
 
+/// The id of one request a node keeps in flight (a forward, a read, a write, a fan-out, a lock, a hand-off or a
+/// flush), and of the peer messages that belong to it. A node numbers its requests from 1; the id is only
+/// meaningful to the node that chose it (a replica echoes it back).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct RequestId(pub u64);
+
+impl std::fmt::Display for RequestId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "#{}", self.0)
+    }
+}
+
+/// Serde form of an optional `RequestId` on the wire: `None` is written as 0, which no request ever has, so
+/// frames keep the shape they had when 0 meant "no answer wanted".
+pub(crate) mod answer_id {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use super::RequestId;
+
+    /// Writes `None` as 0.
+    pub fn serialize<S: Serializer>(id: &Option<RequestId>, s: S) -> Result<S::Ok, S::Error> {
+        id.map_or(0, |id| id.0).serialize(s)
+    }
+
+    /// Reads 0 as `None`.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<RequestId>, D::Error> {
+        Ok(from_wire(u64::deserialize(d)?))
+    }
+
+    /// The id a wire value stands for (0: none).
+    pub fn from_wire(raw: u64) -> Option<RequestId> {
+        (raw != 0).then_some(RequestId(raw))
+    }
+
+    /// The wire value of an optional id.
+    pub fn to_wire(id: Option<RequestId>) -> u64 {
+        id.map_or(0, |id| id.0)
+    }
+}
+
 /// The node's timers. When several are due at once, drivers deliver them in `Ord` order (membership needs it).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub enum TimerId {
@@ -25,7 +67,7 @@ pub enum TimerId {
     /// A membership (SWIM) timer.
     Gossip(GossipTimer),
     /// The deadline of request `id` (a forward, a read or a write waiting for replicas).
-    Request(u64),
+    Request(RequestId),
     /// Deliver hints to replicas that are back.
     Hints,
     /// Start an anti-entropy round.

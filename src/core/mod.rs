@@ -27,7 +27,7 @@ pub mod topology;
 pub mod version;
 pub mod vversion;
 
-pub use node::{ConnId, Input, Node, NodeConfig, Outbox, Output, ReqId, TimerId, EXPIRE_KEYS_PER_INPUT};
+pub use node::{ConnId, Input, Node, NodeConfig, Outbox, Output, ReqId, RequestId, TimerId, EXPIRE_KEYS_PER_INPUT};
 
 /// Wall-clock time in milliseconds since the Unix epoch, as the driver supplies it.
 pub type Millis = u64;

@@ -292,7 +292,7 @@ fn kind_of(msg: &PeerMsg) -> &'static str {
     match msg {
         PeerMsg::Forward { .. } => "Forward",
         PeerMsg::ForwardReply { .. } => "ForwardReply",
-        PeerMsg::Put { id: 0, .. } => "Put(repair)",
+        PeerMsg::Put { id: None, .. } => "Put(repair)",
         PeerMsg::Put { hint_for: Some(_), .. } => "Put(hint)",
         PeerMsg::Put { .. } => "Put",
         PeerMsg::PutAck { .. } => "PutAck",

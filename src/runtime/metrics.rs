@@ -75,115 +75,89 @@ async fn scrape(mut socket: TcpStream, shared: Arc<Shared>) {
 fn runtime_metrics(shared: &Shared, out: &mut String) {
     let s = &shared.stats;
     let p = &shared.peer_stats;
-    let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed) as f64;
-    metric(out, "shoal_connected_clients", "gauge", "Client connections open.", &[("", load(&s.connected))]);
-    metric(out, "shoal_connections_total", "counter", "Client connections accepted.", &[("", load(&s.accepted))]);
-    metric(
-        out,
-        "shoal_connections_rejected_total",
-        "counter",
-        "Connections refused (maxclients).",
-        &[("", load(&s.rejected))],
-    );
-    metric(
-        out,
-        "shoal_gossip_datagrams_dropped_total",
-        "counter",
-        "Gossip datagrams dropped because the node task's gossip queue was full.",
-        &[("", load(&shared.gossip_dropped))],
-    );
-    metric(out, "shoal_peer_frames_sent_total", "counter", "Frames written to peers.", &[("", load(&p.frames_sent))]);
-    metric(out, "shoal_peer_bytes_sent_total", "counter", "Bytes written to peers.", &[("", load(&p.bytes_sent))]);
-    metric(
-        out,
-        "shoal_peer_frames_received_total",
-        "counter",
-        "Frames read from peers.",
-        &[("", load(&p.frames_received))],
-    );
-    metric(
-        out,
-        "shoal_peer_bytes_received_total",
-        "counter",
-        "Bytes read from peers.",
-        &[("", load(&p.bytes_received))],
-    );
-    metric(
-        out,
-        "shoal_peer_frames_dropped_total",
-        "counter",
-        "Peer messages dropped (queue full, link failed, too large even in parts).",
-        &[("", load(&p.frames_dropped))],
-    );
-    metric(
-        out,
-        "shoal_peer_messages_split_total",
-        "counter",
-        "Peer messages larger than one frame, sent in parts.",
-        &[("", load(&p.messages_split))],
-    );
-    metric(
-        out,
-        "shoal_peer_messages_too_large_total",
-        "counter",
-        "Peer messages dropped for exceeding the reassembly limit.",
-        &[("", load(&p.messages_too_large))],
-    );
-    metric(
-        out,
-        "shoal_peer_frames_rejected_total",
-        "counter",
-        "Peer connections closed for a malformed frame (size, version, body).",
-        &[("", load(&p.frames_bad))],
-    );
-    metric(
-        out,
-        "shoal_peer_frames_forged_total",
-        "counter",
-        "Peer frames whose MAC or crc failed (forged, corrupt, or spliced from another link).",
-        &[("", load(&p.frames_forged))],
-    );
-    metric(
-        out,
-        "shoal_peer_frames_replayed_total",
-        "counter",
-        "Verified peer frames with an old sequence number (replays).",
-        &[("", load(&p.frames_replayed))],
-    );
-    metric(
-        out,
-        "shoal_peer_frames_reordered_total",
-        "counter",
-        "Verified peer frames ahead of their link's next sequence number.",
-        &[("", load(&p.frames_reordered))],
-    );
-    metric(
-        out,
-        "shoal_peer_handshakes_failed_total",
-        "counter",
-        "Peer link handshakes that failed (malformed, oversized, wrong secret, bad proof).",
-        &[("", load(&p.handshakes_failed))],
-    );
-    metric(
-        out,
-        "shoal_peer_handshake_timeouts_total",
-        "counter",
-        "Inbound peer connections that did not finish the handshake in time.",
-        &[("", load(&p.handshake_timeouts))],
-    );
-    metric(
-        out,
-        "shoal_peer_handshakes_refused_total",
-        "counter",
-        "Inbound peer connections refused because too many were in handshake.",
-        &[("", load(&p.handshakes_refused))],
-    );
-    metric(
-        out,
-        "shoal_peer_tls_handshakes_failed_total",
-        "counter",
-        "Peer link TLS handshakes (--tls-cluster) that failed or timed out, either side.",
-        &[("", load(&p.tls_handshakes_failed))],
-    );
-    metric(out, "shoal_peer_link_failures_total", "counter", "Peer link failures.", &[("", load(&p.links_failed))]);
+    let rows: [(&str, &str, &str, &std::sync::atomic::AtomicU64); 20] = [
+        ("shoal_connected_clients", "gauge", "Client connections open.", &s.connected),
+        ("shoal_connections_total", "counter", "Client connections accepted.", &s.accepted),
+        ("shoal_connections_rejected_total", "counter", "Connections refused (maxclients).", &s.rejected),
+        (
+            "shoal_gossip_datagrams_dropped_total",
+            "counter",
+            "Gossip datagrams dropped because the node task's gossip queue was full.",
+            &shared.gossip_dropped,
+        ),
+        ("shoal_peer_frames_sent_total", "counter", "Frames written to peers.", &p.frames_sent),
+        ("shoal_peer_bytes_sent_total", "counter", "Bytes written to peers.", &p.bytes_sent),
+        ("shoal_peer_frames_received_total", "counter", "Frames read from peers.", &p.frames_received),
+        ("shoal_peer_bytes_received_total", "counter", "Bytes read from peers.", &p.bytes_received),
+        (
+            "shoal_peer_frames_dropped_total",
+            "counter",
+            "Peer messages dropped (queue full, link failed, too large even in parts).",
+            &p.frames_dropped,
+        ),
+        (
+            "shoal_peer_messages_split_total",
+            "counter",
+            "Peer messages larger than one frame, sent in parts.",
+            &p.messages_split,
+        ),
+        (
+            "shoal_peer_messages_too_large_total",
+            "counter",
+            "Peer messages dropped for exceeding the reassembly limit.",
+            &p.messages_too_large,
+        ),
+        (
+            "shoal_peer_frames_rejected_total",
+            "counter",
+            "Peer connections closed for a malformed frame (size, version, body).",
+            &p.frames_bad,
+        ),
+        (
+            "shoal_peer_frames_forged_total",
+            "counter",
+            "Peer frames whose MAC or crc failed (forged, corrupt, or spliced from another link).",
+            &p.frames_forged,
+        ),
+        (
+            "shoal_peer_frames_replayed_total",
+            "counter",
+            "Verified peer frames with an old sequence number (replays).",
+            &p.frames_replayed,
+        ),
+        (
+            "shoal_peer_frames_reordered_total",
+            "counter",
+            "Verified peer frames ahead of their link's next sequence number.",
+            &p.frames_reordered,
+        ),
+        (
+            "shoal_peer_handshakes_failed_total",
+            "counter",
+            "Peer link handshakes that failed (malformed, oversized, wrong secret, bad proof).",
+            &p.handshakes_failed,
+        ),
+        (
+            "shoal_peer_handshake_timeouts_total",
+            "counter",
+            "Inbound peer connections that did not finish the handshake in time.",
+            &p.handshake_timeouts,
+        ),
+        (
+            "shoal_peer_handshakes_refused_total",
+            "counter",
+            "Inbound peer connections refused because too many were in handshake.",
+            &p.handshakes_refused,
+        ),
+        (
+            "shoal_peer_tls_handshakes_failed_total",
+            "counter",
+            "Peer link TLS handshakes (--tls-cluster) that failed or timed out, either side.",
+            &p.tls_handshakes_failed,
+        ),
+        ("shoal_peer_link_failures_total", "counter", "Peer link failures.", &p.links_failed),
+    ];
+    for (name, kind, help, value) in rows {
+        metric(out, name, kind, help, &[("", value.load(Ordering::Relaxed) as f64)]);
+    }
 }

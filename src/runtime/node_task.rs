@@ -515,13 +515,14 @@ fn send(conns: &HashMap<ConnId, mpsc::UnboundedSender<ReplyBatch>>, conn: ConnId
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::RequestId;
 
     #[test]
     fn a_timer_delay_too_large_for_the_clock_is_capped_not_a_panic() {
         let now = Instant::now();
         let mut timers = Timers::default();
         timers.schedule(now, u64::MAX, TimerId::Hints);
-        timers.schedule(now, u64::MAX, TimerId::Request(1));
+        timers.schedule(now, u64::MAX, TimerId::Request(RequestId(1)));
         timers.schedule(now, 5, TimerId::Sweep);
         let next = timers.next_deadline().expect("scheduled");
         assert_eq!(next, now + Duration::from_millis(5));

@@ -17,6 +17,7 @@ use std::net::SocketAddr;
 use serde::{Deserialize, Serialize};
 
 use crate::core::clock::{Hlc, Timestamp};
+use crate::core::driver::RequestId;
 use crate::core::node::{Clustered, Outbox, Output, TimerId};
 use crate::core::replication::state::{Origin, Pending};
 use crate::core::replication::PeerMsg;
@@ -114,14 +115,14 @@ impl Clustered<'_> {
     }
 
     /// Send the request's operation to every replica that has not answered (applying it here if this node is one).
-    fn lock_send(&mut self, now: Millis, id: u64, out: &mut Outbox) {
+    fn lock_send(&mut self, now: Millis, id: RequestId, out: &mut Outbox) {
         let Some(Pending::Lock(req)) = self.repl.pending.get(&id) else { return };
         let op = req.op.clone();
         let targets: Vec<Option<SocketAddr>> =
             req.answers.iter().filter(|(_, a, failed)| a.is_none() && !failed).map(|(addr, _, _)| *addr).collect();
         for target in targets {
             match target {
-                Some(to) => out.push(Output::SendPeer { to, msg: PeerMsg::Lock { id, op: op.clone() } }),
+                Some(to) => out.push(Output::SendPeer { to, msg: PeerMsg::Lock { id: Some(id), op: op.clone() } }),
                 None => {
                     let answer = self.locks.apply(&op, now);
                     self.lock_answered(now, None, id, answer, out);
@@ -135,7 +136,7 @@ impl Clustered<'_> {
         &mut self,
         now: Millis,
         from: Option<SocketAddr>,
-        id: u64,
+        id: RequestId,
         answer: LockAnswer,
         out: &mut Outbox,
     ) {
@@ -152,7 +153,7 @@ impl Clustered<'_> {
     }
 
     /// The connection to a replica failed: count it as not answering.
-    pub(crate) fn lock_peer_lost(&mut self, now: Millis, id: u64, peer: SocketAddr, out: &mut Outbox) {
+    pub(crate) fn lock_peer_lost(&mut self, now: Millis, id: RequestId, peer: SocketAddr, out: &mut Outbox) {
         let Some(Pending::Lock(req)) = self.repl.pending.get_mut(&id) else { return };
         if let Some(slot) = req.answers.iter_mut().find(|(addr, a, _)| *addr == Some(peer) && a.is_none()) {
             slot.2 = true;
@@ -161,7 +162,7 @@ impl Clustered<'_> {
     }
 
     /// Decide once every replica answered or failed, or the time is up.
-    pub(crate) fn lock_progress(&mut self, now: Millis, id: u64, timed_out: bool, out: &mut Outbox) {
+    pub(crate) fn lock_progress(&mut self, now: Millis, id: RequestId, timed_out: bool, out: &mut Outbox) {
         let Some(Pending::Lock(req)) = self.repl.pending.get(&id) else { return };
         let settled = req.answers.iter().all(|(_, a, failed)| a.is_some() || *failed);
         if !settled && !timed_out {
@@ -202,8 +203,10 @@ impl Clustered<'_> {
                 for (addr, a, _) in &req.answers {
                     if a.as_ref().is_some_and(|a| a.applied) {
                         match addr {
-                            Some(to) => out
-                                .push(Output::SendPeer { to: *to, msg: PeerMsg::Lock { id: 0, op: release.clone() } }),
+                            Some(to) => out.push(Output::SendPeer {
+                                to: *to,
+                                msg: PeerMsg::Lock { id: None, op: release.clone() },
+                            }),
                             None => {
                                 self.locks.apply(&release, now);
                             }

@@ -152,7 +152,7 @@ impl Clustered<'_> {
                 }
                 let answer = self.locks.apply(&op, now);
                 self.local.hlc.observe(Timestamp(answer.max_token));
-                if id != 0 {
+                if let Some(id) = id {
                     out.push(Output::SendPeer { to: from, msg: PeerMsg::LockReply { id, answer } });
                 }
             }

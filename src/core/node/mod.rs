@@ -28,7 +28,7 @@ use super::Millis;
 pub(crate) use cluster::{Cluster, Clustered};
 pub(crate) use local::Local;
 
-pub use super::driver::{ConnId, Input, Outbox, Output, ReqId, TimerId};
+pub use super::driver::{ConnId, Input, Outbox, Output, ReqId, RequestId, TimerId};
 pub use super::node_config::{NodeConfig, CLOCK_DRIFT_MAX_MS_DEFAULT};
 
 /// Most expired keys reclaimed before one client or peer input (the rest waits for active expiry).

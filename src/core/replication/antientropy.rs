@@ -14,6 +14,7 @@
 //! answers to a pull are at most `STEP_BYTES_MAX`, in `Put`s of at most `PUT_BYTES_MAX`; the rest goes in the
 //! next (quick) round, since those keys still differ.
 
+use super::wire::Unused;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -105,7 +106,7 @@ impl Clustered<'_> {
         stats.ae_rounds += 1;
         stats.ae_bytes_sent += 8 * hashes.len() as u64;
         let hlc = self.local.hlc.now(now).0;
-        out.push(Output::SendPeer { to: addr, msg: PeerMsg::AeGroups { id: 0, ring, hashes, hlc } });
+        out.push(Output::SendPeer { to: addr, msg: PeerMsg::AeGroups { unused: Unused, ring, hashes, hlc } });
     }
 
     /// Step 2 (at the peer): answer with the bucket digests of the groups that differ.
@@ -149,7 +150,7 @@ impl Clustered<'_> {
             return;
         }
         self.repl.stats.ae_bytes_sent += 12 * buckets.len() as u64;
-        out.push(Output::SendPeer { to: from, msg: PeerMsg::AeBuckets { id: 0, buckets } });
+        out.push(Output::SendPeer { to: from, msg: PeerMsg::AeBuckets { unused: Unused, buckets } });
     }
 
     /// Step 3 (at the initiator): the sub-bucket digests of the buckets that differ.
@@ -182,7 +183,7 @@ impl Clustered<'_> {
         }
         self.repl.ae_chase = Some(peer);
         self.repl.stats.ae_bytes_sent += (buckets.len() * (4 + 8 * SUBS)) as u64;
-        out.push(Output::SendPeer { to: from, msg: PeerMsg::AeSubs { id: 0, buckets } });
+        out.push(Output::SendPeer { to: from, msg: PeerMsg::AeSubs { unused: Unused, buckets } });
     }
 
     /// Step 4 (at the peer): describe the shared keys of the sub-buckets that differ.
@@ -221,7 +222,7 @@ impl Clustered<'_> {
         }
         let bytes: usize = keys.iter().map(|k| k.key.len() + 24).sum();
         self.repl.stats.ae_bytes_sent += (bytes + 6 * buckets.len()) as u64;
-        out.push(Output::SendPeer { to: from, msg: PeerMsg::AeKeys { id: 0, buckets, keys } });
+        out.push(Output::SendPeer { to: from, msg: PeerMsg::AeKeys { unused: Unused, buckets, keys } });
     }
 
     /// Step 5 (at the initiator): send what the peer lacks or holds older, ask for what this node lacks or holds
@@ -321,7 +322,7 @@ impl Clustered<'_> {
         stats.ae_entries_sent += entries.len() as u64;
         stats.ae_bytes_sent += entries.iter().map(|(k, e)| entry_bytes(k, e) as u64).sum::<u64>();
         for entries in split_by_bytes(entries, PUT_BYTES_MAX) {
-            out.push(Output::SendPeer { to, msg: PeerMsg::Put { id: 0, entries, hint_for: None } });
+            out.push(Output::SendPeer { to, msg: PeerMsg::Put { id: None, entries, hint_for: None } });
         }
     }
 

@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use bytes::Bytes;
 
 use super::wire::{PeerMsg, WireEntry};
+use crate::core::driver::RequestId;
 use crate::core::node::{Clustered, Outbox, Output};
 use crate::core::store::Entry;
 use crate::core::Millis;
@@ -28,7 +29,7 @@ impl Clustered<'_> {
         &mut self,
         now: Millis,
         from: SocketAddr,
-        id: u64,
+        id: Option<RequestId>,
         entries: Vec<(Bytes, WireEntry)>,
         hint_for: Option<String>,
         out: &mut Outbox,
@@ -55,7 +56,7 @@ impl Clustered<'_> {
                 }
             }
         }
-        if id != 0 && !clock_ahead {
+        if let Some(id) = id.filter(|_| !clock_ahead) {
             let msg =
                 if refused.is_empty() { PeerMsg::PutAck { id } } else { PeerMsg::PutRefused { id, keys: refused } };
             out.push(Output::SendPeer { to: from, msg });

@@ -24,6 +24,7 @@ use super::levels::{Consistency, Levels};
 use super::state::{FanKind, Origin, Pending};
 use super::wire::PeerMsg;
 use crate::core::command::{Command, SetCond, SetTtl};
+use crate::core::driver::RequestId;
 use crate::core::node::{Clustered, Outbox, Output, TimerId};
 use crate::core::reply::{err_wrong_arity, Reply};
 use crate::core::Millis;
@@ -152,7 +153,7 @@ impl Clustered<'_> {
     }
 
     /// Request `id`'s timer fired.
-    pub(crate) fn request_timer(&mut self, now: Millis, id: u64, out: &mut Outbox) {
+    pub(crate) fn request_timer(&mut self, now: Millis, id: RequestId, out: &mut Outbox) {
         match self.repl.pending.get(&id) {
             Some(Pending::Forward { .. }) => {
                 // No answer in time: the owner may have run the command. Running it again on the next owner could
@@ -197,7 +198,7 @@ impl Clustered<'_> {
 
     /// The connection to `peer` failed: fail over everything waiting on it now instead of at its timeout.
     pub(crate) fn peer_lost(&mut self, now: Millis, peer: SocketAddr, out: &mut Outbox) {
-        let ids: Vec<u64> = self.repl.pending.keys().copied().collect();
+        let ids: Vec<RequestId> = self.repl.pending.keys().copied().collect();
         let peer_name = self.name_of(peer);
         for id in ids {
             match self.repl.pending.get_mut(&id) {

@@ -14,6 +14,7 @@ use std::net::SocketAddr;
 use super::state::{Origin, Pending};
 use super::wire::PeerMsg;
 use crate::core::clock::Timestamp;
+use crate::core::driver::RequestId;
 use crate::core::node::{Clustered, Outbox, Output, TimerId};
 use crate::core::reply::Reply;
 use crate::core::store::Entry;
@@ -33,7 +34,7 @@ impl Clustered<'_> {
         }
         let id = self.repl.id();
         for to in &waiting {
-            out.push(Output::SendPeer { to: *to, msg: PeerMsg::Flushed { id, before: before.0 } });
+            out.push(Output::SendPeer { to: *to, msg: PeerMsg::Flushed { id: Some(id), before: before.0 } });
         }
         out.push(Output::Schedule { after_ms: self.local.config.request_timeout_ms, timer: TimerId::Request(id) });
         self.repl.pending.insert(id, Pending::Flush { origin, waiting });
@@ -41,7 +42,7 @@ impl Clustered<'_> {
 
     /// A peer applied flush `id` (`Some(peer)`, also when its link failed: it learns by anti-entropy) or time ran
     /// out (`None`): answer once nobody is left to wait for. Peers that missed it learn it by anti-entropy.
-    pub(crate) fn flush_done(&mut self, id: u64, peer: Option<SocketAddr>, out: &mut Outbox) {
+    pub(crate) fn flush_done(&mut self, id: RequestId, peer: Option<SocketAddr>, out: &mut Outbox) {
         let Some(Pending::Flush { waiting, .. }) = self.repl.pending.get_mut(&id) else { return };
         match peer {
             Some(p) => {
@@ -61,19 +62,26 @@ impl Clustered<'_> {
     /// clock follows it, so writes made here from now on are stamped after the flush. An epoch implausibly far
     /// ahead of this node's wall clock (beyond `clock_drift_max_ms`) is ignored and counted: it would flush every
     /// write to come.
-    pub(crate) fn flush_received(&mut self, now: Millis, from: SocketAddr, id: u64, before: u64, out: &mut Outbox) {
+    pub(crate) fn flush_received(
+        &mut self,
+        now: Millis,
+        from: SocketAddr,
+        id: Option<RequestId>,
+        before: u64,
+        out: &mut Outbox,
+    ) {
         let mine = self.repl.flushed_before;
         if !self.peer_time_ok(now, Timestamp(before)) {
             return;
         }
-        if id != 0 {
+        if let Some(id) = id {
             out.push(Output::SendPeer { to: from, msg: PeerMsg::PutAck { id } });
         }
         if before > mine.0 {
             self.local.hlc.observe(Timestamp(before));
             self.apply_flush(Timestamp(before));
         } else if before < mine.0 {
-            out.push(Output::SendPeer { to: from, msg: PeerMsg::Flushed { id: 0, before: mine.0 } });
+            out.push(Output::SendPeer { to: from, msg: PeerMsg::Flushed { id: None, before: mine.0 } });
         }
     }
 
@@ -96,7 +104,7 @@ impl Clustered<'_> {
     pub(crate) fn send_flush_epoch(&self, to: SocketAddr, out: &mut Outbox) {
         let before = self.repl.flushed_before;
         if before.0 != 0 {
-            out.push(Output::SendPeer { to, msg: PeerMsg::Flushed { id: 0, before: before.0 } });
+            out.push(Output::SendPeer { to, msg: PeerMsg::Flushed { id: None, before: before.0 } });
         }
     }
 }

@@ -10,6 +10,7 @@ use super::levels::Levels;
 use super::state::{Origin, Pending};
 use super::wire::PeerMsg;
 use crate::core::command::Command;
+use crate::core::driver::RequestId;
 use crate::core::node::{Clustered, Outbox, Output, TimerId};
 use crate::core::reply::Reply;
 use crate::core::Millis;
@@ -34,7 +35,7 @@ impl Clustered<'_> {
     }
 
     /// Try the forward's next candidate (this node coordinates itself when it is the next one).
-    pub(super) fn forward_next(&mut self, now: Millis, id: u64, out: &mut Outbox) {
+    pub(super) fn forward_next(&mut self, now: Millis, id: RequestId, out: &mut Outbox) {
         let timeout = self.forward_timeout_ms();
         loop {
             let Some(Pending::Forward { candidates, next, .. }) = self.repl.pending.get(&id) else { return };
@@ -73,7 +74,7 @@ impl Clustered<'_> {
     }
 
     /// A forwarded command was answered.
-    pub(crate) fn forward_replied(&mut self, from: SocketAddr, id: u64, reply: Reply, out: &mut Outbox) {
+    pub(crate) fn forward_replied(&mut self, from: SocketAddr, id: RequestId, reply: Reply, out: &mut Outbox) {
         match self.repl.pending.get(&id) {
             Some(Pending::Forward { to, .. }) if *to == from => {}
             _ => return,
@@ -86,7 +87,7 @@ impl Clustered<'_> {
     /// The link to forward `id`'s owner failed after the command went out on it: the owner may have run it, and
     /// running a command whose effect depends on the value (INCR, APPEND, DEL, ...) on the next owner could run
     /// it twice, so the client hears that the outcome is unknown (as at a timeout) and decides.
-    pub(super) fn forward_unknown(&mut self, id: u64, out: &mut Outbox) {
+    pub(super) fn forward_unknown(&mut self, id: RequestId, out: &mut Outbox) {
         let Some(Pending::Forward { origin, to, .. }) = self.repl.pending.remove(&id) else { return };
         self.repl.stats.forwards_unknown += 1;
         let name = self.name_of(to).unwrap_or_else(|| to.to_string());

@@ -17,6 +17,7 @@ use super::state::Pending;
 use std::net::SocketAddr;
 
 use super::wire::{AeKey, PeerMsg, WireEntry};
+use crate::core::driver::RequestId;
 use crate::core::node::{Clustered, Outbox, Output, TimerId};
 use crate::core::store::{entry_hash, BUCKETS};
 use crate::core::Millis;
@@ -132,7 +133,7 @@ impl Clustered<'_> {
             for entries in split_by_bytes(entries, PUT_BYTES_MAX) {
                 let keys = entries.iter().map(|(k, _)| k.clone()).collect();
                 let id = self.repl.id();
-                out.push(Output::SendPeer { to: addr, msg: PeerMsg::Put { id, entries, hint_for: None } });
+                out.push(Output::SendPeer { to: addr, msg: PeerMsg::Put { id: Some(id), entries, hint_for: None } });
                 out.push(Output::Schedule {
                     after_ms: self.local.config.request_timeout_ms,
                     timer: TimerId::Request(id),
@@ -143,7 +144,7 @@ impl Clustered<'_> {
     }
 
     /// A hint delivery was acknowledged: those hints are done.
-    pub(crate) fn hints_delivered(&mut self, id: u64) {
+    pub(crate) fn hints_delivered(&mut self, id: RequestId) {
         let Some(Pending::HintDelivery { target, keys }) = self.repl.pending.remove(&id) else { return };
         let repl = self.repl_mut();
         for k in keys {
@@ -252,7 +253,7 @@ impl Clustered<'_> {
     }
 
     /// An owner was offered keys (hand-off): answer with those it lacks or holds in another version.
-    pub(crate) fn offered(&mut self, now: Millis, from: SocketAddr, id: u64, keys: Vec<AeKey>, out: &mut Outbox) {
+    pub(crate) fn offered(&mut self, now: Millis, from: SocketAddr, id: RequestId, keys: Vec<AeKey>, out: &mut Outbox) {
         let want = keys
             .into_iter()
             // Any other version is wanted, an older one too: the offerer drops its copy afterwards, so a concurrent
@@ -265,7 +266,7 @@ impl Clustered<'_> {
 
     /// An owner answered an offer: nothing wanted counts as its acknowledgement; otherwise send what it wants
     /// (its `PutAck` acknowledges).
-    pub(crate) fn wanted(&mut self, now: Millis, from: SocketAddr, id: u64, keys: Vec<Bytes>, out: &mut Outbox) {
+    pub(crate) fn wanted(&mut self, now: Millis, from: SocketAddr, id: RequestId, keys: Vec<Bytes>, out: &mut Outbox) {
         let Some(Pending::Handoff { waiting, .. }) = self.repl.pending.get_mut(&id) else { return };
         if !waiting.contains(&from) {
             return;
@@ -279,12 +280,12 @@ impl Clustered<'_> {
         }
         let entries: Vec<(Bytes, WireEntry)> =
             keys.into_iter().filter_map(|k| self.local.store.raw(&k, now).map(|e| (k.clone(), e.to_wire()))).collect();
-        out.push(Output::SendPeer { to: from, msg: PeerMsg::Put { id, entries, hint_for: None } });
+        out.push(Output::SendPeer { to: from, msg: PeerMsg::Put { id: Some(id), entries, hint_for: None } });
     }
 
     /// Every owner acknowledged a hand-off: drop the keys here, unless they changed meanwhile or this node
     /// owns them again.
-    pub(crate) fn handoff_done(&mut self, now: Millis, id: u64) {
+    pub(crate) fn handoff_done(&mut self, now: Millis, id: RequestId) {
         let Some(Pending::Handoff { keys, .. }) = self.repl.pending.remove(&id) else { return };
         let me = self.local.config.name.clone();
         let n = self.local.config.replicas;

@@ -28,7 +28,7 @@ pub use handshake::{Acceptor, Connector, Greeting, HandshakeError, SessionKey};
 pub use levels::{Consistency, Levels, UnknownLevel};
 pub use readiness::ReadyState;
 pub use state::ReplicationStats;
-pub use wire::{AeKey, EntryKind, PeerMsg, WireEntry};
+pub use wire::{AeKey, EntryKind, PeerMsg, Unused, WireEntry};
 
 #[cfg(test)]
 mod tests;

@@ -20,6 +20,7 @@ use bytes::Bytes;
 
 use super::state::Pending;
 use super::wire::{PeerMsg, WireEntry};
+use crate::core::driver::RequestId;
 use crate::core::node::{Clustered, Outbox, Output};
 use crate::core::reply::Reply;
 use crate::core::store::Entry;
@@ -54,7 +55,7 @@ impl Clustered<'_> {
         for (to, mut entries) in by_owner {
             while !entries.is_empty() {
                 let rest = entries.split_off(entries.len().min(MARKERS_PER_PUT));
-                out.push(Output::SendPeer { to, msg: PeerMsg::Put { id: 0, entries, hint_for: None } });
+                out.push(Output::SendPeer { to, msg: PeerMsg::Put { id: None, entries, hint_for: None } });
                 entries = rest;
             }
         }
@@ -76,7 +77,14 @@ impl Clustered<'_> {
     }
 
     /// A peer stored a `Put` but for `keys` (lack of memory): those count as not acknowledged.
-    pub(crate) fn put_refused(&mut self, now: Millis, from: SocketAddr, id: u64, keys: Vec<Bytes>, out: &mut Outbox) {
+    pub(crate) fn put_refused(
+        &mut self,
+        now: Millis,
+        from: SocketAddr,
+        id: RequestId,
+        keys: Vec<Bytes>,
+        out: &mut Outbox,
+    ) {
         let refused: BTreeSet<Bytes> = keys.into_iter().collect();
         let from_name = self.name_of(from);
         match self.repl.pending.get_mut(&id) {
@@ -102,7 +110,7 @@ impl Clustered<'_> {
     ///
     /// A fallback that refused to hold the hint is a failed fallback instead: the hint is kept here, as the
     /// replica itself may have room.
-    fn write_refused(&mut self, now: Millis, from: SocketAddr, id: u64, out: &mut Outbox) {
+    fn write_refused(&mut self, now: Millis, from: SocketAddr, id: RequestId, out: &mut Outbox) {
         let Some(Pending::Write { origin, acks, needed, targets, level, entries, .. }) = self.repl.pending.get_mut(&id)
         else {
             return;

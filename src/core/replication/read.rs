@@ -11,6 +11,7 @@ use super::levels::Consistency;
 use super::state::{Asked, Origin, Pending};
 use super::wire::{PeerMsg, WireEntry};
 use crate::core::command::Command;
+use crate::core::driver::RequestId;
 use crate::core::node::{Clustered, Outbox, Output, TimerId};
 use crate::core::reply::Reply;
 use crate::core::store::{entry_hash, Entry};
@@ -60,7 +61,7 @@ impl Clustered<'_> {
         &mut self,
         now: Millis,
         from: SocketAddr,
-        id: u64,
+        id: RequestId,
         entries: Vec<Option<WireEntry>>,
         out: &mut Outbox,
     ) {
@@ -92,7 +93,7 @@ impl Clustered<'_> {
     }
 
     /// Answer the read once enough replicas did; finish (read repair) once all did, failed, or time ran out.
-    pub(super) fn read_progress(&mut self, now: Millis, id: u64, timed_out: bool, out: &mut Outbox) {
+    pub(super) fn read_progress(&mut self, now: Millis, id: RequestId, timed_out: bool, out: &mut Outbox) {
         let Some(Pending::Read { origin, needed, asked, level, then_write, started_at, .. }) =
             self.repl.pending.get(&id)
         else {
@@ -168,7 +169,7 @@ impl Clustered<'_> {
         for a in asked {
             if a.answer.is_some_and(|h| h != hash) {
                 self.repl.stats.read_repairs += 1;
-                let msg = PeerMsg::Put { id: 0, entries: vec![(key.clone(), wire.clone())], hint_for: None };
+                let msg = PeerMsg::Put { id: None, entries: vec![(key.clone(), wire.clone())], hint_for: None };
                 out.push(Output::SendPeer { to: a.addr, msg });
             }
         }
@@ -176,7 +177,7 @@ impl Clustered<'_> {
 }
 
 /// Ask every replica in `asked` for its copy of `key` under request `id`.
-pub(super) fn ask_for(asked: &[Asked], id: u64, key: &Bytes, out: &mut Outbox) {
+pub(super) fn ask_for(asked: &[Asked], id: RequestId, key: &Bytes, out: &mut Outbox) {
     for a in asked {
         out.push(Output::SendPeer { to: a.addr, msg: PeerMsg::Get { id, keys: vec![key.clone()] } });
     }

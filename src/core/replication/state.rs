@@ -13,6 +13,7 @@ use bytes::Bytes;
 use super::levels::Levels;
 use super::wire::WireEntry;
 use crate::core::command::Command;
+use crate::core::driver::RequestId;
 use crate::core::reply::Reply;
 use crate::core::ring::Ring;
 use crate::core::{ConnId, Millis, ReqId};
@@ -23,9 +24,9 @@ pub(crate) enum Origin {
     /// A client of this node.
     Client { conn: ConnId, req: ReqId },
     /// A peer that forwarded the command.
-    Peer { peer: SocketAddr, id: u64 },
+    Peer { peer: SocketAddr, id: RequestId },
     /// One key of a multi-key command this node split up.
-    Part { parent: u64, index: usize },
+    Part { parent: RequestId, index: usize },
 }
 
 /// How a multi-key command's parts combine into one reply.
@@ -108,31 +109,31 @@ pub(crate) enum Pending {
 /// moves its values on every insert and remove (requests mostly end oldest first, at the front of a node), so
 /// pointer-sized values keep those moves and the tree itself small.
 #[derive(Debug, Default)]
-pub(crate) struct PendingMap(BTreeMap<u64, Box<Pending>>);
+pub(crate) struct PendingMap(BTreeMap<RequestId, Box<Pending>>);
 
 impl PendingMap {
     /// The request `id`.
-    pub fn get(&self, id: &u64) -> Option<&Pending> {
+    pub fn get(&self, id: &RequestId) -> Option<&Pending> {
         self.0.get(id).map(|p| &**p)
     }
 
     /// The request `id`, to change.
-    pub fn get_mut(&mut self, id: &u64) -> Option<&mut Pending> {
+    pub fn get_mut(&mut self, id: &RequestId) -> Option<&mut Pending> {
         self.0.get_mut(id).map(|p| &mut **p)
     }
 
     /// Add (or replace) the request `id`.
-    pub fn insert(&mut self, id: u64, pending: Pending) {
+    pub fn insert(&mut self, id: RequestId, pending: Pending) {
         self.0.insert(id, Box::new(pending));
     }
 
     /// Take the request `id` out.
-    pub fn remove(&mut self, id: &u64) -> Option<Pending> {
+    pub fn remove(&mut self, id: &RequestId) -> Option<Pending> {
         self.0.remove(id).map(|p| *p)
     }
 
     /// The ids in flight, ascending.
-    pub fn keys(&self) -> impl Iterator<Item = &u64> {
+    pub fn keys(&self) -> impl Iterator<Item = &RequestId> {
         self.0.keys()
     }
 
@@ -279,8 +280,8 @@ impl Replication {
     }
 
     /// A fresh request id.
-    pub fn id(&mut self) -> u64 {
-        let id = self.next_id;
+    pub fn id(&mut self) -> RequestId {
+        let id = RequestId(self.next_id);
         self.next_id += 1;
         id
     }

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::levels::Levels;
 use crate::core::command::Command;
+use crate::core::driver::{answer_id, RequestId};
 use crate::core::locks::{LockAnswer, LockOp};
 use crate::core::reply::Reply;
 use crate::core::version::Version;
@@ -58,7 +59,7 @@ pub enum PeerMsg {
     /// A client command sent by a node that does not own the key to the key's first live owner.
     Forward {
         /// Request id.
-        id: u64,
+        id: RequestId,
         /// The command (single-key).
         cmd: Command,
         /// The levels the client asked for.
@@ -67,14 +68,15 @@ pub enum PeerMsg {
     /// The reply to a `Forward`.
     ForwardReply {
         /// Request id of the `Forward`.
-        id: u64,
+        id: RequestId,
         /// The reply for the client.
         reply: Reply,
     },
-    /// Store these entries, merging with what is there. `id` 0 asks for no acknowledgement.
+    /// Store these entries, merging with what is there. `id` `None` asks for no acknowledgement.
     Put {
-        /// Request id (0: no `PutAck` wanted).
-        id: u64,
+        /// Request id (`None`: no `PutAck` wanted).
+        #[serde(with = "answer_id")]
+        id: Option<RequestId>,
         /// Keys and their entries.
         entries: Vec<(Bytes, WireEntry)>,
         /// The owner this copy is meant for when the receiver only holds it as a hint.
@@ -83,26 +85,27 @@ pub enum PeerMsg {
     /// Acknowledges a `Put`.
     PutAck {
         /// Request id of the `Put`.
-        id: u64,
+        id: RequestId,
     },
     /// Send back your copies of these keys.
     Get {
         /// Request id.
-        id: u64,
+        id: RequestId,
         /// The keys.
         keys: Vec<Bytes>,
     },
     /// The answer to `Get`: one slot per key asked, `None` when the receiver holds nothing for it.
     GetReply {
         /// Request id of the `Get`.
-        id: u64,
+        id: RequestId,
         /// The entries.
         entries: Vec<Option<WireEntry>>,
     },
     /// Anti-entropy, step 1: hashes of groups of buckets, over the keys both nodes replicate.
     AeGroups {
-        /// Round id.
-        id: u64,
+        /// A wire slot the first protocol version gave a round id that no node ever read: written as 0,
+        /// ignored when read, kept so frames stay compatible.
+        unused: Unused,
         /// Digest of the sender's ring: rounds between different views are skipped.
         ring: u64,
         /// One hash per group of buckets.
@@ -113,28 +116,31 @@ pub enum PeerMsg {
     },
     /// Anti-entropy, step 2: bucket digests of the groups that differ.
     AeBuckets {
-        /// Round id.
-        id: u64,
+        /// A wire slot the first protocol version gave a round id that no node ever read: written as 0,
+        /// ignored when read, kept so frames stay compatible.
+        unused: Unused,
         /// (bucket, digest) for every bucket of every differing group.
         buckets: Vec<(u32, u64)>,
     },
     /// Anti-entropy, step 3: for each bucket that differs, the digests of its 16 sub-buckets.
     AeSubs {
-        /// Round id.
-        id: u64,
+        /// A wire slot the first protocol version gave a round id that no node ever read: written as 0,
+        /// ignored when read, kept so frames stay compatible.
+        unused: Unused,
         /// (bucket, 16 sub-bucket digests).
         buckets: Vec<(u32, Vec<u64>)>,
     },
     /// Anti-entropy, step 4: every shared key in the sub-buckets that differ, with its entry hash and latest write.
     AeKeys {
-        /// Round id.
-        id: u64,
+        /// A wire slot the first protocol version gave a round id that no node ever read: written as 0,
+        /// ignored when read, kept so frames stay compatible.
+        unused: Unused,
         /// The (bucket, mask of sub-buckets) described, so keys the receiver has and the sender lacks are found.
         buckets: Vec<(u32, u16)>,
         /// The sender's keys.
         keys: Vec<AeKey>,
     },
-    /// Anti-entropy, step 6: send me your entries for these keys (answered with `Put` id 0).
+    /// Anti-entropy, step 6: send me your entries for these keys (answered with a `Put` that wants no acknowledgement).
     AePull {
         /// The keys.
         keys: Vec<Bytes>,
@@ -142,30 +148,31 @@ pub enum PeerMsg {
     /// Hand-off: keys the sender no longer owns, described; the receiver (an owner) answers with `Want`.
     Offer {
         /// Hand-off id.
-        id: u64,
+        id: RequestId,
         /// The keys, with the hash and latest write of the sender's entries.
         keys: Vec<AeKey>,
     },
     /// The answer to `Offer`: the keys the owner lacks or holds older (empty: it has them all).
     Want {
         /// Hand-off id.
-        id: u64,
+        id: RequestId,
         /// The keys to send (with `Put` under the same id).
         keys: Vec<Bytes>,
     },
     /// FLUSHALL coordinated by another node: drop every key.
     FlushAll,
-    /// Apply a lock operation to your lock table; `id` 0 asks for no answer.
+    /// Apply a lock operation to your lock table; `id` `None` asks for no answer.
     Lock {
-        /// Request id (0: no `LockReply` wanted).
-        id: u64,
+        /// Request id (`None`: no `LockReply` wanted).
+        #[serde(with = "answer_id")]
+        id: Option<RequestId>,
         /// The operation.
         op: LockOp,
     },
     /// The answer to `Lock`.
     LockReply {
         /// Request id of the `Lock`.
-        id: u64,
+        id: RequestId,
         /// This replica's answer.
         answer: LockAnswer,
     },
@@ -174,16 +181,33 @@ pub enum PeerMsg {
     /// (Last, so the rmp-serde index of every older variant stays the same.)
     PutRefused {
         /// Request id of the `Put`.
-        id: u64,
+        id: RequestId,
         /// The keys not stored.
         keys: Vec<Bytes>,
     },
     /// A flush epoch: FLUSHALL at this HLC time (sent by its coordinator, and at the start of anti-entropy rounds).
     /// The receiver drops every entry written at or before it, and refuses such entries from then on.
     Flushed {
-        /// Request id (0: no acknowledgement wanted); acknowledged with `PutAck`.
-        id: u64,
+        /// Request id (`None`: no acknowledgement wanted); acknowledged with `PutAck`.
+        #[serde(with = "answer_id")]
+        id: Option<RequestId>,
         /// The flush's HLC time.
         before: u64,
     },
+}
+
+/// A wire slot kept for compatibility: it is written as the integer 0 and any integer is accepted when read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Unused;
+
+impl Serialize for Unused {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        0u64.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Unused {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Unused, D::Error> {
+        u64::deserialize(d).map(|_| Unused)
+    }
 }

@@ -13,6 +13,7 @@ use super::read::ask_for;
 use super::state::{Asked, Origin, Pending, Target};
 use super::wire::{PeerMsg, WireEntry};
 use crate::core::command::Command;
+use crate::core::driver::RequestId;
 use crate::core::node::{Clustered, Outbox, Output, TimerId};
 use crate::core::reply::Reply;
 use crate::core::Millis;
@@ -120,7 +121,7 @@ impl Clustered<'_> {
             .collect();
         let id = self.repl.id();
         for t in &targets {
-            let msg = PeerMsg::Put { id, entries: entries.clone(), hint_for: None };
+            let msg = PeerMsg::Put { id: Some(id), entries: entries.clone(), hint_for: None };
             out.push(Output::SendPeer { to: t.addr, msg });
         }
         let origin = if acks >= needed {
@@ -147,7 +148,7 @@ impl Clustered<'_> {
     }
 
     /// A `PutAck` arrived: count it for the write (from the replica or from the fallback holding its hint).
-    pub(crate) fn put_acked(&mut self, now: Millis, from: SocketAddr, id: u64, out: &mut Outbox) {
+    pub(crate) fn put_acked(&mut self, now: Millis, from: SocketAddr, id: RequestId, out: &mut Outbox) {
         if let Some(Pending::HintDelivery { target, .. }) = self.repl.pending.get(&id) {
             if self.name_of(from).as_ref() == Some(target) {
                 self.hints_delivered(id);
@@ -167,7 +168,7 @@ impl Clustered<'_> {
         }
     }
 
-    pub(super) fn write_acked(&mut self, from: SocketAddr, id: u64, out: &mut Outbox) {
+    pub(super) fn write_acked(&mut self, from: SocketAddr, id: RequestId, out: &mut Outbox) {
         let Some(Pending::Write { origin, acks, targets, needed, reply, .. }) = self.repl.pending.get_mut(&id) else {
             return;
         };
@@ -188,7 +189,7 @@ impl Clustered<'_> {
 
     /// A replica of write `id` failed (timeout or lost connection): hand its copy to a fallback node with a
     /// hint, or keep the hint here when there is none (or the fallback failed too).
-    pub(super) fn write_replica_failed(&mut self, now: Millis, id: u64, which: usize, out: &mut Outbox) {
+    pub(super) fn write_replica_failed(&mut self, now: Millis, id: RequestId, which: usize, out: &mut Outbox) {
         let Some(Pending::Write { targets, entries, .. }) = self.repl.pending.get(&id) else { return };
         let t = targets[which].clone();
         if t.acked || t.hinted_here || t.refused {
@@ -202,7 +203,7 @@ impl Clustered<'_> {
         match fallback {
             Some(addr) => {
                 targets[which].fallback = Some(addr);
-                let msg = PeerMsg::Put { id, entries: entries.clone(), hint_for: Some(t.name.to_string()) };
+                let msg = PeerMsg::Put { id: Some(id), entries: entries.clone(), hint_for: Some(t.name.to_string()) };
                 out.push(Output::SendPeer { to: addr, msg });
             }
             None => {
@@ -230,7 +231,7 @@ impl Clustered<'_> {
 
     /// The write's last chance passed: keep hints here for replicas whose copy is not confirmed anywhere, and
     /// answer with an error if the level was not met.
-    pub(super) fn write_finish(&mut self, now: Millis, id: u64, out: &mut Outbox) {
+    pub(super) fn write_finish(&mut self, now: Millis, id: RequestId, out: &mut Outbox) {
         let Some(Pending::Write { origin, entries, targets, acks, needed, level, .. }) = self.repl.pending.remove(&id)
         else {
             return;

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use crate::core::RequestId;
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -74,7 +75,7 @@ async fn quiet(rx: &mut Inbox, ms: u64) -> bool {
 }
 
 fn ack(id: u64) -> PeerMsg {
-    PeerMsg::PutAck { id }
+    PeerMsg::PutAck { id: RequestId(id) }
 }
 
 /// An address where nobody listens: bound once, then released.
@@ -186,7 +187,7 @@ async fn the_byte_budget_bounds_a_queue_of_large_messages() {
         PeerMsg::Put { id, entries: vec![(Bytes::from_static(b"k"), entry)], hint_for: None }
     };
     for id in 0..5 {
-        a.transport.send(b.addr, big(id));
+        a.transport.send(b.addr, big(Some(RequestId(id))));
     }
     assert_eq!(a.transport.stats().snapshot().frames_dropped, 3, "two fit in 10 kB");
     drop(b);
@@ -382,7 +383,7 @@ async fn a_peer_that_stops_reading_does_not_hold_up_the_others() {
     let big = |id| PeerMsg::ForwardReply { id, reply: crate::core::reply::Reply::Bulk(value.clone()) };
     for round in 0..20 {
         for id in 0..64 {
-            a.transport.send(stuck_addr, big(id));
+            a.transport.send(stuck_addr, big(RequestId(id)));
         }
         a.transport.send(b.addr, ack(round));
         assert!(matches!(next(&mut b.rx).await, ToNode::Peer { msg, .. } if msg == ack(round)));
@@ -450,7 +451,7 @@ async fn peer_link_throughput() {
                 expire_at_ms: 0,
             };
             let entries = vec![(Bytes::from_static(b"key:000001"), entry)];
-            a.transport.send(b_addr, PeerMsg::Put { id, entries, hint_for: None });
+            a.transport.send(b_addr, PeerMsg::Put { id: Some(RequestId(id)), entries, hint_for: None });
         }
         tokio::time::timeout(Duration::from_secs(60), receiver).await.unwrap().unwrap();
         let secs = started.elapsed().as_secs_f64();
@@ -486,7 +487,7 @@ async fn a_message_larger_than_a_frame_arrives_whole_in_parts() {
             vector: Default::default(),
             expire_at_ms: 0,
         };
-        PeerMsg::Put { id, entries: vec![(Bytes::from_static(b"big"), entry)], hint_for: None }
+        PeerMsg::Put { id: Some(RequestId(id)), entries: vec![(Bytes::from_static(b"big"), entry)], hint_for: None }
     };
     let sent = vec![ack(1), big(2, 1_000_000), ack(3), big(4, 3_000_000), ack(5)];
     a.transport.send_many(b.addr, sent.clone());

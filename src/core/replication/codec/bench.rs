@@ -3,6 +3,7 @@
 //! about time.
 #![allow(clippy::disallowed_methods)] // It measures wall time, in an ignored test.
 
+use crate::core::driver::RequestId;
 use std::hint::black_box;
 use std::time::Instant;
 
@@ -35,13 +36,20 @@ fn hot_frames() -> Vec<(&'static str, Frame)> {
     vec![
         (
             "Put",
-            Frame::Msg(PeerMsg::Put { id: 1_000_001, entries: vec![(key.clone(), entry.clone())], hint_for: None }),
+            Frame::Msg(PeerMsg::Put {
+                id: Some(RequestId(1_000_001)),
+                entries: vec![(key.clone(), entry.clone())],
+                hint_for: None,
+            }),
         ),
-        ("PutAck", Frame::Msg(PeerMsg::PutAck { id: 1_000_001 })),
-        ("Forward(SET)", Frame::Msg(PeerMsg::Forward { id: 1_000_001, cmd: set, levels: Levels::default() })),
-        ("ForwardReply(OK)", Frame::Msg(PeerMsg::ForwardReply { id: 1_000_001, reply: Reply::Ok })),
-        ("Get", Frame::Msg(PeerMsg::Get { id: 1_000_001, keys: vec![key] })),
-        ("GetReply", Frame::Msg(PeerMsg::GetReply { id: 1_000_001, entries: vec![Some(entry)] })),
+        ("PutAck", Frame::Msg(PeerMsg::PutAck { id: RequestId(1_000_001) })),
+        (
+            "Forward(SET)",
+            Frame::Msg(PeerMsg::Forward { id: RequestId(1_000_001), cmd: set, levels: Levels::default() }),
+        ),
+        ("ForwardReply(OK)", Frame::Msg(PeerMsg::ForwardReply { id: RequestId(1_000_001), reply: Reply::Ok })),
+        ("Get", Frame::Msg(PeerMsg::Get { id: RequestId(1_000_001), keys: vec![key] })),
+        ("GetReply", Frame::Msg(PeerMsg::GetReply { id: RequestId(1_000_001), entries: vec![Some(entry)] })),
     ]
 }
 

@@ -13,6 +13,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use super::{DecodeError, Frame};
 use crate::core::clock::Timestamp;
 use crate::core::command::{Command, ExpireAt, SetCond, SetTtl};
+use crate::core::driver::{answer_id, RequestId};
 use crate::core::replication::levels::{Consistency, Levels};
 use crate::core::replication::wire::{EntryKind, PeerMsg, WireEntry};
 use crate::core::reply::Reply;
@@ -45,7 +46,7 @@ pub fn encode(frame: &Frame, dst: &mut BytesMut) -> bool {
     match msg {
         PeerMsg::Put { id, entries, hint_for } => {
             dst.put_u8(TAG_PUT);
-            put_uv(dst, *id);
+            put_uv(dst, answer_id::to_wire(*id));
             put_uv(dst, entries.len() as u64);
             for (key, entry) in entries {
                 put_bytes(dst, key);
@@ -61,11 +62,11 @@ pub fn encode(frame: &Frame, dst: &mut BytesMut) -> bool {
         }
         PeerMsg::PutAck { id } => {
             dst.put_u8(TAG_PUT_ACK);
-            put_uv(dst, *id);
+            put_uv(dst, id.0);
         }
         PeerMsg::Get { id, keys } => {
             dst.put_u8(TAG_GET);
-            put_uv(dst, *id);
+            put_uv(dst, id.0);
             put_uv(dst, keys.len() as u64);
             for key in keys {
                 put_bytes(dst, key);
@@ -73,7 +74,7 @@ pub fn encode(frame: &Frame, dst: &mut BytesMut) -> bool {
         }
         PeerMsg::GetReply { id, entries } => {
             dst.put_u8(TAG_GET_REPLY);
-            put_uv(dst, *id);
+            put_uv(dst, id.0);
             put_uv(dst, entries.len() as u64);
             for entry in entries {
                 match entry {
@@ -87,13 +88,13 @@ pub fn encode(frame: &Frame, dst: &mut BytesMut) -> bool {
         }
         PeerMsg::Forward { id, cmd: Command::Get { key }, levels } => {
             dst.put_u8(TAG_FORWARD_GET);
-            put_uv(dst, *id);
+            put_uv(dst, id.0);
             dst.put_u8(levels_byte(levels));
             put_bytes(dst, key);
         }
         PeerMsg::Forward { id, cmd: Command::Set { key, value, cond, ttl, get, reply_int }, levels } => {
             dst.put_u8(TAG_FORWARD_SET);
-            put_uv(dst, *id);
+            put_uv(dst, id.0);
             dst.put_u8(levels_byte(levels));
             put_bytes(dst, key);
             put_bytes(dst, value);
@@ -127,7 +128,7 @@ pub fn encode(frame: &Frame, dst: &mut BytesMut) -> bool {
                 _ => return false,
             };
             dst.put_u8(TAG_FORWARD_REPLY);
-            put_uv(dst, *id);
+            put_uv(dst, id.0);
             dst.put_u8(kind);
             match reply {
                 Reply::Int(n) => put_iv(dst, *n),
@@ -146,7 +147,7 @@ pub fn decode(tag: u8, body: &[u8]) -> Result<Frame, DecodeError> {
     let mut r = Reader(body);
     let msg = match tag {
         TAG_PUT => {
-            let id = r.uv()?;
+            let id = answer_id::from_wire(r.uv()?);
             let n = r.count()?;
             let mut entries = Vec::with_capacity(n);
             for _ in 0..n {
@@ -160,9 +161,9 @@ pub fn decode(tag: u8, body: &[u8]) -> Result<Frame, DecodeError> {
             };
             PeerMsg::Put { id, entries, hint_for }
         }
-        TAG_PUT_ACK => PeerMsg::PutAck { id: r.uv()? },
+        TAG_PUT_ACK => PeerMsg::PutAck { id: RequestId(r.uv()?) },
         TAG_GET => {
-            let id = r.uv()?;
+            let id = RequestId(r.uv()?);
             let n = r.count()?;
             let mut keys = Vec::with_capacity(n);
             for _ in 0..n {
@@ -171,7 +172,7 @@ pub fn decode(tag: u8, body: &[u8]) -> Result<Frame, DecodeError> {
             PeerMsg::Get { id, keys }
         }
         TAG_GET_REPLY => {
-            let id = r.uv()?;
+            let id = RequestId(r.uv()?);
             let n = r.count()?;
             let mut entries = Vec::with_capacity(n);
             for _ in 0..n {
@@ -184,12 +185,12 @@ pub fn decode(tag: u8, body: &[u8]) -> Result<Frame, DecodeError> {
             PeerMsg::GetReply { id, entries }
         }
         TAG_FORWARD_GET => {
-            let id = r.uv()?;
+            let id = RequestId(r.uv()?);
             let levels = r.levels()?;
             PeerMsg::Forward { id, cmd: Command::Get { key: r.bytes()? }, levels }
         }
         TAG_FORWARD_SET => {
-            let id = r.uv()?;
+            let id = RequestId(r.uv()?);
             let levels = r.levels()?;
             let key = r.bytes()?;
             let value = r.bytes()?;
@@ -214,7 +215,7 @@ pub fn decode(tag: u8, body: &[u8]) -> Result<Frame, DecodeError> {
             PeerMsg::Forward { id, cmd, levels }
         }
         TAG_FORWARD_REPLY => {
-            let id = r.uv()?;
+            let id = RequestId(r.uv()?);
             let reply = match r.u8()? {
                 0 => Reply::Ok,
                 1 => Reply::Nil,

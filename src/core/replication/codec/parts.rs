@@ -116,13 +116,18 @@ mod tests {
 
     use super::super::{DecodeError, EncodeError, Frame, FrameCodec, SessionKey};
     use super::*;
+    use crate::core::driver::RequestId;
     use crate::core::replication::{EntryKind, PeerMsg, WireEntry};
     use crate::core::vversion::VersionVector;
 
     fn put(value_bytes: usize) -> Frame {
         let value = Bytes::from((0..value_bytes).map(|i| (i % 251) as u8).collect::<Vec<u8>>());
         let entry = WireEntry { kind: EntryKind::Value, value, vector: VersionVector::new(), expire_at_ms: 0 };
-        Frame::Msg(PeerMsg::Put { id: 3, entries: vec![(Bytes::from_static(b"big"), entry)], hint_for: None })
+        Frame::Msg(PeerMsg::Put {
+            id: Some(RequestId(3)),
+            entries: vec![(Bytes::from_static(b"big"), entry)],
+            hint_for: None,
+        })
     }
 
     fn codec() -> FrameCodec {

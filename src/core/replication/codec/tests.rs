@@ -1,6 +1,8 @@
 //! Peer frame tests: hand-built frames for every error, streaming in pieces, the sequence rule, and a round
 //! trip of arbitrary messages with and without a session key.
 
+use crate::core::driver::{answer_id, RequestId};
+use crate::core::replication::Unused;
 use bytes::Bytes;
 use proptest::prelude::*;
 
@@ -26,7 +28,11 @@ fn put() -> Frame {
     let mut vector = VersionVector::new();
     vector.bump(NodeId(7), Timestamp(1 << 20));
     let entry = WireEntry { kind: EntryKind::Value, value: Bytes::from_static(b"v"), vector, expire_at_ms: 0 };
-    Frame::Msg(PeerMsg::Put { id: 9, entries: vec![(Bytes::from_static(b"k"), entry)], hint_for: None })
+    Frame::Msg(PeerMsg::Put {
+        id: Some(RequestId(9)),
+        entries: vec![(Bytes::from_static(b"k"), entry)],
+        hint_for: None,
+    })
 }
 
 /// `frames` as a fresh sender (a copy of `codec`, from sequence number 0) writes them.
@@ -50,7 +56,8 @@ fn decode_all(codec: &mut FrameCodec, buf: &mut BytesMut) -> Result<Vec<Frame>, 
 #[test]
 fn frames_round_trip_back_to_back() {
     for codec in [FrameCodec::new(None), FrameCodec::new(secret(1))] {
-        let frames = vec![hello(), put(), Frame::Msg(PeerMsg::PutAck { id: 9 }), Frame::Msg(PeerMsg::FlushAll)];
+        let frames =
+            vec![hello(), put(), Frame::Msg(PeerMsg::PutAck { id: RequestId(9) }), Frame::Msg(PeerMsg::FlushAll)];
         let mut buf = encoded(&codec, &frames);
         assert_eq!(decode_all(&mut codec.clone(), &mut buf).unwrap(), frames);
         assert!(buf.is_empty());
@@ -60,7 +67,7 @@ fn frames_round_trip_back_to_back() {
 #[test]
 fn only_the_next_sequence_number_is_accepted() {
     for codec in [FrameCodec::new(None), FrameCodec::new(secret(1))] {
-        let frames: Vec<Frame> = (0..4).map(|id| Frame::Msg(PeerMsg::PutAck { id })).collect();
+        let frames: Vec<Frame> = (0..4).map(|id| Frame::Msg(PeerMsg::PutAck { id: RequestId(id) })).collect();
         let whole = encoded(&codec, &frames);
         let size = whole.len() / 4;
         let frame = |i: usize| BytesMut::from(&whole[i * size..(i + 1) * size]);
@@ -87,7 +94,7 @@ fn only_the_next_sequence_number_is_accepted() {
 #[test]
 fn header_layout() {
     let codec = FrameCodec::new(None);
-    let buf = encoded(&codec, &[Frame::Msg(PeerMsg::PutAck { id: 1 })]);
+    let buf = encoded(&codec, &[Frame::Msg(PeerMsg::PutAck { id: RequestId(1) })]);
     let len = u32::from_be_bytes(buf[..4].try_into().unwrap()) as usize;
     assert_eq!(len, buf.len() - LEN_BYTES);
     assert_eq!(buf[4], FRAME_VERSION);
@@ -99,7 +106,10 @@ fn header_layout() {
     crc.update(body);
     assert_eq!(&buf[head..head + CRC_BYTES], &crc.finalize().to_be_bytes());
     assert_eq!(body, [hot::TAG_PUT_ACK, 1]);
-    let two = encoded(&codec, &[Frame::Msg(PeerMsg::PutAck { id: 1 }), Frame::Msg(PeerMsg::PutAck { id: 1 })]);
+    let two = encoded(
+        &codec,
+        &[Frame::Msg(PeerMsg::PutAck { id: RequestId(1) }), Frame::Msg(PeerMsg::PutAck { id: RequestId(1) })],
+    );
     assert_eq!(&two[buf.len() + 5..buf.len() + 13], &1u64.to_be_bytes(), "then number 1");
     // A frame without a hand-written encoding is tag 0 and rmp-serde.
     let buf = encoded(&codec, &[hello()]);
@@ -177,7 +187,7 @@ fn deep_nesting_is_refused_without_recursing_far() {
     for _ in 0..BODY_DEPTH_MAX {
         reply = Reply::Array(vec![reply]);
     }
-    let body = rmp_body(&Frame::Msg(PeerMsg::ForwardReply { id: 1, reply }));
+    let body = rmp_body(&Frame::Msg(PeerMsg::ForwardReply { id: RequestId(1), reply }));
     assert!(matches!(FrameCodec::new(None).decode(&mut frame_with_body(&body)), Err(DecodeError::Body(_))));
     // A hostile body of nothing but array headers.
     let mut body = vec![hot::TAG_RMP, 0x81, 0xa3, b'M', b's', b'g'];
@@ -218,14 +228,14 @@ fn hot_messages_are_hand_coded() {
     let codec = FrameCodec::new(None);
     for (frame, tag) in [
         (put(), hot::TAG_PUT),
-        (Frame::Msg(PeerMsg::PutAck { id: 1 }), hot::TAG_PUT_ACK),
-        (Frame::Msg(PeerMsg::Get { id: 1, keys: vec![Bytes::from_static(b"k")] }), hot::TAG_GET),
-        (Frame::Msg(PeerMsg::GetReply { id: 1, entries: vec![None] }), hot::TAG_GET_REPLY),
+        (Frame::Msg(PeerMsg::PutAck { id: RequestId(1) }), hot::TAG_PUT_ACK),
+        (Frame::Msg(PeerMsg::Get { id: RequestId(1), keys: vec![Bytes::from_static(b"k")] }), hot::TAG_GET),
+        (Frame::Msg(PeerMsg::GetReply { id: RequestId(1), entries: vec![None] }), hot::TAG_GET_REPLY),
         (forward(Command::Get { key: Bytes::from_static(b"k") }), hot::TAG_FORWARD_GET),
         (forward(set_cmd()), hot::TAG_FORWARD_SET),
-        (Frame::Msg(PeerMsg::ForwardReply { id: 1, reply: Reply::Ok }), hot::TAG_FORWARD_REPLY),
+        (Frame::Msg(PeerMsg::ForwardReply { id: RequestId(1), reply: Reply::Ok }), hot::TAG_FORWARD_REPLY),
         (forward(Command::Del { keys: vec![Bytes::from_static(b"k")] }), hot::TAG_RMP),
-        (Frame::Msg(PeerMsg::ForwardReply { id: 1, reply: Reply::Array(vec![]) }), hot::TAG_RMP),
+        (Frame::Msg(PeerMsg::ForwardReply { id: RequestId(1), reply: Reply::Array(vec![]) }), hot::TAG_RMP),
     ] {
         let mut buf = encoded(&codec, std::slice::from_ref(&frame));
         assert_eq!(buf[LEN_BYTES + 1 + SEQ_BYTES + CRC_BYTES], tag, "{frame:?}");
@@ -242,14 +252,14 @@ fn truncated_or_corrupted_hot_bodies_are_refused() {
     let entry = WireEntry { kind: EntryKind::Tombstone, value: Bytes::new(), vector, expire_at_ms: 1 << 40 };
     let frames = [
         Frame::Msg(PeerMsg::Put {
-            id: u64::MAX,
+            id: Some(RequestId(u64::MAX)),
             entries: vec![(Bytes::from_static(b"key"), entry.clone())],
             hint_for: Some("owner".into()),
         }),
-        Frame::Msg(PeerMsg::GetReply { id: 300, entries: vec![None, Some(entry)] }),
+        Frame::Msg(PeerMsg::GetReply { id: RequestId(300), entries: vec![None, Some(entry)] }),
         forward(set_cmd()),
-        Frame::Msg(PeerMsg::ForwardReply { id: 2, reply: Reply::Int(i64::MIN) }),
-        Frame::Msg(PeerMsg::ForwardReply { id: 2, reply: Reply::err("ERR x") }),
+        Frame::Msg(PeerMsg::ForwardReply { id: RequestId(2), reply: Reply::Int(i64::MIN) }),
+        Frame::Msg(PeerMsg::ForwardReply { id: RequestId(2), reply: Reply::err("ERR x") }),
     ];
     for frame in frames {
         let whole = encoded(&codec, std::slice::from_ref(&frame));
@@ -296,7 +306,7 @@ fn secrets_must_match() {
     assert!(matches!(a.decode(&mut encoded(plain, &[put()])), Err(DecodeError::Check)));
     assert!(matches!(plain.decode(&mut encoded(a, &[put()])), Err(DecodeError::Check)));
     // Every flipped bit of a tagged frame is caught (the version byte by its own check first).
-    let frame = encoded(a, &[Frame::Msg(PeerMsg::PutAck { id: 3 })]);
+    let frame = encoded(a, &[Frame::Msg(PeerMsg::PutAck { id: RequestId(3) })]);
     for i in LEN_BYTES * 8..frame.len() * 8 {
         let mut forged = frame.clone();
         forged[i / 8] ^= 1 << (i % 8);
@@ -312,7 +322,7 @@ fn rmp_body(frame: &Frame) -> Vec<u8> {
 }
 
 fn forward(cmd: Command) -> Frame {
-    Frame::Msg(PeerMsg::Forward { id: 77, cmd, levels: Levels::default() })
+    Frame::Msg(PeerMsg::Forward { id: RequestId(77), cmd, levels: Levels::default() })
 }
 
 fn set_cmd() -> Command {
@@ -377,13 +387,13 @@ fn arb_msg() -> impl Strategy<Value = PeerMsg> {
     let keys = || proptest::collection::vec(arb_bytes(), 0..4);
     prop_oneof![
         (any::<u64>(), arb_bytes(), arb_level(), arb_level()).prop_map(|(id, key, read, write)| PeerMsg::Forward {
-            id,
+            id: RequestId(id),
             cmd: Command::Get { key },
             levels: Levels { read, write }
         }),
         (any::<u64>(), arb_bytes(), arb_bytes(), 0..3u8, any::<(u8, i64)>(), any::<(bool, bool)>(), arb_level())
             .prop_map(|(id, key, value, cond, (ttl, ms), (get, reply_int), write)| PeerMsg::Forward {
-                id,
+                id: RequestId(id),
                 cmd: Command::Set {
                     key,
                     value,
@@ -400,30 +410,30 @@ fn arb_msg() -> impl Strategy<Value = PeerMsg> {
                 levels: Levels { read: Consistency::All, write },
             }),
         (any::<u64>(), keys()).prop_map(|(id, keys)| PeerMsg::Forward {
-            id,
+            id: RequestId(id),
             cmd: Command::Del { keys },
             levels: Levels::default()
         }),
-        (any::<u64>(), arb_reply()).prop_map(|(id, reply)| PeerMsg::ForwardReply { id, reply }),
+        (any::<u64>(), arb_reply()).prop_map(|(id, reply)| PeerMsg::ForwardReply { id: RequestId(id), reply }),
         (any::<u64>(), proptest::collection::vec((arb_bytes(), arb_entry()), 0..4), any::<Option<String>>())
-            .prop_map(|(id, entries, hint_for)| PeerMsg::Put { id, entries, hint_for }),
-        any::<u64>().prop_map(|id| PeerMsg::PutAck { id }),
-        (any::<u64>(), keys()).prop_map(|(id, keys)| PeerMsg::Get { id, keys }),
+            .prop_map(|(id, entries, hint_for)| PeerMsg::Put { id: answer_id::from_wire(id), entries, hint_for }),
+        any::<u64>().prop_map(|id| PeerMsg::PutAck { id: RequestId(id) }),
+        (any::<u64>(), keys()).prop_map(|(id, keys)| PeerMsg::Get { id: RequestId(id), keys }),
         (any::<u64>(), proptest::collection::vec(proptest::option::of(arb_entry()), 0..4))
-            .prop_map(|(id, entries)| PeerMsg::GetReply { id, entries }),
+            .prop_map(|(id, entries)| PeerMsg::GetReply { id: RequestId(id), entries }),
         (any::<u64>(), any::<u64>(), proptest::collection::vec(any::<u64>(), 0..8))
-            .prop_map(|(id, ring, hashes)| PeerMsg::AeGroups { id, ring, hashes, hlc: ring ^ id }),
+            .prop_map(|(id, ring, hashes)| PeerMsg::AeGroups { unused: Unused, ring, hashes, hlc: ring ^ id }),
         (any::<u64>(), proptest::collection::vec(any::<(u32, u64)>(), 0..8))
-            .prop_map(|(id, buckets)| PeerMsg::AeBuckets { id, buckets }),
+            .prop_map(|(_, buckets)| PeerMsg::AeBuckets { unused: Unused, buckets }),
         (any::<u64>(), proptest::collection::vec((any::<u32>(), proptest::collection::vec(any::<u64>(), 0..17)), 0..3))
-            .prop_map(|(id, buckets)| PeerMsg::AeSubs { id, buckets }),
+            .prop_map(|(_, buckets)| PeerMsg::AeSubs { unused: Unused, buckets }),
         (
             any::<u64>(),
             proptest::collection::vec(any::<(u32, u16)>(), 0..4),
             proptest::collection::vec((arb_bytes(), any::<u64>(), any::<Option<(u64, u64)>>()), 0..4)
         )
-            .prop_map(|(id, buckets, keys)| PeerMsg::AeKeys {
-                id,
+            .prop_map(|(_, buckets, keys)| PeerMsg::AeKeys {
+                unused: Unused,
                 buckets,
                 keys: keys
                     .into_iter()
@@ -436,7 +446,7 @@ fn arb_msg() -> impl Strategy<Value = PeerMsg> {
             }),
         (any::<u64>(), "[a-z]{0,8}", "[a-z]{0,8}", any::<u64>(), any::<u64>()).prop_map(
             |(id, name, owner, token, ttl_ms)| {
-                PeerMsg::Lock { id, op: LockOp::Acquire { name, owner, token, ttl_ms } }
+                PeerMsg::Lock { id: answer_id::from_wire(id), op: LockOp::Acquire { name, owner, token, ttl_ms } }
             }
         ),
         keys().prop_map(|keys| PeerMsg::AePull { keys }),

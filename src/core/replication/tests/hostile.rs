@@ -4,7 +4,9 @@
 
 use crate::core::clock::Timestamp;
 use crate::core::command::Command;
+use crate::core::driver::RequestId;
 use crate::core::locks::{LockAnswer, LockOp};
+use crate::core::replication::Unused;
 use crate::core::replication::{Consistency, EntryKind, Levels, PeerMsg, WireEntry};
 use crate::core::reply::Reply;
 use crate::core::testkit::{addr, b, Cluster};
@@ -57,9 +59,11 @@ fn stats(c: &Cluster, i: usize) -> crate::core::replication::ReplicationStats {
 fn a_forwarded_msetnx_without_pairs_is_refused_not_a_panic() {
     let mut c = cluster();
     let cmd = Command::MSet { pairs: Vec::new(), if_none_exist: true };
-    let outputs = from_peer(&mut c, 0, 1, PeerMsg::Forward { id: 7, cmd, levels: ONE });
+    let outputs = from_peer(&mut c, 0, 1, PeerMsg::Forward { id: RequestId(7), cmd, levels: ONE });
     let replies = sent_to(&outputs, 1);
-    let [PeerMsg::ForwardReply { id: 7, reply }] = replies.as_slice() else { panic!("one reply: {replies:?}") };
+    let [PeerMsg::ForwardReply { id: RequestId(7), reply }] = replies.as_slice() else {
+        panic!("one reply: {replies:?}")
+    };
     assert!(reply.is_error(), "{reply:?}");
     assert_eq!(stats(&c, 0).peer_msgs_invalid, 1);
     // The node still serves.
@@ -78,7 +82,7 @@ fn forwarded_multi_key_commands_without_keys_are_answered_at_once() {
     ];
     let pending = c.node(0).requests_pending();
     for (n, (cmd, expected)) in empty.into_iter().enumerate() {
-        let id = 100 + n as u64;
+        let id = RequestId(100 + n as u64);
         let outputs = from_peer(&mut c, 0, 1, PeerMsg::Forward { id, cmd, levels: ONE });
         assert_eq!(sent_to(&outputs, 1), vec![PeerMsg::ForwardReply { id, reply: expected }]);
     }
@@ -92,7 +96,7 @@ fn a_put_from_far_in_the_future_is_not_stored_nor_acknowledged() {
     let before = c.node(0).hlc().last();
     for time in [Timestamp(u64::MAX), Timestamp::from_millis(c.now + 60_001)] {
         let entries = vec![(b("k"), entry_at("future", time))];
-        let outputs = from_peer(&mut c, 0, 1, PeerMsg::Put { id: 9, entries, hint_for: None });
+        let outputs = from_peer(&mut c, 0, 1, PeerMsg::Put { id: Some(RequestId(9)), entries, hint_for: None });
         assert!(sent_to(&outputs, 1).is_empty(), "no PutAck for a refused entry");
     }
     assert_eq!(stats(&c, 0).clock_drift_rejected, 2);
@@ -105,8 +109,8 @@ fn a_put_from_far_in_the_future_is_not_stored_nor_acknowledged() {
     assert_eq!(c.node(0).hlc().last(), before, "the clock did not move");
     // Within the bound the same message is stored and acknowledged.
     let entries = vec![(b("k"), entry_at("soon", Timestamp::from_millis(c.now + 60_000)))];
-    let outputs = from_peer(&mut c, 0, 1, PeerMsg::Put { id: 10, entries, hint_for: None });
-    assert_eq!(sent_to(&outputs, 1), vec![PeerMsg::PutAck { id: 10 }]);
+    let outputs = from_peer(&mut c, 0, 1, PeerMsg::Put { id: Some(RequestId(10)), entries, hint_for: None });
+    assert_eq!(sent_to(&outputs, 1), vec![PeerMsg::PutAck { id: RequestId(10) }]);
     assert_eq!(c.node(0).local_entry(b"k", c.now).map(|e| e.value), Some(b("soon")));
 }
 
@@ -115,7 +119,7 @@ fn a_put_with_one_future_entry_among_good_ones_stores_the_good_ones_but_is_not_a
     let mut c = cluster();
     let now = Timestamp::from_millis(c.now);
     let entries = vec![(b("a"), entry_at("ok", now)), (b("b"), entry_at("bad", Timestamp(u64::MAX)))];
-    let outputs = from_peer(&mut c, 0, 1, PeerMsg::Put { id: 3, entries, hint_for: None });
+    let outputs = from_peer(&mut c, 0, 1, PeerMsg::Put { id: Some(RequestId(3)), entries, hint_for: None });
     assert!(sent_to(&outputs, 1).is_empty());
     assert_eq!(c.node(0).local_entry(b"a", c.now).map(|e| e.value), Some(b("ok")));
     assert!(c.node(0).local_entry(b"b", c.now).is_none());
@@ -144,11 +148,11 @@ fn an_anti_entropy_clock_from_far_in_the_future_is_not_followed() {
     let mut c = cluster();
     let before = c.node(0).hlc().last();
     let ring = c.node(0).ring_digest();
-    from_peer(&mut c, 0, 1, PeerMsg::AeGroups { id: 0, ring, hashes: Vec::new(), hlc: u64::MAX });
+    from_peer(&mut c, 0, 1, PeerMsg::AeGroups { unused: Unused, ring, hashes: Vec::new(), hlc: u64::MAX });
     assert_eq!(c.node(0).hlc().last(), before);
     assert_eq!(stats(&c, 0).clock_drift_rejected, 1);
     let near = Timestamp::from_millis(c.now + 1_000).0;
-    from_peer(&mut c, 0, 1, PeerMsg::AeGroups { id: 0, ring, hashes: Vec::new(), hlc: near });
+    from_peer(&mut c, 0, 1, PeerMsg::AeGroups { unused: Unused, ring, hashes: Vec::new(), hlc: near });
     assert_eq!(c.node(0).hlc().last(), Timestamp(near), "a clock within the bound is followed");
 }
 
@@ -156,14 +160,14 @@ fn an_anti_entropy_clock_from_far_in_the_future_is_not_followed() {
 fn a_lock_grant_with_a_token_from_far_in_the_future_is_dropped() {
     let mut c = cluster();
     let op = LockOp::Acquire { name: "l".into(), owner: "o".into(), token: u64::MAX, ttl_ms: 1_000 };
-    assert!(from_peer(&mut c, 0, 1, PeerMsg::Lock { id: 4, op }).is_empty(), "dropped, unanswered");
+    assert!(from_peer(&mut c, 0, 1, PeerMsg::Lock { id: Some(RequestId(4)), op }).is_empty(), "dropped, unanswered");
     assert_eq!(stats(&c, 0).clock_drift_rejected, 1);
     // The lock's highest token did not become u64::MAX: an ordinary grant still works.
     let token = Timestamp::from_millis(c.now).0;
     let op = LockOp::Acquire { name: "l".into(), owner: "o".into(), token, ttl_ms: 1_000 };
-    let outputs = from_peer(&mut c, 0, 1, PeerMsg::Lock { id: 5, op });
+    let outputs = from_peer(&mut c, 0, 1, PeerMsg::Lock { id: Some(RequestId(5)), op });
     let replies = sent_to(&outputs, 1);
-    let [PeerMsg::LockReply { id: 5, answer }] = replies.as_slice() else { panic!("answered: {replies:?}") };
+    let [PeerMsg::LockReply { id: RequestId(5), answer }] = replies.as_slice() else { panic!("answered: {replies:?}") };
     assert!(answer.applied);
 }
 
@@ -172,7 +176,7 @@ fn a_lock_answer_with_a_token_from_far_in_the_future_is_ignored() {
     let mut c = cluster();
     let before = c.node(0).hlc().last();
     let answer = LockAnswer { applied: true, holder: None, max_token: u64::MAX };
-    from_peer(&mut c, 0, 1, PeerMsg::LockReply { id: 1, answer });
+    from_peer(&mut c, 0, 1, PeerMsg::LockReply { id: RequestId(1), answer });
     assert_eq!(c.node(0).hlc().last(), before);
     assert_eq!(stats(&c, 0).clock_drift_rejected, 1);
 }

@@ -1,6 +1,7 @@
 //! Replication under `--maxmemory`: deletes, eviction markers and refusals on every path that writes.
 
 use crate::core::command::Command;
+use crate::core::driver::RequestId;
 use crate::core::replication::{Consistency, Levels};
 use crate::core::reply::Reply;
 use crate::core::testkit::{b, get, set, Cluster};
@@ -130,7 +131,7 @@ fn a_mass_expiry_is_worked_off_in_slices_and_an_unreached_key_answers_as_its_tom
     let from = crate::core::testkit::addr(1);
     node.handle(
         now,
-        Input::Peer { from, name: "n1".into(), msg: PeerMsg::Get { id: 5, keys: vec![b(&unreached)] } },
+        Input::Peer { from, name: "n1".into(), msg: PeerMsg::Get { id: RequestId(5), keys: vec![b(&unreached)] } },
         &mut out,
     );
     let answer = out.drain().find_map(|o| match o {

@@ -2,6 +2,7 @@
 
 mod hostile;
 
+use crate::core::driver::RequestId;
 use bytes::Bytes;
 
 mod bigvals;
@@ -413,7 +414,10 @@ fn peer_messages_from_a_sender_outside_the_view_are_dropped_and_counted() {
     assert!(c.holders("k", "v").contains(&0), "no forged FlushAll reached the store");
     // Nor a read: a Get from a stranger is not answered (no GetReply is sent anywhere).
     let sent = c.peer_messages;
-    c.deliver(0, Input::Peer { from: addr(9), name: "n9".into(), msg: PeerMsg::Get { id: 1, keys: vec![b("k")] } });
+    c.deliver(
+        0,
+        Input::Peer { from: addr(9), name: "n9".into(), msg: PeerMsg::Get { id: RequestId(1), keys: vec![b("k")] } },
+    );
     assert_eq!((c.peer_messages, dropped(&c) - before), (sent, 5));
     // A member that is down is no longer a sender either.
     c.crash(2);
