@@ -1,15 +1,18 @@
 //! Ring balance and movement, measured against the naive scheme (raw crc32 of "name#i") in the same run.
 //!
 //! Run: `cargo run --release --example ring_spread [keys] [clusters]` (defaults 1000000 and 200).
-//! Part 1 places `keys` keys ("key:0", "key:1", ...) on a 10-node ring ("node-0".."node-9") and prints the
-//! most loaded node over the mean, and the share of keys whose owner changes when node-10 joins or node-9
-//! leaves, against the ideal 1/N. Part 2 measures the exact arc shares of `clusters` differently named
-//! 10-node clusters per vnode count, since one name set can be lucky or unlucky.
+//! Part 1 places `keys` keys ("key:0", "key:1", ...) on a 10-node ring ("node-0".."node-9"), each at its
+//! Redis Cluster slot's point (`core::slots`), and prints the most loaded node over the mean, and the share of
+//! keys whose owner changes when node-10 joins or node-9 leaves, against the ideal 1/N; the naive scheme places
+//! keys at crc32(key). Part 2 measures, for `clusters` differently named 10-node clusters per vnode count
+//! (one name set can be lucky or unlucky), the exact arc shares ("mixed"), the share of the 16384 slots each
+//! node is the first owner of ("slots": what keys get), and the naive scheme's arc shares.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
 
 use shoal::core::ring::{key_hash, Ring};
+use shoal::core::slots::{slot_ranges, SLOTS};
 
 const NODES: usize = 10;
 const TARGET: f64 = 1.10;
@@ -118,6 +121,15 @@ fn exact_spread(ring: &Ring) -> f64 {
     max_over_mean(&shares.values().cloned().collect::<Vec<_>>())
 }
 
+/// Shares of the 16384 slots per first owner (every key of a slot goes where its slot goes).
+fn slot_spread(ring: &Ring) -> f64 {
+    let mut shares = vec![0.0; ring.members().len()];
+    for r in slot_ranges(ring, 1) {
+        shares[r.owners[0] as usize] += f64::from(r.end - r.start + 1) / SLOTS as f64;
+    }
+    max_over_mean(&shares)
+}
+
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
@@ -126,12 +138,13 @@ fn report_sweep(clusters: usize) {
     println!("\n{clusters} clusters of {NODES} names (\"c<k>-shoal-<i>\"), exact arc shares, max/mean:");
     println!("  {:<6} {:<6} {:>7} {:>7} {:>7} {:>10}", "V", "scheme", "median", "p90", "worst", "<=1.10");
     for vnodes in [128, 256, 512, 1024, 2048] {
-        for scheme in ["mixed", "naive"] {
+        for scheme in ["mixed", "slots", "naive"] {
             let mut spreads: Vec<f64> = (0..clusters)
                 .map(|c| {
                     let members = names(&format!("c{c}-shoal-"), NODES);
                     match scheme {
                         "mixed" => exact_spread(&Ring::new(&members, vnodes)),
+                        "slots" => slot_spread(&Ring::new(&members, vnodes)),
                         _ => max_over_mean(&NaiveRing::new(&members, vnodes).shares(NODES)),
                     }
                 })
@@ -154,7 +167,7 @@ fn main() {
     let key_count: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(1_000_000);
     let clusters: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(200).max(1);
     let keys: Vec<Vec<u8>> = (0..key_count).map(|i| format!("key:{i}").into_bytes()).collect();
-    // Keys sit at 64-bit positions; check that crc32 keys cover the ring (no clustering in the key positions).
+    // Keys sit at their slot's point; check that the slots of the keys cover the ring evenly.
     let low_half = keys.iter().filter(|k| key_hash(k) < u64::MAX / 2).count() as f64 / key_count as f64;
     println!("{key_count} keys, {NODES} nodes; keys in the lower half of the ring: {low_half:.4}\n");
     for vnodes in [256, 1024] {

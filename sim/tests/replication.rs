@@ -136,10 +136,14 @@ fn regression_strict_seed_16_expired_write_lost_with_its_only_replica() {
 /// apart. Peer frames grew by a sequence number (authenticated links), which moved every delivery time, and seed
 /// 27 no longer meets the case; seed 177 does (client 1 DELs k25 at QUORUM via n3, reads it at ALL via n0 and
 /// gets an older value, clocks 3552 s apart).
-/// Replay: cargo run -p shoal-sim --release -- --seed 177 --scenario skew --trace /tmp/t.txt
+/// Keys moved to Redis Cluster hash slots on the ring (issue 15), which changed every key's owners, and seed
+/// 177 no longer meets the read-your-writes case (nor does any of skew seeds 1-300 with this workload); seed 20
+/// still meets the same limit, judged by the convergence checker: clocks 3939 s apart, n4 ends holding k5's
+/// old value where the owners' tombstone of it was dropped after the grace, counted as `DivergedBeyondGrace`.
+/// Replay: cargo run -p shoal-sim --release -- --seed 20 --scenario skew --workload classic --trace /tmp/t.txt
 #[test]
 fn regression_skew_tombstone_dropped_by_a_clock_beyond_grace() {
-    let report = run(SimConfig::new(177, 5, Scenario::Skew, 60_000).classic(), Trace::default());
+    let report = run(SimConfig::new(20, 5, Scenario::Skew, 60_000).classic(), Trace::default());
     assert_passes(&report);
     let beyond = report.counts.iter().find(|(k, _)| *k == shoal_sim::check::Kind::DivergedBeyondGrace);
     assert!(beyond.is_some_and(|(_, n)| *n > 0), "counted as the allowed anomaly: {:?}", report.counts);

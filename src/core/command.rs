@@ -154,6 +154,10 @@ pub enum Command {
     Lock(crate::core::locks::LockOp),
     /// INFO [section ...], with the facts only the runtime knows.
     Info { sections: Vec<String>, server: ServerFacts },
+    /// CLUSTER COUNTKEYSINSLOT slot: how many live keys of the slot this node holds.
+    CountKeysInSlot { slot: u16 },
+    /// CLUSTER GETKEYSINSLOT slot count: up to `count` live keys of the slot this node holds.
+    GetKeysInSlot { slot: u16, count: usize },
 }
 
 /// Facts about the process that the runtime supplies for INFO (the core reads no clock and no OS state).

@@ -143,6 +143,12 @@ impl Local {
             }
             // The node hands lock commands to the lock coordinator before execution; one reaching here is a bug.
             Command::Lock(_) => Reply::err("ERR lock commands are coordinated, not executed"),
+            Command::CountKeysInSlot { slot } => {
+                Reply::Int(super::slots::slot_keys(&self.store, slot, now).count() as i64)
+            }
+            Command::GetKeysInSlot { slot, count } => {
+                Reply::Array(super::slots::slot_keys(&self.store, slot, now).take(count).map(Reply::bulk).collect())
+            }
             // The node answers the commands that describe it (`Node::execute`); one reaching here is a bug.
             Command::Members
             | Command::Owners { .. }

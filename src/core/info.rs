@@ -37,10 +37,15 @@ fn section(out: &mut String, name: &str, node: &Node, now: Millis, f: &ServerFac
     let _ = match name {
         "server" => write!(
             out,
-            "# Server\r\nredis_version:7.2.0\r\nshoal_version:{}\r\nredis_mode:standalone\r\nshoal_node:{}\r\n\
+            "# Server\r\nredis_version:7.2.0\r\nshoal_version:{}\r\nredis_mode:{}\r\nos:{}\r\narch_bits:{}\r\n\
+             run_id:{}\r\nshoal_node:{}\r\n\
              process_id:{}\r\ntcp_port:{}\r\nuptime_in_seconds:{}\r\nuptime_in_days:{}\r\nio_threads_active:{}\r\n\
              unix_time_ms:{}\r\n",
             env!("CARGO_PKG_VERSION"),
+            if node.membership().is_some() { "cluster" } else { "standalone" },
+            os_name(),
+            usize::BITS,
+            run_id(node.id().0),
             cfg.name,
             f.process_id,
             f.tcp_port,
@@ -106,6 +111,22 @@ fn section(out: &mut String, name: &str, node: &Node, now: Millis, f: &ServerFac
         }
         _ => Ok(()),
     };
+}
+
+/// The OS and architecture, as Redis's `os` field names them (`Linux x86_64`).
+fn os_name() -> String {
+    let os = std::env::consts::OS;
+    let mut name: String = os.chars().take(1).flat_map(char::to_uppercase).chain(os.chars().skip(1)).collect();
+    name.push(' ');
+    name.push_str(std::env::consts::ARCH);
+    name
+}
+
+/// A 40-hex-digit id of this process life (Redis's `run_id`), derived from the node's per-life id.
+fn run_id(life: u64) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::new().chain_update(b"shoal-run-id\0").chain_update(life.to_le_bytes()).finalize();
+    digest.iter().take(20).map(|b| format!("{b:02x}")).collect()
 }
 
 /// The Redis name of an eviction policy.

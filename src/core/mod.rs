@@ -19,10 +19,12 @@ pub mod number;
 pub mod replication;
 pub mod reply;
 pub mod ring;
+pub mod slots;
 pub mod store;
 #[cfg(test)]
 pub(crate) mod testkit;
 pub mod timers;
+pub mod topology;
 pub mod version;
 pub mod vversion;
 

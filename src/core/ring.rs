@@ -2,8 +2,9 @@
 //!
 //! Each member owns `vnodes_per_node` tokens on a 64-bit circle. A member's tokens are a splitmix64 stream seeded
 //! with its `NodeId` (two crc32s of its name), so they depend on the name alone; a key sits at `key_hash(key)`,
-//! crc32 run through the same 64-bit finalizer. (Raw crc32 of "name#i" is affine in its input, so every member's
-//! token set is an xor-translate of every other's and the arcs cluster; the finalizer removes that structure.)
+//! the point of its Redis Cluster hash slot (`slots.rs`: 16384 points spread evenly, so a key's owners are its
+//! slot's owners). (Raw crc32 of "name#i" is affine in its input, so every member's token set is an
+//! xor-translate of every other's and the arcs cluster; the finalizer removes that structure.)
 //! A key belongs to the first token at or after its position, wrapping; its preference list is the first n
 //! distinct members met walking clockwise from there. Invariants: members are sorted and unique, token
 //! positions are sorted and unique (a colliding position keeps the member whose name sorts first), so the ring,
@@ -32,8 +33,15 @@ pub fn mix64(mut z: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// A key's position on the ring: crc32 of the key through the 64-bit finalizer.
+/// A key's position on the ring: the point of its hash slot (`slots::slot_point(slots::key_slot(key))`), so every
+/// key of a slot has the slot's owners and lives in the slot's store bucket.
 pub fn key_hash(key: &[u8]) -> u64 {
+    super::slots::slot_point(super::slots::key_slot(key))
+}
+
+/// A hash of a key that spreads the keys of one slot (crc32 through the 64-bit finalizer): splits a bucket into
+/// sub-buckets for anti-entropy, where every key of the bucket has the same ring position.
+pub fn key_scatter(key: &[u8]) -> u64 {
     mix64(u64::from(crc32fast::hash(key)))
 }
 

@@ -3,9 +3,10 @@
 //! The dispatcher looks the name up in `table` (any case), resolves a container's subcommand, checks the arity
 //! and hands the arguments to the row's parser. Every syntax error is answered here with Redis 7's exact text;
 //! what needs the store, the clock or the connection's state is left to `core` or the runtime. Parsers live in
-//! one file per group: `strings`, `keyspace` (data) and `conn` (answered by the connection).
+//! one file per group: `strings`, `keyspace` (data), `conn` (answered by the connection) and `cluster`.
 
 pub(crate) mod args;
+pub mod cluster;
 pub(crate) mod conn;
 pub(crate) mod keyspace;
 pub(crate) mod locks;
@@ -114,6 +115,8 @@ pub enum ConnCommand {
     Consistency(Option<Levels>),
     /// DEBUG subcommand [argument ...] (the arguments after DEBUG); only PANIC exists.
     Debug(Vec<Bytes>),
+    /// CLUSTER SLOTS/SHARDS/NODES/INFO/MYID/KEYSLOT, READONLY, READWRITE, ASKING: answered from the slot map.
+    Cluster(cluster::ClusterCmd),
 }
 
 /// Parses one request's arguments (the first is the command name). An empty request is an unknown command.

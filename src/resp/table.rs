@@ -8,7 +8,7 @@
 
 use bytes::Bytes;
 
-use super::command::{conn, keyspace, locks, strings, Parsed};
+use super::command::{cluster, conn, keyspace, locks, strings, Parsed};
 use crate::core::reply::Reply;
 
 /// Parses the arguments of one command, whose arity is already checked.
@@ -218,8 +218,10 @@ use Group::{Connection as Conn, Generic as Gen, Server as Srv, String as Str};
 #[rustfmt::skip]
 pub static COMMANDS: &[CommandSpec] = &[
     cmd("append", 3, WRITE | DENYOOM | FAST, (1, 1, 1), Str, "2.0.0", "O(1)", "Appends a string to the value of a key. Creates the key if it doesn't exist.", strings::append),
+    cmd("asking", 1, FAST, (0, 0, 0), Srv, "3.0.0", "O(1)", "Signals that a cluster client is following an -ASK redirect (accepted; Shoal never sends ASK).", cluster::asking),
     cmd("auth", -2, NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | ALLOW_BUSY, (0, 0, 0), Conn, "1.0.0", "O(N) where N is the number of passwords defined for the user", "Authenticates the connection.", conn::auth),
     cmd("client", -2, 0, (0, 0, 0), Conn, "2.4.0", "Depends on subcommand.", "A container for client connection commands.", conn::container).with(CLIENT),
+    cmd("cluster", -2, 0, (0, 0, 0), Srv, "3.0.0", "Depends on subcommand.", "A container for Redis Cluster commands (the slot map Shoal derives from its ring).", conn::container).with(CLUSTER),
     cmd("command", -1, LOADING | STALE, (0, 0, 0), Srv, "2.8.13", "O(N) where N is the total number of Redis commands", "Returns detailed information about all commands.", conn::command).with(COMMAND),
     cmd("config", -2, 0, (0, 0, 0), Srv, "2.0.0", "Depends on subcommand.", "A container for server configuration commands.", conn::container).with(CONFIG),
     cmd("dbsize", 1, READONLY | FAST | KEYSPACE, (0, 0, 0), Srv, "1.0.0", "O(1)", "Returns the number of keys in the database.", keyspace::dbsize),
@@ -261,6 +263,8 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd("pttl", 2, READONLY | FAST, (1, 1, 1), Gen, "2.6.0", "O(1)", "Returns the expiration time in milliseconds of a key.", keyspace::pttl),
     cmd("quit", -1, NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | ALLOW_BUSY, (0, 0, 0), Conn, "1.0.0", "O(1)", "Closes the connection.", conn::quit),
     cmd("randomkey", 1, READONLY, (0, 0, 0), Gen, "1.0.0", "O(1)", "Returns a random key name from the database.", keyspace::randomkey),
+    cmd("readonly", 1, FAST | LOADING | STALE, (0, 0, 0), Srv, "3.0.0", "O(1)", "Enables read-only queries to any owner of a slot for a connection to a Redis Cluster node.", cluster::readonly),
+    cmd("readwrite", 1, FAST | LOADING | STALE, (0, 0, 0), Srv, "3.0.0", "O(1)", "Sends reads to the slot's master again after READONLY.", cluster::readwrite),
     cmd("reset", 1, NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | ALLOW_BUSY, (0, 0, 0), Conn, "6.2.0", "O(1)", "Resets the connection.", conn::reset),
     cmd("scan", -2, READONLY, (0, 0, 0), Gen, "2.8.0", "O(1) for every call. O(N) for a complete iteration.", "Iterates over the key names in the database.", keyspace::scan),
     cmd("select", 2, LOADING | STALE | FAST, (0, 0, 0), Conn, "1.0.0", "O(1)", "Changes the selected database.", conn::select),
@@ -293,6 +297,20 @@ static CLIENT: &[CommandSpec] = &[
     cmd("client|no-touch", 3, NOSCRIPT | LOADING | STALE, (0, 0, 0), Conn, "7.2.0", "O(1)", "Controls whether commands sent by the client affect the LRU/LFU of accessed keys.", conn::client_no_touch),
     cmd("client|setinfo", 4, NOSCRIPT | LOADING | STALE, (0, 0, 0), Conn, "7.2.0", "O(1)", "Sets information specific to the client or connection.", conn::client_setinfo),
     cmd("client|setname", 3, NOSCRIPT | LOADING | STALE, (0, 0, 0), Conn, "2.6.9", "O(1)", "Sets the connection name.", conn::client_setname),
+];
+
+/// CLUSTER subcommands, sorted by name.
+#[rustfmt::skip]
+static CLUSTER: &[CommandSpec] = &[
+    cmd("cluster|countkeysinslot", 3, 0, (0, 0, 0), Srv, "3.0.0", "O(N) where N is the number of keys in the slot", "Returns the number of keys in a hash slot held by this node.", cluster::countkeysinslot),
+    cmd("cluster|getkeysinslot", 4, 0, (0, 0, 0), Srv, "3.0.0", "O(N) where N is the number of keys in the slot", "Returns the key names in a hash slot held by this node.", cluster::getkeysinslot),
+    cmd("cluster|help", 2, LOADING | STALE, (0, 0, 0), Srv, "5.0.0", "O(1)", "Returns helpful text about the different subcommands.", cluster::help),
+    cmd("cluster|info", 2, LOADING | STALE, (0, 0, 0), Srv, "3.0.0", "O(1)", "Returns information about the state of a node.", cluster::info),
+    cmd("cluster|keyslot", 3, LOADING | STALE, (0, 0, 0), Srv, "3.0.0", "O(N) where N is the number of bytes in the key", "Returns the hash slot for a key.", cluster::keyslot),
+    cmd("cluster|myid", 2, LOADING | STALE, (0, 0, 0), Srv, "3.0.0", "O(1)", "Returns the ID of a node.", cluster::myid),
+    cmd("cluster|nodes", 2, LOADING | STALE, (0, 0, 0), Srv, "3.0.0", "O(N) where N is the total number of Cluster nodes", "Returns the cluster configuration for a node.", cluster::nodes),
+    cmd("cluster|shards", 2, LOADING | STALE, (0, 0, 0), Srv, "7.0.0", "O(N) where N is the total number of cluster nodes", "Returns the mapping of cluster slots to shards.", cluster::shards),
+    cmd("cluster|slots", 2, LOADING | STALE, (0, 0, 0), Srv, "3.0.0", "O(N) where N is the total number of Cluster nodes", "Returns the mapping of cluster slots to nodes.", cluster::slots),
 ];
 
 /// COMMAND subcommands, sorted by name.

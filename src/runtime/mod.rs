@@ -8,6 +8,7 @@
 //! built from its files when the sockets are bound, before anything is served.
 
 pub mod clients;
+pub mod cluster;
 mod config;
 pub mod conn;
 mod error;
@@ -55,6 +56,8 @@ pub struct Shared {
     pub peer_stats: Arc<PeerStats>,
     /// Gossip datagrams dropped because the node task's gossip queue was full.
     pub gossip_dropped: Arc<AtomicU64>,
+    /// The slot map the node task publishes for cluster clients.
+    pub topology: Arc<cluster::TopologyCell>,
     started: Instant,
     port: u16,
 }
@@ -386,7 +389,9 @@ async fn start_node(
         Some(l) => start_peers(l, peer_tls, &node, &config, to_node.clone(), peer_stats.clone(), shutdown.clone())?,
         None => (None, None),
     };
-    let node_task = Some(tokio::spawn(node_task::run(node, rx, gossip_rx, shutdown.clone(), gossip, peers)));
+    let topology = Arc::new(cluster::TopologyCell::default());
+    let node_task =
+        Some(tokio::spawn(node_task::run(node, rx, gossip_rx, shutdown.clone(), gossip, peers, topology.clone())));
     let shared = Arc::new(Shared {
         config,
         to_node,
@@ -394,6 +399,7 @@ async fn start_node(
         clients: Clients::default(),
         peer_stats,
         gossip_dropped,
+        topology,
         started: Instant::now(),
         port,
     });

@@ -19,13 +19,15 @@ use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
+use super::cluster::TopologyCell;
 use super::gossip::Datagram;
 use super::peer::PeerTransport;
 use crate::core::command::Command;
-use crate::core::membership::MemberEvent;
+use crate::core::membership::{MemberEvent, MemberState};
 use crate::core::replication::{Levels, PeerMsg};
 use crate::core::reply::Reply;
 use crate::core::timers::TimerQueue;
+use crate::core::topology::Topology;
 use crate::core::{ConnId, Input, Millis, Node, Outbox, Output, ReqId, TimerId};
 
 /// Replies for one connection, in the order the node produced them.
@@ -193,6 +195,7 @@ pub async fn run(
     shutdown: watch::Receiver<bool>,
     gossip: Option<Gossip>,
     peers: Option<PeerTransport>,
+    topology: Arc<TopologyCell>,
 ) -> Node {
     let io = Io { conns: HashMap::new(), timers: Timers::default(), gossip, peers, to_peers: PeerBatches::default() };
     let mut task = NodeTask {
@@ -204,6 +207,7 @@ pub async fn run(
         rx,
         gossip_rx,
         shutdown,
+        topology: Published { cell: topology, digest: None, epoch: 0 },
     };
     task.node.handle(wall_ms(), Input::Start, &mut task.out);
     route(&mut task.out, &mut task.io);
@@ -227,9 +231,34 @@ struct NodeTask {
     rx: mpsc::Receiver<ToNode>,
     gossip_rx: mpsc::Receiver<Datagram>,
     shutdown: watch::Receiver<bool>,
+    topology: Published,
+}
+
+/// The slot map handed to the connections, and what it was built from.
+struct Published {
+    cell: Arc<TopologyCell>,
+    /// The live-set digest and suspect count of the last map built (`None`: none yet).
+    digest: Option<(u64, u64)>,
+    /// Maps built so far (CLUSTER INFO's epoch).
+    epoch: u64,
 }
 
 impl NodeTask {
+    /// Rebuild and publish the slot map when the live members (or who is suspected) changed since the last one.
+    fn publish_topology(&mut self) {
+        let Some(m) = self.node.membership() else { return };
+        let suspects = m.rows().filter(|(_, state)| *state == MemberState::Suspect).count() as u64;
+        let digest = Some((m.live_digest(), suspects));
+        if digest == self.topology.digest {
+            return;
+        }
+        self.topology.digest = digest;
+        self.topology.epoch += 1;
+        if let Some(topology) = Topology::of(&self.node, self.topology.epoch) {
+            self.topology.cell.publish(topology);
+        }
+    }
+
     /// Wait for something to do, unless messages are left over; false when the loop must stop (shutdown, or
     /// every sender gone).
     async fn wait(&mut self) -> bool {
@@ -266,6 +295,7 @@ impl NodeTask {
         self.gossip_first(now);
         self.handle_messages(now, turn_start);
         self.fire_due_timers();
+        self.publish_topology();
         route(&mut self.out, &mut self.io);
         if !self.msgs.is_empty() {
             // Let the connection and link tasks send what this turn routed before the next part of the batch.

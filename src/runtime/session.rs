@@ -1,5 +1,6 @@
 //! A connection's own state (protocol version, authentication, name) and the commands that only touch it:
-//! PING, ECHO, HELLO, AUTH, SELECT, QUIT, RESET, CLIENT, COMMAND, CONFIG GET, TIME, SHOAL.CONSISTENCY.
+//! PING, ECHO, HELLO, AUTH, SELECT, QUIT, RESET, CLIENT, COMMAND, CONFIG GET, TIME, SHOAL.CONSISTENCY, and the
+//! cluster commands answered from the slot map (`cluster.rs`, which also sends cluster-aware clients MOVED).
 //!
 //! Until a client authenticates (when `requirepass` is set) only AUTH, HELLO with AUTH, QUIT and RESET are
 //! allowed, as in Redis, and the connection parses their requests under the parser's pre-AUTH bounds (`access`).
@@ -11,6 +12,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+use super::cluster::ClusterConn;
 use super::node_task::{wall_ms, ToNode};
 use super::{DebugCommand, Shared};
 use crate::core::command::Command;
@@ -45,6 +47,8 @@ pub struct Session {
     authenticated: bool,
     name: Option<Bytes>,
     levels: Levels,
+    /// Cluster-aware or not, READONLY or not.
+    cluster: ClusterConn,
     shared: Arc<Shared>,
 }
 
@@ -54,7 +58,8 @@ impl Session {
         let authenticated = shared.config.requirepass.is_none();
         shared.clients.open(id, &peer);
         let levels = shared.config.node.levels;
-        Session { id, peer, protocol: Protocol::Resp2, authenticated, name: None, levels, shared }
+        let cluster = ClusterConn::default();
+        Session { id, peer, protocol: Protocol::Resp2, authenticated, name: None, levels, cluster, shared }
     }
 
     /// The consistency levels this connection's commands run at.
@@ -88,7 +93,10 @@ impl Session {
             return Step::Reply(Reply::err(ERR_NOAUTH));
         }
         match parsed {
-            Parsed::Data(cmd) => Step::Data(cmd),
+            Parsed::Data(cmd) => match self.cluster.redirect(&self.shared.topology, &cmd) {
+                Some(redirect) => Step::Reply(redirect),
+                None => Step::Data(cmd),
+            },
             Parsed::Error(e) => Step::Reply(e),
             Parsed::Conn(ConnCommand::Quit) => Step::ReplyThenClose(Reply::Ok),
             Parsed::Conn(ConnCommand::Info(sections)) => {
@@ -118,6 +126,7 @@ impl Session {
                 self.protocol = Protocol::Resp2;
                 self.name = None;
                 self.levels = self.shared.config.node.levels;
+                self.cluster.reset();
                 self.authenticated = self.shared.config.requirepass.is_none();
                 self.shared.clients.set_name(self.id, None);
                 Reply::simple("RESET")
@@ -164,6 +173,7 @@ impl Session {
                 ])
             }
             ConnCommand::Debug(args) => self.debug(&args),
+            ConnCommand::Cluster(c) => self.cluster.answer(&self.shared.topology, c),
             // Answered in `handle`; kept here so the match stays exhaustive.
             ConnCommand::Quit => Reply::Ok,
             ConnCommand::Info(_) => Reply::err("ERR internal: INFO reached the session"),
@@ -217,10 +227,19 @@ impl Session {
             field("version", Reply::Bulk(Bytes::from_static(b"7.2.0"))),
             field("proto", Reply::Int(if protocol == Protocol::Resp3 { 3 } else { 2 })),
             field("id", Reply::Int(self.id as i64)),
-            field("mode", Reply::Bulk(Bytes::from_static(b"standalone"))),
+            field("mode", Reply::Bulk(Bytes::from_static(self.mode().as_bytes()))),
             field("role", Reply::Bulk(Bytes::from_static(b"master"))),
             field("modules", Reply::Array(vec![])),
         ])
+    }
+
+    /// HELLO's `mode`: `cluster` on a clustered node, as Redis Cluster says.
+    fn mode(&self) -> &'static str {
+        if self.shared.config.cluster.is_some() {
+            "cluster"
+        } else {
+            "standalone"
+        }
     }
 
     fn client_line(&self) -> String {

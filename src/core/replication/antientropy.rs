@@ -26,8 +26,8 @@ pub use super::sharing::Share;
 use super::sharing::{member_index, ArcTable, Sharing};
 use super::wire::{AeKey, PeerMsg, WireEntry};
 use crate::core::node::{Clustered, Outbox, Output, TimerId};
-use crate::core::ring::{key_hash, mix64};
-use crate::core::store::{digest_hash, entry_hash, BUCKETS, BUCKET_BITS};
+use crate::core::ring::{key_scatter, mix64};
+use crate::core::store::{digest_hash, entry_hash, BUCKETS};
 use crate::core::version::Version;
 use crate::core::Millis;
 
@@ -40,9 +40,10 @@ const BUCKETS_PER_ROUND: usize = 2_048;
 /// Sub-buckets per bucket in the refinement step.
 const SUBS: usize = 16;
 
-/// The sub-bucket of a key: the ring-position bits right after the bucket bits.
+/// The sub-bucket of a key: the top bits of its scatter hash (every key of a bucket, one slot, has the same ring
+/// position, so its position cannot split the bucket).
 fn sub_of(key: &[u8]) -> usize {
-    ((key_hash(key) >> (64 - BUCKET_BITS - 4)) & (SUBS as u64 - 1)) as usize
+    (key_scatter(key) >> (64 - SUBS.trailing_zeros())) as usize
 }
 /// Delay of the next round with a peer that differed.
 const CHASE_MS: Millis = 200;

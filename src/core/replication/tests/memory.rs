@@ -146,11 +146,13 @@ fn a_mass_expiry_is_worked_off_in_slices_and_an_unreached_key_answers_as_its_tom
     assert!(c.node(0).store().stats().expired_keys >= keys as u64);
 }
 
-/// Fill node `i`'s memory with values written at ONE through node 0, until it refuses them.
+/// Fill node `i`'s memory with values written at ONE through node 0, until it refuses them (keys node `i` does
+/// not coordinate: as a coordinator it would answer OOM itself instead of refusing a replica's copy).
 fn fill_until_refused(c: &mut Cluster, i: usize, prefix: &str) {
     let value = "z".repeat(300);
-    for k in 0..2_000 {
-        assert_eq!(c.call(0, set(&format!("{prefix}{k}"), &value), ONE), Reply::Ok);
+    let keys: Vec<String> = (0..6_000).map(|k| format!("{prefix}{k}")).filter(|k| c.owners(0, k)[0] != i).collect();
+    for key in keys.iter().take(2_000) {
+        assert_eq!(c.call(0, set(key, &value), ONE), Reply::Ok);
         c.run_for(5);
         if c.node(i).replication_stats().unwrap().merges_refused > 0 {
             return;
