@@ -335,81 +335,84 @@ pub fn history_with(ops: &[Op], evictable: bool) -> Vec<Violation> {
         if matches!(op.kind, OpKind::Incr { .. } | OpKind::Append { .. }) {
             continue;
         }
-        if evictable && !matches!(op.kind, OpKind::Set { .. }) {
-            let model = models.entry((op.node, op.generation)).or_default();
-            let absent = matches!(reply, Reply::Nil | Reply::Int(0));
-            if absent && !matches!(seen(model.get(&op.kind.key()), op), Seen::Absent) {
-                // Evicted (or expired, as the model says otherwise): the key is gone.
-                model.remove(&op.kind.key());
-                if matches!(op.kind, OpKind::Get { .. }) {
-                    continue;
-                }
-            }
-        }
-        if evictable && matches!(op.kind, OpKind::Set { .. }) && matches!(reply, Reply::Error(_)) {
+        let model = models.entry((op.node, op.generation)).or_default();
+        if evictable && evicted_or_refused(model, op, reply) {
             continue;
         }
-        let model = models.entry((op.node, op.generation)).or_default();
-        let key = op.kind.key();
-        let state = seen(model.get(&key), op);
-        let bad = |kind, expected: &str| Violation {
-            kind,
-            at: op.executed_at,
-            detail: format!(
-                "n{} gen {} {:?}: got {}, expected {expected}",
-                op.node,
-                op.generation,
-                op.kind,
-                brief(reply)
-            ),
-        };
-        match (&op.kind, state) {
-            (OpKind::Set { value, ttl_ms, .. }, _) => {
-                if *reply != Reply::Ok {
-                    found.push(bad(Kind::WrongReply, "OK"));
-                }
-                let expire_at = ttl_ms.map_or(0, |ms| op.node_now + ms);
-                model.insert(key, Cell { value: *value, expire_at });
+        check_op(model, op, reply, &mut found);
+    }
+    found
+}
+
+/// With eviction on: a reply that finds a key gone the model still holds drops it from the model (evicted, or
+/// expired as the model says otherwise), and a refused SET changed nothing. True when nothing is left to check.
+fn evicted_or_refused(model: &mut BTreeMap<u8, Cell>, op: &Op, reply: &Reply) -> bool {
+    if matches!(op.kind, OpKind::Set { .. }) {
+        return matches!(reply, Reply::Error(_));
+    }
+    let absent = matches!(reply, Reply::Nil | Reply::Int(0));
+    if absent && !matches!(seen(model.get(&op.kind.key()), op), Seen::Absent) {
+        model.remove(&op.kind.key());
+        return matches!(op.kind, OpKind::Get { .. });
+    }
+    false
+}
+
+/// Checks one replied SET, GET, DEL or EXPIRE against the connection's model and applies it to the model.
+fn check_op(model: &mut BTreeMap<u8, Cell>, op: &Op, reply: &Reply, found: &mut Vec<Violation>) {
+    let key = op.kind.key();
+    let state = seen(model.get(&key), op);
+    let bad = |kind, expected: &str| Violation {
+        kind,
+        at: op.executed_at,
+        detail: format!("n{} gen {} {:?}: got {}, expected {expected}", op.node, op.generation, op.kind, brief(reply)),
+    };
+    match (&op.kind, state) {
+        (OpKind::Set { value, ttl_ms, .. }, _) => {
+            if *reply != Reply::Ok {
+                found.push(bad(Kind::WrongReply, "OK"));
             }
-            (OpKind::Get { .. }, Seen::Absent) if *reply != Reply::Nil => found.push(bad(Kind::WrongReply, "nil")),
-            (OpKind::Get { .. }, Seen::Present(v)) if *reply != Reply::Bulk(v.to_string().into()) => {
-                let kind = if *reply == Reply::Nil { Kind::LostWrite } else { Kind::WrongReply };
-                found.push(bad(kind, &v.to_string()));
-            }
-            (OpKind::Get { .. }, Seen::Maybe(v)) => {
-                if *reply == Reply::Nil {
-                    model.remove(&key);
-                } else if *reply != Reply::Bulk(v.to_string().into()) {
-                    found.push(bad(Kind::WrongReply, &format!("{v} or nil")));
-                }
-            }
-            (OpKind::Get { .. }, _) | (OpKind::Incr { .. } | OpKind::Append { .. }, _) => {}
-            (OpKind::Del { .. }, state) => {
-                let expected = match state {
-                    Seen::Absent => Some(0),
-                    Seen::Present(_) => Some(1),
-                    Seen::Maybe(_) => None,
-                };
-                check_int(&mut found, reply, expected, || bad(Kind::WrongReply, &format!("{expected:?}")));
+            let expire_at = ttl_ms.map_or(0, |ms| op.node_now + ms);
+            model.insert(key, Cell { value: *value, expire_at });
+        }
+        (OpKind::Get { .. }, Seen::Absent) if *reply != Reply::Nil => found.push(bad(Kind::WrongReply, "nil")),
+        (OpKind::Get { .. }, Seen::Present(v)) if *reply != Reply::Bulk(v.to_string().into()) => {
+            let kind = if *reply == Reply::Nil { Kind::LostWrite } else { Kind::WrongReply };
+            found.push(bad(kind, &v.to_string()));
+        }
+        (OpKind::Get { .. }, Seen::Maybe(v)) => {
+            if *reply == Reply::Nil {
                 model.remove(&key);
+            } else if *reply != Reply::Bulk(v.to_string().into()) {
+                found.push(bad(Kind::WrongReply, &format!("{v} or nil")));
             }
-            (OpKind::Expire { ttl_ms, .. }, state) => {
-                let expected = match state {
-                    Seen::Absent => Some(0),
-                    Seen::Present(_) => Some(1),
-                    Seen::Maybe(_) => None,
-                };
-                check_int(&mut found, reply, expected, || bad(Kind::WrongReply, &format!("{expected:?}")));
-                match (reply, model.get_mut(&key)) {
-                    (Reply::Int(1), Some(cell)) => cell.expire_at = op.node_now + ttl_ms,
-                    _ => {
-                        model.remove(&key);
-                    }
+        }
+        (OpKind::Get { .. }, _) | (OpKind::Incr { .. } | OpKind::Append { .. }, _) => {}
+        (OpKind::Del { .. }, state) => {
+            let expected = existed(state);
+            check_int(found, reply, expected, || bad(Kind::WrongReply, &format!("{expected:?}")));
+            model.remove(&key);
+        }
+        (OpKind::Expire { ttl_ms, .. }, state) => {
+            let expected = existed(state);
+            check_int(found, reply, expected, || bad(Kind::WrongReply, &format!("{expected:?}")));
+            match (reply, model.get_mut(&key)) {
+                (Reply::Int(1), Some(cell)) => cell.expire_at = op.node_now + ttl_ms,
+                _ => {
+                    model.remove(&key);
                 }
             }
         }
     }
-    found
+}
+
+/// The integer DEL or EXPIRE must answer for what the model has seen: 0 absent, 1 present, None either.
+fn existed(state: Seen) -> Option<i64> {
+    match state {
+        Seen::Absent => Some(0),
+        Seen::Present(_) => Some(1),
+        Seen::Maybe(_) => None,
+    }
 }
 
 fn check_int(found: &mut Vec<Violation>, reply: &Reply, expected: Option<i64>, bad: impl FnOnce() -> Violation) {

@@ -243,8 +243,29 @@ impl Engine {
 
     /// Runs to convergence after the heal, or to the liveness bound.
     pub fn run(mut self) -> Report {
-        let n = self.config.nodes;
-        for node in 0..n {
+        self.schedule_plan();
+        let end = self.config.safety_ms + self.config.liveness_bound_ms;
+        while let Some(at) = self.queue.next_at() {
+            if at > end || self.converged_after_ms.is_some() {
+                break;
+            }
+            let (at, event) = self.queue.pop().expect("peeked");
+            self.now = at;
+            self.dispatch(event);
+        }
+        if self.converged_after_ms.is_none() {
+            self.flag_unconverged();
+        }
+        self.check_history();
+        let locks = self.check_locks();
+        self.trace.flush();
+        self.report(locks)
+    }
+
+    /// Queues the run's first events: node starts, the fault plan, the heal, each client's first step, the expiry
+    /// bursts, the first probe and the lock clients' first wake.
+    fn schedule_plan(&mut self) {
+        for node in 0..self.config.nodes {
             let at = self.start_rng.random_range(0..500);
             self.queue.push(at, Event::Start { node });
         }
@@ -262,33 +283,28 @@ impl Engine {
         }
         self.queue.push(self.probe_ms(), Event::Probe);
         self.schedule_lock_wake();
-        let end = self.config.safety_ms + self.config.liveness_bound_ms;
-        while let Some(at) = self.queue.next_at() {
-            if at > end || self.converged_after_ms.is_some() {
-                break;
-            }
-            let (at, event) = self.queue.pop().expect("peeked");
-            self.now = at;
-            self.dispatch(event);
-        }
-        if self.converged_after_ms.is_none() {
-            let last = check::membership_converged(self.now, &self.observe());
-            self.flag_all(last);
-            if let Err(mut found) = self.data_converged() {
-                if self.facts.clock_spread_ms >= self.facts.tombstone_grace_ms {
-                    let note =
-                        format!(" [clocks {} s apart, beyond the tombstone grace]", self.facts.clock_spread_ms / 1_000);
-                    for v in found.iter_mut().filter(|v| v.kind == Kind::ReplicasDiverged) {
-                        v.detail.push_str(&note);
-                        v.kind = Kind::DivergedBeyondGrace;
-                    }
+    }
+
+    /// The run ended without converging: flags what membership and data still disagree on, naming divergence
+    /// beyond the tombstone grace as such when the clocks were that far apart.
+    fn flag_unconverged(&mut self) {
+        let last = check::membership_converged(self.now, &self.observe());
+        self.flag_all(last);
+        if let Err(mut found) = self.data_converged() {
+            if self.facts.clock_spread_ms >= self.facts.tombstone_grace_ms {
+                let note =
+                    format!(" [clocks {} s apart, beyond the tombstone grace]", self.facts.clock_spread_ms / 1_000);
+                for v in found.iter_mut().filter(|v| v.kind == Kind::ReplicasDiverged) {
+                    v.detail.push_str(&note);
+                    v.kind = Kind::DivergedBeyondGrace;
                 }
-                self.flag_all(found);
             }
+            self.flag_all(found);
         }
-        self.check_history();
-        let locks = self.check_locks();
-        self.trace.flush();
+    }
+
+    /// The finished run's report.
+    fn report(self, locks: LockSummary) -> Report {
         let clock_drift_rejected = self.clock_drift_rejected();
         let nodes = self.hosts.iter().filter_map(|h| h.node.as_ref());
         let puts_refused = nodes.filter_map(|n| n.replication_stats()).map(|r| r.merges_refused).sum();

@@ -58,29 +58,8 @@ impl Options {
             value_bytes_max: limits.bulk_len_max,
             ..NodeConfig::default()
         };
-        let query_max = match self.client_query_buffer_limit.as_deref() {
-            None => d.client_query_buffer_bytes_max as u64,
-            Some(text) => parse_bytes(text).map_err(|e| e.context("--client-query-buffer-limit"))?,
-        };
-        if query_max < CLIENT_QUERY_BUFFER_MIN_BYTES {
-            bail!("--client-query-buffer-limit {query_max}: expected at least 1mb (as Redis)");
-        }
-        if limits.bulk_len_max as u64 > query_max {
-            bail!(
-                "--proto-max-bulk-len {} exceeds --client-query-buffer-limit {query_max}: a client sending the largest \
-                 bulk would be disconnected; lower the bulk length or raise the query buffer limit",
-                limits.bulk_len_max
-            );
-        }
-        let output_max = match self.client_output_buffer_limit.as_deref() {
-            None => d.client_output_buffer_bytes_max as u64,
-            Some(text) => parse_bytes(text).map_err(|e| e.context("--client-output-buffer-limit"))?,
-        };
-        let enable_debug_command = parse_debug_command(self.enable_debug_command.as_deref())?;
-        let clock_offset_ms = self.debug_clock_offset_ms.unwrap_or(0);
-        if clock_offset_ms != 0 && enable_debug_command == crate::runtime::DebugCommand::No {
-            bail!("--debug-clock-offset-ms is test-only: it needs --enable-debug-command yes or local");
-        }
+        let (query_max, output_max) = self.buffer_limits(limits.bulk_len_max, &d)?;
+        let (enable_debug_command, clock_offset_ms) = self.debug_options()?;
         Ok(ServerConfig {
             listen,
             tls,
@@ -98,6 +77,38 @@ impl Options {
             clock_offset_ms,
             ..d
         })
+    }
+
+    /// The client query and output buffer limits in bytes; the query limit must hold the largest bulk.
+    fn buffer_limits(&self, bulk_len_max: usize, d: &ServerConfig) -> Result<(u64, u64), ConfigError> {
+        let query_max = match self.client_query_buffer_limit.as_deref() {
+            None => d.client_query_buffer_bytes_max as u64,
+            Some(text) => parse_bytes(text).map_err(|e| e.context("--client-query-buffer-limit"))?,
+        };
+        if query_max < CLIENT_QUERY_BUFFER_MIN_BYTES {
+            bail!("--client-query-buffer-limit {query_max}: expected at least 1mb (as Redis)");
+        }
+        if bulk_len_max as u64 > query_max {
+            bail!(
+                "--proto-max-bulk-len {bulk_len_max} exceeds --client-query-buffer-limit {query_max}: a client sending \
+                 the largest bulk would be disconnected; lower the bulk length or raise the query buffer limit"
+            );
+        }
+        let output_max = match self.client_output_buffer_limit.as_deref() {
+            None => d.client_output_buffer_bytes_max as u64,
+            Some(text) => parse_bytes(text).map_err(|e| e.context("--client-output-buffer-limit"))?,
+        };
+        Ok((query_max, output_max))
+    }
+
+    /// `--enable-debug-command` and the test-only clock offset, which needs it.
+    fn debug_options(&self) -> Result<(crate::runtime::DebugCommand, i64), ConfigError> {
+        let enable_debug_command = parse_debug_command(self.enable_debug_command.as_deref())?;
+        let clock_offset_ms = self.debug_clock_offset_ms.unwrap_or(0);
+        if clock_offset_ms != 0 && enable_debug_command == crate::runtime::DebugCommand::No {
+            bail!("--debug-clock-offset-ms is test-only: it needs --enable-debug-command yes or local");
+        }
+        Ok((enable_debug_command, clock_offset_ms))
     }
 
     /// The client password, from `--requirepass` or `--requirepass-file`; an empty one means none, as in Redis.
