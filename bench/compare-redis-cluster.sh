@@ -3,10 +3,12 @@
 # replicas, in one run on loopback: every cluster is driven by `redis-benchmark --cluster -c 51`, which reads the
 # slot map and sends each key to its slot's master, at -P 1 and -P 16, SET and GET. Prints ops/s and p99 per
 # cluster and the ratios Shoal / Redis. Every process is started here and stopped by its PID.
-# Usage: bench/compare-redis-cluster.sh [requests]   (default 200000 per run)
+# Usage: bench/compare-redis-cluster.sh [requests]   (default 1000000 per run at -P 1, four times that at -P 16)
+# In --cluster mode redis-benchmark runs one thread per master and notices the end of a run on its 250 ms
+# throughput timer, so a run's time is rounded up to a multiple of 250 ms: runs must last seconds, not 0.25 s.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-N=${1:-200000}
+N=${1:-1000000}
 
 if ! command -v redis-server >/dev/null || ! command -v redis-benchmark >/dev/null; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server redis-tools >/dev/null
@@ -79,11 +81,13 @@ redis_cluster r33 16411 6 1
 
 # run PORT PIPELINE -> lines "test rps p99"
 run() {
-  redis-benchmark --cluster -p "$1" -t set,get -n "$N" -r 100000 -d 100 -c 51 -P "$2" --csv 2>/dev/null \
+  local n=$N
+  [ "$2" -gt 1 ] && n=$((N * 4))
+  timeout 300 redis-benchmark --cluster -p "$1" -t set,get -n "$n" -r 100000 -d 100 -c 51 -P "$2" --csv 2>/dev/null \
     | tr -d '"' | awk -F, '$1=="SET" || $1=="GET" {print $1, $2, $7}'
 }
 
-echo "redis-benchmark --cluster -c 51 -n $N -r 100000 -d 100; Shoal 3 nodes (N=3, write QUORUM, read ONE)"
+echo "redis-benchmark --cluster -c 51 -n $N (-P 1) / $((N * 4)) (-P 16) -r 100000 -d 100; Shoal 3 nodes (N=3, write QUORUM, read ONE)"
 printf "%-4s %-6s | %12s %8s | %12s %8s | %12s %8s | %8s %8s\n" test "" "shoal ops/s" "p99 ms" "r3 ops/s" "p99 ms" \
   "r3+3 ops/s" "p99 ms" "x r3" "x r3+3"
 for P in 1 16; do
